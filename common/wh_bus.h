@@ -1,0 +1,39 @@
+/* wh_bus - a ZeroMQ socket watched by the service's libuv loop.
+ *
+ * ZMQ_FD is edge-triggered: it signals a change, not a level. So a bus never
+ * trusts one wake-up: whenever its fd fires, after every send, and on a short
+ * safety tick, it re-reads ZMQ_EVENTS and calls the owner's on_readable until
+ * nothing is pending. on_readable must receive with wh_bus_recv until it
+ * returns 0 (or stop early, the bus will call again). */
+#ifndef WH_BUS_H
+#define WH_BUS_H
+
+#include <stddef.h>
+#include <uv.h>
+#include <zmq.h>
+
+typedef struct wh_bus_s wh_bus_t;
+typedef void (*wh_bus_cb)(wh_bus_t *bus, void *arg);
+
+/* Creates a socket of zmq type `type` on ctx and watches it on loop. If bind
+ * is non-zero the socket binds to endpoint, else connects. Returns NULL (and
+ * logs) on failure. on_readable may be NULL for send-only sockets. */
+wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint, int bind,
+                     wh_bus_cb on_readable, void *arg);
+/* Stops watching and closes the socket; the handle memory is freed in the
+ * libuv close callback. Accepts NULL; nulls *self_p. */
+void wh_bus_destroy(wh_bus_t **self_p);
+/* Returns the ZeroMQ socket (borrowed). */
+void *wh_bus_socket(wh_bus_t *bus);
+/* Receives one message without blocking. For ROUTER sockets (and SUB, where
+ * it is the topic) the first frame goes to *head; the last frame is *body.
+ * Returns 1 when a message was read, 0 when none is pending, or WH_EZMQ.
+ * The caller closes both zmq_msg_t on return 1. */
+int wh_bus_recv(wh_bus_t *bus, zmq_msg_t *head, zmq_msg_t *body);
+/* Sends [head,] body without blocking; head may be NULL (DEALER/PUSH).
+ * Returns 0, or WH_EZMQ when the peer is gone or the queue is full (the
+ * message is dropped: callers must not depend on it arriving). */
+int wh_bus_send(wh_bus_t *bus, const void *head, size_t headlen, const void *body,
+                size_t bodylen);
+
+#endif

@@ -1,0 +1,36 @@
+/* wh_codec - the only place whistle packs and unpacks envelopes.
+ *
+ * Frames are capped before unpacking, so a hostile peer cannot make a service
+ * allocate without bound; every unpacked envelope is freed by wh_env_free. */
+#ifndef WH_CODEC_H
+#define WH_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "whistle.pb-c.h"
+
+/* The largest frame any whistle socket accepts. */
+#define WH_FRAME_MAX (256 * 1024)
+
+/* Unpacks a frame into *env_out (caller owns; free with wh_env_free).
+ * Returns 0, WH_ETOOBIG or WH_EDECODE. */
+int wh_env_unpack(const void *data, size_t len, Whistle__Envelope **env_out);
+void wh_env_free(Whistle__Envelope *env);
+/* Packs env into a new buffer (caller frees with free()). Returns 0 or WH_ENOMEM. */
+int wh_env_pack(const Whistle__Envelope *env, uint8_t **buf_out, size_t *len_out);
+/* Appends a delivery tag and send time to an already packed envelope: protobuf
+ * merges concatenated messages, so the stored bytes need not be unpacked.
+ * out must hold len + 32 bytes; returns the new length. */
+size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sent_at_ms,
+                    uint8_t *out);
+/* Writes a random (v4) UUID as 36 characters plus NUL into out. */
+void wh_uuid(char out[37]);
+
+
+
+/* Names of wire enums as operators and JSON write them. */
+const char *wh_source_name(int source);   /* "hotline" ... or "" */
+int wh_source_parse(const char *name);    /* 0 when unknown */
+const char *wh_work_kind_name(int kind);  /* "dispatched" | "merged" | "overdue" */
+#endif

@@ -1,0 +1,55 @@
+/* wh_log - lines to stderr: time, level, service, context, text. */
+#include "wh_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int wh__log_level = WH_LOG_INFO;
+static char s_service[32] = "whistle";
+static char s_ticket[64];
+static char s_msg[64];
+
+void wh_log_init(const char *service) {
+  snprintf(s_service, sizeof s_service, "%s", service);
+  const char *lv = getenv("WHISTLE_LOG_LEVEL");
+  if (!lv) return;
+  if (!strcmp(lv, "error")) wh__log_level = WH_LOG_ERROR;
+  else if (!strcmp(lv, "warn")) wh__log_level = WH_LOG_WARN;
+  else if (!strcmp(lv, "debug")) wh__log_level = WH_LOG_DEBUG;
+  else wh__log_level = WH_LOG_INFO;
+}
+
+void wh_log_ctx(const char *ticket_id, const char *message_id) {
+  snprintf(s_ticket, sizeof s_ticket, "%s", ticket_id ? ticket_id : "");
+  snprintf(s_msg, sizeof s_msg, "%s", message_id ? message_id : "");
+}
+
+void wh__log(int level, const char *fmt, ...) {
+  static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+  struct timespec ts;
+  struct tm tm;
+  char when[32];
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  char line[2048];
+  int n = snprintf(line, sizeof line, "%s.%03ldZ %-5s %s", when, ts.tv_nsec / 1000000,
+                   names[level], s_service);
+  if (s_ticket[0] && n < (int)sizeof line)
+    n += snprintf(line + n, sizeof line - n, " ticket=%s", s_ticket);
+  if (s_msg[0] && n < (int)sizeof line)
+    n += snprintf(line + n, sizeof line - n, " msg=%s", s_msg);
+  if (n < (int)sizeof line - 2) {
+    line[n++] = ':';
+    line[n++] = ' ';
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(line + n, sizeof line - n, fmt, ap);
+    va_end(ap);
+  }
+  if (n >= (int)sizeof line) n = sizeof line - 1;
+  line[n] = '\0';
+  fprintf(stderr, "%s\n", line);
+}

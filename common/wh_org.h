@@ -1,0 +1,48 @@
+/* wh_org - the org chart: departments, communities and their own parties.
+ *
+ * A party code on a feed is either a department ("water", "police") or a
+ * community's own party qualified by the community ("xiangdong.rc"). Rules
+ * name community parties unqualified ("rc"); wh_org_resolve qualifies them
+ * for the report's community, and sends them to the command center when the
+ * community is not on the chart or has no such party. */
+#ifndef WH_ORG_H
+#define WH_ORG_H
+
+#include <stddef.h>
+
+typedef struct {
+  char *code;
+  char *name;
+} wh_party_t;
+
+typedef struct {
+  char *code;
+  char *name;
+  char **parties; /* kinds this community has: rc, oc, pm, grid ... */
+} wh_community_t;
+
+typedef struct {
+  wh_party_t *departments;
+  size_t ndepartments;
+  wh_party_t *kinds; /* community party kinds */
+  size_t nkinds;
+  wh_community_t *communities;
+  size_t ncommunities;
+  char *center; /* the command center's party code */
+} wh_org_t;
+
+/* Loads an org chart. On error returns NULL and writes "file:line: text". */
+wh_org_t *wh_org_load(const char *path, char *err, size_t errlen);
+void wh_org_destroy(wh_org_t **self_p);
+/* 1 if code names a department or a community party kind. */
+int wh_org_knows(const wh_org_t *org, const char *code);
+/* Resolves a rule's party code for a report from community into out: a
+ * department stays as it is, a community kind becomes "community.kind", and
+ * anything that cannot be placed becomes the center. */
+void wh_org_resolve(const wh_org_t *org, const char *community, const char *code, char *out,
+                    size_t outlen);
+/* 1 if party is a code a feed can carry (department, center, or a known
+ * community's party). */
+int wh_org_valid_party(const wh_org_t *org, const char *party);
+
+#endif

@@ -1,0 +1,77 @@
+/* wh_outbox - no issue lost, none handled twice.
+ *
+ * A sender writes its state change and the envelopes it will emit in one
+ * transaction (wh_outbox_put). A relay per destination sends undelivered rows
+ * over a DEALER socket, oldest first, keeps at most a window of them in
+ * flight, and marks a row delivered only when the receiver acknowledges it;
+ * what is not acknowledged within the resend interval is sent again, across
+ * restarts, because the rows are the truth and memory only a cache.
+ *
+ * A receiver (wh_consumer) drains whatever has arrived, applies it all in one
+ * transaction together with its inbox rows, commits, then acknowledges. The
+ * inbox keeps, per sender and ticket, the last sequence applied: a repeat is
+ * acknowledged and ignored, and an event that arrives before its predecessor
+ * is answered "retry", so events of one ticket apply in order. */
+#ifndef WH_OUTBOX_H
+#define WH_OUTBOX_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "wh_bus.h"
+#include "wh_pg.h"
+#include "whistle.pb-c.h"
+
+/* The outbox and inbox tables; every service lists it among its migrations. */
+extern const wh_migration_t wh_outbox_migration;
+
+/* Inside the caller's open transaction: stamps env with a new message id,
+ * sender and creation time (env->ticket_id and env->seq are the caller's),
+ * packs it and stores it for dest. Returns 0, WH_ENOMEM or WH_EDB. */
+int wh_outbox_put(wh_pg_t *pg, const char *sender, const char *dest, Whistle__Envelope *env);
+
+typedef struct wh_relay_s wh_relay_t;
+
+/* Starts relaying pg's outbox rows for dest to endpoint. Returns NULL on
+ * failure. The relay borrows loop, ctx and pg. */
+wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
+                         const char *endpoint);
+/* Sends what is new now (call after committing outbox rows). */
+void wh_relay_kick(wh_relay_t *relay);
+void wh_relay_destroy(wh_relay_t **self_p);
+
+enum { WH_INBOX_APPLY = 0, WH_INBOX_SEEN = 1, WH_INBOX_GAP = 2 };
+
+/* Inside the caller's transaction: claims (source, ticket, seq). Returns
+ * WH_INBOX_APPLY when seq is the next one for this ticket (and records it),
+ * WH_INBOX_SEEN when it was applied before, WH_INBOX_GAP when an earlier one
+ * is missing, or WH_EDB. */
+int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq);
+
+typedef struct wh_consumer_s wh_consumer_t;
+
+typedef struct {
+  /* Which envelope body this consumer takes from relays. */
+  Whistle__Envelope__BodyCase body;
+  /* Applies one claimed envelope inside the batch transaction. Validate
+   * before writing: a non-database error rejects the message for good. */
+  int (*apply)(void *svc, const Whistle__Envelope *env);
+  /* After a batch committed (publish, kick relays). May be NULL. */
+  void (*committed)(void *svc);
+  /* After a batch rolled back (drop what apply queued in memory). May be NULL. */
+  void (*aborted)(void *svc);
+  /* A request that is not a relayed event (e.g. a replay request). Answer it
+   * with wh_consumer_reply. May be NULL: such requests get ERR_UNEXPECTED. */
+  void (*request)(void *svc, wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);
+} wh_consumer_ops_t;
+
+/* Binds a ROUTER at endpoint and applies what relays send. Borrows all args. */
+wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *endpoint,
+                               const wh_consumer_ops_t *ops, void *svc);
+void wh_consumer_destroy(wh_consumer_t **self_p);
+/* Sends env to the peer a request came from. Returns 0 or WH_EZMQ. */
+int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);
+/* Sends an Error envelope to peer. */
+void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *text);
+
+#endif

@@ -1,0 +1,160 @@
+/* wh_pg - connect, migrate, prepare, reconnect. */
+#include "wh_pg.h"
+#include "wh_err.h"
+#include "wh_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct wh_pg_s {
+  char *conninfo;
+  PGconn *conn;
+  const wh_migration_t *const *migrations;
+  const wh_stmt_t *prepared[64]; /* statements prepared on this connection */
+  int nprepared;
+  int broken;
+};
+
+wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations) {
+  wh_pg_t *pg = calloc(1, sizeof *pg);
+  if (!pg) return NULL;
+  pg->conninfo = strdup(conninfo);
+  pg->migrations = migrations;
+  return pg;
+}
+
+void wh_pg_destroy(wh_pg_t **self_p) {
+  if (!self_p || !*self_p) return;
+  wh_pg_t *pg = *self_p;
+  if (pg->conn) PQfinish(pg->conn);
+  free(pg->conninfo);
+  free(pg);
+  *self_p = NULL;
+}
+
+static int s_ok(PGresult *r) {
+  ExecStatusType st = PQresultStatus(r);
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+int wh_pg_exec(wh_pg_t *pg, const char *sql) {
+  if (!pg->conn) return WH_EDB;
+  PGresult *r = PQexec(pg->conn, sql);
+  int ok = s_ok(r);
+  if (!ok) {
+    wh_error("sql failed: %s", PQerrorMessage(pg->conn));
+    if (PQstatus(pg->conn) != CONNECTION_OK) pg->broken = 1;
+  }
+  PQclear(r);
+  return ok ? 0 : WH_EDB;
+}
+
+static int s_migrate(wh_pg_t *pg) {
+  if (wh_pg_exec(pg, "SELECT pg_advisory_lock(727274)") ||
+      wh_pg_exec(pg, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"))
+    return WH_EDB;
+  int rc = 0;
+  for (int i = 0; pg->migrations && pg->migrations[i] && !rc; i++) {
+    const wh_migration_t *m = pg->migrations[i];
+    const char *p[1] = {m->name};
+    PGresult *r = PQexecParams(pg->conn, "SELECT 1 FROM schema_migrations WHERE name = $1", 1,
+                               NULL, p, NULL, NULL, 0);
+    int have = s_ok(r) && PQntuples(r) == 1;
+    if (!s_ok(r)) rc = WH_EDB;
+    PQclear(r);
+    if (rc || have) continue;
+    if (wh_pg_exec(pg, "BEGIN") || wh_pg_exec(pg, m->sql)) {
+      wh_error("migration %s failed", m->name);
+      wh_pg_exec(pg, "ROLLBACK");
+      rc = WH_EDB;
+      break;
+    }
+    r = PQexecParams(pg->conn, "INSERT INTO schema_migrations (name) VALUES ($1)", 1, NULL, p,
+                     NULL, NULL, 0);
+    if (!s_ok(r)) rc = WH_EDB;
+    PQclear(r);
+    if (rc || wh_pg_exec(pg, "COMMIT")) {
+      wh_pg_exec(pg, "ROLLBACK");
+      rc = WH_EDB;
+    } else {
+      wh_info("applied migration %s", m->name);
+    }
+  }
+  wh_pg_exec(pg, "SELECT pg_advisory_unlock(727274)");
+  return rc;
+}
+
+int wh_pg_ready(wh_pg_t *pg) {
+  if (pg->conn && !pg->broken && PQstatus(pg->conn) == CONNECTION_OK) return 0;
+  if (pg->conn) {
+    PQfinish(pg->conn);
+    pg->conn = NULL;
+  }
+  pg->broken = 0;
+  pg->nprepared = 0;
+  pg->conn = PQconnectdb(pg->conninfo);
+  if (PQstatus(pg->conn) != CONNECTION_OK) {
+    wh_warn("database unreachable: %s", PQerrorMessage(pg->conn));
+    PQfinish(pg->conn);
+    pg->conn = NULL;
+    return WH_EDB;
+  }
+  if (wh_pg_exec(pg, "SET client_min_messages = warning") || s_migrate(pg)) goto fail;
+  wh_info("database connected");
+  return 0;
+fail:
+  PQfinish(pg->conn);
+  pg->conn = NULL;
+  return WH_EDB;
+}
+
+PGconn *wh_pg_conn(wh_pg_t *pg) { return pg->conn; }
+
+int wh_pg_broken(wh_pg_t *pg) {
+  return !pg->conn || pg->broken || PQstatus(pg->conn) != CONNECTION_OK;
+}
+
+static PGresult *s_check(wh_pg_t *pg, PGresult *r, const char *what) {
+  if (s_ok(r)) return r;
+  wh_error("%s failed: %s", what, pg->conn ? PQerrorMessage(pg->conn) : "no connection");
+  if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) pg->broken = 1;
+  PQclear(r);
+  return NULL;
+}
+
+static int s_prepare(wh_pg_t *pg, const wh_stmt_t *st) {
+  for (int i = 0; i < pg->nprepared; i++)
+    if (pg->prepared[i] == st) return 0;
+  PGresult *r = s_check(pg, PQprepare(pg->conn, st->name, st->sql, 0, NULL), st->name);
+  if (!r) return WH_EDB;
+  PQclear(r);
+  if (pg->nprepared < (int)(sizeof pg->prepared / sizeof pg->prepared[0])) {
+    pg->prepared[pg->nprepared++] = st;
+    return 0;
+  }
+  wh_warn("too many prepared statements; %s is re-prepared per use", st->name);
+  return 1;
+}
+
+PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *const *values,
+                    const int *lengths, const int *formats) {
+  if (!pg->conn || pg->broken) return NULL;
+  int temporary = s_prepare(pg, st);
+  if (temporary < 0) return NULL;
+  PGresult *r = PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats, 0);
+  PGresult *ok = s_check(pg, r, st->name);
+  if (temporary) { /* not cached: drop it so the next use can prepare anew */
+    char sql[160];
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", st->name);
+    wh_pg_exec(pg, sql);
+  }
+  return ok;
+}
+
+PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values) {
+  if (!pg->conn || pg->broken) return NULL;
+  PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+  return s_check(pg, r, "query");
+}

@@ -1,0 +1,47 @@
+/* wh_pg - one service's connection to its own PostgreSQL database.
+ *
+ * Connecting applies the service's versioned migrations (under an advisory
+ * lock, so two starting processes do not race) and prepares every statement
+ * the service registered; a lost connection is re-established, with the same
+ * preparation, on the next wh_pg_ready(). Parameters are always passed
+ * separately from SQL text. */
+#ifndef WH_PG_H
+#define WH_PG_H
+
+#include <libpq-fe.h>
+
+typedef struct {
+  const char *name;   /* e.g. "001_init" */
+  const char *sql;
+} wh_migration_t;
+
+typedef struct {
+  const char *name;   /* prepared statement name */
+  const char *sql;
+} wh_stmt_t;
+
+typedef struct wh_pg_s wh_pg_t;
+
+/* Creates a handle for conninfo; does not connect yet. The NULL-terminated
+ * migration list is borrowed and must outlive the handle. */
+wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations);
+void wh_pg_destroy(wh_pg_t **self_p);
+/* Connects (migrating and preparing) if not connected. Returns 0 or WH_EDB. */
+int wh_pg_ready(wh_pg_t *pg);
+/* Returns the live connection (borrowed), or NULL when down. */
+PGconn *wh_pg_conn(wh_pg_t *pg);
+/* Runs a statement without parameters; returns 0 or WH_EDB (logged). */
+int wh_pg_exec(wh_pg_t *pg, const char *sql);
+/* Runs statement st, preparing it on this connection the first time (a
+ * statement is known by its address, so it must be static). Parameters are
+ * text unless formats[i] is 1 (binary); lengths/formats may be NULL. Returns
+ * the result (caller PQclears) when it is COMMAND_OK or TUPLES_OK, else logs,
+ * clears and returns NULL; a broken connection is marked for reconnect. */
+PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *const *values,
+                    const int *lengths, const int *formats);
+/* Like wh_pg_run for ad-hoc SQL with parameters (used by the ctl and tests). */
+PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values);
+/* 1 if the last failure broke the connection (so retrying may help). */
+int wh_pg_broken(wh_pg_t *pg);
+
+#endif

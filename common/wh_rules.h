@@ -1,0 +1,103 @@
+/* wh_rules - triage rules: which colour, level and parties a report gets.
+ *
+ * The rules file lists categories (what a hotline call-taker can pick, each
+ * with its default routing), care tags (with the weight they add), and an
+ * ordered list of rules over the report: the first rule whose conditions all
+ * hold decides, and records its name. Conditions: the given category is one
+ * of `category`; the text holds any of `any`, all of `all`, none of `none`;
+ * the channel is one of `channels`. A rule that names a `class` and leaves out
+ * colour, level or parties takes them from that category. No rule and a
+ * category: the category's defaults. No rule and no category: `unplaced`,
+ * the command center's manual queue. */
+#ifndef WH_RULES_H
+#define WH_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wh_org.h"
+
+#define WH_MAX_CO 8
+
+typedef struct {
+  int color; /* Whistle__Color */
+  int level;
+  char *lead;
+  char **co;
+} wh_route_t;
+
+typedef struct {
+  char *code;
+  char *name;
+  int merge; /* repeats in the same grid merge */
+  wh_route_t route;
+} wh_category_t;
+
+typedef struct {
+  char *name;
+  char **category; /* conditions */
+  char **any;
+  char **all;
+  char **none;
+  char **channels;
+  char *klass; /* outcome */
+  int has_color, has_level, has_lead, has_co;
+  wh_route_t route;
+} wh_rule_t;
+
+typedef struct {
+  char *tag;
+  int weight;
+} wh_care_t;
+
+typedef struct {
+  wh_category_t *categories;
+  size_t ncategories;
+  wh_rule_t *rules;
+  size_t nrules;
+  wh_care_t *care;
+  size_t ncare;
+  wh_route_t unplaced;
+  int64_t dedup_window_ms;
+} wh_rules_t;
+
+/* What triage needs of a report to decide. */
+typedef struct {
+  const char *category; /* "" when none */
+  const char *text;
+  const char *channel;  /* hotline | wechat | ... */
+  const char *community;
+  char *const *care_tags;
+  size_t ncare_tags;
+} wh_report_t;
+
+typedef struct {
+  int color;
+  int level;
+  char lead[96];
+  char co[WH_MAX_CO][96];
+  int nco;
+  char klass[64];
+  char rule[96];
+  int weight;
+  int merge;
+} wh_decision_t;
+
+/* Loads rules from path, checking every party against org (which may be
+ * NULL to skip that check, as intake does). Returns NULL and writes
+ * "file:line: text" on error. */
+wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size_t errlen);
+void wh_rules_destroy(wh_rules_t **self_p);
+/* Returns the category with this code, or NULL. */
+const wh_category_t *wh_rules_category(const wh_rules_t *rules, const char *code);
+/* Returns 1 if tag is a known care tag. */
+int wh_rules_care_known(const wh_rules_t *rules, const char *tag);
+/* Decides a report; parties are resolved through org for the community. */
+void wh_rules_decide(const wh_rules_t *rules, const wh_org_t *org, const wh_report_t *report,
+                     wh_decision_t *out);
+/* "red" / "yellow" / "green" for a Whistle__Color, "" otherwise; and back
+ * (returns 0 for an unknown name). */
+const char *wh_color_name(int color);
+int wh_color_parse(const char *name);
+
+#endif

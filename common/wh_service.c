@@ -1,0 +1,106 @@
+/* wh_service - flags, loop, context, database, signals. */
+#include "wh_service.h"
+#include "wh_clock.h"
+#include "wh_log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static void s_usage(const char *name) {
+  fprintf(stderr,
+          "usage: whistle-%s --db CONNINFO --listen ENDPOINT [--peer ENDPOINT] [--pub ENDPOINT]\n"
+          "                  [--conf-dir DIR] [--sink FILE]\n",
+          name);
+}
+
+static void s_on_stop_signal(uv_signal_t *h, int signum) {
+  wh_service_t *svc = h->data;
+  wh_info("signal %d: stopping", signum);
+  uv_stop(svc->loop);
+}
+
+static void s_on_hup(uv_signal_t *h, int signum) {
+  (void)signum;
+  wh_service_t *svc = h->data;
+  wh_info("SIGHUP: reloading configuration");
+  if (svc->on_reload) svc->on_reload(svc);
+}
+
+void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, size_t outlen) {
+  snprintf(out, outlen, "%s/%s", svc->conf_dir ? svc->conf_dir : "deploy/demo", file);
+}
+
+int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
+                    const wh_migration_t *const *migrations) {
+  memset(svc, 0, sizeof *svc);
+  svc->name = name;
+  wh_log_init(name);
+  wh_clock_init();
+  svc->db = getenv("WHISTLE_DB");
+  svc->conf_dir = getenv("WHISTLE_CONF_DIR");
+  static const struct option opts[] = {
+      {"db", required_argument, 0, 'd'},     {"listen", required_argument, 0, 'l'},
+      {"peer", required_argument, 0, 'p'},   {"pub", required_argument, 0, 'P'},
+      {"conf-dir", required_argument, 0, 'c'}, {"sink", required_argument, 0, 's'},
+      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+  int ch;
+  while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'd': svc->db = optarg; break;
+    case 'l': svc->listen = optarg; break;
+    case 'p': svc->peer = optarg; break;
+    case 'P': svc->pub = optarg; break;
+    case 'c': svc->conf_dir = optarg; break;
+    case 's': svc->sink = optarg; break;
+    default: s_usage(name); return 2;
+    }
+  }
+  if (!svc->db || !svc->listen) {
+    s_usage(name);
+    return 2;
+  }
+  svc->loop = uv_default_loop();
+  svc->zctx = zmq_ctx_new();
+  svc->pg = wh_pg_new(svc->db, migrations);
+  int waited_ms = 0;
+  while (wh_pg_ready(svc->pg)) {
+    if (waited_ms >= 60000) {
+      wh_error("database not reachable after 60 s; giving up");
+      return 2;
+    }
+    usleep(250 * 1000);
+    waited_ms += 250;
+  }
+  uv_signal_init(svc->loop, &svc->sig_int);
+  uv_signal_init(svc->loop, &svc->sig_term);
+  uv_signal_init(svc->loop, &svc->sig_hup);
+  svc->sig_int.data = svc->sig_term.data = svc->sig_hup.data = svc;
+  uv_signal_start(&svc->sig_int, s_on_stop_signal, SIGINT);
+  uv_signal_start(&svc->sig_term, s_on_stop_signal, SIGTERM);
+  uv_signal_start(&svc->sig_hup, s_on_hup, SIGHUP);
+  return 0;
+}
+
+static void s_close_any(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int wh_service_run(wh_service_t *svc) {
+  wh_info("running");
+  uv_run(svc->loop, UV_RUN_DEFAULT);
+  if (svc->on_stop) svc->on_stop(svc);
+  /* Let the close callbacks the service queued run, then close the rest. */
+  uv_run(svc->loop, UV_RUN_NOWAIT);
+  uv_walk(svc->loop, s_close_any, NULL);
+  uv_run(svc->loop, UV_RUN_DEFAULT);
+  uv_loop_close(svc->loop);
+  wh_pg_destroy(&svc->pg);
+  zmq_ctx_term(svc->zctx);
+  wh_info("stopped");
+  return 0;
+}

@@ -1,0 +1,41 @@
+/* wh_service - what every whistle service does before and around its work.
+ *
+ * Parses the common flags (each with an environment fallback), starts the
+ * libuv loop and the ZeroMQ context, waits for the service's database, and
+ * turns SIGINT/SIGTERM into a clean stop and SIGHUP into a reload callback. */
+#ifndef WH_SERVICE_H
+#define WH_SERVICE_H
+
+#include <uv.h>
+
+#include "wh_pg.h"
+
+typedef struct wh_service_s {
+  const char *name;
+  uv_loop_t *loop;
+  void *zctx;
+  wh_pg_t *pg;
+  /* Flags; NULL when not given. */
+  const char *db;        /* --db / WHISTLE_DB: libpq conninfo */
+  const char *listen;    /* --listen: where this service binds its ROUTER */
+  const char *peer;      /* --peer: the next service's ROUTER */
+  const char *pub;       /* --pub: notify's feed publisher */
+  const char *conf_dir;  /* --conf-dir / WHISTLE_CONF_DIR: org, rules, calendar */
+  const char *sink;      /* --sink: notify's reporter log file */
+  void (*on_reload)(struct wh_service_s *svc);
+  void (*on_stop)(struct wh_service_s *svc);
+  void *data;
+  uv_signal_t sig_int, sig_term, sig_hup;
+} wh_service_t;
+
+/* Parses argv, opens loop and context, connects the database (migrating it)
+ * with retries for up to 60 s. Returns 0, or prints why and returns 2. */
+int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
+                    const wh_migration_t *const *migrations);
+/* Runs the loop until a stop signal; then calls on_stop, closes every
+ * handle and frees what init made. Returns the process exit code. */
+int wh_service_run(wh_service_t *svc);
+/* Writes "<conf_dir>/<file>" into out. */
+void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, size_t outlen);
+
+#endif

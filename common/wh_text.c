@@ -1,0 +1,87 @@
+/* wh_text - UTF-8 validation (RFC 3629), field checks, phone masking. */
+#include "wh_text.h"
+#include "wh_err.h"
+
+#include <ctype.h>
+#include <string.h>
+
+int wh_utf8_ok(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return 0;
+      i++;
+      continue;
+    }
+    int n;
+    unsigned cp;
+    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
+    else return 0;
+    if (i + (size_t)n >= len) return 0; /* truncated sequence */
+    for (int k = 1; k <= n; k++) {
+      unsigned cc = s[i + k];
+      if ((cc & 0xc0) != 0x80) return 0;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return 0;
+    /* C1 controls are as unwelcome as C0 ones. */
+    if (cp >= 0x80 && cp <= 0x9f) return 0;
+    i += (size_t)n + 1;
+  }
+  return 1;
+}
+
+int wh_text_check(const char *s, int required, size_t max) {
+  size_t len = s ? strlen(s) : 0;
+  if (len == 0) return required ? WH_EMISSING : 0;
+  if (len > max) return WH_ETOOLONG;
+  if (!wh_utf8_ok(s, len)) return WH_EUTF8;
+  return 0;
+}
+
+int wh_code_check(const char *s, size_t max) {
+  size_t len = s ? strlen(s) : 0;
+  if (len == 0) return WH_EMISSING;
+  if (len > max) return WH_ETOOLONG;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(isalnum(c) || c == '_' || c == '-' || c == '.' || c == ':')) {
+      return (c >= 0x80 && !wh_utf8_ok(s, len)) ? WH_EUTF8 : WH_EFIELD;
+    }
+  }
+  return 0;
+}
+
+int wh_phone_check(const char *s) {
+  if (!s) return WH_EPHONE;
+  size_t len = strlen(s), digits = 0;
+  if (len == 0 || len > 24) return WH_EPHONE;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isdigit(c)) digits++;
+    else if (c == '+' && i == 0) continue;
+    else if ((c == '-' || c == ' ') && i > 0 && i + 1 < len) continue;
+    else return WH_EPHONE;
+  }
+  return (digits >= 3 && digits <= 20) ? 0 : WH_EPHONE;
+}
+
+void wh_phone_mask(const char *phone, char *out, size_t outlen) {
+  char d[32];
+  size_t n = 0;
+  for (const char *p = phone ? phone : ""; *p && n < sizeof d - 1; p++)
+    if (isdigit((unsigned char)*p)) d[n++] = *p;
+  d[n] = '\0';
+  if (outlen == 0) return;
+  size_t keep_head = n > 7 ? 3 : 0, keep_tail = n > 7 ? 4 : (n > 2 ? 2 : 0);
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 1 < outlen; i++)
+    out[o++] = (i < keep_head || i >= n - keep_tail) ? d[i] : '*';
+  out[o] = '\0';
+}

@@ -1,0 +1,260 @@
+/* intake - the front door.
+ *
+ * Channels send SubmitTicket envelopes to a ROUTER socket. Intake drains what
+ * has arrived, answers invalid ones at once (nothing stored), then stores the
+ * valid ones and their outbox rows in one transaction, commits, and only then
+ * answers each with its ticket id: an answer means the report is durable. The
+ * same source and external id always map to the same ticket, so a pusher that
+ * did not hear the answer simply sends again. */
+#include "intake.h"
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_err.h"
+#include "wh_log.h"
+#include "wh_outbox.h"
+#include "wh_text.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INTAKE_BATCH 256
+
+typedef struct {
+  zmq_msg_t peer;
+  Whistle__Envelope *env;
+  char ticket_id[32];
+  int duplicate;
+  int err;
+} s_req_t;
+
+typedef struct {
+  wh_service_t *svc;
+  wh_rules_t *rules;
+  wh_bus_t *front;
+  wh_relay_t *relay;
+  s_req_t reqs[INTAKE_BATCH];
+  int nreqs;
+} s_intake_t;
+
+static const wh_stmt_t s_insert = {
+    "intake_insert",
+    "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address,"
+    " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"
+    " VALUES ('WH' || lpad(nextval('ticket_no')::text, 8, '0'), $1, $2,"
+    " to_timestamp($3::double precision / 1000), $4, $5, $6, $7, $8, $9, $10, $11::text[], $12, $13)"
+    " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id"};
+static const wh_stmt_t s_existing = {
+    "intake_existing", "SELECT ticket_id FROM ticket WHERE source = $1 AND external_id = $2"};
+
+static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
+  Whistle__SubmitReply rep = WHISTLE__SUBMIT_REPLY__INIT;
+  Whistle__Error e = WHISTLE__ERROR__INIT;
+  rep.external_id = r->env->submit ? r->env->submit->external_id : (char *)"";
+  if (r->err) {
+    e.code = wh_err_to_wire(r->err);
+    e.text = (char *)(detail ? detail : wh_strerror(r->err));
+    rep.error = &e;
+  } else {
+    rep.ticket_id = r->ticket_id;
+    rep.duplicate = r->duplicate;
+  }
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = r->env->message_id; /* the client matches answers by it */
+  env.ticket_id = r->err ? (char *)"" : r->ticket_id;
+  env.body_case = WHISTLE__ENVELOPE__BODY_SUBMIT_REPLY;
+  env.submit_reply = &rep;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&env, &buf, &len)) return;
+  wh_bus_send(in->front, zmq_msg_data(&r->peer), zmq_msg_size(&r->peer), buf, len);
+  free(buf);
+}
+
+/* Writes a Postgres text[] literal of the care tags (validated codes: no
+ * quoting needed) into out. */
+static void s_tags_literal(const Whistle__SubmitTicket *t, char *out, size_t len) {
+  size_t n = (size_t)snprintf(out, len, "{");
+  for (size_t i = 0; i < t->n_care_tags && n < len; i++)
+    n += (size_t)snprintf(out + n, len - n, "%s\"%s\"", i ? "," : "", t->care_tags[i]);
+  if (n < len) snprintf(out + n, len - n, "}");
+}
+
+/* Stores one valid report and its outbox row in the open transaction. */
+static int s_store(s_intake_t *in, s_req_t *r) {
+  Whistle__SubmitTicket *t = r->env->submit;
+  wh_pg_t *pg = in->svc->pg;
+  char at[24], tags[INTAKE_MAX_TAGS * 40 + 4], lat[32], lng[32];
+  snprintf(at, sizeof at, "%" PRId64, t->received_at_ms);
+  s_tags_literal(t, tags, sizeof tags);
+  if (t->location) {
+    snprintf(lat, sizeof lat, "%.7f", t->location->lat);
+    snprintf(lng, sizeof lng, "%.7f", t->location->lng);
+  }
+  const char *name = t->reporter ? t->reporter->name : "";
+  const char *phone = t->reporter ? t->reporter->phone : "";
+  const char *v[13] = {wh_source_name(t->source), t->external_id, at, t->community, t->grid,
+                       t->address, t->category, t->text, name, phone, tags,
+                       t->location ? lat : NULL, t->location ? lng : NULL};
+  PGresult *res = wh_pg_run(pg, &s_insert, 13, v, NULL, NULL);
+  if (!res) return WH_EDB;
+  if (PQntuples(res) == 0) {
+    /* Seen before: the same ticket, and nothing new to pass on. */
+    PQclear(res);
+    res = wh_pg_run(pg, &s_existing, 2, v, NULL, NULL);
+    if (!res) return WH_EDB;
+    if (PQntuples(res) != 1) {
+      PQclear(res);
+      return WH_EDB;
+    }
+    snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, 0, 0));
+    r->duplicate = 1;
+    PQclear(res);
+    return 0;
+  }
+  snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, 0, 0));
+  PQclear(res);
+
+  /* Downstream sees the phone masked; the full number stays here. */
+  char masked[32];
+  wh_phone_mask(phone, masked, sizeof masked);
+  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
+  rep.name = (char *)name;
+  rep.phone = masked;
+  Whistle__SubmitTicket fwd = *t;
+  fwd.reporter = &rep;
+  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+  rec.ticket_id = r->ticket_id;
+  rec.report = &fwd;
+  rec.stored_at_ms = wh_clock_now_ms();
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.ticket_id = r->ticket_id;
+  env.seq = 1;
+  env.trace_id = r->env->trace_id;
+  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  env.received = &rec;
+  return wh_outbox_put(pg, "intake", "triage", &env);
+}
+
+static int s_store_range(s_intake_t *in, int from, int to) {
+  wh_pg_t *pg = in->svc->pg;
+  if (wh_pg_ready(pg) || wh_pg_exec(pg, "BEGIN")) return WH_EDB;
+  for (int i = from; i < to; i++) {
+    s_req_t *r = &in->reqs[i];
+    if (r->err) continue;
+    wh_log_ctx(NULL, r->env->message_id);
+    if (s_store(in, r)) {
+      wh_log_ctx(NULL, NULL);
+      wh_pg_exec(pg, "ROLLBACK");
+      return WH_EDB;
+    }
+  }
+  wh_log_ctx(NULL, NULL);
+  return wh_pg_exec(pg, "COMMIT");
+}
+
+static void s_flush(s_intake_t *in) {
+  int stored = 0;
+  for (int i = 0; i < in->nreqs; i++) stored += !in->reqs[i].err;
+  if (stored) {
+    if (s_store_range(in, 0, in->nreqs)) {
+      /* Retry one by one, so one report the database refuses does not
+       * refuse its neighbours. */
+      for (int i = 0; i < in->nreqs; i++) {
+        if (in->reqs[i].err) continue;
+        if (s_store_range(in, i, i + 1)) in->reqs[i].err = WH_EDB;
+      }
+    }
+    wh_relay_kick(in->relay);
+  }
+  for (int i = 0; i < in->nreqs; i++) {
+    s_req_t *r = &in->reqs[i];
+    if (!r->err || r->err == WH_EDB) s_reply(in, r, r->err ? "could not store the report; send it again" : NULL);
+    if (!r->err && !r->duplicate) wh_debug("stored %s as %s", r->env->submit->external_id, r->ticket_id);
+    zmq_msg_close(&r->peer);
+    wh_env_free(r->env);
+  }
+  in->nreqs = 0;
+}
+
+static void s_on_front(wh_bus_t *bus, void *arg) {
+  s_intake_t *in = arg;
+  zmq_msg_t head, body;
+  int64_t now = wh_clock_now_ms();
+  while (in->nreqs < INTAKE_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
+    Whistle__Envelope *env;
+    int rc = wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env);
+    zmq_msg_close(&body);
+    if (rc == 0 && env->body_case != WHISTLE__ENVELOPE__BODY_SUBMIT) {
+      rc = WH_EUNEXPECTED;
+      wh_env_free(env);
+    }
+    if (rc) {
+      wh_warn("refused a frame: %s", wh_strerror(rc));
+      wh_reply_error(bus, &head, rc, NULL);
+      zmq_msg_close(&head);
+      continue;
+    }
+    s_req_t *r = &in->reqs[in->nreqs++];
+    memset(r, 0, sizeof *r);
+    zmq_msg_init(&r->peer);
+    zmq_msg_move(&r->peer, &head);
+    zmq_msg_close(&head);
+    r->env = env;
+    char detail[256];
+    r->err = intake_validate(in->rules, env->submit, now, detail, sizeof detail);
+    if (r->err) {
+      wh_info("refused report %.64s: %s", env->submit->external_id, detail);
+      s_reply(in, r, detail);
+    }
+  }
+  s_flush(in);
+}
+
+static void s_reload(wh_service_t *svc) {
+  s_intake_t *in = svc->data;
+  char path[512], err[512];
+  wh_service_conf_path(svc, "rules.conf", path, sizeof path);
+  wh_rules_t *rules = wh_rules_load(path, NULL, err, sizeof err);
+  if (!rules) {
+    wh_error("reload refused, keeping the rules in force: %s", err);
+    return;
+  }
+  wh_rules_destroy(&in->rules);
+  in->rules = rules;
+  wh_info("rules reloaded");
+}
+
+static void s_stop(wh_service_t *svc) {
+  s_intake_t *in = svc->data;
+  wh_bus_destroy(&in->front);
+  wh_relay_destroy(&in->relay);
+  wh_rules_destroy(&in->rules);
+  free(in);
+  svc->data = NULL;
+}
+
+int intake_start(wh_service_t *svc) {
+  if (!svc->peer) {
+    wh_error("--peer (triage's endpoint) is required");
+    return WH_EINVAL;
+  }
+  s_intake_t *in = calloc(1, sizeof *in);
+  in->svc = svc;
+  svc->data = in;
+  svc->on_reload = s_reload;
+  svc->on_stop = s_stop;
+  char path[512], err[512];
+  wh_service_conf_path(svc, "rules.conf", path, sizeof path);
+  in->rules = wh_rules_load(path, NULL, err, sizeof err);
+  if (!in->rules) {
+    wh_error("%s", err);
+    return WH_ECONFIG;
+  }
+  in->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "triage", svc->peer);
+  in->front = wh_bus_new(svc->loop, svc->zctx, ZMQ_ROUTER, svc->listen, 1, s_on_front, in);
+  if (!in->relay || !in->front) return WH_EZMQ;
+  wh_info("front door on %s, passing reports to %s", svc->listen, svc->peer);
+  return 0;
+}
