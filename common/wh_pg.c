@@ -51,6 +51,7 @@ int wh_pg_exec(wh_pg_t *pg, const char *sql) {
 }
 
 static int s_migrate(wh_pg_t *pg) {
+  if (!pg->migrations) return 0; /* a reader (whistlectl) changes nothing */
   if (wh_pg_exec(pg, "SELECT pg_advisory_lock(727274)") ||
       wh_pg_exec(pg, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"))

@@ -1,0 +1,736 @@
+/* whistlectl - what operators, department clerks and hotline integrators type.
+ *
+ *   whistlectl submit < reports.jsonl      push reports (scenario format), one JSON answer a line
+ *   whistlectl show TICKET                 a ticket's routing, deadlines and whole timeline
+ *   whistlectl list [--color C] [--level N] [--party P] [--state S] [--overdue] [--limit N]
+ *   whistlectl feed PARTY [--from N] [--follow]
+ *
+ * Human-readable output by default, --json everywhere; exit status 0 on
+ * success, 1 when any report or request failed, 2 on bad usage or when the
+ * stack cannot be reached. Where the stack is comes from flags, then
+ * environment (WHISTLE_INTAKE, WHISTLE_NOTIFY, WHISTLE_FEED, WHISTLE_DISPATCH_DB,
+ * WHISTLE_INTAKE_DB), then the state file `make up` writes (var/stack.env,
+ * found from the current directory upwards, or WHISTLE_STATE). show and list
+ * read dispatch's database directly and change nothing. */
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_err.h"
+#include "wh_pg.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct {
+  char intake[256], notify[256], feed[256], dispatch_db[512], intake_db[512];
+  int json;
+} s_ctx_t;
+
+static void s_kv(s_ctx_t *c, const char *k, const char *v) {
+  if (!strcmp(k, "WHISTLE_INTAKE")) snprintf(c->intake, sizeof c->intake, "%s", v);
+  else if (!strcmp(k, "WHISTLE_NOTIFY")) snprintf(c->notify, sizeof c->notify, "%s", v);
+  else if (!strcmp(k, "WHISTLE_FEED")) snprintf(c->feed, sizeof c->feed, "%s", v);
+  else if (!strcmp(k, "WHISTLE_DISPATCH_DB")) snprintf(c->dispatch_db, sizeof c->dispatch_db, "%s", v);
+  else if (!strcmp(k, "WHISTLE_INTAKE_DB")) snprintf(c->intake_db, sizeof c->intake_db, "%s", v);
+}
+
+static void s_load_state(s_ctx_t *c) {
+  char path[PATH_MAX] = "";
+  const char *env = getenv("WHISTLE_STATE");
+  if (env && *env) {
+    snprintf(path, sizeof path, "%s", env);
+  } else {
+    char dir[PATH_MAX - 32];
+    if (!getcwd(dir, sizeof dir)) return;
+    for (;;) {
+      snprintf(path, sizeof path, "%s/var/stack.env", dir);
+      if (access(path, R_OK) == 0) break;
+      char *slash = strrchr(dir, '/');
+      if (!slash || slash == dir) {
+        path[0] = '\0';
+        break;
+      }
+      *slash = '\0';
+    }
+  }
+  FILE *f = path[0] ? fopen(path, "r") : NULL;
+  if (!f) return;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *eq = strchr(line, '=');
+    if (!eq || line[0] == '#') continue;
+    *eq = '\0';
+    char *v = eq + 1;
+    size_t n = strlen(v);
+    if (n >= 2 && v[0] == '\'' && v[n - 1] == '\'') {
+      v[n - 1] = '\0';
+      v++;
+    }
+    s_kv(c, line, v);
+  }
+  fclose(f);
+}
+
+static void s_load_env(s_ctx_t *c) {
+  static const char *keys[] = {"WHISTLE_INTAKE", "WHISTLE_NOTIFY", "WHISTLE_FEED",
+                               "WHISTLE_DISPATCH_DB", "WHISTLE_INTAKE_DB"};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    const char *v = getenv(keys[i]);
+    if (v && *v) s_kv(c, keys[i], v);
+  }
+}
+
+/* "ERR_BAD_UTF8" -> "bad_utf8" */
+static const char *s_code_name(int code, char *buf, size_t len) {
+  const ProtobufCEnumValue *v =
+      protobuf_c_enum_descriptor_get_value(&whistle__error_code__descriptor, code);
+  const char *name = v ? v->name : "ERR_UNKNOWN";
+  if (!strncmp(name, "ERR_", 4)) name += 4;
+  size_t i = 0;
+  for (; name[i] && i + 1 < len; i++) buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+  buf[i] = '\0';
+  return buf;
+}
+
+/* ---- submit ------------------------------------------------------------ */
+
+typedef struct {
+  char *external_id;
+  uint8_t *frame;
+  size_t len;
+  char msg_id[37];
+  int64_t sent_ms, first_ms;
+  int done;
+  json_object *answer;
+} s_sub_t;
+
+static const char *s_jstr(json_object *o, const char *k) {
+  json_object *v;
+  if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null)) return "";
+  return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static json_object *s_error_answer(const char *ext, const char *code, const char *text) {
+  json_object *a = json_object_new_object();
+  json_object_object_add(a, "external_id", ext ? json_object_new_string(ext) : NULL);
+  json_object *e = json_object_new_object();
+  json_object_object_add(e, "code", json_object_new_string(code));
+  json_object_object_add(e, "text", json_object_new_string(text));
+  json_object_object_add(a, "error", e);
+  return a;
+}
+
+/* Builds the envelope for one scenario-format line; on a client-side error
+ * sets s->answer and s->done instead. */
+static void s_build(s_sub_t *s, const char *line) {
+  json_object *o = json_tokener_parse(line);
+  if (!o || !json_object_is_type(o, json_type_object)) {
+    s->answer = s_error_answer(NULL, "bad_json", "line is not a JSON object");
+    s->done = 1;
+    json_object_put(o);
+    return;
+  }
+  const char *ext = s_jstr(o, "external_id");
+  s->external_id = strdup(ext ? ext : "");
+  const char *strs[] = {"source", "external_id", "received_at", "community", "grid",
+                        "address", "category", "text"};
+  for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+    if (!s_jstr(o, strs[i])) {
+      char t[96];
+      snprintf(t, sizeof t, "%s: must be a string", strs[i]);
+      s->answer = s_error_answer(s->external_id, "bad_field", t);
+      s->done = 1;
+      json_object_put(o);
+      return;
+    }
+  Whistle__SubmitTicket t = WHISTLE__SUBMIT_TICKET__INIT;
+  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
+  Whistle__Location loc = WHISTLE__LOCATION__INIT;
+  t.source = wh_source_parse(s_jstr(o, "source"));
+  t.external_id = (char *)s_jstr(o, "external_id");
+  const char *at = s_jstr(o, "received_at");
+  if (at[0] && wh_time_parse(at, &t.received_at_ms)) {
+    s->answer = s_error_answer(s->external_id, "bad_time", "received_at: not an RFC 3339 time");
+    s->done = 1;
+    json_object_put(o);
+    return;
+  }
+  t.community = (char *)s_jstr(o, "community");
+  t.grid = (char *)s_jstr(o, "grid");
+  t.address = (char *)s_jstr(o, "address");
+  t.category = (char *)s_jstr(o, "category");
+  t.text = (char *)s_jstr(o, "text");
+  json_object *r, *tags, *lo;
+  if (json_object_object_get_ex(o, "reporter", &r) && json_object_is_type(r, json_type_object)) {
+    rep.name = (char *)(s_jstr(r, "name") ? s_jstr(r, "name") : "");
+    rep.phone = (char *)(s_jstr(r, "phone") ? s_jstr(r, "phone") : "");
+    t.reporter = &rep;
+  }
+  char *tagv[64];
+  if (json_object_object_get_ex(o, "care_tags", &tags) && json_object_is_type(tags, json_type_array)) {
+    size_t n = json_object_array_length(tags);
+    for (size_t i = 0; i < n && i < 64; i++) {
+      const char *tg = json_object_get_string(json_object_array_get_idx(tags, i));
+      tagv[t.n_care_tags++] = (char *)(tg ? tg : "");
+    }
+    t.care_tags = tagv;
+  }
+  if (json_object_object_get_ex(o, "location", &lo) && json_object_is_type(lo, json_type_object)) {
+    json_object *la, *ln;
+    if (json_object_object_get_ex(lo, "lat", &la)) loc.lat = json_object_get_double(la);
+    if (json_object_object_get_ex(lo, "lng", &ln)) loc.lng = json_object_get_double(ln);
+    t.location = &loc;
+  }
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  wh_uuid(s->msg_id);
+  env.message_id = s->msg_id;
+  env.trace_id = s->msg_id;
+  env.sender = "whistlectl";
+  env.created_at_ms = wh_clock_now_ms();
+  env.body_case = WHISTLE__ENVELOPE__BODY_SUBMIT;
+  env.submit = &t;
+  if (wh_env_pack(&env, &s->frame, &s->len)) {
+    s->answer = s_error_answer(s->external_id, "internal", "out of memory");
+    s->done = 1;
+  }
+  json_object_put(o);
+}
+
+static int s_submit(s_ctx_t *c) {
+  if (!c->intake[0]) {
+    fprintf(stderr, "whistlectl: where is intake? run `make up`, or give --intake ENDPOINT\n");
+    return 2;
+  }
+  size_t n = 0, cap = 64;
+  s_sub_t *subs = calloc(cap, sizeof *subs);
+  char *line = NULL;
+  size_t lcap = 0;
+  ssize_t got;
+  while ((got = getline(&line, &lcap, stdin)) >= 0) {
+    while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+    if (got == 0) continue;
+    if (n == cap) {
+      cap *= 2;
+      subs = realloc(subs, cap * sizeof *subs);
+    }
+    memset(&subs[n], 0, sizeof subs[n]);
+    s_build(&subs[n], line);
+    n++;
+  }
+  free(line);
+
+  void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
+  int linger = 0;
+  zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (zmq_connect(sock, c->intake)) {
+    fprintf(stderr, "whistlectl: cannot connect to %s: %s\n", c->intake, zmq_strerror(errno));
+    return 2;
+  }
+  const int window = 64;
+  const int64_t resend_ms = 3000, give_up_ms = 120000;
+  size_t next = 0, open = 0, remaining = 0;
+  for (size_t i = 0; i < n; i++) remaining += !subs[i].done;
+  while (remaining) {
+    int64_t now = wh_clock_now_ms();
+    while (open < (size_t)window && next < n) {
+      s_sub_t *s = &subs[next++];
+      if (s->done) continue;
+      s->sent_ms = s->first_ms = now;
+      zmq_send(sock, s->frame, s->len, 0);
+      open++;
+    }
+    /* Resend what has waited too long: intake maps the same source and
+     * external id to the same ticket, so a repeat is harmless. */
+    for (size_t i = 0; i < next; i++) {
+      s_sub_t *s = &subs[i];
+      if (s->done || now - s->sent_ms < resend_ms) continue;
+      if (now - s->first_ms > give_up_ms) {
+        s->answer = s_error_answer(s->external_id, "unreachable", "intake did not answer");
+        s->done = 1;
+        open--;
+        remaining--;
+        continue;
+      }
+      s->sent_ms = now;
+      zmq_send(sock, s->frame, s->len, 0);
+    }
+    zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, 200) <= 0) continue;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) >= 0) {
+      Whistle__Envelope *env;
+      if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+        for (size_t i = 0; i < next; i++) {
+          s_sub_t *s = &subs[i];
+          if (s->done || strcmp(s->msg_id, env->message_id)) continue;
+          if (env->body_case == WHISTLE__ENVELOPE__BODY_SUBMIT_REPLY) {
+            Whistle__SubmitReply *r = env->submit_reply;
+            if (r->error && r->error->code == WHISTLE__ERROR_CODE__ERR_INTERNAL) break; /* resend */
+            if (r->error) {
+              char code[48];
+              s->answer = s_error_answer(s->external_id, s_code_name(r->error->code, code, sizeof code),
+                                         r->error->text);
+            } else {
+              s->answer = json_object_new_object();
+              json_object_object_add(s->answer, "external_id", json_object_new_string(s->external_id));
+              json_object_object_add(s->answer, "ticket_id", json_object_new_string(r->ticket_id));
+            }
+            s->done = 1;
+            open--;
+            remaining--;
+          }
+          break;
+        }
+        if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR)
+          fprintf(stderr, "whistlectl: intake: %s\n", env->error->text);
+        wh_env_free(env);
+      }
+      zmq_msg_close(&m);
+      zmq_msg_init(&m);
+    }
+    zmq_msg_close(&m);
+  }
+  zmq_close(sock);
+  zmq_ctx_term(ctx);
+
+  int failed = 0;
+  for (size_t i = 0; i < n; i++) {
+    s_sub_t *s = &subs[i];
+    json_object *e;
+    int is_err = json_object_object_get_ex(s->answer, "error", &e);
+    failed |= is_err;
+    puts(json_object_to_json_string_ext(s->answer, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(s->answer);
+    free(s->external_id);
+    free(s->frame);
+  }
+  free(subs);
+  return failed ? 1 : 0;
+}
+
+/* ---- show / list ------------------------------------------------------- */
+
+static wh_pg_t *s_dispatch_db(s_ctx_t *c) {
+  if (!c->dispatch_db[0]) {
+    fprintf(stderr, "whistlectl: where is dispatch's database? run `make up`, or give --dispatch-db\n");
+    return NULL;
+  }
+  wh_pg_t *pg = wh_pg_new(c->dispatch_db, NULL);
+  if (wh_pg_ready(pg)) {
+    fprintf(stderr, "whistlectl: cannot reach dispatch's database\n");
+    wh_pg_destroy(&pg);
+  }
+  return pg;
+}
+
+/* Turns a Postgres text[] of plain codes into a JSON array. */
+static json_object *s_codes(const char *arr) {
+  json_object *a = json_object_new_array();
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", arr);
+  char *p = buf[0] == '{' ? buf + 1 : buf, *save = NULL;
+  char *end = strrchr(p, '}');
+  if (end) *end = '\0';
+  for (char *tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (*tok == '"') tok++;
+    size_t l = strlen(tok);
+    if (l && tok[l - 1] == '"') tok[l - 1] = '\0';
+    json_object_array_add(a, json_object_new_string(tok));
+  }
+  return a;
+}
+
+#define ORDER_COLS                                                                           \
+  "w.ticket_id, w.external_id, w.source, w.community, w.grid, w.address, w.category,"        \
+  " w.klass, w.color, w.level, w.lead, w.co, w.state, w.duplicate_of, w.rule, w.weight,"     \
+  " to_char(w.received_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'),"  \
+  " w.body, w.reporter_masked,"                                                              \
+  " EXISTS (SELECT 1 FROM deadline d WHERE d.ticket_id = w.ticket_id AND d.met_at IS NULL"   \
+  "         AND d.due_at < to_timestamp($1::double precision / 1000))"
+
+static json_object *s_order_json(PGresult *r, int i) {
+  static const char *keys[] = {"ticket_id", "external_id", "source", "community", "grid",
+                               "address", "category", "class", "color", "level", "lead",
+                               "co", "state", "duplicate_of", "rule", "weight", "received_at",
+                               "text", "reporter", "overdue"};
+  json_object *o = json_object_new_object();
+  for (int k = 0; k < (int)(sizeof keys / sizeof *keys); k++) {
+    const char *v = PQgetvalue(r, i, k);
+    json_object *j;
+    if (PQgetisnull(r, i, k)) j = NULL;
+    else if (!strcmp(keys[k], "level") || !strcmp(keys[k], "weight")) j = json_object_new_int(atoi(v));
+    else if (!strcmp(keys[k], "co")) j = s_codes(v);
+    else if (!strcmp(keys[k], "overdue")) j = json_object_new_boolean(v[0] == 't');
+    else j = json_object_new_string(v);
+    json_object_object_add(o, keys[k], j);
+  }
+  return o;
+}
+
+static const char *s_js(json_object *o, const char *k) {
+  json_object *v;
+  if (!json_object_object_get_ex(o, k, &v) || !v) return "-";
+  return json_object_get_string(v);
+}
+
+static int s_show(s_ctx_t *c, const char *ticket) {
+  wh_pg_t *pg = s_dispatch_db(c);
+  if (!pg) return 2;
+  char now[24];
+  snprintf(now, sizeof now, "%" PRId64, wh_clock_now_ms());
+  const char *v[2] = {now, ticket};
+  PGresult *r = wh_pg_query(pg, "SELECT " ORDER_COLS " FROM work_order w WHERE w.ticket_id = $2", 2, v);
+  if (!r || PQntuples(r) != 1) {
+    if (r) PQclear(r);
+    wh_pg_destroy(&pg);
+    if (c->json) printf("{\"error\":{\"code\":\"not_found\",\"text\":\"no such ticket at dispatch\"}}\n");
+    else fprintf(stderr, "whistlectl: %s: no such ticket at dispatch (yet)\n", ticket);
+    return 1;
+  }
+  json_object *o = s_order_json(r, 0);
+  PQclear(r);
+  json_object *dl = json_object_new_array();
+  r = wh_pg_query(pg,
+                  "SELECT name, to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'),"
+                  " met_at IS NULL AND due_at < to_timestamp($1::double precision / 1000), overdue_at IS NOT NULL"
+                  " FROM deadline WHERE ticket_id = $2 ORDER BY due_at",
+                  2, v);
+  for (int i = 0; r && i < PQntuples(r); i++) {
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "name", json_object_new_string(PQgetvalue(r, i, 0)));
+    json_object_object_add(d, "due_at", json_object_new_string(PQgetvalue(r, i, 1)));
+    json_object_object_add(d, "overdue", json_object_new_boolean(PQgetvalue(r, i, 2)[0] == 't'));
+    json_object_object_add(d, "escalated", json_object_new_boolean(PQgetvalue(r, i, 3)[0] == 't'));
+    json_object_array_add(dl, d);
+  }
+  if (r) PQclear(r);
+  json_object_object_add(o, "deadlines", dl);
+  json_object *tl = json_object_new_array();
+  r = wh_pg_query(pg,
+                  "SELECT to_char(at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'), kind, actor, note"
+                  " FROM timeline WHERE ticket_id = $1 ORDER BY at, id",
+                  1, v + 1);
+  for (int i = 0; r && i < PQntuples(r); i++) {
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "at", json_object_new_string(PQgetvalue(r, i, 0)));
+    json_object_object_add(e, "kind", json_object_new_string(PQgetvalue(r, i, 1)));
+    json_object_object_add(e, "actor", json_object_new_string(PQgetvalue(r, i, 2)));
+    json_object_object_add(e, "note", json_object_new_string(PQgetvalue(r, i, 3)));
+    json_object_array_add(tl, e);
+  }
+  if (r) PQclear(r);
+  json_object_object_add(o, "timeline", tl);
+  wh_pg_destroy(&pg);
+
+  if (c->json) {
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+  } else {
+    printf("%s  %s %s, level %s, %s%s\n", s_js(o, "ticket_id"), s_js(o, "class"), s_js(o, "color"),
+           s_js(o, "level"), s_js(o, "state"),
+           json_object_get_boolean(json_object_object_get(o, "overdue")) ? ", OVERDUE" : "");
+    printf("  from      %s %s, received %s\n", s_js(o, "source"), s_js(o, "external_id"),
+           s_js(o, "received_at"));
+    printf("  where     %s / %s  %s\n", s_js(o, "community"), s_js(o, "grid"), s_js(o, "address"));
+    printf("  report    %s\n", s_js(o, "text"));
+    printf("  lead      %s   co %s   rule %s   weight %s\n", s_js(o, "lead"), s_js(o, "co"),
+           s_js(o, "rule"), s_js(o, "weight"));
+    if (strcmp(s_js(o, "duplicate_of"), "-")) printf("  repeat of %s\n", s_js(o, "duplicate_of"));
+    for (size_t i = 0; i < json_object_array_length(dl); i++) {
+      json_object *d = json_object_array_get_idx(dl, i);
+      printf("  deadline  %-9s %s%s\n", s_js(d, "name"), s_js(d, "due_at"),
+             json_object_get_boolean(json_object_object_get(d, "overdue")) ? "  OVERDUE" : "");
+    }
+    for (size_t i = 0; i < json_object_array_length(tl); i++) {
+      json_object *e = json_object_array_get_idx(tl, i);
+      printf("  %s  %-10s %-8s %s\n", s_js(e, "at"), s_js(e, "kind"), s_js(e, "actor"), s_js(e, "note"));
+    }
+  }
+  json_object_put(o);
+  return 0;
+}
+
+static int s_list(s_ctx_t *c, const char *color, const char *level, const char *party,
+                  const char *state, int overdue, int limit) {
+  wh_pg_t *pg = s_dispatch_db(c);
+  if (!pg) return 2;
+  char now[24], lim[12];
+  snprintf(now, sizeof now, "%" PRId64, wh_clock_now_ms());
+  snprintf(lim, sizeof lim, "%d", limit);
+  const char *v[7] = {now, color, level, party, state, overdue ? "t" : NULL, lim};
+  PGresult *r = wh_pg_query(
+      pg,
+      "SELECT * FROM (SELECT " ORDER_COLS " FROM work_order w"
+      " WHERE ($2::text IS NULL OR w.color = $2) AND ($3::int IS NULL OR w.level = $3)"
+      " AND ($4::text IS NULL OR w.lead = $4 OR $4 = ANY (w.co))"
+      " AND ($5::text IS NULL OR w.state = $5)) x"
+      " WHERE ($6::bool IS NULL OR x.exists) ORDER BY x.ticket_id LIMIT $7::int",
+      7, v);
+  if (!r) {
+    wh_pg_destroy(&pg);
+    return 1;
+  }
+  json_object *all = json_object_new_array();
+  for (int i = 0; i < PQntuples(r); i++) json_object_array_add(all, s_order_json(r, i));
+  PQclear(r);
+  wh_pg_destroy(&pg);
+  if (c->json) {
+    puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+  } else {
+    printf("%-12s %-6s %-5s %-18s %-10s %-20s %s\n", "TICKET", "COLOUR", "LEVEL", "CLASS", "STATE",
+           "LEAD", "OVERDUE");
+    for (size_t i = 0; i < json_object_array_length(all); i++) {
+      json_object *o = json_object_array_get_idx(all, i);
+      printf("%-12s %-6s %-5s %-18s %-10s %-20s %s\n", s_js(o, "ticket_id"), s_js(o, "color"),
+             s_js(o, "level"), s_js(o, "class"), s_js(o, "state"), s_js(o, "lead"),
+             json_object_get_boolean(json_object_object_get(o, "overdue")) ? "yes" : "");
+    }
+  }
+  json_object_put(all);
+  return 0;
+}
+
+/* ---- feed -------------------------------------------------------------- */
+
+static void s_print_item(s_ctx_t *c, const Whistle__FeedItem *it) {
+  const Whistle__WorkEvent *ev = it->event;
+  char when[40];
+  wh_time_format(it->at_ms, when, sizeof when);
+  if (c->json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "party", json_object_new_string(it->party));
+    json_object_object_add(o, "seq", json_object_new_int64((int64_t)it->seq));
+    json_object_object_add(o, "ticket_id", json_object_new_string(it->ticket_id));
+    json_object_object_add(o, "kind", json_object_new_string(wh_work_kind_name(it->kind)));
+    json_object_object_add(o, "version", json_object_new_int((int)it->version));
+    json_object_object_add(o, "role", json_object_new_string(it->role));
+    json_object_object_add(o, "at", json_object_new_string(when));
+    if (ev) {
+      json_object_object_add(o, "color", json_object_new_string(
+          ev->color == 1 ? "red" : ev->color == 2 ? "yellow" : ev->color == 3 ? "green" : ""));
+      json_object_object_add(o, "level", json_object_new_int((int)ev->level));
+      json_object_object_add(o, "lead", json_object_new_string(ev->lead));
+      json_object *co = json_object_new_array();
+      for (size_t i = 0; i < ev->n_co; i++) json_object_array_add(co, json_object_new_string(ev->co[i]));
+      json_object_object_add(o, "co", co);
+      json_object_object_add(o, "duplicate_of", ev->duplicate_of[0] ? json_object_new_string(ev->duplicate_of) : NULL);
+      json_object *dl = json_object_new_array();
+      for (size_t i = 0; i < ev->n_deadlines; i++) {
+        json_object *d = json_object_new_object();
+        char due[40];
+        json_object_object_add(d, "name", json_object_new_string(ev->deadlines[i]->name));
+        json_object_object_add(d, "due_at", json_object_new_string(wh_time_format(ev->deadlines[i]->due_at_ms, due, sizeof due)));
+        json_object_array_add(dl, d);
+      }
+      json_object_object_add(o, "deadlines", dl);
+      json_object *lp = json_object_new_array();
+      for (size_t i = 0; i < ev->n_lapsed; i++) json_object_array_add(lp, json_object_new_string(ev->lapsed[i]));
+      json_object_object_add(o, "lapsed", lp);
+      json_object_object_add(o, "summary", json_object_new_string(ev->summary));
+    }
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  } else {
+    printf("%6" PRIu64 "  %s  %-10s %-4s %s  %s\n", it->seq, when, wh_work_kind_name(it->kind),
+           it->role, it->ticket_id, ev ? ev->summary : "");
+  }
+  fflush(stdout);
+}
+
+/* Asks notify for items from `from`; prints them; returns the next sequence
+ * wanted, or 0 on error. *head gets the feed's newest sequence. */
+static uint64_t s_replay(s_ctx_t *c, void *sock, const char *party, uint64_t from, uint64_t *head) {
+  Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
+  q.party = (char *)party;
+  q.from_seq = from;
+  q.max = 500;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  char mid[37];
+  wh_uuid(mid);
+  env.message_id = mid;
+  env.body_case = WHISTLE__ENVELOPE__BODY_REPLAY;
+  env.replay = &q;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&env, &buf, &len)) return 0;
+  for (int attempt = 0; attempt < 20; attempt++) {
+    zmq_send(sock, buf, len, 0);
+    zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+    int64_t until = wh_clock_now_ms() + 3000;
+    while (wh_clock_now_ms() < until) {
+      if (zmq_poll(&pi, 1, 200) <= 0) continue;
+      zmq_msg_t m;
+      zmq_msg_init(&m);
+      if (zmq_msg_recv(&m, sock, 0) < 0) {
+        zmq_msg_close(&m);
+        continue;
+      }
+      Whistle__Envelope *rep = NULL;
+      int ok = wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0;
+      zmq_msg_close(&m);
+      if (!ok) continue;
+      if (rep->body_case != WHISTLE__ENVELOPE__BODY_REPLAY_REPLY || strcmp(rep->message_id, mid)) {
+        wh_env_free(rep);
+        continue;
+      }
+      Whistle__ReplayReply *rr = rep->replay_reply;
+      uint64_t next = from;
+      if (rr->error && rr->error->code != WHISTLE__ERROR_CODE__ERR_INTERNAL) {
+        fprintf(stderr, "whistlectl: feed %s: %s\n", party, rr->error->text);
+        wh_env_free(rep);
+        free(buf);
+        return 0;
+      }
+      if (!rr->error) {
+        for (size_t i = 0; i < rr->n_items; i++) {
+          if (rr->items[i]->seq < next) continue;
+          s_print_item(c, rr->items[i]);
+          next = rr->items[i]->seq + 1;
+        }
+        *head = rr->head_seq;
+        wh_env_free(rep);
+        free(buf);
+        return next;
+      }
+      wh_env_free(rep);
+      break; /* store busy: ask again */
+    }
+  }
+  free(buf);
+  fprintf(stderr, "whistlectl: notify did not answer\n");
+  return 0;
+}
+
+static int s_feed(s_ctx_t *c, const char *party, uint64_t from, int follow) {
+  if (!c->notify[0] || (follow && !c->feed[0])) {
+    fprintf(stderr, "whistlectl: where is notify? run `make up`, or give --notify/--feed\n");
+    return 2;
+  }
+  void *ctx = zmq_ctx_new(), *req = zmq_socket(ctx, ZMQ_DEALER), *sub = NULL;
+  int linger = 0;
+  zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_connect(req, c->notify);
+  if (follow) {
+    /* Subscribe before catching up, so nothing falls between the two. */
+    sub = zmq_socket(ctx, ZMQ_SUB);
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, party, strlen(party) + 1);
+    zmq_connect(sub, c->feed);
+  }
+  uint64_t next = from ? from : 1, head = 0;
+  int rc = 0;
+  for (;;) {
+    uint64_t n = s_replay(c, req, party, next, &head);
+    if (!n) {
+      rc = 1;
+      break;
+    }
+    if (n == next && next > head) break; /* caught up */
+    next = n;
+    if (next > head) break;
+  }
+  while (follow && !rc) {
+    zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, 1000) <= 0) continue;
+    zmq_msg_t topic, m;
+    zmq_msg_init(&topic);
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&topic, sub, 0) >= 0 && zmq_msg_more(&topic) && zmq_msg_recv(&m, sub, 0) >= 0) {
+      Whistle__Envelope *env;
+      if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0 &&
+          env->body_case == WHISTLE__ENVELOPE__BODY_FEED) {
+        uint64_t seq = env->feed->seq;
+        if (seq > next) { /* missed some: the stored feed fills the gap */
+          uint64_t h;
+          while (next <= seq && (next = s_replay(c, req, party, next, &h)) && next <= seq) {}
+          if (!next) rc = 1;
+        } else if (seq == next) {
+          s_print_item(c, env->feed);
+          next++;
+        }
+      }
+      if (env) wh_env_free(env);
+    }
+    zmq_msg_close(&topic);
+    zmq_msg_close(&m);
+  }
+  zmq_close(req);
+  if (sub) zmq_close(sub);
+  zmq_ctx_term(ctx);
+  return rc;
+}
+
+static void s_usage(void) {
+  fprintf(stderr,
+          "usage: whistlectl [--json] [--intake EP] [--notify EP] [--feed EP] [--dispatch-db CONNINFO]\n"
+          "                  submit < reports.jsonl\n"
+          "                  show TICKET\n"
+          "                  list [--color red|yellow|green] [--level 1|2|3] [--party P]\n"
+          "                       [--state S] [--overdue] [--limit N]\n"
+          "                  feed PARTY [--from N] [--follow]\n");
+}
+
+int main(int argc, char **argv) {
+  s_ctx_t c = {0};
+  s_load_state(&c);
+  s_load_env(&c);
+  const char *color = NULL, *level = NULL, *party = NULL, *state = NULL;
+  int overdue = 0, follow = 0, limit = 1000;
+  uint64_t from = 1;
+  static const struct option opts[] = {
+      {"json", no_argument, 0, 'j'},         {"intake", required_argument, 0, 'i'},
+      {"notify", required_argument, 0, 'n'}, {"feed", required_argument, 0, 'f'},
+      {"dispatch-db", required_argument, 0, 'D'}, {"color", required_argument, 0, 'c'},
+      {"level", required_argument, 0, 'l'},  {"party", required_argument, 0, 'p'},
+      {"state", required_argument, 0, 's'},  {"overdue", no_argument, 0, 'o'},
+      {"limit", required_argument, 0, 'L'},  {"from", required_argument, 0, 'F'},
+      {"follow", no_argument, 0, 'w'},       {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int ch;
+  while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'j': c.json = 1; break;
+    case 'i': s_kv(&c, "WHISTLE_INTAKE", optarg); break;
+    case 'n': s_kv(&c, "WHISTLE_NOTIFY", optarg); break;
+    case 'f': s_kv(&c, "WHISTLE_FEED", optarg); break;
+    case 'D': s_kv(&c, "WHISTLE_DISPATCH_DB", optarg); break;
+    case 'c': color = optarg; break;
+    case 'l': level = optarg; break;
+    case 'p': party = optarg; break;
+    case 's': state = optarg; break;
+    case 'o': overdue = 1; break;
+    case 'L': limit = atoi(optarg); break;
+    case 'F': from = strtoull(optarg, NULL, 10); break;
+    case 'w': follow = 1; break;
+    default: s_usage(); return 2;
+    }
+  }
+  if (optind >= argc) {
+    s_usage();
+    return 2;
+  }
+  const char *cmd = argv[optind];
+  if (color && strcmp(color, "red") && strcmp(color, "yellow") && strcmp(color, "green")) {
+    fprintf(stderr, "whistlectl: --color is red, yellow or green\n");
+    return 2;
+  }
+  if (level && strcmp(level, "1") && strcmp(level, "2") && strcmp(level, "3")) {
+    fprintf(stderr, "whistlectl: --level is 1, 2 or 3\n");
+    return 2;
+  }
+  if (!strcmp(cmd, "submit") && optind + 1 == argc) return s_submit(&c);
+  if (!strcmp(cmd, "show") && optind + 2 == argc) return s_show(&c, argv[optind + 1]);
+  if (!strcmp(cmd, "list") && optind + 1 == argc)
+    return s_list(&c, color, level, party, state, overdue, limit > 0 ? limit : 1000);
+  if (!strcmp(cmd, "feed") && optind + 2 == argc) return s_feed(&c, argv[optind + 1], from, follow);
+  s_usage();
+  return 2;
+}
