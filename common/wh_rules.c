@@ -142,6 +142,7 @@ wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size
       goto fail;
     }
     u->name = strdup(name);
+    config_setting_lookup_bool(e, "uncategorized", &u->uncategorized);
     if (wh_config_strv(e, "category", &u->category, err, errlen) ||
         wh_config_strv(e, "any", &u->any, err, errlen) ||
         wh_config_strv(e, "all", &u->all, err, errlen) ||
@@ -220,6 +221,7 @@ static int s_in(char *const *list, const char *s) {
 }
 
 static int s_matches(const wh_rule_t *u, const wh_report_t *rep) {
+  if (u->uncategorized && rep->category[0]) return 0;
   if (u->category[0] && !(rep->category[0] && s_in(u->category, rep->category))) return 0;
   if (u->channels[0] && !s_in(u->channels, rep->channel)) return 0;
   if (u->any[0]) {

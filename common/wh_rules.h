@@ -5,7 +5,9 @@
  * ordered list of rules over the report: the first rule whose conditions all
  * hold decides, and records its name. Conditions: the given category is one
  * of `category`; the text holds any of `any`, all of `all`, none of `none`;
- * the channel is one of `channels`. A rule that names a `class` and leaves out
+ * the channel is one of `channels`; with `uncategorized = true`, the report
+ * came without a category (a call-taker's pick is trusted over keywords,
+ * except by the emergency and refinement rules placed before). A rule that names a `class` and leaves out
  * colour, level or parties takes them from that category. No rule and a
  * category: the category's defaults. No rule and no category: `unplaced`,
  * the command center's manual queue. */
@@ -40,6 +42,7 @@ typedef struct {
   char **all;
   char **none;
   char **channels;
+  int uncategorized; /* only for reports that came without a category */
   char *klass; /* outcome */
   int has_color, has_level, has_lead, has_co;
   wh_route_t route;

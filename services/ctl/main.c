@@ -15,6 +15,7 @@
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
+#include "wh_log.h"
 #include "wh_pg.h"
 
 #include <errno.h>
@@ -680,6 +681,7 @@ static void s_usage(void) {
 
 int main(int argc, char **argv) {
   s_ctx_t c = {0};
+  wh__log_level = WH_LOG_ERROR; /* the client's own output is its answer */
   s_load_state(&c);
   s_load_env(&c);
   const char *color = NULL, *level = NULL, *party = NULL, *state = NULL;

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# stack.sh - the local whistle stack, all of it under var/ in the working tree.
+#
+#   stack.sh up              private PostgreSQL (initdb on first use, a free port, one
+#                            database per service), then notify, dispatch, triage, intake
+#   stack.sh down            stop the services and PostgreSQL; nothing is left running
+#   stack.sh status          what runs, and where
+#   stack.sh start NAME      start one service (intake|triage|dispatch|notify|postgres)
+#   stack.sh kill NAME       kill -9 one of them (for fault tests)
+#
+# WHISTLE_VAR (default var/), WHISTLE_BIN (build/bin) and WHISTLE_CONF_DIR
+# (deploy/demo) point it elsewhere. var/stack.env records ports and connection
+# strings; whistlectl reads it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+VAR=${WHISTLE_VAR:-$ROOT/var}
+BIN=${WHISTLE_BIN:-$ROOT/build/bin}
+CONF=${WHISTLE_CONF_DIR:-$ROOT/deploy/demo}
+ENVF=$VAR/stack.env
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+SERVICES=(notify dispatch triage intake)
+
+say() { printf 'whistle: %s\n' "$*"; }
+die() { printf 'whistle: %s\n' "$*" >&2; exit 1; }
+
+# Runs a PostgreSQL server program as the postgres user when we are root
+# (initdb refuses root), as ourselves otherwise.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    port_free "$p" && ! grep -q "=$p\$" "$ENVF.tmp" 2>/dev/null && { echo "$p"; return; }
+  done
+  die "no free port found"
+}
+
+load_env() { [ -f "$ENVF" ] && . "$ENVF"; }
+
+write_env() {
+  local pgport
+  pgport=$(pick_port); echo "PGPORT_=$pgport" >> "$ENVF.tmp"
+  local pi pt pd pn pf
+  pi=$(pick_port); echo "X=$pi" >> "$ENVF.tmp"
+  pt=$(pick_port); echo "X=$pt" >> "$ENVF.tmp"
+  pd=$(pick_port); echo "X=$pd" >> "$ENVF.tmp"
+  pn=$(pick_port); echo "X=$pn" >> "$ENVF.tmp"
+  pf=$(pick_port)
+  rm -f "$ENVF.tmp"
+  local db="host=127.0.0.1 port=$pgport user=whistle connect_timeout=5"
+  cat > "$ENVF" <<EOV
+# written by deploy/local/stack.sh
+WHISTLE_PGPORT='$pgport'
+WHISTLE_INTAKE='tcp://127.0.0.1:$pi'
+WHISTLE_TRIAGE='tcp://127.0.0.1:$pt'
+WHISTLE_DISPATCH='tcp://127.0.0.1:$pd'
+WHISTLE_NOTIFY='tcp://127.0.0.1:$pn'
+WHISTLE_FEED='tcp://127.0.0.1:$pf'
+WHISTLE_INTAKE_DB='$db dbname=whistle_intake'
+WHISTLE_TRIAGE_DB='$db dbname=whistle_triage'
+WHISTLE_DISPATCH_DB='$db dbname=whistle_dispatch'
+WHISTLE_NOTIFY_DB='$db dbname=whistle_notify'
+EOV
+}
+
+pg_data() { echo "$VAR/pg"; }
+
+init_pg() {
+  local data
+  data=$(pg_data)
+  [ -f "$data/PG_VERSION" ] && return
+  [ -n "$PGBIN" ] || die "PostgreSQL server not installed (run deploy/local/deps.sh)"
+  rm -rf "$data"
+  mkdir -p "$data"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$data"
+    if ! runuser -u postgres -- test -w "$data"; then
+      # The tree is not reachable for the postgres user (e.g. under /root):
+      # keep the cluster in a private directory and link it here.
+      rmdir "$data"
+      local priv
+      priv=$(mktemp -d /tmp/whistle-pg.XXXXXX)
+      chown postgres: "$priv"
+      chmod 700 "$priv"
+      ln -s "$priv" "$data"
+    fi
+  fi
+  as_pg "$PGBIN/initdb" -D "$data/" -U whistle --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+    >"$VAR/log/initdb.log" 2>&1 || { cat "$VAR/log/initdb.log" >&2; die "initdb failed"; }
+}
+
+pg_running() { as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" status >/dev/null 2>&1; }
+
+start_pg() {
+  pg_running && return
+  local log=$VAR/log/postgres.log
+  touch "$log"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$log"
+  as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -l "$log" -w -t 60 \
+    -o "-p $WHISTLE_PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=50" \
+    start >/dev/null || { tail -n 20 "$log" >&2; die "PostgreSQL did not start"; }
+}
+
+create_dbs() {
+  local psql="$PGBIN/psql -h 127.0.0.1 -p $WHISTLE_PGPORT -U whistle -d postgres -qAt"
+  for s in "${SERVICES[@]}"; do
+    if [ -z "$($psql -c "SELECT 1 FROM pg_database WHERE datname = 'whistle_$s'")" ]; then
+      $psql -c "CREATE DATABASE whistle_$s" >/dev/null
+    fi
+  done
+}
+
+svc_args() {
+  case $1 in
+    intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE" ;;
+    triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH" ;;
+    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY" ;;
+    notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/log/reporter.log" ;;
+  esac
+}
+svc_db() {
+  case $1 in
+    intake) echo "$WHISTLE_INTAKE_DB" ;; triage) echo "$WHISTLE_TRIAGE_DB" ;;
+    dispatch) echo "$WHISTLE_DISPATCH_DB" ;; notify) echo "$WHISTLE_NOTIFY_DB" ;;
+  esac
+}
+svc_port() {
+  local ep
+  case $1 in
+    intake) ep=$WHISTLE_INTAKE ;; triage) ep=$WHISTLE_TRIAGE ;;
+    dispatch) ep=$WHISTLE_DISPATCH ;; notify) ep=$WHISTLE_NOTIFY ;;
+  esac
+  echo "${ep##*:}"
+}
+
+svc_pid() { cat "$VAR/run/$1.pid" 2>/dev/null || true; }
+svc_alive() { local p; p=$(svc_pid "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+start_svc() {
+  local s=$1
+  svc_alive "$s" && return
+  # shellcheck disable=SC2046
+  WHISTLE_DB="$(svc_db "$s")" WHISTLE_CONF_DIR="$CONF" \
+    nohup "$BIN/whistle-$s" $(svc_args "$s") >>"$VAR/log/$s.log" 2>&1 </dev/null &
+  echo $! > "$VAR/run/$s.pid"
+  local port
+  port=$(svc_port "$s")
+  for _ in $(seq 300); do
+    port_free "$port" || return 0
+    svc_alive "$s" || { tail -n 20 "$VAR/log/$s.log" >&2; die "$s exited at start"; }
+    sleep 0.1
+  done
+  die "$s did not start listening on $port"
+}
+
+stop_svc() {
+  local s=$1 p
+  p=$(svc_pid "$s")
+  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  fi
+  rm -f "$VAR/run/$s.pid"
+}
+
+cmd=${1:-}
+mkdir -p "$VAR/run" "$VAR/log"
+case $cmd in
+  up)
+    [ -f "$ENVF" ] || write_env
+    load_env
+    init_pg
+    start_pg
+    create_dbs
+    for s in "${SERVICES[@]}"; do start_svc "$s"; done
+    say "PostgreSQL on 127.0.0.1:$WHISTLE_PGPORT (data in $VAR/pg)"
+    say "intake (submit) $WHISTLE_INTAKE"
+    say "triage $WHISTLE_TRIAGE  dispatch $WHISTLE_DISPATCH"
+    say "notify (replay) $WHISTLE_NOTIFY  feeds (PUB) $WHISTLE_FEED"
+    say "logs in $VAR/log; state in $ENVF; stop with: make down"
+    ;;
+  down)
+    load_env || true
+    for s in intake triage dispatch notify; do stop_svc "$s"; done
+    if [ -n "$PGBIN" ] && [ -f "$(pg_data)/PG_VERSION" ] && pg_running; then
+      as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -m fast -w stop >/dev/null
+    fi
+    say "stopped"
+    ;;
+  status)
+    load_env || die "no stack under $VAR"
+    for s in "${SERVICES[@]}"; do
+      if svc_alive "$s"; then say "$s running (pid $(svc_pid "$s"))"; else say "$s not running"; fi
+    done
+    if pg_running; then say "postgres running on $WHISTLE_PGPORT"; else say "postgres not running"; fi
+    ;;
+  start)
+    load_env || die "no stack under $VAR"
+    if [ "${2:-}" = postgres ]; then start_pg; else start_svc "${2:?name}"; fi
+    ;;
+  kill)
+    load_env || die "no stack under $VAR"
+    if [ "${2:-}" = postgres ]; then
+      pkill -KILL -f -- "-D $(pg_data)/" 2>/dev/null || true
+      local_pid=$(head -n 1 "$(pg_data)/postmaster.pid" 2>/dev/null || true)
+      [ -n "$local_pid" ] && kill -KILL "$local_pid" 2>/dev/null || true
+      for _ in $(seq 50); do pg_running || break; sleep 0.1; done
+    else
+      p=$(svc_pid "${2:?name}")
+      [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      rm -f "$VAR/run/$2.pid"
+    fi
+    ;;
+  *)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
