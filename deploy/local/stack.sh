@@ -4,6 +4,7 @@
 #   stack.sh up              private PostgreSQL (initdb on first use, a free port, one
 #                            database per service), then notify, dispatch, triage, intake
 #   stack.sh down            stop the services and PostgreSQL; nothing is left running
+#   stack.sh pg-up           only PostgreSQL and the databases (integration tests)
 #   stack.sh status          what runs, and where
 #   stack.sh start NAME      start one service (intake|triage|dispatch|notify|postgres)
 #   stack.sh kill NAME       kill -9 one of them (for fault tests)
@@ -183,6 +184,13 @@ case $cmd in
     say "triage $WHISTLE_TRIAGE  dispatch $WHISTLE_DISPATCH"
     say "notify (replay) $WHISTLE_NOTIFY  feeds (PUB) $WHISTLE_FEED"
     say "logs in $VAR/log; state in $ENVF; stop with: make down"
+    ;;
+  pg-up)
+    [ -f "$ENVF" ] || write_env
+    load_env
+    init_pg
+    start_pg
+    create_dbs
     ;;
   down)
     load_env || true

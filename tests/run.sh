@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# run.sh BUILD... - runs every test against each build (plain, sanitized).
+#
+# Unit tests need nothing; integration tests get a private PostgreSQL of their
+# own under the build directory; end-to-end tests start whole stacks. Any
+# sanitizer report fails the run.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp:print_suppressions=0}
+pass=0; fail=0
+run() {
+  local name=$1; shift
+  echo "== $name"
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $name"; fi
+}
+for build in "$@"; do
+  build=$(cd "$ROOT/$build" && pwd)
+  var=$build/test-var
+  rm -rf "$var"; mkdir -p "$var"
+  run "$build unit" "$build/bin/test_unit"
+  # One PostgreSQL for the integration tests of this build.
+  WHISTLE_VAR=$var/integration WHISTLE_BIN=$build/bin "$ROOT/deploy/local/stack.sh" pg-up >/dev/null
+  WHISTLE_TEST_DB=$(. "$var/integration/stack.env"
+                    echo "host=127.0.0.1 port=$WHISTLE_PGPORT user=whistle dbname=postgres")
+  export WHISTLE_TEST_DB
+  run "$build integration" "$build/bin/test_integration"
+  WHISTLE_VAR=$var/integration "$ROOT/deploy/local/stack.sh" down >/dev/null || true
+  export WHISTLE_E2E_VAR=$var WHISTLE_BIN=$build/bin WHISTLE_ROOT=$ROOT
+  run "$build end-to-end" "$build/bin/test_e2e"
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
