@@ -21,7 +21,7 @@ endif
 
 PKGS     = libzmq libprotobuf-c libuv libconfig json-c
 PG_INC  := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-CFLAGS  += -std=gnu11 $(OPT) -Wall -Wextra -Werror -Wno-missing-field-initializers \
+CFLAGS  += -DWH_SOURCE_DIR='"$(CURDIR)"' -std=gnu11 $(OPT) -Wall -Wextra -Werror -Wno-missing-field-initializers \
            $(SANFLAGS) -I$(BUILD)/gen -Icommon -I$(PG_INC) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += $(SANFLAGS)

@@ -1,0 +1,392 @@
+/* test_unit - fast tests of whistle's pure logic: text checks, phone
+ * masking, time parsing, the working-day calendar, triage rules, front-door
+ * validation and the envelope codec. Run one by name: test_unit NAME. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../services/intake/intake.h"
+#include "wh_calendar.h"
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_err.h"
+#include "wh_org.h"
+#include "wh_rules.h"
+#include "wh_text.h"
+
+#ifndef WH_SOURCE_DIR
+#define WH_SOURCE_DIR "."
+#endif
+
+static int64_t T(const char *s) {
+  int64_t ms;
+  assert_int_equal(wh_time_parse(s, &ms), 0);
+  return ms;
+}
+
+static void utf8_checks(void **state) {
+  (void)state;
+  assert_true(wh_utf8_ok("盲道被花坛挡住了", strlen("盲道被花坛挡住了")));
+  assert_true(wh_utf8_ok("line\nnext\ttab", 13));
+  assert_false(wh_utf8_ok("\xc0\xaf", 2));             /* overlong '/' */
+  assert_false(wh_utf8_ok("\xed\xa0\x80", 3));         /* surrogate */
+  assert_false(wh_utf8_ok("\xe7\x9b", 2));             /* truncated */
+  assert_false(wh_utf8_ok("\xf4\x90\x80\x80", 4));     /* above U+10FFFF */
+  assert_false(wh_utf8_ok("a\x01z", 3));               /* control */
+  assert_false(wh_utf8_ok("\xc2\x85", 2));             /* C1 control */
+  assert_int_equal(wh_text_check("", 1, 10), WH_EMISSING);
+  assert_int_equal(wh_text_check("", 0, 10), 0);
+  assert_int_equal(wh_text_check("abcdefghijk", 1, 10), WH_ETOOLONG);
+  assert_int_equal(wh_code_check("12345-250603-0042", 64), 0);
+  assert_int_equal(wh_code_check("a b", 64), WH_EFIELD);
+  assert_int_equal(wh_code_check("'; DROP TABLE ticket;--", 64), WH_EFIELD);
+}
+
+static void phone_masking(void **state) {
+  (void)state;
+  char out[32];
+  wh_phone_mask("13911110001", out, sizeof out);
+  assert_string_equal(out, "139****0001");
+  wh_phone_mask("+86 139-1111-0002", out, sizeof out);
+  assert_string_equal(out, "861******0002");
+  wh_phone_mask("95598", out, sizeof out);
+  assert_string_equal(out, "***98");
+  wh_phone_mask("", out, sizeof out);
+  assert_string_equal(out, "");
+  assert_int_equal(wh_phone_check("13911110001"), 0);
+  assert_int_equal(wh_phone_check("+86 139-1111-0001"), 0);
+  assert_int_equal(wh_phone_check("call me"), WH_EPHONE);
+  assert_int_equal(wh_phone_check("12"), WH_EPHONE);
+}
+
+static void time_parsing(void **state) {
+  (void)state;
+  assert_true(T("2025-06-02T10:12:00+08:00") == T("2025-06-02T02:12:00Z"));
+  assert_true(T("2025-06-02T10:12:00.250+08:00") == T("2025-06-02T10:12:00+08:00") + 250);
+  int64_t ms;
+  assert_int_equal(wh_time_parse("2025-02-30T10:00:00Z", &ms), WH_ETIME);
+  assert_int_equal(wh_time_parse("2025-06-02 10:12", &ms), WH_ETIME);
+  assert_int_equal(wh_time_parse("2025-06-02T10:12:00", &ms), WH_ETIME); /* no zone */
+  assert_int_equal(wh_time_parse("yesterday", &ms), WH_ETIME);
+  char buf[40];
+  assert_string_equal(wh_time_format(T("2025-06-02T02:12:00Z"), buf, sizeof buf),
+                      "2025-06-02T10:12:00+08:00");
+}
+
+static wh_calendar_t *s_cal(void) {
+  char err[512];
+  wh_calendar_t *c = wh_calendar_load(WH_SOURCE_DIR "/deploy/demo/calendar.conf", err, sizeof err);
+  if (!c) fail_msg("%s", err);
+  return c;
+}
+
+static void calendar_working_days(void **state) {
+  (void)state;
+  wh_calendar_t *c = s_cal();
+  assert_true(wh_calendar_is_workday(c, T("2025-06-03T09:00:00+08:00")));  /* Tuesday */
+  assert_false(wh_calendar_is_workday(c, T("2025-06-07T09:00:00+08:00"))); /* Saturday */
+  assert_false(wh_calendar_is_workday(c, T("2025-06-02T09:00:00+08:00"))); /* Dragon Boat */
+  assert_true(wh_calendar_is_workday(c, T("2025-09-28T09:00:00+08:00")));  /* make-up Sunday */
+  /* Local day boundaries are China's: 23:30 UTC Friday is Saturday there. */
+  assert_false(wh_calendar_is_workday(c, T("2025-06-06T16:30:00Z")));
+  wh_calendar_destroy(&c);
+  assert_null(c);
+}
+
+static void calendar_deadlines(void **state) {
+  (void)state;
+  wh_calendar_t *c = s_cal();
+  wh_due_t d[WH_MAX_DEADLINES];
+  /* Level 2 on a holiday Monday: Tue..Fri, Mon -> end of Monday 9 June. */
+  assert_int_equal(wh_calendar_deadlines(c, 2, T("2025-06-02T10:12:00+08:00"), d), 1);
+  assert_string_equal(d[0].name, "resolve");
+  assert_true(d[0].due_ms == T("2025-06-09T23:59:59.999+08:00"));
+  /* Across National Day: Sep 26 (Fri) -> Sep 28 (make-up Sun), 29, 30, Oct 9, 10. */
+  wh_calendar_deadlines(c, 2, T("2025-09-26T15:00:00+08:00"), d);
+  assert_true(d[0].due_ms == T("2025-10-10T23:59:59.999+08:00"));
+  /* Make-up Saturday Oct 11 counts: Oct 10 (Fri) -> 11, 13, 14, 15, 16. */
+  wh_calendar_deadlines(c, 2, T("2025-10-10T09:00:00+08:00"), d);
+  assert_true(d[0].due_ms == T("2025-10-16T23:59:59.999+08:00"));
+  /* Level 1: minutes from receipt, holidays or not. */
+  assert_int_equal(wh_calendar_deadlines(c, 1, T("2025-10-01T21:30:00+08:00"), d), 3);
+  assert_true(d[0].due_ms == T("2025-10-01T22:00:00+08:00"));
+  assert_true(d[1].due_ms == T("2025-10-01T23:30:00+08:00"));
+  assert_true(d[2].due_ms == T("2025-10-02T21:30:00+08:00"));
+  /* Level 3: fourteen calendar days. */
+  assert_int_equal(wh_calendar_deadlines(c, 3, T("2025-07-01T14:05:00+08:00"), d), 1);
+  assert_true(d[0].due_ms == T("2025-07-15T14:05:00+08:00"));
+  assert_int_equal(wh_calendar_deadlines(c, 4, 0, d), 0);
+  wh_calendar_destroy(&c);
+}
+
+static void s_write(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void calendar_errors_name_file_and_line(void **state) {
+  (void)state;
+  char err[512];
+  const char *path = "/tmp/whistle-test-calendar.conf";
+  s_write(path, "weekend = [6, 7];\nholidays = [\"2025-13-01\"];\n");
+  assert_null(wh_calendar_load(path, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-calendar.conf:2"));
+  s_write(path, "holidays = [\n\"2025-01-01\"\n");
+  assert_null(wh_calendar_load(path, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-calendar.conf:"));
+  unlink(path);
+}
+
+typedef struct {
+  wh_org_t *org;
+  wh_rules_t *rules;
+} s_policy_t;
+
+static int s_policy_setup(void **state) {
+  static s_policy_t p;
+  char err[512];
+  p.org = wh_org_load(WH_SOURCE_DIR "/deploy/demo/org.conf", err, sizeof err);
+  if (!p.org) fail_msg("%s", err);
+  p.rules = wh_rules_load(WH_SOURCE_DIR "/deploy/demo/rules.conf", p.org, err, sizeof err);
+  if (!p.rules) fail_msg("%s", err);
+  *state = &p;
+  return 0;
+}
+
+static int s_policy_teardown(void **state) {
+  s_policy_t *p = *state;
+  wh_rules_destroy(&p->rules);
+  wh_org_destroy(&p->org);
+  return 0;
+}
+
+static wh_decision_t s_decide(s_policy_t *p, const char *community, const char *category,
+                              const char *text) {
+  wh_report_t r = {.category = category, .text = text, .channel = "hotline",
+                   .community = community};
+  wh_decision_t d;
+  wh_rules_decide(p->rules, p->org, &r, &d);
+  return d;
+}
+
+static void rules_route_reports_never_seen(void **state) {
+  s_policy_t *p = *state;
+  wh_decision_t d = s_decide(p, "xiangdong", "", "楼下有人打起来了，还拿着酒瓶");
+  assert_int_equal(d.color, WHISTLE__COLOR__COLOR_RED);
+  assert_int_equal(d.level, 1);
+  assert_string_equal(d.lead, "police");
+
+  d = s_decide(p, "wenhan", "", "厨房里着火了，烟很大");
+  assert_int_equal(d.level, 1);
+  assert_string_equal(d.lead, "fire");
+
+  d = s_decide(p, "wenhan", "noise", "隔壁楼道里闻到燃气味，很浓");
+  assert_string_equal(d.lead, "gas"); /* an emergency signal outranks the category */
+  assert_int_equal(d.level, 1);
+
+  d = s_decide(p, "haide", "", "楼下烧烤店油烟太大，窗户都不敢开");
+  assert_int_equal(d.color, WHISTLE__COLOR__COLOR_GREEN);
+  assert_string_equal(d.klass, "fumes");
+  assert_string_equal(d.lead, "haide.grid");
+
+  d = s_decide(p, "biyuan", "", "小区门口的路灯一直不亮");
+  assert_string_equal(d.lead, "street_office");
+
+  d = s_decide(p, "xiangdong", "", "3号楼电梯坏了三天了，老人上不了楼");
+  assert_string_equal(d.klass, "elevator");
+  assert_string_equal(d.lead, "xiangdong.pm");
+
+  d = s_decide(p, "xiangdong", "", "有人被困电梯里了");
+  assert_int_equal(d.level, 1);
+
+  d = s_decide(p, "wenhan", "", "小区里停车位太少，车到处乱停");
+  assert_int_equal(d.color, WHISTLE__COLOR__COLOR_YELLOW);
+  assert_string_equal(d.lead, "wenhan.rc");
+  assert_string_equal(d.co[0], "wenhan.pm");
+}
+
+static void rules_category_trusted_over_keywords(void **state) {
+  s_policy_t *p = *state;
+  /* "一片黑" would say power cut; the call-taker said street lamp. */
+  wh_decision_t d = s_decide(p, "shouning", "street_lamp", "小巷路灯坏了，晚上一片黑");
+  assert_string_equal(d.klass, "street_lamp");
+  assert_string_equal(d.rule, "category:street_lamp");
+  d = s_decide(p, "wenhan", "parking", "三个停车场天天为停车吵架");
+  assert_int_equal(d.level, 3);
+  assert_string_equal(d.rule, "rule:parking-standing-dispute");
+}
+
+static void rules_places_and_unplaced(void **state) {
+  s_policy_t *p = *state;
+  /* An unknown community keeps departments, its own parties go to center. */
+  wh_decision_t d = s_decide(p, "nowhere", "parking", "门口电动车乱停");
+  assert_string_equal(d.lead, "center");
+  d = s_decide(p, "nowhere", "water_main", "水管爆了");
+  assert_string_equal(d.lead, "water");
+  assert_string_equal(d.co[0], "center");
+  /* A community without an owners' committee. */
+  d = s_decide(p, "shouning", "parking", "停车场僵尸车好多，天天吵架");
+  assert_string_equal(d.lead, "shouning.rc");
+  for (int i = 0; i < d.nco; i++) assert_string_not_equal(d.co[i], "shouning.oc");
+  /* Nothing recognisable: the command center's queue, never merged. */
+  d = s_decide(p, "wenhan", "", "请联系我一下");
+  assert_string_equal(d.lead, "center");
+  assert_string_equal(d.rule, "unplaced");
+  assert_int_equal(d.merge, 0);
+}
+
+static void rules_care_tags_weigh(void **state) {
+  s_policy_t *p = *state;
+  char *tags[] = {"elderly_alone", "disabled"};
+  wh_report_t r = {.category = "neighbour_leak", .text = "楼上渗水", .channel = "patrol",
+                   .community = "xiangdong", .care_tags = tags, .ncare_tags = 2};
+  wh_decision_t d;
+  wh_rules_decide(p->rules, p->org, &r, &d);
+  assert_int_equal(d.weight, 1 + 3 + 3);
+  assert_int_equal(d.level, 2);
+}
+
+static void rules_errors_name_file_and_line(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  const char *path = "/tmp/whistle-test-rules.conf";
+  s_write(path,
+          "unplaced = { color = \"yellow\"; level = 2; lead = \"center\"; };\n"
+          "categories = (\n"
+          "  { code = \"noise\"; color = \"green\"; level = 2; lead = \"grid\"; },\n"
+          "  { code = \"x\"; color = \"green\"; level = 2; lead = \"nobody\"; }\n"
+          ");\n");
+  assert_null(wh_rules_load(path, p->org, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-rules.conf:4"));
+  assert_non_null(strstr(err, "nobody"));
+  s_write(path, "categories = ( { code = \"noise\" color = 1 } );\n");
+  assert_null(wh_rules_load(path, p->org, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-rules.conf:1"));
+  s_write(path,
+          "unplaced = { color = \"blue\"; level = 2; lead = \"center\"; };\n"
+          "categories = ();\n");
+  assert_null(wh_rules_load(path, p->org, err, sizeof err));
+  assert_non_null(strstr(err, ":1: colour 'blue'"));
+  unlink(path);
+}
+
+static Whistle__SubmitTicket s_valid(void) {
+  Whistle__SubmitTicket t = WHISTLE__SUBMIT_TICKET__INIT;
+  t.source = WHISTLE__SOURCE__SOURCE_HOTLINE;
+  t.external_id = "12345-250603-0042";
+  t.received_at_ms = T("2025-06-03T09:30:00+08:00");
+  t.community = "wenhan";
+  t.grid = "wenhan-3";
+  t.address = "文诚路思涌路";
+  t.category = "sidewalk";
+  t.text = "文诚路一侧约300米没有人行道";
+  return t;
+}
+
+static void validation_front_door(void **state) {
+  s_policy_t *p = *state;
+  char detail[256];
+  int64_t now = T("2026-11-21T12:00:00+08:00");
+  Whistle__SubmitTicket t = s_valid();
+  assert_int_equal(intake_validate(p->rules, &t, now, detail, sizeof detail), 0);
+#define EXPECT(field_change, code)                                                           \
+  do {                                                                                       \
+    t = s_valid();                                                                           \
+    field_change;                                                                            \
+    assert_int_equal(intake_validate(p->rules, &t, now, detail, sizeof detail), code);       \
+  } while (0)
+  EXPECT(t.source = 0, WH_ESOURCE);
+  EXPECT(t.source = 99, WH_ESOURCE);
+  EXPECT(t.external_id = "", WH_EMISSING);
+  EXPECT(t.text = "", WH_EMISSING);
+  EXPECT(t.community = "", WH_EMISSING);
+  EXPECT(t.community = "wen.han", WH_EFIELD);
+  EXPECT(t.grid = "", WH_EMISSING);
+  EXPECT(t.text = "\xe4\xbd", WH_EUTF8);
+  EXPECT(t.address = "bad\xff", WH_EUTF8);
+  EXPECT(t.category = "unicorns", WH_ECATEGORY);
+  EXPECT(t.received_at_ms = T("1999-12-31T23:59:59+08:00"), WH_ETIME);
+  EXPECT(t.received_at_ms = now + 10 * 60 * 1000, WH_ETIME);
+  EXPECT(t.received_at_ms = 0, WH_EMISSING);
+  char long_text[INTAKE_MAX_TEXT + 2];
+  memset(long_text, 'a', sizeof long_text - 1);
+  long_text[sizeof long_text - 1] = '\0';
+  EXPECT(t.text = long_text, WH_ETOOLONG);
+  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
+  rep.phone = "not a phone";
+  EXPECT(t.reporter = &rep, WH_EPHONE);
+  Whistle__Location loc = WHISTLE__LOCATION__INIT;
+  loc.lat = 95;
+  loc.lng = 121;
+  EXPECT(t.location = &loc, WH_ELOCATION);
+  char *tags[] = {"elderly_alone", "dragon"};
+  EXPECT((t.care_tags = tags, t.n_care_tags = 2), WH_EFIELD);
+  assert_non_null(strstr(detail, "dragon"));
+  /* Backlogs are welcome: a report from last year is fine. */
+  EXPECT(t.received_at_ms = T("2025-01-01T00:00:00+08:00"), 0);
+#undef EXPECT
+}
+
+static void codec_envelopes(void **state) {
+  (void)state;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  Whistle__SubmitTicket t = s_valid();
+  env.message_id = "m-1";
+  env.ticket_id = "WH00000001";
+  env.seq = 3;
+  env.body_case = WHISTLE__ENVELOPE__BODY_SUBMIT;
+  env.submit = &t;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
+  uint8_t stamped[4096];
+  size_t slen = wh_env_stamp(buf, len, 77, 123456, stamped);
+  Whistle__Envelope *out;
+  assert_int_equal(wh_env_unpack(stamped, slen, &out), 0);
+  assert_string_equal(out->message_id, "m-1");
+  assert_int_equal(out->seq, 3);
+  assert_int_equal(out->delivery_tag, 77);
+  assert_int_equal(out->sent_at_ms, 123456);
+  assert_int_equal(out->body_case, WHISTLE__ENVELOPE__BODY_SUBMIT);
+  assert_string_equal(out->submit->text, t.text);
+  wh_env_free(out);
+  assert_int_equal(wh_env_unpack(buf, WH_FRAME_MAX + 1, &out), WH_ETOOBIG);
+  assert_null(out);
+  assert_int_equal(wh_env_unpack("\xff\xff\xff\xff\xff", 5, &out), WH_EDECODE);
+  assert_int_equal(wh_env_unpack(buf, len / 2, &out), WH_EDECODE); /* truncated */
+  free(buf);
+  char a[37], b[37];
+  wh_uuid(a);
+  wh_uuid(b);
+  assert_int_equal(strlen(a), 36);
+  assert_string_not_equal(a, b);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(utf8_checks),
+      cmocka_unit_test(phone_masking),
+      cmocka_unit_test(time_parsing),
+      cmocka_unit_test(calendar_working_days),
+      cmocka_unit_test(calendar_deadlines),
+      cmocka_unit_test(calendar_errors_name_file_and_line),
+      cmocka_unit_test(rules_route_reports_never_seen),
+      cmocka_unit_test(rules_category_trusted_over_keywords),
+      cmocka_unit_test(rules_places_and_unplaced),
+      cmocka_unit_test(rules_care_tags_weigh),
+      cmocka_unit_test(rules_errors_name_file_and_line),
+      cmocka_unit_test(validation_front_door),
+      cmocka_unit_test(codec_envelopes),
+  };
+  if (argc > 1) cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests_name("unit", tests, s_policy_setup, s_policy_teardown);
+}
