@@ -1,0 +1,298 @@
+/* test_integration - the store and the outbox/inbox against a real
+ * PostgreSQL (WHISTLE_TEST_DB names a database to create test databases
+ * from): migrations from empty and re-run, inbox ordering, a consumer that
+ * gets the same message twice and changes state once, and a relay that
+ * marks rows delivered only when acknowledged. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_err.h"
+#include "wh_outbox.h"
+#include "wh_pg.h"
+
+extern const wh_migration_t *const triage_migrations[];
+
+static char s_conninfo[1024];
+
+static void s_admin(const char *sql) {
+  const char *base = getenv("WHISTLE_TEST_DB");
+  wh_pg_t *pg = wh_pg_new(base, NULL);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  wh_pg_exec(pg, sql);
+  wh_pg_destroy(&pg);
+}
+
+static int s_setup(void **state) {
+  (void)state;
+  const char *base = getenv("WHISTLE_TEST_DB");
+  if (!base) {
+    fprintf(stderr, "WHISTLE_TEST_DB is not set\n");
+    return -1;
+  }
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS whistle_it_%d", (int)getpid());
+  s_admin(sql);
+  snprintf(sql, sizeof sql, "CREATE DATABASE whistle_it_%d", (int)getpid());
+  s_admin(sql);
+  snprintf(s_conninfo, sizeof s_conninfo, "%s dbname=whistle_it_%d", base, (int)getpid());
+  return 0;
+}
+
+static int s_teardown(void **state) {
+  (void)state;
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS whistle_it_%d", (int)getpid());
+  s_admin(sql);
+  return 0;
+}
+
+static long s_count(wh_pg_t *pg, const char *sql) {
+  PGresult *r = wh_pg_query(pg, sql, 0, NULL);
+  assert_non_null(r);
+  long n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+static void migrations_from_empty_and_rerun(void **state) {
+  (void)state;
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 2);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM decision"), 0);
+  wh_pg_destroy(&pg);
+  /* Starting again applies nothing twice. */
+  pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 2);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox"), 0);
+  wh_pg_destroy(&pg);
+}
+
+static void inbox_applies_in_order_once(void **state) {
+  (void)state;
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 1), WH_INBOX_APPLY);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 1), WH_INBOX_SEEN);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 3), WH_INBOX_GAP);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 2), WH_INBOX_APPLY);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 3), WH_INBOX_APPLY);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 2), WH_INBOX_SEEN);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH2", 2), WH_INBOX_GAP); /* 1 never came */
+  assert_int_equal(wh_inbox_claim(pg, "other", "WH1", 1), WH_INBOX_APPLY); /* per sender */
+  assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
+  wh_pg_destroy(&pg);
+}
+
+/* ---- a consumer over real sockets -------------------------------------- */
+
+typedef struct {
+  wh_pg_t *pg;
+  int applied;
+  void *dealer;
+  int acks[3];
+  int nacks;
+  uv_loop_t *loop;
+  int64_t deadline;
+} s_rig_t;
+
+static int s_count_apply(void *arg, const Whistle__Envelope *env) {
+  s_rig_t *rig = arg;
+  rig->applied++;
+  const char *v[1] = {env->ticket_id};
+  PGresult *r = wh_pg_query(rig->pg, "INSERT INTO applied VALUES ($1)", 1, v);
+  if (!r) return WH_EDB;
+  PQclear(r);
+  return 0;
+}
+
+static void s_poll_acks(uv_timer_t *t) {
+  s_rig_t *rig = t->data;
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  while (zmq_msg_recv(&m, rig->dealer, ZMQ_DONTWAIT) >= 0) {
+    Whistle__Envelope *env;
+    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK && rig->nacks < 3)
+        rig->acks[rig->nacks++] = env->ack->status;
+      wh_env_free(env);
+    }
+    zmq_msg_close(&m);
+    zmq_msg_init(&m);
+  }
+  zmq_msg_close(&m);
+  if (rig->nacks == 3 || wh_clock_now_ms() > rig->deadline) uv_stop(rig->loop);
+}
+
+static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
+  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+  rec.ticket_id = "WH77";
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = (char *)mid;
+  env.ticket_id = "WH77";
+  env.sender = "intake";
+  env.seq = seq;
+  env.delivery_tag = tag;
+  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  env.received = &rec;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
+  assert_true(zmq_send(sock, buf, len, 0) >= 0);
+  free(buf);
+}
+
+static void consumer_same_message_twice_changes_state_once(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  rig.pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(rig.pg), 0);
+  assert_int_equal(wh_pg_exec(rig.pg, "CREATE TABLE applied (ticket text)"), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rig.loop = &loop;
+  void *zctx = zmq_ctx_new();
+  wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
+  wh_consumer_t *c = wh_consumer_new(&loop, zctx, rig.pg, "inproc://it-consumer", &ops, &rig);
+  assert_non_null(c);
+  rig.dealer = zmq_socket(zctx, ZMQ_DEALER);
+  assert_int_equal(zmq_connect(rig.dealer, "inproc://it-consumer"), 0);
+  s_send(rig.dealer, "m-1", 1, 11);
+  s_send(rig.dealer, "m-1", 1, 11); /* redelivered */
+  s_send(rig.dealer, "m-3", 3, 13); /* seq 2 has not come */
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = &rig;
+  rig.deadline = wh_clock_now_ms() + 10000;
+  uv_timer_start(&t, s_poll_acks, 10, 10);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(rig.nacks, 3);
+  assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(rig.acks[1], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(rig.acks[2], WHISTLE__ACK_STATUS__ACK_RETRY);
+  assert_int_equal(rig.applied, 1);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM applied"), 1);
+  assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH77'"), 1);
+  uv_close((uv_handle_t *)&t, NULL);
+  wh_consumer_destroy(&c);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  zmq_close(rig.dealer);
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&rig.pg);
+}
+
+/* ---- a relay against a receiver that acknowledges late ----------------- */
+
+typedef struct {
+  wh_pg_t *pg;
+  void *router;
+  int seen, acked;
+  uv_loop_t *loop;
+  int64_t deadline;
+} s_recv_t;
+
+static void s_receiver(uv_timer_t *t) {
+  s_recv_t *r = t->data;
+  zmq_msg_t id, m;
+  zmq_msg_init(&id);
+  zmq_msg_init(&m);
+  while (zmq_msg_recv(&id, r->router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, r->router, 0) >= 0) {
+    Whistle__Envelope *env;
+    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+      r->seen++;
+      /* The first sighting of each row goes unanswered: the relay must send
+       * it again; the second is acknowledged. */
+      if (r->seen > 3) {
+        Whistle__Ack a = WHISTLE__ACK__INIT;
+        a.message_id = env->message_id;
+        a.delivery_tag = env->delivery_tag;
+        Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+        out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
+        out.ack = &a;
+        uint8_t *buf;
+        size_t len;
+        wh_env_pack(&out, &buf, &len);
+        zmq_send(r->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+        zmq_send(r->router, buf, len, 0);
+        free(buf);
+        r->acked++;
+      }
+      wh_env_free(env);
+    }
+    zmq_msg_close(&id);
+    zmq_msg_close(&m);
+    zmq_msg_init(&id);
+    zmq_msg_init(&m);
+  }
+  zmq_msg_close(&id);
+  zmq_msg_close(&m);
+  long left = s_count(r->pg, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL");
+  if ((r->acked >= 3 && left == 0) || wh_clock_now_ms() > r->deadline) uv_stop(r->loop);
+}
+
+static void relay_resends_until_acknowledged(void **state) {
+  (void)state;
+  s_recv_t r = {0};
+  r.pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(r.pg), 0);
+  assert_int_equal(wh_pg_exec(r.pg, "TRUNCATE outbox"), 0);
+  assert_int_equal(wh_pg_exec(r.pg, "BEGIN"), 0);
+  for (uint32_t i = 1; i <= 3; i++) {
+    Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+    rec.ticket_id = "WH88";
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.ticket_id = "WH88";
+    env.seq = i;
+    env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+    env.received = &rec;
+    assert_int_equal(wh_outbox_put(r.pg, "intake", "triage", &env), 0);
+  }
+  assert_int_equal(wh_pg_exec(r.pg, "COMMIT"), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  r.loop = &loop;
+  void *zctx = zmq_ctx_new();
+  r.router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(r.router, "inproc://it-relay"), 0);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, r.pg, "triage", "inproc://it-relay");
+  assert_non_null(relay);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = &r;
+  r.deadline = wh_clock_now_ms() + 20000;
+  uv_timer_start(&t, s_receiver, 20, 20);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_true(r.seen >= 6); /* each row sent at least twice */
+  assert_int_equal(s_count(r.pg, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  wh_relay_destroy(&relay);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  zmq_close(r.router);
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&r.pg);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(migrations_from_empty_and_rerun),
+      cmocka_unit_test(inbox_applies_in_order_once),
+      cmocka_unit_test(consumer_same_message_twice_changes_state_once),
+      cmocka_unit_test(relay_resends_until_acknowledged),
+  };
+  if (argc > 1) cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests_name("integration", tests, s_setup, s_teardown);
+}
