@@ -1,0 +1,492 @@
+/* test_e2e - whole stacks: PostgreSQL and the four services as real
+ * processes, driven through whistlectl and raw sockets.
+ *
+ *   scenarios   every scenario routed as practice gave it, repeats merged,
+ *               resubmission idempotent, each lead's feed has its work
+ *   bad_input   every front-door check answered with its code, nothing
+ *               stored, every service still alive after garbage frames
+ *   restart     1,000 tickets while each process, PostgreSQL included, is
+ *               killed with SIGKILL and restarted: each ticket reaches its
+ *               lead's feed exactly once, in order per ticket
+ *
+ * WHISTLE_ROOT, WHISTLE_BIN and WHISTLE_E2E_VAR come from tests/run.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_pg.h"
+
+static const char *s_root, *s_bin, *s_var;
+
+static int s_sh(const char *fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *s_capture(int *status, const char *fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+    n += got;
+    if (cap - n < 4096) buf = realloc(buf, cap *= 2);
+  }
+  buf[n] = '\0';
+  int st = pclose(p);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return buf;
+}
+
+static void s_stack(const char *name, const char *cmd) {
+  assert_int_equal(s_sh("WHISTLE_VAR=%s/%s WHISTLE_BIN=%s %s/deploy/local/stack.sh %s >/dev/null",
+                        s_var, name, s_bin, s_root, cmd), 0);
+}
+
+/* Reads KEY from a stack's stack.env into out. */
+static void s_env(const char *name, const char *key, char *out, size_t len) {
+  char path[1024], line[1024];
+  snprintf(path, sizeof path, "%s/%s/stack.env", s_var, name);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  out[0] = '\0';
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, key, kl) || line[kl] != '=') continue;
+    char *v = line + kl + 1;
+    v[strcspn(v, "\n")] = '\0';
+    if (*v == '\'') v++;
+    size_t n = strlen(v);
+    if (n && v[n - 1] == '\'') v[n - 1] = '\0';
+    snprintf(out, len, "%s", v);
+  }
+  fclose(f);
+}
+
+static wh_pg_t *s_db(const char *name, const char *key) {
+  char conn[1024];
+  s_env(name, key, conn, sizeof conn);
+  wh_pg_t *pg = wh_pg_new(conn, NULL);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  return pg;
+}
+
+static long s_count(wh_pg_t *pg, const char *sql) {
+  PGresult *r = wh_pg_query(pg, sql, 0, NULL);
+  assert_non_null(r);
+  long n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+#define CTL(name) "WHISTLE_STATE=%s/" name "/stack.env %s/whistlectl"
+
+static json_object *s_lines(const char *text) {
+  json_object *arr = json_object_new_array();
+  const char *p = text;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    char *line = strndup(p, n);
+    json_object *o = json_tokener_parse(line);
+    if (o) json_object_array_add(arr, o);
+    free(line);
+    p += n + (nl ? 1 : 0);
+  }
+  return arr;
+}
+
+static const char *s_str(json_object *o, const char *k) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+/* "xiangdong.rc" -> "rc" */
+static const char *s_short(const char *party) {
+  const char *dot = strchr(party, '.');
+  return dot ? dot + 1 : party;
+}
+
+/* Polls dispatch until it holds n work orders; fails after timeout. */
+static void s_wait_orders(wh_pg_t *dispatch, long n, int seconds) {
+  long have = 0;
+  for (int i = 0; i < seconds * 10; i++) {
+    have = s_count(dispatch, "SELECT count(*) FROM work_order");
+    if (have >= n) return;
+    usleep(100 * 1000);
+  }
+  fail_msg("dispatch holds %ld work orders, expected %ld", have, n);
+}
+
+static void scenarios(void **state) {
+  (void)state;
+  s_stack("scenarios", "up");
+  char scen[1024];
+  snprintf(scen, sizeof scen, "%s/tests/data/scenarios.jsonl", s_root);
+  int st;
+  char *out = s_capture(&st, CTL("scenarios") " submit < %s", s_var, s_bin, scen);
+  assert_int_equal(st, 0);
+  json_object *answers = s_lines(out);
+  free(out);
+  char *again = s_capture(&st, CTL("scenarios") " submit < %s", s_var, s_bin, scen);
+  json_object *answers2 = s_lines(again);
+  free(again);
+  char *text = s_capture(NULL, "cat %s", scen);
+  json_object *cases = s_lines(text);
+  free(text);
+  size_t n = json_object_array_length(cases);
+  assert_int_equal(n, 28);
+  assert_int_equal(json_object_array_length(answers), n);
+  for (size_t i = 0; i < n; i++) /* a retry is the same ticket */
+    assert_string_equal(s_str(json_object_array_get_idx(answers, i), "ticket_id"),
+                        s_str(json_object_array_get_idx(answers2, i), "ticket_id"));
+
+  wh_pg_t *dispatch = s_db("scenarios", "WHISTLE_DISPATCH_DB");
+  wh_pg_t *intake = s_db("scenarios", "WHISTLE_INTAKE_DB");
+  wh_pg_t *notify = s_db("scenarios", "WHISTLE_NOTIFY_DB");
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 28);
+  s_wait_orders(dispatch, 28, 60);
+
+  for (size_t i = 0; i < n; i++) {
+    json_object *c = json_object_array_get_idx(cases, i), *expect, *v;
+    const char *sid = s_str(c, "id");
+    const char *ticket = s_str(json_object_array_get_idx(answers, i), "ticket_id");
+    json_object_object_get_ex(c, "expect", &expect);
+    char *shown = s_capture(&st, CTL("scenarios") " --json show %s", s_var, s_bin, ticket);
+    assert_int_equal(st, 0);
+    json_object *o = json_tokener_parse(shown);
+    free(shown);
+    assert_non_null(o);
+    print_message("%s %s: %s %s lead %s\n", sid, ticket, s_str(o, "color"), s_str(o, "level"),
+                  s_str(o, "lead"));
+    assert_string_equal(s_str(o, "color"), s_str(expect, "color"));
+    assert_string_equal(s_str(o, "level"), s_str(expect, "level"));
+    json_object *leads;
+    json_object_object_get_ex(expect, "lead", &leads);
+    int lead_ok = 0;
+    for (size_t k = 0; k < json_object_array_length(leads); k++)
+      lead_ok |= !strcmp(s_short(s_str(o, "lead")),
+                         json_object_get_string(json_object_array_get_idx(leads, k)));
+    if (!lead_ok) fail_msg("%s: lead %s is not among the acceptable", sid, s_str(o, "lead"));
+    if (json_object_object_get_ex(expect, "co", &v)) {
+      json_object *co;
+      json_object_object_get_ex(o, "co", &co);
+      for (size_t k = 0; k < json_object_array_length(v); k++) {
+        int found = 0;
+        for (size_t m = 0; m < json_object_array_length(co); m++)
+          found |= !strcmp(s_short(json_object_get_string(json_object_array_get_idx(co, m))),
+                           json_object_get_string(json_object_array_get_idx(v, k)));
+        if (!found) fail_msg("%s: co-party %s missing", sid,
+                             json_object_get_string(json_object_array_get_idx(v, k)));
+      }
+    }
+    const char *dup = s_str(o, "duplicate_of");
+    if (json_object_object_get_ex(expect, "duplicate_of", &v)) {
+      const char *first_sid = json_object_get_string(v);
+      const char *first_ticket = NULL;
+      for (size_t k = 0; k < n; k++)
+        if (!strcmp(s_str(json_object_array_get_idx(cases, k), "id"), first_sid))
+          first_ticket = s_str(json_object_array_get_idx(answers, k), "ticket_id");
+      assert_non_null(dup);
+      assert_string_equal(dup, first_ticket);
+      assert_string_equal(s_str(o, "state"), "merged");
+    } else {
+      assert_null(dup);
+      assert_string_equal(s_str(o, "state"), "dispatched");
+    }
+    json_object *deadlines, *timeline;
+    json_object_object_get_ex(o, "deadlines", &deadlines);
+    json_object_object_get_ex(o, "timeline", &timeline);
+    assert_true(json_object_array_length(timeline) >= 3);
+    if (!dup) assert_true(json_object_array_length(deadlines) >= 1);
+    assert_non_null(s_str(o, "ticket_id"));
+    assert_string_equal(s_str(o, "external_id"), s_str(c, "external_id"));
+
+    /* The lead's feed, read through whistlectl as a department would. */
+    char *feed = s_capture(&st, CTL("scenarios") " --json feed %s", s_var, s_bin, s_str(o, "lead"));
+    assert_int_equal(st, 0);
+    json_object *items = s_lines(feed);
+    free(feed);
+    int got = 0;
+    for (size_t k = 0; k < json_object_array_length(items); k++) {
+      json_object *it = json_object_array_get_idx(items, k);
+      if (!strcmp(s_str(it, "ticket_id"), ticket) &&
+          !strcmp(s_str(it, "kind"), dup ? "merged" : "dispatched"))
+        got++;
+    }
+    if (got != 1) fail_msg("%s: %d items for %s on %s's feed", sid, got, ticket, s_str(o, "lead"));
+    json_object_put(items);
+    json_object_put(o);
+  }
+  /* Old reports are overdue, and say so. */
+  assert_true(s_count(dispatch, "SELECT count(DISTINCT ticket_id) FROM deadline WHERE overdue_at IS NOT NULL") >= 20);
+  for (int i = 0; i < 100 && s_count(notify, "SELECT count(*) FROM feed WHERE kind = 'overdue' AND role = 'supervisor'") < 20; i++)
+    usleep(100 * 1000);
+  assert_true(s_count(notify, "SELECT count(*) FROM feed WHERE kind = 'overdue' AND role = 'supervisor'") >= 20);
+  /* Receipts to reporters, phones masked. */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery WHERE state = 'sent'"), 28);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery WHERE recipient !~ '^[0-9]{3}[*]{4}[0-9]{4}$'"), 0);
+  wh_pg_destroy(&dispatch);
+  wh_pg_destroy(&intake);
+  wh_pg_destroy(&notify);
+  json_object_put(answers);
+  json_object_put(answers2);
+  json_object_put(cases);
+  s_stack("scenarios", "down");
+}
+
+/* Sends one raw frame to endpoint and returns the answer's error code
+ * (from an Error or a SubmitReply), or -1 for no answer. */
+static int s_raw(const char *endpoint, const void *data, size_t len) {
+  void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+  int linger = 0, tmo = 5000;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+  zmq_connect(s, endpoint);
+  zmq_send(s, data, len, 0);
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  int code = -1;
+  if (zmq_msg_recv(&m, s, 0) >= 0) {
+    Whistle__Envelope *env;
+    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) code = env->error->code;
+      else if (env->body_case == WHISTLE__ENVELOPE__BODY_SUBMIT_REPLY && env->submit_reply->error)
+        code = env->submit_reply->error->code;
+      else if (env->body_case == WHISTLE__ENVELOPE__BODY_REPLAY_REPLY && env->replay_reply->error)
+        code = env->replay_reply->error->code;
+      else code = 0;
+      wh_env_free(env);
+    }
+  }
+  zmq_msg_close(&m);
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+  return code;
+}
+
+static void bad_input(void **state) {
+  (void)state;
+  s_stack("bad", "up");
+  char intake_ep[256], ep[256];
+  s_env("bad", "WHISTLE_INTAKE", intake_ep, sizeof intake_ep);
+  assert_int_equal(s_raw(intake_ep, "\xff\x01garbage", 9), WHISTLE__ERROR_CODE__ERR_DECODE);
+  size_t big = WH_FRAME_MAX + 10;
+  char *huge = calloc(1, big);
+  assert_int_equal(s_raw(intake_ep, huge, big), WHISTLE__ERROR_CODE__ERR_TOO_LARGE);
+  free(huge);
+  Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
+  q.party = "water";
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.body_case = WHISTLE__ENVELOPE__BODY_REPLAY;
+  env.replay = &q;
+  uint8_t *buf;
+  size_t len;
+  wh_env_pack(&env, &buf, &len);
+  assert_int_equal(s_raw(intake_ep, buf, len), WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
+  /* Garbage to the inner services: answered, never a crash. */
+  const char *inner[] = {"WHISTLE_TRIAGE", "WHISTLE_DISPATCH", "WHISTLE_NOTIFY"};
+  for (int i = 0; i < 3; i++) {
+    s_env("bad", inner[i], ep, sizeof ep);
+    assert_int_equal(s_raw(ep, "\x0a\xff\xff\xff", 4), WHISTLE__ERROR_CODE__ERR_DECODE);
+    /* notify answers replay requests; the others take only relayed events */
+    assert_int_equal(s_raw(ep, buf, len), i == 2 ? 0 : WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
+  }
+  free(buf);
+
+  /* Each front-door check, through whistlectl as a pusher would. */
+  static const struct {
+    const char *line;
+    const char *code;
+  } cases[] = {
+      {"{\"source\":\"fax\",\"external_id\":\"b1\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "unknown_source"},
+      {"{\"source\":\"app\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "missing_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b3\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"\"}", "missing_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b4\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"\xe8\xb7\xaf\xff\"}", "bad_utf8"},
+      {"{\"source\":\"app\",\"external_id\":\"b5\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"category\":\"dragons\",\"text\":\"路灯坏了\"}", "unknown_category"},
+      {"{\"source\":\"app\",\"external_id\":\"b6\",\"received_at\":\"1999-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "bad_time"},
+      {"{\"source\":\"app\",\"external_id\":\"b7\",\"received_at\":\"2099-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "bad_time"},
+      {"{\"source\":\"app\",\"external_id\":\"b8\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"reporter\":{\"name\":\"x\",\"phone\":\"DROP TABLE\"}}", "bad_phone"},
+      {"{\"source\":\"app\",\"external_id\":\"b9\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"location\":{\"lat\":123.4,\"lng\":500}}", "bad_location"},
+      {"{\"source\":\"app\",\"external_id\":\"b10\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wen'han\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "bad_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b11\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"care_tags\":[\"vip\"]}", "bad_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b12\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"address\":\"XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\",\"text\":\"路灯坏了\"}", "field_too_long"},
+      {"not json at all", "bad_json"},
+      {"{\"source\":\"app\",\"external_id\":\"b14\",\"received_at\":\"last tuesday\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "bad_time"},
+  };
+  char path[1024];
+  snprintf(path, sizeof path, "%s/bad/bad.jsonl", s_var);
+  FILE *f = fopen(path, "w");
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) fprintf(f, "%s\n", cases[i].line);
+  fclose(f);
+  int st;
+  char *out = s_capture(&st, CTL("bad") " submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 1);
+  json_object *answers = s_lines(out);
+  free(out);
+  assert_int_equal(json_object_array_length(answers), sizeof cases / sizeof *cases);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    json_object *a = json_object_array_get_idx(answers, i), *e;
+    assert_true(json_object_object_get_ex(a, "error", &e));
+    if (strcmp(s_str(e, "code"), cases[i].code))
+      fail_msg("case %zu: got %s (%s), expected %s", i, s_str(e, "code"), s_str(e, "text"),
+               cases[i].code);
+    assert_true(strlen(s_str(e, "text")) > 0);
+  }
+  json_object_put(answers);
+  wh_pg_t *intake = s_db("bad", "WHISTLE_INTAKE_DB");
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 0);
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM outbox"), 0);
+  /* Every service is alive: a good report goes all the way through. */
+  snprintf(path, sizeof path, "%s/bad/good.jsonl", s_var);
+  f = fopen(path, "w");
+  fprintf(f, "{\"source\":\"app\",\"external_id\":\"good-1\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"小区门口路灯坏了\"}\n");
+  fclose(f);
+  out = s_capture(&st, CTL("bad") " submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 0);
+  free(out);
+  wh_pg_t *dispatch = s_db("bad", "WHISTLE_DISPATCH_DB");
+  s_wait_orders(dispatch, 1, 30);
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 1);
+  wh_pg_destroy(&intake);
+  wh_pg_destroy(&dispatch);
+  assert_int_equal(s_sh("WHISTLE_VAR=%s/bad %s/deploy/local/stack.sh status | grep -c 'not running' | grep -qx 0", s_var, s_root), 0);
+  s_stack("bad", "down");
+}
+
+static const char *s_restart_kinds[][2] = {
+    {"water_main", "水管爆了"},        {"street_lamp", "路灯坏了好几天"},
+    {"parking", "电动车乱停堵住门口"}, {"noise", "晚上噪音太大"},
+    {"gas_leak", "闻到煤气味"},        {"stairwell_clutter", "楼道堆满杂物"},
+    {"consult", "咨询补贴政策"},       {"illegal_build", "有人违章搭建"},
+};
+
+static void restart(void **state) {
+  (void)state;
+  const int total = 1000, chunks = 5;
+  s_stack("restart", "up");
+  char path[1024];
+  int64_t at = wh_clock_now_ms() - 3 * 3600 * 1000; /* level-1 clocks will have lapsed */
+  char when[40];
+  wh_time_format(at, when, sizeof when);
+  for (int c = 0; c < chunks; c++) {
+    snprintf(path, sizeof path, "%s/restart/chunk%d.jsonl", s_var, c);
+    FILE *f = fopen(path, "w");
+    for (int i = c * total / chunks; i < (c + 1) * total / chunks; i++) {
+      const char **k = s_restart_kinds[i % 8];
+      fprintf(f, "{\"source\":\"hotline\",\"external_id\":\"r-%d\",\"received_at\":\"%s\","
+                 "\"community\":\"xiangdong\",\"grid\":\"g-%d\",\"category\":\"%s\","
+                 "\"text\":\"%s（第%d号）\",\"reporter\":{\"name\":\"测\",\"phone\":\"139%08d\"}}\n",
+              i, when, i, k[0], k[1], i, i);
+    }
+    fclose(f);
+  }
+  static const char *victims[] = {"intake", "triage", "dispatch", "notify", "postgres"};
+  pid_t pids[5];
+  for (int c = 0; c < chunks; c++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      char cmd[2048];
+      snprintf(cmd, sizeof cmd,
+               CTL("restart") " submit < %s/restart/chunk%d.jsonl > %s/restart/answers%d.jsonl",
+               s_var, s_bin, s_var, c, s_var, c);
+      execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+      _exit(127);
+    }
+    pids[c] = pid;
+    usleep(150 * 1000);
+    print_message("kill -9 %s\n", victims[c]);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "kill %s", victims[c]);
+    s_stack("restart", cmd);
+    usleep(300 * 1000);
+    snprintf(cmd, sizeof cmd, "start %s", victims[c]);
+    s_stack("restart", cmd);
+  }
+  for (int c = 0; c < chunks; c++) {
+    int st;
+    waitpid(pids[c], &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  wh_pg_t *intake = s_db("restart", "WHISTLE_INTAKE_DB");
+  wh_pg_t *dispatch = s_db("restart", "WHISTLE_DISPATCH_DB");
+  wh_pg_t *notify = s_db("restart", "WHISTLE_NOTIFY_DB");
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), total);
+  s_wait_orders(dispatch, total, 120);
+  long level1 = s_count(dispatch, "SELECT count(*) FROM work_order WHERE level = 1");
+  assert_true(level1 > 0);
+  /* Wait for every dispatched item and every lapse to reach the feeds. */
+  long got = 0, over = 0;
+  for (int i = 0; i < 1200; i++) {
+    got = s_count(notify, "SELECT count(DISTINCT ticket_id) FROM feed WHERE kind = 'dispatched' AND role = 'lead'");
+    over = s_count(notify, "SELECT count(DISTINCT ticket_id) FROM feed WHERE kind = 'overdue' AND role = 'lead'");
+    if (got == total && over == level1) break;
+    usleep(100 * 1000);
+  }
+  print_message("%ld tickets on their lead's feed, %ld level-1 lapses reported\n", got, over);
+  assert_int_equal(got, total);
+  assert_int_equal(over, level1);
+  /* Exactly once: no (ticket, party, version) twice on any feed. */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT 1 FROM feed GROUP BY ticket_id, party, version HAVING count(*) > 1) d"), 0);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM feed WHERE kind = 'dispatched' AND role = 'lead'"), total);
+  /* In order per ticket: versions rise along each feed. */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT version, lag(version) OVER (PARTITION BY party, ticket_id ORDER BY seq) AS prev FROM feed) x WHERE prev >= version"), 0);
+  /* Gap-free feeds. */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT party FROM feed GROUP BY party HAVING max(seq) <> count(*)) g"), 0);
+  /* Each ticket is on the feed of the lead dispatch gave it. */
+  PGresult *r = wh_pg_query(dispatch, "SELECT ticket_id, lead FROM work_order ORDER BY ticket_id", 0, NULL);
+  assert_non_null(r);
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *v[2] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)};
+    PGresult *q = wh_pg_query(notify, "SELECT count(*) FROM feed WHERE ticket_id = $1 AND party = $2 AND kind = 'dispatched'", 2, v);
+    assert_non_null(q);
+    if (atol(PQgetvalue(q, 0, 0)) != 1) fail_msg("%s not once on %s's feed", v[0], v[1]);
+    PQclear(q);
+  }
+  PQclear(r);
+  wh_pg_destroy(&intake);
+  wh_pg_destroy(&dispatch);
+  wh_pg_destroy(&notify);
+  s_stack("restart", "down");
+}
+
+int main(int argc, char **argv) {
+  s_root = getenv("WHISTLE_ROOT");
+  s_bin = getenv("WHISTLE_BIN");
+  s_var = getenv("WHISTLE_E2E_VAR");
+  if (!s_root || !s_bin || !s_var) {
+    fprintf(stderr, "run through tests/run.sh (WHISTLE_ROOT, WHISTLE_BIN, WHISTLE_E2E_VAR)\n");
+    return 2;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(scenarios),
+      cmocka_unit_test(bad_input),
+      cmocka_unit_test(restart),
+  };
+  if (argc > 1) cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
+}
