@@ -29,6 +29,11 @@ for build in "$@"; do
   WHISTLE_VAR=$var/integration "$ROOT/deploy/local/stack.sh" down >/dev/null || true
   export WHISTLE_E2E_VAR=$var WHISTLE_BIN=$build/bin WHISTLE_ROOT=$ROOT
   run "$build end-to-end" "$build/bin/test_e2e"
+  # The services write sanitizer reports to their logs: any one fails the run.
+  if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$var"/*/log/*.log 2>/dev/null; then
+    echo "FAILED: sanitizer report in a service log (above)"
+    fail=$((fail + 1))
+  fi
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
