@@ -75,7 +75,10 @@ wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint,
     zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   }
   if (type == ZMQ_DEALER) {
-    int ivl = 100, max = 1000;
+    /* Queue nothing for a peer that is not connected: the outbox rows are
+     * the queue, and a dead peer must not make this process grow. */
+    int immediate = 1, ivl = 100, max = 1000;
+    zmq_setsockopt(b->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
     zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
   }
