@@ -26,7 +26,7 @@ for build in "$@"; do
                     echo "host=127.0.0.1 port=$WHISTLE_PGPORT user=whistle dbname=postgres")
   export WHISTLE_TEST_DB
   run "$build integration" "$build/bin/test_integration"
-  WHISTLE_VAR=$var/integration "$ROOT/deploy/local/stack.sh" down >/dev/null || true
+  WHISTLE_VAR=$var/integration "$ROOT/deploy/local/stack.sh" destroy >/dev/null || true
   export WHISTLE_E2E_VAR=$var WHISTLE_BIN=$build/bin WHISTLE_ROOT=$ROOT
   run "$build end-to-end" "$build/bin/test_e2e"
   # The services write sanitizer reports to their logs: any one fails the run.
@@ -34,6 +34,7 @@ for build in "$@"; do
     echo "FAILED: sanitizer report in a service log (above)"
     fail=$((fail + 1))
   fi
+  for d in "$var"/*/; do WHISTLE_VAR=$d "$ROOT/deploy/local/stack.sh" destroy >/dev/null || true; done
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -4,6 +4,7 @@
 #   stack.sh up              private PostgreSQL (initdb on first use, a free port, one
 #                            database per service), then notify, dispatch, triage, intake
 #   stack.sh down            stop the services and PostgreSQL; nothing is left running
+#   stack.sh destroy         down, then delete the cluster and everything under var/
 #   stack.sh pg-up           only PostgreSQL and the databases (integration tests)
 #   stack.sh status          what runs, and where
 #   stack.sh start NAME      start one service (intake|triage|dispatch|notify|postgres)
@@ -68,14 +69,19 @@ WHISTLE_NOTIFY_DB='$db dbname=whistle_notify'
 EOV
 }
 
-pg_data() { echo "$VAR/pg"; }
+# The cluster's real directory: when var/ is not reachable by the postgres
+# user, var/pg is a link to a private directory, and PostgreSQL is given that
+# directory itself (it could not follow a path through var/).
+pg_data() { if [ -L "$VAR/pg" ]; then readlink -f "$VAR/pg"; else echo "$VAR/pg"; fi; }
+pg_log() { if [ -L "$VAR/pg" ]; then echo "$(pg_data).log"; else echo "$VAR/log/postgres.log"; fi; }
 
 init_pg() {
   local data
   data=$(pg_data)
   [ -f "$data/PG_VERSION" ] && return
   [ -n "$PGBIN" ] || die "PostgreSQL server not installed (run deploy/local/deps.sh)"
-  rm -rf "$data"
+  rm -rf "$VAR/pg"
+  data=$VAR/pg
   mkdir -p "$data"
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres: "$data"
@@ -88,6 +94,7 @@ init_pg() {
       chown postgres: "$priv"
       chmod 700 "$priv"
       ln -s "$priv" "$data"
+      data=$priv
     fi
   fi
   as_pg "$PGBIN/initdb" -D "$data/" -U whistle --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
@@ -98,7 +105,8 @@ pg_running() { as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" status >/dev/null 2>&1; }
 
 start_pg() {
   pg_running && return
-  local log=$VAR/log/postgres.log
+  local log
+  log=$(pg_log)
   touch "$log"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$log"
   as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -l "$log" -w -t 60 \
@@ -199,6 +207,12 @@ case $cmd in
       as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -m fast -w stop >/dev/null
     fi
     say "stopped"
+    ;;
+  destroy)
+    "$0" down >/dev/null
+    if [ -L "$VAR/pg" ]; then rm -rf "$(pg_data)" "$(pg_log)"; fi
+    rm -rf "$VAR"
+    say "removed $VAR"
     ;;
   status)
     load_env || die "no stack under $VAR"
