@@ -28,7 +28,7 @@ die() { printf 'whistle: %s\n' "$*" >&2; exit 1; }
 # Runs a PostgreSQL server program as the postgres user when we are root
 # (initdb refuses root), as ourselves otherwise.
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
