@@ -113,6 +113,27 @@ fail:
 
 PGconn *wh_pg_conn(wh_pg_t *pg) { return pg->conn; }
 
+int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len) {
+  size_t o = 0;
+  if (len < 3) return WH_ETOOLONG;
+  out[o++] = '{';
+  for (size_t i = 0; i < n; i++) {
+    if (o + 3 >= len) return WH_ETOOLONG;
+    if (i) out[o++] = ',';
+    out[o++] = '"';
+    for (const char *p = items[i]; *p; p++) {
+      if (o + 4 >= len) return WH_ETOOLONG;
+      if (*p == '"' || *p == '\\') out[o++] = '\\';
+      out[o++] = *p;
+    }
+    out[o++] = '"';
+  }
+  if (o + 2 > len) return WH_ETOOLONG;
+  out[o++] = '}';
+  out[o] = '\0';
+  return 0;
+}
+
 int wh_pg_broken(wh_pg_t *pg) {
   return !pg->conn || pg->broken || PQstatus(pg->conn) != CONNECTION_OK;
 }

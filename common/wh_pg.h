@@ -41,6 +41,10 @@ PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *c
                     const int *lengths, const int *formats);
 /* Like wh_pg_run for ad-hoc SQL with parameters (used by the ctl and tests). */
 PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values);
+/* Writes items as a Postgres text[] literal ({"a","b"}, each quoted and
+ * escaped) into out, to be passed as one parameter cast to text[]. Returns
+ * 0, or WH_ETOOLONG when out is too small. */
+int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len);
 /* 1 if the last failure broke the connection (so retrying may help). */
 int wh_pg_broken(wh_pg_t *pg);
 

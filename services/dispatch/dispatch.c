@@ -78,13 +78,6 @@ static int s_timeline(wh_pg_t *pg, const char *ticket, int64_t at_ms, const char
   return 0;
 }
 
-static void s_array_literal(char *const *items, size_t n, char *out, size_t len) {
-  size_t o = (size_t)snprintf(out, len, "{");
-  for (size_t i = 0; i < n && o < len; i++)
-    o += (size_t)snprintf(out + o, len - o, "%s\"%s\"", i ? "," : "", items[i]);
-  if (o < len) snprintf(out + o, len - o, "}");
-}
-
 static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
   Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
   out.ticket_id = ev->ticket_id;
@@ -123,7 +116,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   snprintf(received, sizeof received, "%" PRId64, rep->received_at_ms);
   snprintf(level, sizeof level, "%u", t->level);
   snprintf(weight, sizeof weight, "%u", t->weight);
-  s_array_literal(t->co, t->n_co, co, sizeof co);
+  if (wh_pg_text_array(t->co, t->n_co, co, sizeof co)) return WH_EFIELD;
   const char *masked = rep->reporter ? rep->reporter->phone : "";
   const char *v[19] = {ticket, merged ? "merged" : "dispatched", rep->external_id,
                        wh_source_name(rep->source), rep->community, rep->grid, rep->address,

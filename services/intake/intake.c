@@ -72,22 +72,13 @@ static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
   free(buf);
 }
 
-/* Writes a Postgres text[] literal of the care tags (validated codes: no
- * quoting needed) into out. */
-static void s_tags_literal(const Whistle__SubmitTicket *t, char *out, size_t len) {
-  size_t n = (size_t)snprintf(out, len, "{");
-  for (size_t i = 0; i < t->n_care_tags && n < len; i++)
-    n += (size_t)snprintf(out + n, len - n, "%s\"%s\"", i ? "," : "", t->care_tags[i]);
-  if (n < len) snprintf(out + n, len - n, "}");
-}
-
 /* Stores one valid report and its outbox row in the open transaction. */
 static int s_store(s_intake_t *in, s_req_t *r) {
   Whistle__SubmitTicket *t = r->env->submit;
   wh_pg_t *pg = in->svc->pg;
   char at[24], tags[INTAKE_MAX_TAGS * 40 + 4], lat[32], lng[32];
   snprintf(at, sizeof at, "%" PRId64, t->received_at_ms);
-  s_tags_literal(t, tags, sizeof tags);
+  if (wh_pg_text_array(t->care_tags, t->n_care_tags, tags, sizeof tags)) return WH_ETOOLONG;
   if (t->location) {
     snprintf(lat, sizeof lat, "%.7f", t->location->lat);
     snprintf(lng, sizeof lng, "%.7f", t->location->lng);

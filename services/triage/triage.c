@@ -42,20 +42,6 @@ static const wh_stmt_t s_insert = {
     " VALUES ($1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10,"
     " $11, $12::text[], $13, 'rules', $14, $15, $16)"};
 
-/* Writes a Postgres text[] literal, quoting each element. */
-static void s_array_literal(char co[][96], int n, char *out, size_t len) {
-  size_t o = (size_t)snprintf(out, len, "{");
-  for (int i = 0; i < n && o < len; i++) {
-    o += (size_t)snprintf(out + o, len - o, "%s\"", i ? "," : "");
-    for (const char *p = co[i]; *p && o + 2 < len; p++) {
-      if (*p == '"' || *p == '\\') out[o++] = '\\';
-      out[o++] = *p;
-    }
-    if (o < len) o += (size_t)snprintf(out + o, len - o, "\"");
-  }
-  if (o < len) snprintf(out + o, len - o, "}");
-}
-
 static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_triage_t *t = arg;
   wh_pg_t *pg = t->svc->pg;
@@ -85,7 +71,9 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   char level[4], weight[12], co[WH_MAX_CO * 100 + 4];
   snprintf(level, sizeof level, "%d", d.level);
   snprintf(weight, sizeof weight, "%d", d.weight);
-  s_array_literal(d.co, d.nco, co, sizeof co);
+  char *cov[WH_MAX_CO];
+  for (int i = 0; i < d.nco; i++) cov[i] = d.co[i];
+  if (wh_pg_text_array(cov, (size_t)d.nco, co, sizeof co)) return WH_EFIELD;
   const char *v[16] = {rec->ticket_id, wh_source_name(rep->source), rep->external_id, at,
                        rep->community, rep->grid, rep->category, d.klass,
                        wh_color_name(d.color), level, d.lead, co, d.rule, weight,
@@ -94,8 +82,6 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   if (!r) return WH_EDB;
   PQclear(r);
 
-  char *cov[WH_MAX_CO];
-  for (int i = 0; i < d.nco; i++) cov[i] = d.co[i];
   Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
   tri.ticket = (Whistle__TicketReceived *)rec;
   tri.color = d.color;
