@@ -109,9 +109,15 @@ start_pg() {
   log=$(pg_log)
   touch "$log"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$log"
-  as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -l "$log" -w -t 60 \
-    -o "-p $WHISTLE_PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=50" \
-    start >/dev/null || { tail -n 20 "$log" >&2; die "PostgreSQL did not start"; }
+  # A server just killed may leave children holding the port for a moment.
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -l "$log" -w -t 60 \
+      -o "-p $WHISTLE_PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=50" \
+      start >/dev/null 2>&1 && return
+    [ "$try" -lt 10 ] && sleep 1
+  done
+  tail -n 20 "$log" >&2
+  die "PostgreSQL did not start"
 }
 
 create_dbs() {
@@ -228,10 +234,17 @@ case $cmd in
   kill)
     load_env || die "no stack under $VAR"
     if [ "${2:-}" = postgres ]; then
-      pkill -KILL -f -- "-D $(pg_data)/" 2>/dev/null || true
-      local_pid=$(head -n 1 "$(pg_data)/postmaster.pid" 2>/dev/null || true)
-      [ -n "$local_pid" ] && kill -KILL "$local_pid" 2>/dev/null || true
-      for _ in $(seq 50); do pg_running || break; sleep 0.1; done
+      # The whole server at once, as a crash would take it: the postmaster
+      # and every child, then wait until its port is free again.
+      pm=$(head -n 1 "$(pg_data)/postmaster.pid" 2>/dev/null || true)
+      if [ -n "$pm" ]; then
+        pkill -KILL -P "$pm" 2>/dev/null || true
+        kill -KILL "$pm" 2>/dev/null || true
+      fi
+      for _ in $(seq 100); do
+        { [ -z "$pm" ] || ! kill -0 "$pm" 2>/dev/null; } && port_free "$WHISTLE_PGPORT" && break
+        sleep 0.1
+      done
     else
       p=$(svc_pid "${2:?name}")
       [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
