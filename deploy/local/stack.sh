@@ -32,10 +32,14 @@ as_pg() {
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Ports come from below the kernel's ephemeral range, which outgoing
+# connections draw from: a port picked there could be taken before we bind.
 pick_port() {
-  local p
+  local p lo
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$lo" -gt 12000 ] || lo=32768
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     port_free "$p" && ! grep -q "=$p\$" "$ENVF.tmp" 2>/dev/null && { echo "$p"; return; }
   done
   die "no free port found"
