@@ -34,29 +34,26 @@ as_pg() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Ports come from below the kernel's ephemeral range, which outgoing
 # connections draw from: a port picked there could be taken before we bind.
-pick_port() {
-  local p lo
+# Picks n distinct free ports into the array PORTS.
+pick_ports() {
+  local n=$1 p lo
   lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   [ "$lo" -gt 12000 ] || lo=32768
-  for _ in $(seq 200); do
+  PORTS=()
+  for _ in $(seq 1000); do
+    [ ${#PORTS[@]} -ge "$n" ] && return
     p=$((10000 + RANDOM % (lo - 10000)))
-    port_free "$p" && ! grep -q "=$p\$" "$ENVF.tmp" 2>/dev/null && { echo "$p"; return; }
+    [[ " ${PORTS[*]} " == *" $p "* ]] && continue
+    port_free "$p" && PORTS+=("$p")
   done
-  die "no free port found"
+  die "no free ports found"
 }
 
 load_env() { [ -f "$ENVF" ] && . "$ENVF"; }
 
 write_env() {
-  local pgport
-  pgport=$(pick_port); echo "PGPORT_=$pgport" >> "$ENVF.tmp"
-  local pi pt pd pn pf
-  pi=$(pick_port); echo "X=$pi" >> "$ENVF.tmp"
-  pt=$(pick_port); echo "X=$pt" >> "$ENVF.tmp"
-  pd=$(pick_port); echo "X=$pd" >> "$ENVF.tmp"
-  pn=$(pick_port); echo "X=$pn" >> "$ENVF.tmp"
-  pf=$(pick_port)
-  rm -f "$ENVF.tmp"
+  pick_ports 6
+  local pgport=${PORTS[0]} pi=${PORTS[1]} pt=${PORTS[2]} pd=${PORTS[3]} pn=${PORTS[4]} pf=${PORTS[5]}
   local db="host=127.0.0.1 port=$pgport user=whistle connect_timeout=5"
   cat > "$ENVF" <<EOV
 # written by deploy/local/stack.sh
