@@ -4,6 +4,8 @@
 #   make demo       install what is missing, start the stack, replay the scenarios
 #   make check      install what is missing, run every test, plain and under ASan+UBSan
 #   make up / down  start / stop the local stack (PostgreSQL + four services) under var/
+#   make bench      throughput, latency, cost and the machine's ceiling (tests/bench/)
+#   make bench-quick  the same with 10,000 tickets and 10 s of latency
 #
 # SAN=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer into build/san/.
 
@@ -47,7 +49,7 @@ ctl_SRC      = main
 TESTS    = test_unit test_integration test_e2e
 BINS     = $(SERVICES:%=$(BIN)/whistle-%) $(BIN)/whistlectl
 
-.PHONY: all deps demo check up down clean test-bin
+.PHONY: all deps demo check up down clean test-bin bench bench-quick
 .SECONDARY:
 .SECONDEXPANSION:
 
@@ -96,6 +98,19 @@ $(BIN)/test_e2e: $(OBJ)/tests/e2e/test_e2e.o $(COMMON_O)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
 test-bin: $(BINS) $(TESTS:%=$(BIN)/%)
+
+# The benchmark's load generator: intake's protocol, every party's feed.
+$(BIN)/whistle-bench: $(OBJ)/tests/bench/loadgen.o $(COMMON_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BIN)/whistle-bench
+	@tests/bench/bench.sh 100000 30 500
+
+bench-quick: deps
+	@$(MAKE) --no-print-directory all $(BIN)/whistle-bench
+	@tests/bench/bench.sh 10000 10 500
 
 up: deps all
 	@deploy/local/stack.sh up

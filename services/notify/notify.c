@@ -22,8 +22,10 @@
 #include <string.h>
 
 #define REPLAY_MAX 500
+#define REPLAY_MAX_BYTES (WH_FRAME_MAX / 2)
 #define SINK_RETRY_MS 5000
 #define SINK_MAX_ATTEMPTS 10
+#define SINK_BATCH 500
 
 typedef struct {
   char party[96];
@@ -61,14 +63,16 @@ static const wh_stmt_t s_head = {
 static const wh_stmt_t s_pending = {
     "notify_pending",
     "SELECT id, ticket_id, recipient, body, attempts FROM delivery WHERE state = 'pending'"
-    " ORDER BY id LIMIT 500"};
+    " ORDER BY id LIMIT 500"}; /* SINK_BATCH */
 static const wh_stmt_t s_delivered = {
     "notify_delivered",
-    "UPDATE delivery SET state = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = $1"};
+    "UPDATE delivery SET state = 'sent', sent_at = now(), attempts = attempts + 1"
+    " WHERE id = ANY($1::bigint[])"};
 static const wh_stmt_t s_failed = {
     "notify_failed",
     "UPDATE delivery SET attempts = attempts + 1,"
-    " state = CASE WHEN attempts + 1 >= $2 THEN 'parked' ELSE 'pending' END WHERE id = $1"};
+    " state = CASE WHEN attempts + 1 >= $2 THEN 'parked' ELSE 'pending' END"
+    " WHERE id = ANY($1::bigint[])"};
 
 static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *party,
                       const char *role) {
@@ -184,31 +188,49 @@ static void s_clear_queue(s_notify_t *n) {
 
 static void s_on_sink_timer(uv_timer_t *h);
 
-/* Writes pending reporter messages to the log-file sink. */
+/* Writes pending reporter messages to the log-file sink, then marks them in
+ * one statement. That commit need not wait for the disk: were it lost in a
+ * crash, the messages would be written again (the sink is at-least-once),
+ * never dropped. */
 static void s_flush_deliveries(s_notify_t *n) {
   wh_pg_t *pg = n->svc->pg;
   n->deliveries_waiting = 0;
   if (wh_pg_ready(pg)) return;
   PGresult *r = wh_pg_run(pg, &s_pending, 0, NULL, NULL, NULL);
   if (!r) return;
+  int rows = PQntuples(r);
   FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
-  int failed = 0;
-  for (int i = 0; i < PQntuples(r); i++) {
-    const char *id = PQgetvalue(r, i, 0);
-    int ok = f && fprintf(f, "%" PRId64 "\tticket=%s\tto=%s\t%s\n", wh_clock_now_ms(),
-                          PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3)) > 0 &&
-             fflush(f) == 0;
+  int ok = f != NULL;
+  for (int i = 0; i < rows && ok; i++)
+    ok = fprintf(f, "%" PRId64 "\tticket=%s\tto=%s\t%s\n", wh_clock_now_ms(), PQgetvalue(r, i, 1),
+                 PQgetvalue(r, i, 2), PQgetvalue(r, i, 3)) > 0;
+  if (f && fclose(f) != 0) ok = 0;
+  /* The ids as a bigint[] literal: digits and commas only. */
+  size_t cap = (size_t)rows * 21 + 3, o = 0;
+  char *ids = rows ? malloc(cap) : NULL;
+  if (ids) {
+    ids[o++] = '{';
+    for (int i = 0; i < rows; i++)
+      o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
+    ids[o++] = '}';
+    ids[o] = '\0';
     char max[12];
     snprintf(max, sizeof max, "%d", SINK_MAX_ATTEMPTS);
-    const char *v[2] = {id, max};
-    PGresult *u = wh_pg_run(pg, ok ? &s_delivered : &s_failed, ok ? 1 : 2, v, NULL, NULL);
-    if (u) PQclear(u);
-    failed |= !ok;
+    const char *v[2] = {ids, max};
+    if (wh_pg_exec(pg, "BEGIN") == 0) {
+      PGresult *u = NULL;
+      if (wh_pg_exec(pg, "SET LOCAL synchronous_commit = off") == 0)
+        u = wh_pg_run(pg, ok ? &s_delivered : &s_failed, ok ? 1 : 2, v, NULL, NULL);
+      if (u) PQclear(u);
+      wh_pg_exec(pg, u ? "COMMIT" : "ROLLBACK");
+    }
+    free(ids);
   }
-  if (f) fclose(f);
-  if (failed) {
+  if (rows && !ok) {
     wh_warn("reporter sink %s refused messages; retrying", n->svc->sink ? n->svc->sink : "(none)");
     uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+  } else if (rows == SINK_BATCH) {
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, 0, 0); /* more wait: go on next turn */
   }
   PQclear(r);
 }
@@ -274,13 +296,23 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
   } else {
     rep.head_seq = PQntuples(h) ? strtoull(PQgetvalue(h, 0, 0), NULL, 10) : 0;
     items = calloc((size_t)PQntuples(r) + 1, sizeof *items);
+    size_t bytes = 0;
     for (int i = 0; i < PQntuples(r); i++) {
       size_t blen;
       unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 0), &blen);
       if (!b) continue;
+      /* The answer must fit the frame cap every whistle socket enforces;
+       * the client asks again from where this answer stops. */
+      if (nitems && bytes + blen + 16 > REPLAY_MAX_BYTES) {
+        PQfreemem(b);
+        break;
+      }
       Whistle__FeedItem *it = whistle__feed_item__unpack(NULL, blen, b);
       PQfreemem(b);
-      if (it) items[nitems++] = it;
+      if (it) {
+        items[nitems++] = it;
+        bytes += blen + 16;
+      }
     }
     rep.items = items;
     rep.n_items = nitems;

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench.sh - whistle's benchmark: its own stack, the machine's ceiling, the load.
+#
+#   tests/bench/bench.sh [COUNT [SECONDS [RATE]]]
+#
+# Starts a private PostgreSQL with the durable defaults (fsync and
+# synchronous_commit on) and prints the settings it runs with. Measures the
+# ceiling first: pgbench writing what one ticket minimally must write durably
+# (one ~500-byte row in each of four tables, 100 tickets per transaction, 4
+# clients); then drops that database and checkpoints, starts the four
+# services on the same cluster, and runs whistle-bench against them: COUNT
+# tickets (default 100000) for throughput, then RATE tickets/s (default 500)
+# for SECONDS (default 30) for latency. The last line printed is one JSON
+# object. BENCH_VAR (default build/bench-var) holds the stack; it is removed
+# at the end unless BENCH_KEEP=1.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+COUNT=${1:-100000}
+SECS=${2:-30}
+RATE=${3:-500}
+CEIL_SECS=${BENCH_CEILING_SECONDS:-10}
+export WHISTLE_VAR=${BENCH_VAR:-$ROOT/build/bench-var}
+export WHISTLE_BIN=${WHISTLE_BIN:-$ROOT/build/bin}
+export WHISTLE_CONF_DIR=${WHISTLE_CONF_DIR:-$ROOT/deploy/demo}
+STACK=$ROOT/deploy/local/stack.sh
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+
+cleanup() { [ "${BENCH_KEEP:-0}" = 1 ] || "$STACK" destroy >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+"$STACK" destroy >/dev/null 2>&1 || true
+"$STACK" pg-up >/dev/null
+. "$WHISTLE_VAR/stack.env"
+psql() { "$PGBIN/psql" -h 127.0.0.1 -p "$WHISTLE_PGPORT" -U whistle -qAtX "$@"; }
+
+echo "== PostgreSQL $(psql -d postgres -c 'SHOW server_version') on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+for s in fsync synchronous_commit full_page_writes wal_sync_method wal_level shared_buffers \
+         wal_buffers max_wal_size checkpoint_timeout commit_delay; do
+  printf '   %-20s %s\n' "$s" "$(psql -d postgres -c "SHOW $s")"
+done
+[ "$(psql -d postgres -c 'SHOW fsync')" = on ] && [ "$(psql -d postgres -c 'SHOW synchronous_commit')" = on ] ||
+  { echo "bench: the cluster is not durable (fsync/synchronous_commit off)" >&2; exit 1; }
+
+echo "== ceiling: pgbench, 4 clients, 100 tickets per transaction, one ~500-byte row per service each, ${CEIL_SECS} s"
+psql -d postgres -c "DROP DATABASE IF EXISTS whistle_ceiling" -c "CREATE DATABASE whistle_ceiling"
+for t in intake triage dispatch notify; do
+  psql -d whistle_ceiling -c "CREATE TABLE $t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload text NOT NULL)"
+done
+script=$WHISTLE_VAR/ceiling.sql
+{
+  echo "BEGIN;"
+  for t in intake triage dispatch notify; do
+    echo "INSERT INTO $t (payload) SELECT repeat(md5(random()::text), 15) FROM generate_series(1, 100);"
+  done
+  echo "COMMIT;"
+} > "$script"
+out=$("$PGBIN/pgbench" -h 127.0.0.1 -p "$WHISTLE_PGPORT" -U whistle -n -c 4 -j 2 -T "$CEIL_SECS" \
+      -f "$script" whistle_ceiling 2>&1) || { echo "$out" >&2; exit 1; }
+tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
+ceiling=$(awk -v t="$tps" 'BEGIN { printf "%.0f", t * 100 }')
+echo "   $tps transactions/s = $ceiling tickets/s"
+psql -d postgres -c "DROP DATABASE whistle_ceiling" -c "CHECKPOINT"
+
+echo "== whistle: $COUNT tickets for throughput, then $RATE/s for $SECS s"
+"$STACK" up >/dev/null
+pids=()
+for s in intake triage dispatch notify; do pids+=(--pid "$s=$(cat "$WHISTLE_VAR/run/$s.pid")"); done
+pgdata=$(readlink -f "$WHISTLE_VAR/pg")
+"$WHISTLE_BIN/whistle-bench" --intake "$WHISTLE_INTAKE" --feed "$WHISTLE_FEED" \
+  --notify "$WHISTLE_NOTIFY" --conf "$WHISTLE_CONF_DIR" --count "$COUNT" --rate "$RATE" \
+  --seconds "$SECS" --ceiling "$ceiling" "${pids[@]}" \
+  --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")"

@@ -1,0 +1,767 @@
+/* whistle-bench - the load generator behind `make bench`.
+ *
+ * It speaks intake's real protocol (SubmitTicket envelopes to intake's ROUTER)
+ * and subscribes to every party's feed on notify's PUB socket. Tickets are
+ * generated from a seed, so two runs send the same ones: every category of
+ * the rules, keyword-routed hotline calls without a category, eight
+ * communities with thousands of grids, Chinese text of 100-600 bytes, care
+ * tags, and about one in a hundred a deliberate repeat of a recent report.
+ *
+ *   1. throughput: --count tickets as fast as intake answers, at most --window
+ *      unanswered; tickets per second from the first submit to the last
+ *      arrival on a lead's feed.
+ *   2. latency: --rate tickets per second for --seconds; submit to arrival
+ *      on the lead's feed, p50 / p99 / p99.9 / max.
+ *   3. durable check: every party's feed is replayed from notify's store;
+ *      each accepted ticket must be on its lead's feed exactly once (lost,
+ *      duplicated), and no (party, ticket, version) may appear twice.
+ *   4. cost: CPU seconds per 1,000 tickets of each service and of PostgreSQL
+ *      (the postmaster and all its children) over the throughput phase;
+ *      each service's RSS after 10,000 tickets, at the end, and its peak.
+ *
+ * Prints a table, then one JSON object as its last line. */
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_org.h"
+#include "wh_rules.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define MAX_PROCS 8
+#define STALL_NS (60LL * 1000000000LL) /* no arrival for this long: stop waiting */
+
+typedef struct {
+  char name[16];
+  int pid;
+  int is_pg; /* the postmaster: count it and every child */
+  long cpu_start, cpu_end; /* clock ticks */
+  long rss_10k, rss_end, hwm;
+} s_proc_t;
+
+typedef struct {
+  /* options */
+  const char *intake, *feed, *notify, *conf;
+  long count, rate, seconds, window;
+  uint64_t seed;
+  double ceiling;
+  /* configuration the tickets are drawn from */
+  wh_org_t *org;
+  wh_rules_t *rules;
+  const char **keywords; /* one keyword per keyword rule, for uncategorized calls */
+  size_t nkeywords;
+  /* sockets */
+  void *ctx, *front, *sub;
+  /* per ticket, by submit index */
+  long total;
+  int64_t *submit_ns;
+  int32_t *tno;     /* ticket number intake gave (WH + 8 digits), 0 = none yet */
+  uint8_t *state;   /* 0 not sent, 1 sent, 2 accepted, 3 refused */
+  /* by ticket number */
+  int64_t *arrive_ns;
+  size_t narrive;
+  long accepted, refused, duplicates, arrived, live_repeats, resent;
+  int64_t last_arrival_ns;
+  s_proc_t procs[MAX_PROCS];
+  int nprocs;
+  int rss_10k_taken;
+} s_bench_t;
+
+static int64_t s_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t s_mix(uint64_t *x) { /* splitmix64 */
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* ---- processes: CPU and memory from /proc ----------------------------- */
+
+static long s_proc_cpu_one(int pid, int *ppid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+  if (!p) return -1;
+  char state;
+  int pp;
+  unsigned long ut, st;
+  if (sscanf(p + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &pp, &ut,
+             &st) != 4)
+    return -1;
+  if (ppid) *ppid = pp;
+  return (long)(ut + st);
+}
+
+static long s_proc_cpu(const s_proc_t *p) {
+  long total = s_proc_cpu_one(p->pid, NULL);
+  if (!p->is_pg || total < 0) return total;
+  DIR *d = opendir("/proc");
+  if (!d) return total;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int pid = atoi(e->d_name), pp = 0;
+    if (pid <= 0) continue;
+    long c = s_proc_cpu_one(pid, &pp);
+    if (c > 0 && pp == p->pid) total += c;
+  }
+  closedir(d);
+  return total;
+}
+
+static long s_proc_status(int pid, const char *field) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long v = -1;
+  size_t flen = strlen(field);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, field, flen) && line[flen] == ':') {
+      v = strtol(line + flen + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+static void s_sample_cpu(s_bench_t *b, int end) {
+  for (int i = 0; i < b->nprocs; i++) {
+    long c = s_proc_cpu(&b->procs[i]);
+    if (end) b->procs[i].cpu_end = c;
+    else b->procs[i].cpu_start = c;
+  }
+}
+
+static void s_sample_rss(s_bench_t *b, int at_10k) {
+  for (int i = 0; i < b->nprocs; i++) {
+    s_proc_t *p = &b->procs[i];
+    if (p->is_pg) continue;
+    long rss = s_proc_status(p->pid, "VmRSS");
+    if (at_10k) p->rss_10k = rss;
+    else p->rss_end = rss;
+    p->hwm = s_proc_status(p->pid, "VmHWM");
+  }
+}
+
+/* ---- tickets ------------------------------------------------------------ */
+
+static const char *s_phrases[] = {
+    "您好，我是小区的居民，", "这个情况已经持续了好几天，", "每天早上上班的时候都能看到，",
+    "家里有老人和小孩，出行很不方便，", "之前跟物业反映过，但是一直没有人来处理，",
+    "希望有关部门尽快派人来看一下，", "晚上路过的时候特别明显，", "周围的邻居也都有意见，",
+    "下雨天的时候情况更严重，", "麻烦你们帮忙协调一下，", "具体位置在单元门口往东大概二十米，",
+    "我已经拍了照片，可以提供，", "上个月也出现过一次，后来好了一阵，", "附近有一所幼儿园，",
+    "早晚高峰的时候人特别多，", "谢谢你们，辛苦了。", "请处理完以后给我回个电话。",
+    "这个问题影响到整栋楼的住户，", "我们楼里住的大多是退休职工，", "周末的时候更厉害，",
+};
+
+typedef struct {
+  int source;
+  const char *category;   /* "" for a keyword-routed call */
+  const char *keyword;    /* for one without a category */
+  const char *community;
+  int grid;
+  const char *care;
+} s_attrs_t;
+
+static void s_attrs(const s_bench_t *b, long idx, s_attrs_t *a) {
+  uint64_t x = b->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)idx * 0xD1B54A32D192ED03ull;
+  static const int sources[] = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4, 5, 5, 5, 6};
+  a->source = sources[s_mix(&x) % 20];
+  if (s_mix(&x) % 4 == 0 && b->nkeywords) {
+    a->category = "";
+    a->keyword = b->keywords[s_mix(&x) % b->nkeywords];
+  } else {
+    a->category = b->rules->categories[s_mix(&x) % b->rules->ncategories].code;
+    a->keyword = NULL;
+  }
+  a->community = b->org->communities[s_mix(&x) % b->org->ncommunities].code;
+  a->grid = 1 + (int)(s_mix(&x) % 5000);
+  a->care = s_mix(&x) % 20 == 0 && b->rules->ncare ? b->rules->care[s_mix(&x) % b->rules->ncare].tag
+                                                   : NULL;
+}
+
+/* Packs the submit envelope of ticket idx into buf; returns its length. */
+static size_t s_ticket(const s_bench_t *b, long idx, uint8_t *buf, size_t cap) {
+  uint64_t x = b->seed ^ ((uint64_t)idx << 20) ^ 0x5DEECE66Dull;
+  s_attrs_t a;
+  s_attrs(b, idx, &a);
+  if (idx >= 100 && s_mix(&x) % 100 == 0) {
+    /* A repeat: the same kind of issue in the same grid as a recent report. */
+    s_attrs_t first;
+    s_attrs(b, idx - 1 - (long)(s_mix(&x) % 100), &first);
+    a.category = first.category;
+    a.keyword = first.keyword;
+    a.community = first.community;
+    a.grid = first.grid;
+  }
+  char text[700], grid[32], address[96], ext[48], mid[24], phone[16];
+  size_t want = 100 + s_mix(&x) % 501, o = 0;
+  if (a.keyword) o = (size_t)snprintf(text, sizeof text, "%s，", a.keyword);
+  while (o < want) {
+    const char *p = s_phrases[s_mix(&x) % (sizeof s_phrases / sizeof *s_phrases)];
+    size_t l = strlen(p);
+    if (o + l >= sizeof text) break;
+    memcpy(text + o, p, l);
+    o += l;
+  }
+  text[o] = '\0';
+  snprintf(grid, sizeof grid, "第%d网格", a.grid);
+  snprintf(address, sizeof address, "%s第%d网格%d号楼%d室", a.community, a.grid,
+           1 + (int)(s_mix(&x) % 40), 101 + (int)(s_mix(&x) % 1800));
+  snprintf(ext, sizeof ext, "bench-%" PRIx64 "-%ld", b->seed, idx);
+  snprintf(mid, sizeof mid, "%ld", idx);
+  snprintf(phone, sizeof phone, "139%08d", (int)(s_mix(&x) % 100000000));
+
+  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
+  rep.name = "居民";
+  rep.phone = phone;
+  Whistle__SubmitTicket t = WHISTLE__SUBMIT_TICKET__INIT;
+  t.source = a.source;
+  t.external_id = ext;
+  t.received_at_ms = wh_clock_now_ms();
+  t.community = (char *)a.community;
+  t.grid = grid;
+  t.address = address;
+  t.category = (char *)a.category;
+  t.text = text;
+  t.reporter = &rep;
+  char *care[1] = {(char *)a.care};
+  if (a.care) {
+    t.care_tags = care;
+    t.n_care_tags = 1;
+  }
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = mid;
+  env.body_case = WHISTLE__ENVELOPE__BODY_SUBMIT;
+  env.submit = &t;
+  if (whistle__envelope__get_packed_size(&env) > cap) return 0;
+  return whistle__envelope__pack(&env, buf);
+}
+
+static int s_send(s_bench_t *b, long idx) {
+  uint8_t buf[4096];
+  size_t len = s_ticket(b, idx, buf, sizeof buf);
+  if (!len) {
+    fprintf(stderr, "whistle-bench: ticket %ld does not fit\n", idx);
+    exit(2);
+  }
+  if (zmq_send(b->front, buf, len, ZMQ_DONTWAIT) < 0) return -1;
+  if (b->state[idx] == 0) b->submit_ns[idx] = s_now_ns();
+  b->state[idx] = 1;
+  return 0;
+}
+
+/* ---- what comes back ----------------------------------------------------- */
+
+static int32_t s_ticket_no(const char *id) {
+  if (strncmp(id, "WH", 2)) return 0;
+  return (int32_t)strtol(id + 2, NULL, 10);
+}
+
+static void s_on_reply(s_bench_t *b) {
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  while (zmq_msg_recv(&m, b->front, ZMQ_DONTWAIT) >= 0) {
+    Whistle__Envelope *env;
+    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+      long idx = strtol(env->message_id, NULL, 10);
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_SUBMIT_REPLY && idx >= 0 && idx < b->total &&
+          b->state[idx] == 1) {
+        Whistle__SubmitReply *r = env->submit_reply;
+        if (r->error && r->error->code == WHISTLE__ERROR_CODE__ERR_INTERNAL) {
+          b->resent++; /* not stored: intake asks for it again */
+          s_send(b, idx);
+        } else if (r->error) {
+          fprintf(stderr, "whistle-bench: ticket %ld refused: %s\n", idx, r->error->text);
+          b->state[idx] = 3;
+          b->refused++;
+        } else {
+          if (r->duplicate) b->duplicates++; /* seen before: nothing new will arrive */
+          b->tno[idx] = s_ticket_no(r->ticket_id);
+          b->state[idx] = 2;
+          b->accepted++;
+        }
+      } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) {
+        fprintf(stderr, "whistle-bench: intake: %s\n", env->error->text);
+      }
+      wh_env_free(env);
+    }
+    zmq_msg_close(&m);
+    zmq_msg_init(&m);
+  }
+  zmq_msg_close(&m);
+}
+
+static void s_on_feed(s_bench_t *b) {
+  zmq_msg_t topic, m;
+  zmq_msg_init(&topic);
+  zmq_msg_init(&m);
+  while (zmq_msg_recv(&topic, b->sub, ZMQ_DONTWAIT) >= 0) {
+    if (!zmq_msg_more(&topic) || zmq_msg_recv(&m, b->sub, ZMQ_DONTWAIT) < 0) continue;
+    int64_t now = s_now_ns();
+    Whistle__Envelope *env;
+    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+      Whistle__FeedItem *it = env->body_case == WHISTLE__ENVELOPE__BODY_FEED ? env->feed : NULL;
+      if (it && !strcmp(it->role, "lead") &&
+          (it->kind == WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED ||
+           it->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED)) {
+        int32_t no = s_ticket_no(it->ticket_id);
+        if (no > 0) {
+          if ((size_t)no >= b->narrive) {
+            size_t n = b->narrive ? b->narrive : 1024;
+            while (n <= (size_t)no) n *= 2;
+            int64_t *a = realloc(b->arrive_ns, n * sizeof *a);
+            if (!a) exit(3);
+            memset(a + b->narrive, 0, (n - b->narrive) * sizeof *a);
+            b->arrive_ns = a;
+            b->narrive = n;
+          }
+          if (b->arrive_ns[no]) {
+            b->live_repeats++;
+          } else {
+            b->arrive_ns[no] = now;
+            b->arrived++;
+            b->last_arrival_ns = now;
+          }
+        }
+      }
+      wh_env_free(env);
+    }
+    zmq_msg_close(&m);
+    zmq_msg_init(&m);
+  }
+  zmq_msg_close(&topic);
+  zmq_msg_close(&m);
+  if (!b->rss_10k_taken && b->arrived >= 10000) {
+    s_sample_rss(b, 1);
+    b->rss_10k_taken = 1;
+  }
+}
+
+static void s_poll(s_bench_t *b, long timeout_ms) {
+  zmq_pollitem_t pi[2] = {{b->front, 0, ZMQ_POLLIN, 0}, {b->sub, 0, ZMQ_POLLIN, 0}};
+  if (zmq_poll(pi, 2, timeout_ms) <= 0) return;
+  if (pi[0].revents & ZMQ_POLLIN) s_on_reply(b);
+  if (pi[1].revents & ZMQ_POLLIN) s_on_feed(b);
+}
+
+/* Waits until every accepted ticket has arrived, or nothing arrived for a
+ * while. Returns the number still missing on the live feeds. */
+static long s_settle(s_bench_t *b, long upto) {
+  int64_t last = s_now_ns();
+  long seen = b->arrived;
+  for (;;) {
+    long open = 0;
+    for (long i = 0; i < upto; i++) open += b->state[i] == 1;
+    if (!open && b->arrived >= b->accepted) return 0;
+    s_poll(b, 100);
+    if (b->arrived != seen) {
+      seen = b->arrived;
+      last = s_now_ns();
+    } else if (s_now_ns() - last > STALL_NS) {
+      return b->accepted - b->arrived;
+    }
+  }
+}
+
+/* ---- the phases ---------------------------------------------------------- */
+
+typedef struct {
+  long tickets;
+  double seconds, per_s;
+  double p50, p99, p999, max;
+  long missing;
+} s_result_t;
+
+static void s_throughput(s_bench_t *b, long from, long to, s_result_t *r) {
+  s_sample_cpu(b, 0);
+  long base = b->arrived;
+  int64_t t0 = s_now_ns();
+  long next = from, answered0 = b->accepted + b->refused;
+  while (next < to) {
+    /* outstanding: sent and not yet answered */
+    long outstanding = (next - from) - (b->accepted + b->refused - answered0);
+    while (outstanding < b->window && next < to) {
+      if (s_send(b, next)) break;
+      next++;
+      outstanding++;
+    }
+    s_poll(b, 10);
+  }
+  r->missing = s_settle(b, to);
+  s_sample_cpu(b, 1);
+  s_sample_rss(b, 0);
+  r->tickets = b->arrived - base;
+  r->seconds = (double)(b->last_arrival_ns - t0) / 1e9;
+  r->per_s = r->seconds > 0 ? (double)r->tickets / r->seconds : 0;
+}
+
+static int s_cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
+  int64_t t0 = s_now_ns(), gap = 1000000000LL / b->rate;
+  long next = from;
+  while (next < to) {
+    int64_t due = t0 + (next - from) * gap, now = s_now_ns();
+    if (now >= due) {
+      if (s_send(b, next) == 0) next++;
+      else s_poll(b, 1);
+      continue;
+    }
+    s_poll(b, (due - now) / 1000000);
+  }
+  r->missing = s_settle(b, to);
+  int64_t *lat = malloc((size_t)(to - from) * sizeof *lat);
+  long n = 0;
+  for (long i = from; i < to; i++) {
+    int32_t no = b->tno[i];
+    if (b->state[i] == 2 && no > 0 && (size_t)no < b->narrive && b->arrive_ns[no])
+      lat[n++] = b->arrive_ns[no] - b->submit_ns[i];
+  }
+  qsort(lat, (size_t)n, sizeof *lat, s_cmp_i64);
+  r->tickets = n;
+  r->seconds = (double)(to - from) / (double)b->rate;
+  r->per_s = (double)b->rate;
+  if (n) {
+    r->p50 = (double)lat[(n - 1) * 50 / 100] / 1e6;
+    r->p99 = (double)lat[(n - 1) * 99 / 100] / 1e6;
+    r->p999 = (double)lat[(n - 1) * 999 / 1000] / 1e6;
+    r->max = (double)lat[n - 1] / 1e6;
+  }
+  free(lat);
+}
+
+/* ---- the durable check: replay every party's feed ------------------------ */
+
+typedef struct {
+  uint64_t *keys;
+  size_t cap;
+} s_set_t;
+
+static int s_set_add(s_set_t *s, uint64_t key) { /* returns 1 if it was there */
+  if (!key) key = 1;
+  for (size_t i = key & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+    if (s->keys[i] == key) return 1;
+    if (!s->keys[i]) {
+      s->keys[i] = key;
+      return 0;
+    }
+  }
+}
+
+static uint64_t s_fnv(const char *a, const char *b2, uint32_t v) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = a; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+  h = (h ^ 0xff) * 1099511628211ull;
+  for (const char *p = b2; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+  return (h ^ v) * 1099511628211ull;
+}
+
+/* Replays one party's feed; counts lead items per ticket number. Returns
+ * the items read, or -1 when notify did not answer. */
+static long s_replay_party(void *sock, const char *party, uint16_t *lead_count,
+                           size_t nlead, s_set_t *seen, long *dup_items) {
+  uint64_t from = 1;
+  long items = 0;
+  for (;;) {
+    Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
+    q.party = (char *)party;
+    q.from_seq = from;
+    q.max = 500;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.message_id = "replay";
+    env.body_case = WHISTLE__ENVELOPE__BODY_REPLAY;
+    env.replay = &q;
+    uint8_t buf[512];
+    size_t len = whistle__envelope__pack(&env, buf);
+    if (zmq_send(sock, buf, len, 0) < 0) return -1;
+    zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, 30000) <= 0) return -1;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, 0) < 0) return -1;
+    Whistle__Envelope *rep;
+    int rc = wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep);
+    zmq_msg_close(&m);
+    if (rc || rep->body_case != WHISTLE__ENVELOPE__BODY_REPLAY_REPLY || rep->replay_reply->error) {
+      fprintf(stderr, "whistle-bench: replay of %s: %s\n", party,
+              rc ? "undecodable answer"
+              : rep->body_case == WHISTLE__ENVELOPE__BODY_ERROR ? rep->error->text
+              : rep->body_case == WHISTLE__ENVELOPE__BODY_REPLAY_REPLY && rep->replay_reply->error
+                  ? rep->replay_reply->error->text
+                  : "unexpected answer");
+      wh_env_free(rep);
+      return -1;
+    }
+    Whistle__ReplayReply *rr = rep->replay_reply;
+    for (size_t i = 0; i < rr->n_items; i++) {
+      Whistle__FeedItem *it = rr->items[i];
+      items++;
+      if (s_set_add(seen, s_fnv(party, it->ticket_id, it->version))) (*dup_items)++;
+      int32_t no = s_ticket_no(it->ticket_id);
+      if (!strcmp(it->role, "lead") && no > 0 && (size_t)no < nlead &&
+          (it->kind == WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED ||
+           it->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED))
+        lead_count[no]++;
+      from = it->seq + 1;
+    }
+    int done = rr->n_items == 0 || from > rr->head_seq;
+    wh_env_free(rep);
+    if (done) return items;
+  }
+}
+
+static int s_durable_check(s_bench_t *b, long *lost, long *duplicated, long *items_out) {
+  int32_t maxno = 0;
+  for (long i = 0; i < b->total; i++)
+    if (b->tno[i] > maxno) maxno = b->tno[i];
+  size_t nlead = (size_t)maxno + 1;
+  uint16_t *lead = calloc(nlead, sizeof *lead);
+  s_set_t seen = {.cap = 1u << 21};
+  seen.keys = calloc(seen.cap, sizeof *seen.keys);
+  void *sock = zmq_socket(b->ctx, ZMQ_DEALER);
+  int linger = 0;
+  zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (!lead || !seen.keys || zmq_connect(sock, b->notify)) return -1;
+  long items = 0, dup_items = 0;
+  char party[160];
+  int rc = 0;
+  /* Every party a feed can belong to: departments (the center among them)
+   * and each community's own parties. */
+  for (size_t i = 0; i < b->org->ndepartments && !rc; i++) {
+    long n = s_replay_party(sock, b->org->departments[i].code, lead, nlead, &seen, &dup_items);
+    if (n < 0) rc = -1;
+    else items += n;
+  }
+  for (size_t c = 0; c < b->org->ncommunities && !rc; c++)
+    for (char **k = b->org->communities[c].parties; k && *k && !rc; k++) {
+      snprintf(party, sizeof party, "%s.%s", b->org->communities[c].code, *k);
+      long n = s_replay_party(sock, party, lead, nlead, &seen, &dup_items);
+      if (n < 0) rc = -1;
+      else items += n;
+    }
+  zmq_close(sock);
+  *lost = *duplicated = 0;
+  for (long i = 0; i < b->total && !rc; i++) {
+    if (b->state[i] == 1) (*lost)++; /* never answered */
+    if (b->state[i] != 2) continue;
+    int32_t no = b->tno[i];
+    if (no <= 0 || lead[no] == 0) (*lost)++;
+    else if (lead[no] > 1) *duplicated += lead[no] - 1;
+  }
+  *duplicated += dup_items;
+  *items_out = items;
+  free(lead);
+  free(seen.keys);
+  return rc;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+/* A JSON number written with a fixed number of decimals. */
+static json_object *s_num(double v, const char *fmt) {
+  char buf[48];
+  snprintf(buf, sizeof buf, fmt, v);
+  return json_object_new_double_s(v, buf);
+}
+
+static void s_usage(void) {
+  fprintf(stderr,
+          "usage: whistle-bench --intake EP --feed EP --notify EP --conf DIR [--count N]\n"
+          "         [--rate R] [--seconds S] [--window W] [--seed X] [--ceiling T]\n"
+          "         [--pid NAME=PID]... [--pg-pid PID]\n");
+  exit(2);
+}
+
+static void s_add_proc(s_bench_t *b, const char *name, int pid, int is_pg) {
+  if (b->nprocs == MAX_PROCS || pid <= 0) return;
+  s_proc_t *p = &b->procs[b->nprocs++];
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->pid = pid;
+  p->is_pg = is_pg;
+}
+
+static void s_load_conf(s_bench_t *b) {
+  char path[1024], err[512];
+  snprintf(path, sizeof path, "%s/org.conf", b->conf);
+  if (!(b->org = wh_org_load(path, err, sizeof err))) {
+    fprintf(stderr, "whistle-bench: %s\n", err);
+    exit(2);
+  }
+  snprintf(path, sizeof path, "%s/rules.conf", b->conf);
+  if (!(b->rules = wh_rules_load(path, b->org, err, sizeof err))) {
+    fprintf(stderr, "whistle-bench: %s\n", err);
+    exit(2);
+  }
+  b->keywords = calloc(b->rules->nrules + 1, sizeof *b->keywords);
+  for (size_t i = 0; i < b->rules->nrules; i++) {
+    const wh_rule_t *r = &b->rules->rules[i];
+    if (!r->category && r->any && r->any[0]) b->keywords[b->nkeywords++] = r->any[0];
+  }
+}
+
+int main(int argc, char **argv) {
+  s_bench_t b = {.count = 100000, .rate = 500, .seconds = 30, .window = 1024, .seed = 12345};
+  static const struct option opts[] = {
+      {"intake", 1, 0, 'i'}, {"feed", 1, 0, 'f'},    {"notify", 1, 0, 'n'},
+      {"conf", 1, 0, 'c'},   {"count", 1, 0, 'N'},   {"rate", 1, 0, 'r'},
+      {"seconds", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"seed", 1, 0, 'x'},
+      {"ceiling", 1, 0, 'C'}, {"pid", 1, 0, 'p'},    {"pg-pid", 1, 0, 'g'},
+      {0, 0, 0, 0}};
+  int o;
+  while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (o) {
+    case 'i': b.intake = optarg; break;
+    case 'f': b.feed = optarg; break;
+    case 'n': b.notify = optarg; break;
+    case 'c': b.conf = optarg; break;
+    case 'N': b.count = atol(optarg); break;
+    case 'r': b.rate = atol(optarg); break;
+    case 's': b.seconds = atol(optarg); break;
+    case 'w': b.window = atol(optarg); break;
+    case 'x': b.seed = strtoull(optarg, NULL, 0); break;
+    case 'C': b.ceiling = atof(optarg); break;
+    case 'p': {
+      char *eq = strchr(optarg, '=');
+      if (!eq) s_usage();
+      *eq = '\0';
+      s_add_proc(&b, optarg, atoi(eq + 1), 0);
+      break;
+    }
+    case 'g': s_add_proc(&b, "postgres", atoi(optarg), 1); break;
+    default: s_usage();
+    }
+  }
+  if (!b.intake || !b.feed || !b.notify || !b.conf || b.count < 1 || b.rate < 1 ||
+      b.seconds < 1 || b.window < 1)
+    s_usage();
+  wh_clock_init();
+  s_load_conf(&b);
+
+  long nlat = b.rate * b.seconds;
+  b.total = b.count + nlat;
+  b.submit_ns = calloc((size_t)b.total, sizeof *b.submit_ns);
+  b.tno = calloc((size_t)b.total, sizeof *b.tno);
+  b.state = calloc((size_t)b.total, 1);
+  b.ctx = zmq_ctx_new();
+  b.front = zmq_socket(b.ctx, ZMQ_DEALER);
+  b.sub = zmq_socket(b.ctx, ZMQ_SUB);
+  int linger = 0, hwm = 1000000;
+  zmq_setsockopt(b.front, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(b.front, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(b.front, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(b.sub, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(b.sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(b.sub, ZMQ_SUBSCRIBE, "", 0); /* every party's feed */
+  if (!b.submit_ns || !b.tno || !b.state || zmq_connect(b.front, b.intake) ||
+      zmq_connect(b.sub, b.feed)) {
+    fprintf(stderr, "whistle-bench: cannot connect: %s\n", zmq_strerror(errno));
+    return 2;
+  }
+  usleep(300000); /* let the subscription reach notify before the first item */
+
+  s_result_t thr = {0}, lat = {0};
+  printf("throughput: %ld tickets, at most %ld unanswered\n", b.count, b.window);
+  fflush(stdout);
+  s_throughput(&b, 0, b.count, &thr);
+  printf("  %ld arrived on their lead's feed in %.2f s: %.0f tickets/s%s\n", thr.tickets,
+         thr.seconds, thr.per_s, thr.missing ? " (some never arrived live)" : "");
+  printf("latency: %ld tickets/s for %ld s\n", b.rate, b.seconds);
+  fflush(stdout);
+  s_latency(&b, b.count, b.total, &lat);
+  printf("  p50 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms over %ld tickets\n", lat.p50,
+         lat.p99, lat.p999, lat.max, lat.tickets);
+  printf("durable check: replaying every party's feed\n");
+  fflush(stdout);
+  long lost = -1, duplicated = -1, items = 0;
+  if (s_durable_check(&b, &lost, &duplicated, &items)) {
+    fprintf(stderr, "whistle-bench: the feeds could not be replayed; lost and duplicated unknown\n");
+    lost = duplicated = -1;
+  }
+  printf("  %ld feed items; %ld accepted tickets, %ld refused, %ld lost, %ld duplicated"
+         " (%ld repeated on the live feed, %ld resent after a store failure)\n",
+         items, b.accepted, b.refused, lost, duplicated, b.live_repeats, b.resent);
+
+  if (b.duplicates)
+    fprintf(stderr, "whistle-bench: intake had seen %ld of these tickets before; run on a fresh stack\n",
+            b.duplicates);
+  double k = (double)thr.tickets / 1000.0, tick = (double)sysconf(_SC_CLK_TCK);
+  printf("\n%-10s %14s %12s %12s %12s\n", "process", "cpu s / 1k", "rss@10k kB", "rss@end kB",
+         "peak kB");
+  json_object *cpu = json_object_new_object(), *rss = json_object_new_object();
+  for (int i = 0; i < b.nprocs; i++) {
+    s_proc_t *p = &b.procs[i];
+    double c = k > 0 && p->cpu_end >= p->cpu_start ? (double)(p->cpu_end - p->cpu_start) / tick / k
+                                                    : -1;
+    json_object_object_add(cpu, p->name, s_num(c, "%.3f"));
+    if (p->is_pg) {
+      printf("%-10s %14.3f %12s %12s %12s\n", p->name, c, "-", "-", "-");
+      continue;
+    }
+    printf("%-10s %14.3f %12ld %12ld %12ld\n", p->name, c, p->rss_10k, p->rss_end, p->hwm);
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "after_10k", json_object_new_int64(p->rss_10k));
+    json_object_object_add(r, "after_all", json_object_new_int64(p->rss_end));
+    json_object_object_add(r, "peak", json_object_new_int64(p->hwm));
+    json_object_object_add(rss, p->name, r);
+  }
+  double ratio = b.ceiling > 0 ? thr.per_s / b.ceiling : 0;
+  printf("\n%-34s %12.0f\n%-34s %12.0f\n%-34s %12.3f\n", "whistle, tickets/s", thr.per_s,
+         "ceiling (pgbench), tickets/s", b.ceiling, "ratio", ratio);
+  printf("%-34s %12ld\n%-34s %12.1f\n%-34s %12.1f\n%-34s %12.1f\n%-34s %12.1f\n",
+         "latency at tickets/s", b.rate, "p50 ms", lat.p50, "p99 ms", lat.p99, "p99.9 ms", lat.p999,
+         "max ms", lat.max);
+  printf("%-34s %12ld\n%-34s %12ld\n", "lost", lost, "duplicated", duplicated);
+
+  json_object *j = json_object_new_object();
+#define R2(x) s_num(x, "%.2f")
+  json_object_object_add(j, "tickets_per_s", json_object_new_int64((int64_t)(thr.per_s + 0.5)));
+  json_object_object_add(j, "ceiling_tickets_per_s", json_object_new_int64((int64_t)(b.ceiling + 0.5)));
+  json_object_object_add(j, "ratio", s_num(ratio, "%.3f"));
+  json_object_object_add(j, "rate", json_object_new_int64(b.rate));
+  json_object_object_add(j, "p50_ms", R2(lat.p50));
+  json_object_object_add(j, "p99_ms", R2(lat.p99));
+  json_object_object_add(j, "p999_ms", R2(lat.p999));
+  json_object_object_add(j, "max_ms", R2(lat.max));
+  json_object_object_add(j, "lost", json_object_new_int64(lost));
+  json_object_object_add(j, "duplicated", json_object_new_int64(duplicated));
+  json_object_object_add(j, "rss_kb", rss);
+  json_object_object_add(j, "cpu_s_per_1k", cpu);
+  printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+  json_object_put(j);
+
+  zmq_close(b.front);
+  zmq_close(b.sub);
+  zmq_ctx_term(b.ctx);
+  wh_rules_destroy(&b.rules);
+  wh_org_destroy(&b.org);
+  free(b.keywords);
+  free(b.submit_ns);
+  free(b.tno);
+  free(b.state);
+  free(b.arrive_ns);
+  return lost == 0 && duplicated == 0 && b.refused == 0 ? 0 : 1;
+}
