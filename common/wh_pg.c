@@ -3,9 +3,19 @@
 #include "wh_err.h"
 #include "wh_log.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* While the database is down, connecting is tried at most this often (the
+ * wait doubles from the first to the last), and the failure is logged when
+ * it starts and then at most every WH_PG_LOG_MS: a service that is asked
+ * for work thousands of times a second must not try, or log, as often. */
+#define WH_PG_RETRY_FIRST_MS 50
+#define WH_PG_RETRY_MAX_MS 1000
+#define WH_PG_LOG_MS 30000
 
 struct wh_pg_s {
   char *conninfo;
@@ -14,7 +24,15 @@ struct wh_pg_s {
   const wh_stmt_t *prepared[64]; /* statements prepared on this connection */
   int nprepared;
   int broken;
+  int64_t retry_at, retry_ms, logged_at; /* monotonic ms; 0 = up */
+  long failures;                         /* attempts since it went down */
 };
+
+static int64_t s_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations) {
   wh_pg_t *pg = calloc(1, sizeof *pg);
@@ -87,27 +105,49 @@ static int s_migrate(wh_pg_t *pg) {
   return rc;
 }
 
+static void s_down(wh_pg_t *pg, const char *why) {
+  int64_t now = s_mono_ms();
+  pg->failures++;
+  if (!pg->logged_at || now - pg->logged_at >= WH_PG_LOG_MS) {
+    wh_warn("database unreachable (%ld attempt%s): %s", pg->failures, pg->failures == 1 ? "" : "s",
+            why);
+    pg->logged_at = now;
+  }
+  pg->retry_ms = pg->retry_ms ? pg->retry_ms * 2 : WH_PG_RETRY_FIRST_MS;
+  if (pg->retry_ms > WH_PG_RETRY_MAX_MS) pg->retry_ms = WH_PG_RETRY_MAX_MS;
+  pg->retry_at = now + pg->retry_ms;
+}
+
 int wh_pg_ready(wh_pg_t *pg) {
   if (pg->conn && !pg->broken && PQstatus(pg->conn) == CONNECTION_OK) return 0;
   if (pg->conn) {
     PQfinish(pg->conn);
     pg->conn = NULL;
   }
+  if (pg->retry_at && s_mono_ms() < pg->retry_at) return WH_EDB;
   pg->broken = 0;
   pg->nprepared = 0;
   pg->conn = PQconnectdb(pg->conninfo);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
-    wh_warn("database unreachable: %s", PQerrorMessage(pg->conn));
+    char why[512];
+    snprintf(why, sizeof why, "%s", PQerrorMessage(pg->conn));
+    why[strcspn(why, "\n")] = '\0';
     PQfinish(pg->conn);
     pg->conn = NULL;
+    s_down(pg, why);
     return WH_EDB;
   }
   if (wh_pg_exec(pg, "SET client_min_messages = warning") || s_migrate(pg)) goto fail;
-  wh_info("database connected");
+  if (pg->failures) wh_info("database connected after %ld failed attempt%s", pg->failures,
+                            pg->failures == 1 ? "" : "s");
+  else wh_info("database connected");
+  pg->retry_at = pg->retry_ms = pg->logged_at = 0;
+  pg->failures = 0;
   return 0;
 fail:
   PQfinish(pg->conn);
   pg->conn = NULL;
+  s_down(pg, "could not prepare the database");
   return WH_EDB;
 }
 

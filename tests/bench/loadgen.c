@@ -70,6 +70,10 @@ typedef struct {
   int64_t *arrive_ns;
   size_t narrive;
   long accepted, refused, duplicates, arrived, live_repeats, resent;
+  /* tickets intake could not store, to send again after a pause */
+  long *retry_idx;
+  int64_t *retry_at;
+  size_t nretry, capretry;
   int64_t last_arrival_ns;
   s_proc_t procs[MAX_PROCS];
   int nprocs;
@@ -289,8 +293,17 @@ static void s_on_reply(s_bench_t *b) {
           b->state[idx] == 1) {
         Whistle__SubmitReply *r = env->submit_reply;
         if (r->error && r->error->code == WHISTLE__ERROR_CODE__ERR_INTERNAL) {
-          b->resent++; /* not stored: intake asks for it again */
-          s_send(b, idx);
+          /* Not stored (its database is away): send it again after a pause,
+           * as a channel would, rather than at once. */
+          if (b->nretry == b->capretry) {
+            b->capretry = b->capretry ? b->capretry * 2 : 1024;
+            b->retry_idx = realloc(b->retry_idx, b->capretry * sizeof *b->retry_idx);
+            b->retry_at = realloc(b->retry_at, b->capretry * sizeof *b->retry_at);
+            if (!b->retry_idx || !b->retry_at) exit(3);
+          }
+          b->retry_idx[b->nretry] = idx;
+          b->retry_at[b->nretry++] = s_now_ns() + 200000000LL;
+          b->resent++;
         } else if (r->error) {
           fprintf(stderr, "whistle-bench: ticket %ld refused: %s\n", idx, r->error->text);
           b->state[idx] = 3;
@@ -358,7 +371,22 @@ static void s_on_feed(s_bench_t *b) {
   }
 }
 
+static void s_resend_due(s_bench_t *b) {
+  int64_t now = s_now_ns();
+  size_t keep = 0;
+  for (size_t i = 0; i < b->nretry; i++) {
+    if (b->retry_at[i] <= now && s_send(b, b->retry_idx[i]) == 0) continue;
+    b->retry_idx[keep] = b->retry_idx[i];
+    b->retry_at[keep++] = b->retry_at[i];
+  }
+  b->nretry = keep;
+}
+
 static void s_poll(s_bench_t *b, long timeout_ms) {
+  if (b->nretry) {
+    s_resend_due(b);
+    if (timeout_ms > 50) timeout_ms = 50;
+  }
   zmq_pollitem_t pi[2] = {{b->front, 0, ZMQ_POLLIN, 0}, {b->sub, 0, ZMQ_POLLIN, 0}};
   if (zmq_poll(pi, 2, timeout_ms) <= 0) return;
   if (pi[0].revents & ZMQ_POLLIN) s_on_reply(b);
@@ -763,5 +791,7 @@ int main(int argc, char **argv) {
   free(b.tno);
   free(b.state);
   free(b.arrive_ns);
+  free(b.retry_idx);
+  free(b.retry_at);
   return lost == 0 && duplicated == 0 && b.refused == 0 ? 0 : 1;
 }
