@@ -14,7 +14,7 @@
 #define RELAY_WINDOW 1024     /* rows in flight per destination */
 #define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
 #define RELAY_SCAN_MS 500     /* full scan for resends and stragglers */
-#define CONSUMER_BATCH 256    /* envelopes applied per transaction at most */
+#define CONSUMER_BATCH WH_CONSUMER_BATCH
 
 const wh_migration_t wh_outbox_migration = {
     "000_outbox",
@@ -40,49 +40,27 @@ const wh_migration_t wh_outbox_migration = {
 
 static const wh_stmt_t s_put = {
     "wh_outbox_put",
-    "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload) VALUES ($1,$2,$3,$4,$5)"};
+    "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
+    " SELECT $5, m, t, s, p FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[])"
+    "   WITH ORDINALITY AS x(m, t, s, p, n) ORDER BY n RETURNING id, message_id"};
 static const wh_stmt_t s_new_rows = {
     "wh_outbox_new",
     "SELECT id, payload FROM outbox WHERE dest = $1 AND delivered_at IS NULL"
     " AND parked_at IS NULL AND id > $2 ORDER BY id LIMIT $3"};
-static const wh_stmt_t s_delivered = {
-    "wh_outbox_delivered",
-    "UPDATE outbox SET delivered_at = now() WHERE id = ANY($1::bigint[])"};
 static const wh_stmt_t s_parked = {
     "wh_outbox_parked", "UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1"};
-static const wh_stmt_t s_inbox_first = {
-    "wh_inbox_first",
-    "INSERT INTO inbox (source, ticket_id, last_seq) VALUES ($1,$2,1)"
-    " ON CONFLICT (source, ticket_id) DO NOTHING RETURNING last_seq"};
-static const wh_stmt_t s_inbox_next = {
-    "wh_inbox_next",
-    "UPDATE inbox SET last_seq = $3, updated_at = now()"
-    " WHERE source = $1 AND ticket_id = $2 AND last_seq = $3 - 1 RETURNING last_seq"};
+static const wh_stmt_t s_inbox_claim = {
+    "wh_inbox_claim",
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS x(source, ticket_id, seq)),"
+    " ins AS (INSERT INTO inbox (source, ticket_id, last_seq)"
+    "   SELECT DISTINCT source, ticket_id, 1 FROM x WHERE seq = 1"
+    "   ON CONFLICT (source, ticket_id) DO NOTHING RETURNING source, ticket_id, last_seq),"
+    " upd AS (UPDATE inbox i SET last_seq = x.seq, updated_at = now() FROM x"
+    "   WHERE x.seq > 1 AND i.source = x.source AND i.ticket_id = x.ticket_id"
+    "   AND i.last_seq = x.seq - 1 RETURNING i.source, i.ticket_id, i.last_seq)"
+    " SELECT * FROM ins UNION ALL SELECT * FROM upd"};
 static const wh_stmt_t s_inbox_get = {
     "wh_inbox_get", "SELECT last_seq FROM inbox WHERE source = $1 AND ticket_id = $2"};
-
-int wh_outbox_put(wh_pg_t *pg, const char *sender, const char *dest, Whistle__Envelope *env) {
-  char mid[37];
-  wh_uuid(mid);
-  env->message_id = mid;
-  env->sender = (char *)sender;
-  env->created_at_ms = wh_clock_now_ms();
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(env, &buf, &len)) return WH_ENOMEM;
-  char seq[16];
-  snprintf(seq, sizeof seq, "%" PRIu32, env->seq);
-  const char *v[5] = {dest, mid, env->ticket_id, seq, (const char *)buf};
-  int l[5] = {0, 0, 0, 0, (int)len};
-  int f[5] = {0, 0, 0, 0, 1};
-  PGresult *r = wh_pg_run(pg, &s_put, 5, v, l, f);
-  free(buf);
-  env->message_id = (char *)protobuf_c_empty_string;
-  env->sender = (char *)protobuf_c_empty_string;
-  if (!r) return WH_EDB;
-  PQclear(r);
-  return 0;
-}
 
 /* ---- the in-flight table: outbox id -> time sent ---------------------- */
 
@@ -115,6 +93,13 @@ static void s_remove(s_slot_t *t, uint64_t id) {
 
 /* ---- relay ------------------------------------------------------------- */
 
+typedef struct {
+  uint64_t id;
+  uint8_t *bytes; /* the packed envelope, as stored */
+  size_t len;
+  char mid[37];
+} s_frame_t;
+
 struct wh_relay_s {
   wh_pg_t *pg;
   wh_bus_t *bus;
@@ -122,20 +107,111 @@ struct wh_relay_s {
   uv_timer_t scan;
   s_slot_t *inflight;
   int ninflight;
-  uint64_t high; /* newest id sent by this process */
+  uint64_t high;   /* newest id sent or queued by this process */
+  int behind;      /* rows newer than high may be stored but not queued */
+  /* put in the open transaction, not yet stored */
+  s_frame_t *put;
+  int nput, capput;
+  wh_rows_t rows;
+  /* committed, waiting for room in the window (oldest first) */
+  s_frame_t *queue;
+  int qhead, qlen;
+  /* acknowledged, to be marked delivered */
+  wh_sbuf_t acked;
+  int nacked;
 };
 
-static void s_relay_send_rows(wh_relay_t *r, uint64_t after, int64_t now) {
+/* Committed frames kept in memory at most; beyond, the rows are read back. */
+#define RELAY_QUEUE (RELAY_WINDOW * 4)
+
+int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
+  if (r->nput == r->capput) {
+    int cap = r->capput ? r->capput * 2 : 64;
+    s_frame_t *p = realloc(r->put, (size_t)cap * sizeof *p);
+    if (!p) return WH_ENOMEM;
+    r->put = p;
+    r->capput = cap;
+  }
+  s_frame_t *f = &r->put[r->nput];
+  wh_uuid(f->mid);
+  env->message_id = f->mid;
+  env->sender = (char *)sender;
+  env->created_at_ms = wh_clock_now_ms();
+  int rc = wh_env_pack(env, &f->bytes, &f->len);
+  env->message_id = (char *)protobuf_c_empty_string;
+  env->sender = (char *)protobuf_c_empty_string;
+  if (rc) return WH_ENOMEM;
+  f->id = 0;
+  wh_rows_next(&r->rows);
+  wh_rows_text(&r->rows, 0, f->mid);
+  wh_rows_text(&r->rows, 1, env->ticket_id);
+  wh_rows_int(&r->rows, 2, env->seq);
+  wh_rows_bytes(&r->rows, 3, f->bytes, f->len);
+  r->nput++;
+  return 0;
+}
+
+int wh_relay_flush(wh_relay_t *r) {
+  if (r->nput == 0) return 0;
+  const char *extra[1] = {r->dest};
+  PGresult *res = wh_rows_run(r->pg, &s_put, &r->rows, 1, extra);
+  if (!res) return WH_EDB;
+  int n = PQntuples(res), rc = n == r->nput ? 0 : WH_EDB;
+  /* Rows come back in the order they were put; match by message id all the
+   * same, and refuse the batch if any is missing. */
+  for (int i = 0, j = 0; i < n && !rc; i++) {
+    const char *mid = PQgetvalue(res, i, 1);
+    if (strcmp(r->put[j].mid, mid))
+      for (j = 0; j < r->nput && strcmp(r->put[j].mid, mid); j++) {}
+    if (j == r->nput) rc = WH_EDB;
+    else r->put[j++].id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+    if (j == r->nput) j = 0;
+  }
+  PQclear(res);
+  return rc;
+}
+
+static void s_frames_free(s_frame_t *f, int n) {
+  for (int i = 0; i < n; i++) free(f[i].bytes);
+}
+
+void wh_relay_aborted(wh_relay_t *r) {
+  s_frames_free(r->put, r->nput);
+  r->nput = 0;
+  wh_rows_reset(&r->rows);
+}
+
+/* Stamps and sends one row; returns 0, or -1 when the socket would block. */
+static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now) {
+  uint8_t stack[4096], *frame = len + 32 <= sizeof stack ? stack : malloc(len + 32);
+  if (!frame) return -1;
+  size_t flen = wh_env_stamp(bytes, len, id, now, frame);
+  int rc = wh_bus_send(r->bus, NULL, 0, frame, flen) ? -1 : 0;
+  if (frame != stack) free(frame);
+  if (rc) return -1;
+  s_slot_t *slot = s_find(r->inflight, id);
+  if (slot->id != id) {
+    slot->id = id;
+    r->ninflight++;
+  }
+  slot->sent_ms = now;
+  if (id > r->high) r->high = id;
+  return 0;
+}
+
+/* Reads undelivered rows after `after` from the table and sends those not
+ * in flight (or in flight too long), while the window has room. Returns the
+ * number of rows read. */
+static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t now) {
   char after_s[24], lim[16];
   snprintf(after_s, sizeof after_s, "%" PRIu64, after);
-  snprintf(lim, sizeof lim, "%d", RELAY_WINDOW);
+  snprintf(lim, sizeof lim, "%d", limit);
   const char *v[3] = {r->dest, after_s, lim};
-  if (wh_pg_ready(r->pg)) return;
+  if (wh_pg_ready(r->pg)) return -1;
   PGresult *res = wh_pg_run(r->pg, &s_new_rows, 3, v, NULL, NULL);
-  if (!res) return;
-  uint8_t *frame = NULL;
-  size_t cap = 0;
-  for (int i = 0; i < PQntuples(res); i++) {
+  if (!res) return -1;
+  int n = PQntuples(res);
+  for (int i = 0; i < n; i++) {
     uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
     s_slot_t *slot = s_find(r->inflight, id);
     if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
@@ -143,45 +219,79 @@ static void s_relay_send_rows(wh_relay_t *r, uint64_t after, int64_t now) {
     size_t blen;
     unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &blen);
     if (!bytes) continue;
-    if (blen + 32 > cap) {
-      cap = blen + 32;
-      uint8_t *nf = realloc(frame, cap);
-      if (!nf) {
-        PQfreemem(bytes);
-        break;
-      }
-      frame = nf;
-    }
-    size_t flen = wh_env_stamp(bytes, blen, id, now, frame);
+    int sent = s_relay_send(r, id, bytes, blen, now);
     PQfreemem(bytes);
-    if (wh_bus_send(r->bus, NULL, 0, frame, flen)) break; /* queue full: next scan */
-    if (slot->id != id) {
-      slot->id = id;
-      r->ninflight++;
-    }
-    slot->sent_ms = now;
-    if (id > r->high) r->high = id;
+    if (sent) break; /* queue full: next scan */
   }
-  free(frame);
   PQclear(res);
+  return n;
+}
+
+/* Sends queued frames while the window has room; then, if rows were left
+ * out of memory, reads them back from the table. */
+static void s_relay_pump(wh_relay_t *r) {
+  int64_t now = wh_clock_now_ms();
+  while (r->qlen && r->ninflight < RELAY_WINDOW) {
+    s_frame_t *f = &r->queue[r->qhead];
+    if (s_relay_send(r, f->id, f->bytes, f->len, now)) return;
+    free(f->bytes);
+    r->qhead = (r->qhead + 1) % RELAY_QUEUE;
+    r->qlen--;
+  }
+  if (r->qlen == 0 && r->behind && r->ninflight < RELAY_WINDOW) {
+    int room = RELAY_WINDOW - r->ninflight;
+    int n = s_relay_send_rows(r, r->high, room, now);
+    if (n >= 0 && n < room) r->behind = 0;
+  }
+}
+
+void wh_relay_committed(wh_relay_t *r) {
+  for (int i = 0; i < r->nput; i++) {
+    s_frame_t *f = &r->put[i];
+    if (!r->behind && r->qlen < RELAY_QUEUE) {
+      r->queue[(r->qhead + r->qlen++) % RELAY_QUEUE] = *f;
+      if (f->id > r->high) r->high = f->id;
+    } else {
+      r->behind = 1; /* stored; read back once the queue has drained */
+      free(f->bytes);
+    }
+  }
+  r->nput = 0;
+  wh_rows_reset(&r->rows);
+  s_relay_pump(r);
 }
 
 static void s_relay_on_scan(uv_timer_t *t) {
   wh_relay_t *r = t->data;
-  s_relay_send_rows(r, 0, wh_clock_now_ms());
+  s_relay_pump(r);
+  /* Resends and stragglers: the oldest undelivered rows, from the start. */
+  s_relay_send_rows(r, 0, RELAY_WINDOW, wh_clock_now_ms());
 }
 
-void wh_relay_kick(wh_relay_t *r) {
-  if (r->ninflight < RELAY_WINDOW) s_relay_send_rows(r, r->high, wh_clock_now_ms());
+/* Marks the acknowledged rows delivered, in one statement. That commit need
+ * not wait for the disk: a mark lost in a crash means the row is sent again,
+ * and the receiver's inbox makes the repeat harmless. */
+static void s_relay_mark_delivered(wh_relay_t *r) {
+  if (!r->nacked || wh_pg_ready(r->pg)) return;
+  wh_sbuf_t *b = &r->acked;
+  static const char head[] = "BEGIN; SET LOCAL synchronous_commit = off;"
+                             " UPDATE outbox SET delivered_at = now() WHERE id = ANY('{";
+  static const char tail[] = "}'::bigint[]); COMMIT";
+  size_t need = sizeof head + b->len + sizeof tail;
+  char stack[8192], *sql = need <= sizeof stack ? stack : malloc(need);
+  if (!sql) return;
+  /* Only digits and commas come between the braces: the ids we formatted. */
+  snprintf(sql, need, "%s%.*s%s", head, (int)b->len, b->buf, tail);
+  if (wh_pg_exec(r->pg, sql)) wh_pg_exec(r->pg, "ROLLBACK");
+  if (sql != stack) free(sql);
+  b->len = 0;
+  r->nacked = 0;
 }
 
 static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   wh_relay_t *r = arg;
-  char list[RELAY_WINDOW * 21 + 3];
-  size_t n = 0;
-  list[n++] = '{';
-  int got = 0;
   zmq_msg_t head, body;
+  int got = 0;
   while (got < RELAY_WINDOW && wh_bus_recv(bus, &head, &body) == 1) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0) {
@@ -189,8 +299,22 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
         Whistle__Ack *a = env->ack;
         s_slot_t *slot = s_find(r->inflight, a->delivery_tag);
         if (a->status == WHISTLE__ACK_STATUS__ACK_OK) {
-          n += (size_t)snprintf(list + n, sizeof list - n, "%s%" PRIu64, got ? "," : "",
-                                a->delivery_tag);
+          char n[24];
+          int len = snprintf(n, sizeof n, "%s%" PRIu64, r->nacked ? "," : "", a->delivery_tag);
+          wh_sbuf_t *b = &r->acked;
+          if (b->len + (size_t)len + 1 > b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 4096;
+            char *nb = realloc(b->buf, cap);
+            if (nb) {
+              b->buf = nb;
+              b->cap = cap;
+            }
+          }
+          if (b->len + (size_t)len + 1 <= b->cap) {
+            memcpy(b->buf + b->len, n, (size_t)len);
+            b->len += (size_t)len;
+            r->nacked++;
+          }
           got++;
           if (slot->id == a->delivery_tag) {
             s_remove(r->inflight, a->delivery_tag);
@@ -220,16 +344,8 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
     zmq_msg_close(&head);
     zmq_msg_close(&body);
   }
-  list[n++] = '}';
-  list[n] = '\0';
-  if (got && wh_pg_ready(r->pg) == 0) {
-    const char *v[1] = {list};
-    PGresult *res = wh_pg_run(r->pg, &s_delivered, 1, v, NULL, NULL);
-    if (res) PQclear(res);
-    /* If that failed the rows stay undelivered and are sent again: the
-     * receiver's inbox makes the repeat harmless. */
-  }
-  if (got) wh_relay_kick(r);
+  s_relay_mark_delivered(r);
+  if (got) s_relay_pump(r);
 }
 
 wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
@@ -238,11 +354,15 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *d
   if (!r) return NULL;
   r->pg = pg;
   r->dest = strdup(dest);
+  r->behind = 1; /* what a previous run left is read from the table */
+  wh_rows_init(&r->rows, 4);
   r->inflight = calloc(SLOTS, sizeof *r->inflight);
+  r->queue = calloc(RELAY_QUEUE, sizeof *r->queue);
   r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, s_relay_on_ack, r);
-  if (!r->bus || !r->inflight || !r->dest) {
+  if (!r->bus || !r->inflight || !r->queue || !r->dest) {
     wh_bus_destroy(&r->bus);
     free(r->inflight);
+    free(r->queue);
     free(r->dest);
     free(r);
     return NULL;
@@ -255,6 +375,12 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *d
 
 static void s_relay_closed(uv_handle_t *h) {
   wh_relay_t *r = h->data;
+  s_frames_free(r->put, r->nput);
+  for (int i = 0; i < r->qlen; i++) free(r->queue[(r->qhead + i) % RELAY_QUEUE].bytes);
+  free(r->put);
+  free(r->queue);
+  free(r->acked.buf);
+  wh_rows_free(&r->rows);
   free(r->inflight);
   free(r->dest);
   free(r);
@@ -270,22 +396,52 @@ void wh_relay_destroy(wh_relay_t **self_p) {
 
 /* ---- inbox ------------------------------------------------------------- */
 
+int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
+  if (n <= 0) return 0;
+  wh_rows_t rows;
+  wh_rows_init(&rows, 3);
+  for (int i = 0; i < n; i++) {
+    wh_rows_next(&rows);
+    wh_rows_text(&rows, 0, claims[i].source);
+    wh_rows_text(&rows, 1, claims[i].ticket_id);
+    wh_rows_int(&rows, 2, claims[i].seq);
+    claims[i].claim = -1;
+  }
+  PGresult *res = wh_rows_run(pg, &s_inbox_claim, &rows, 0, NULL);
+  wh_rows_free(&rows);
+  if (!res) return WH_EDB;
+  /* Each returned (source, ticket, seq) was claimed once: it goes to the
+   * first message that carries it; a repeat later in the batch was seen. */
+  for (int k = 0, from = 0; k < PQntuples(res); k++) {
+    const char *src = PQgetvalue(res, k, 0), *tid = PQgetvalue(res, k, 1);
+    uint32_t seq = (uint32_t)strtoul(PQgetvalue(res, k, 2), NULL, 10);
+    for (int m = 0; m < n; m++) {
+      wh_claim_t *c = &claims[(from + m) % n];
+      if (c->claim < 0 && c->seq == seq && !strcmp(c->ticket_id, tid) && !strcmp(c->source, src)) {
+        c->claim = WH_INBOX_APPLY;
+        from = (int)(c - claims) + 1;
+        break;
+      }
+    }
+  }
+  PQclear(res);
+  for (int i = 0; i < n; i++) {
+    wh_claim_t *c = &claims[i];
+    if (c->claim >= 0) continue;
+    const char *v[2] = {c->source, c->ticket_id};
+    res = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);
+    if (!res) return WH_EDB;
+    uint32_t last = PQntuples(res) == 1 ? (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    c->claim = c->seq <= last ? WH_INBOX_SEEN : WH_INBOX_GAP;
+  }
+  return 0;
+}
+
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq) {
-  char seq_s[16];
-  snprintf(seq_s, sizeof seq_s, "%" PRIu32, seq);
-  const char *v[3] = {source, ticket_id, seq_s};
-  PGresult *r = seq == 1 ? wh_pg_run(pg, &s_inbox_first, 2, v, NULL, NULL)
-                         : wh_pg_run(pg, &s_inbox_next, 3, v, NULL, NULL);
-  if (!r) return WH_EDB;
-  int claimed = PQntuples(r) == 1;
-  PQclear(r);
-  if (claimed) return WH_INBOX_APPLY;
-  if (seq == 1) return WH_INBOX_SEEN;
-  r = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);
-  if (!r) return WH_EDB;
-  uint32_t last = PQntuples(r) == 1 ? (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-  PQclear(r);
-  return seq <= last ? WH_INBOX_SEEN : WH_INBOX_GAP;
+  wh_claim_t c = {.source = source, .ticket_id = ticket_id, .seq = seq};
+  int rc = wh_inbox_claim_batch(pg, &c, 1);
+  return rc ? rc : c.claim;
 }
 
 /* ---- consumer ---------------------------------------------------------- */
@@ -347,32 +503,47 @@ static void s_ack(wh_consumer_t *c, s_item_t *it) {
   wh_consumer_reply(c, &it->peer, &env);
 }
 
-/* Applies items[from..to) in one transaction. Returns 0 when committed,
+/* Applies items[from..to) in one transaction: one statement claims them
+ * all in the inbox, the service looks up what they need at once, applies
+ * each in memory and writes its tables once. Returns 0 when committed,
  * WH_EDB when rolled back (statuses then mean nothing). */
 static int s_apply_batch(wh_consumer_t *c, int from, int to) {
   wh_pg_t *pg = c->pg;
   if (wh_pg_ready(pg) || wh_pg_exec(pg, "BEGIN")) return WH_EDB;
-  for (int i = from; i < to; i++) {
-    s_item_t *it = &c->items[i];
-    Whistle__Envelope *env = it->env;
-    wh_log_ctx(env->ticket_id, env->message_id);
-    int claim = wh_inbox_claim(pg, env->sender, env->ticket_id, env->seq);
-    if (claim < 0) goto rollback;
-    if (claim == WH_INBOX_SEEN) {
+  wh_claim_t claims[CONSUMER_BATCH];
+  const Whistle__Envelope *apply[CONSUMER_BATCH];
+  int n = to - from, napply = 0;
+  for (int i = 0; i < n; i++) {
+    const Whistle__Envelope *env = c->items[from + i].env;
+    claims[i] = (wh_claim_t){.source = env->sender, .ticket_id = env->ticket_id, .seq = env->seq};
+  }
+  if (wh_inbox_claim_batch(pg, claims, n)) goto rollback;
+  for (int i = 0; i < n; i++) {
+    s_item_t *it = &c->items[from + i];
+    if (claims[i].claim == WH_INBOX_SEEN) {
       it->status = WHISTLE__ACK_STATUS__ACK_OK;
-    } else if (claim == WH_INBOX_GAP) {
-      wh_debug("seq %u arrived before its predecessor; asking for a resend", env->seq);
+    } else if (claims[i].claim == WH_INBOX_GAP) {
+      wh_debug("%s seq %u arrived before its predecessor; asking for a resend",
+               it->env->ticket_id, it->env->seq);
       it->status = WHISTLE__ACK_STATUS__ACK_RETRY;
       it->err = WH_EORDER;
     } else {
-      int rc = c->ops->apply(c->svc, env);
-      if (rc == WH_EDB) goto rollback;
-      it->status = rc ? WHISTLE__ACK_STATUS__ACK_REJECTED : WHISTLE__ACK_STATUS__ACK_OK;
-      it->err = rc;
-      if (rc) wh_error("rejected: %s", wh_strerror(rc));
+      apply[napply++] = it->env;
     }
   }
+  if (napply && c->ops->prepare && c->ops->prepare(c->svc, apply, napply)) goto rollback;
+  for (int i = 0; i < n; i++) {
+    s_item_t *it = &c->items[from + i];
+    if (claims[i].claim != WH_INBOX_APPLY) continue;
+    wh_log_ctx(it->env->ticket_id, it->env->message_id);
+    int rc = c->ops->apply(c->svc, it->env);
+    if (rc == WH_EDB) goto rollback;
+    it->status = rc ? WHISTLE__ACK_STATUS__ACK_REJECTED : WHISTLE__ACK_STATUS__ACK_OK;
+    it->err = rc;
+    if (rc) wh_error("rejected: %s", wh_strerror(rc));
+  }
   wh_log_ctx(NULL, NULL);
+  if (c->ops->flush && c->ops->flush(c->svc)) goto rollback;
   if (wh_pg_exec(pg, "COMMIT")) goto aborted;
   return 0;
 rollback:
@@ -387,6 +558,7 @@ static void s_consumer_flush(wh_consumer_t *c) {
   if (c->nitems == 0) return;
   int rc = s_apply_batch(c, 0, c->nitems);
   if (rc == 0) {
+    if (c->ops->committed) c->ops->committed(c->svc);
     for (int i = 0; i < c->nitems; i++) s_ack(c, &c->items[i]);
   } else if (!wh_pg_broken(c->pg)) {
     /* One message made the batch fail: apply them one by one, so only that
@@ -395,6 +567,7 @@ static void s_consumer_flush(wh_consumer_t *c) {
       s_item_t *it = &c->items[i];
       it->err = 0;
       if (s_apply_batch(c, i, i + 1) == 0) {
+        if (c->ops->committed) c->ops->committed(c->svc);
         s_ack(c, it);
       } else if (!wh_pg_broken(c->pg)) {
         it->status = WHISTLE__ACK_STATUS__ACK_REJECTED;
@@ -405,7 +578,6 @@ static void s_consumer_flush(wh_consumer_t *c) {
       }
     }
   }
-  if (c->ops->committed) c->ops->committed(c->svc);
   for (int i = 0; i < c->nitems; i++) {
     zmq_msg_close(&c->items[i].peer);
     wh_env_free(c->items[i].env);

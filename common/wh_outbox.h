@@ -8,7 +8,10 @@
  * restarts, because the rows are the truth and memory only a cache.
  *
  * A receiver (wh_consumer) drains whatever has arrived, applies it all in one
- * transaction together with its inbox rows, commits, then acknowledges. The
+ * transaction together with its inbox rows, commits, then acknowledges. Each
+ * table is written once per batch, however many messages the batch holds
+ * (wh_rows_t): under load one commit carries hundreds of messages, and when
+ * idle a batch is one message, so nothing waits for company. The
  * inbox keeps, per sender and ticket, the last sequence applied: a repeat is
  * acknowledged and ignored, and an event that arrives before its predecessor
  * is answered "retry", so events of one ticket apply in order. */
@@ -25,37 +28,61 @@
 /* The outbox and inbox tables; every service lists it among its migrations. */
 extern const wh_migration_t wh_outbox_migration;
 
-/* Inside the caller's open transaction: stamps env with a new message id,
- * sender and creation time (env->ticket_id and env->seq are the caller's),
- * packs it and stores it for dest. Returns 0, WH_ENOMEM or WH_EDB. */
-int wh_outbox_put(wh_pg_t *pg, const char *sender, const char *dest, Whistle__Envelope *env);
-
 typedef struct wh_relay_s wh_relay_t;
 
 /* Starts relaying pg's outbox rows for dest to endpoint. Returns NULL on
  * failure. The relay borrows loop, ctx and pg. */
 wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
                          const char *endpoint);
-/* Sends what is new now (call after committing outbox rows). */
-void wh_relay_kick(wh_relay_t *relay);
 void wh_relay_destroy(wh_relay_t **self_p);
+
+/* Writing, inside the caller's open transaction:
+ *   wh_outbox_put     stamps env with a new message id, sender and creation
+ *                     time (env->ticket_id and env->seq are the caller's),
+ *                     packs it and holds it for this transaction;
+ *   wh_relay_flush    stores what was put, in one statement (before COMMIT);
+ *   wh_relay_committed after COMMIT: sends them, from memory, at once;
+ *   wh_relay_aborted  after ROLLBACK: forgets them.
+ * wh_outbox_put returns 0 or WH_ENOMEM; wh_relay_flush 0 or WH_EDB. */
+int wh_outbox_put(wh_relay_t *relay, const char *sender, Whistle__Envelope *env);
+int wh_relay_flush(wh_relay_t *relay);
+void wh_relay_committed(wh_relay_t *relay);
+void wh_relay_aborted(wh_relay_t *relay);
 
 enum { WH_INBOX_APPLY = 0, WH_INBOX_SEEN = 1, WH_INBOX_GAP = 2 };
 
-/* Inside the caller's transaction: claims (source, ticket, seq). Returns
- * WH_INBOX_APPLY when seq is the next one for this ticket (and records it),
- * WH_INBOX_SEEN when it was applied before, WH_INBOX_GAP when an earlier one
- * is missing, or WH_EDB. */
+typedef struct {
+  const char *source, *ticket_id;
+  uint32_t seq;
+  int claim; /* out: WH_INBOX_* */
+} wh_claim_t;
+
+/* Inside the caller's transaction, for a whole batch in one statement:
+ * claims each (source, ticket, seq). claim becomes WH_INBOX_APPLY when seq is
+ * the next one for its ticket (and it is recorded), WH_INBOX_SEEN when it was
+ * applied before (or is a repeat of one earlier in the batch), WH_INBOX_GAP
+ * when an earlier one is missing. Returns 0 or WH_EDB. */
+int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n);
+/* The same for one message: returns a WH_INBOX_* value or WH_EDB. */
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq);
+
+/* Envelopes a consumer applies in one transaction at most. */
+#define WH_CONSUMER_BATCH 256
 
 typedef struct wh_consumer_s wh_consumer_t;
 
 typedef struct {
   /* Which envelope body this consumer takes from relays. */
   Whistle__Envelope__BodyCase body;
-  /* Applies one claimed envelope inside the batch transaction. Validate
-   * before writing: a non-database error rejects the message for good. */
+  /* Before the claimed envelopes of a batch are applied, one by one: look up
+   * what they need, for all of them at once. May be NULL. Returns 0 or WH_EDB. */
+  int (*prepare)(void *svc, const Whistle__Envelope *const *envs, int n);
+  /* Applies one claimed envelope inside the batch transaction, gathering its
+   * rows in memory. Validate before gathering anything: a non-database
+   * error rejects the message for good and must leave nothing behind. */
   int (*apply)(void *svc, const Whistle__Envelope *env);
+  /* Writes what apply gathered, before COMMIT. May be NULL. Returns 0 or WH_EDB. */
+  int (*flush)(void *svc);
   /* After a batch committed (publish, kick relays). May be NULL. */
   void (*committed)(void *svc);
   /* After a batch rolled back (drop what apply queued in memory). May be NULL. */

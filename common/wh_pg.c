@@ -3,6 +3,7 @@
 #include "wh_err.h"
 #include "wh_log.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,4 +220,113 @@ PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *con
   if (!pg->conn || pg->broken) return NULL;
   PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, values, NULL, NULL, 0);
   return s_check(pg, r, "query");
+}
+
+/* ---- many rows, one statement ------------------------------------------ */
+
+/* Makes room for n more bytes (and a NUL); 0, or -1 with r->oom set. */
+static int s_reserve(wh_rows_t *r, wh_sbuf_t *b, size_t n) {
+  if (b->len + n + 2 <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (b->len + n + 2 > cap) cap *= 2;
+  char *nb = realloc(b->buf, cap);
+  if (!nb) {
+    r->oom = 1;
+    return -1;
+  }
+  b->buf = nb;
+  b->cap = cap;
+  return 0;
+}
+
+static void s_put(wh_rows_t *r, wh_sbuf_t *b, const char *p, size_t n) {
+  if (s_reserve(r, b, n)) return;
+  memcpy(b->buf + b->len, p, n);
+  b->len += n;
+}
+
+void wh_rows_init(wh_rows_t *r, int ncols) {
+  memset(r, 0, sizeof *r);
+  r->ncols = ncols < WH_ROWS_MAXCOLS ? ncols : WH_ROWS_MAXCOLS;
+}
+
+void wh_rows_reset(wh_rows_t *r) {
+  for (int i = 0; i < r->ncols; i++) r->col[i].len = 0;
+  r->nrows = 0;
+  r->oom = 0;
+}
+
+void wh_rows_free(wh_rows_t *r) {
+  for (int i = 0; i < WH_ROWS_MAXCOLS; i++) free(r->col[i].buf);
+  memset(r, 0, sizeof *r);
+}
+
+void wh_rows_next(wh_rows_t *r) { r->nrows++; }
+
+/* Opens an element of col: "{" before the first, "," before the others. */
+static wh_sbuf_t *s_elem(wh_rows_t *r, int col) {
+  wh_sbuf_t *b = &r->col[col];
+  s_put(r, b, b->len ? "," : "{", 1);
+  return b;
+}
+
+void wh_rows_text(wh_rows_t *r, int col, const char *s) {
+  wh_sbuf_t *b = s_elem(r, col);
+  if (!s) {
+    s_put(r, b, "NULL", 4);
+    return;
+  }
+  s_put(r, b, "\"", 1);
+  for (const char *p = s;;) {
+    size_t run = strcspn(p, "\"\\");
+    s_put(r, b, p, run);
+    p += run;
+    if (!*p) break;
+    s_put(r, b, "\\", 1);
+    s_put(r, b, p, 1);
+    p++;
+  }
+  s_put(r, b, "\"", 1);
+}
+
+void wh_rows_int(wh_rows_t *r, int col, int64_t v) {
+  char n[24];
+  int len = snprintf(n, sizeof n, "%" PRId64, v);
+  s_put(r, s_elem(r, col), n, (size_t)len);
+}
+
+void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  wh_sbuf_t *b = s_elem(r, col);
+  /* "\\x..." : the array literal's escaped backslash, then bytea hex. */
+  s_put(r, b, "\"\\\\x", 4);
+  if (s_reserve(r, b, 2 * n + 1)) return;
+  const unsigned char *u = p;
+  char *o = b->buf + b->len;
+  for (size_t i = 0; i < n; i++) {
+    *o++ = hex[u[i] >> 4];
+    *o++ = hex[u[i] & 15];
+  }
+  b->len += 2 * n;
+  s_put(r, b, "\"", 1);
+}
+
+PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra,
+                      const char *const *extra) {
+  if (r->oom || r->nrows == 0) {
+    wh_error("%s: %s", st->name, r->oom ? "out of memory" : "no rows");
+    return NULL;
+  }
+  const char *v[WH_ROWS_MAXCOLS + 4];
+  if (r->ncols + nextra > (int)(sizeof v / sizeof *v)) return NULL;
+  for (int i = 0; i < r->ncols; i++) {
+    s_put(r, &r->col[i], "}", 2); /* the closing brace and a NUL */
+    if (r->oom) return NULL;
+    r->col[i].buf[r->col[i].len - 1] = '\0';
+    v[i] = r->col[i].buf;
+  }
+  for (int i = 0; i < nextra; i++) v[r->ncols + i] = extra[i];
+  PGresult *res = wh_pg_run(pg, st, r->ncols + nextra, v, NULL, NULL);
+  for (int i = 0; i < r->ncols; i++) r->col[i].len -= 2; /* open again for more rows */
+  return res;
 }

@@ -9,6 +9,8 @@
 #define WH_PG_H
 
 #include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   const char *name;   /* e.g. "001_init" */
@@ -47,5 +49,39 @@ PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *con
 int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len);
 /* 1 if the last failure broke the connection (so retrying may help). */
 int wh_pg_broken(wh_pg_t *pg);
+
+/* ---- many rows, one statement ----------------------------------------
+ * A batch's rows for one table are gathered column by column into array
+ * literals and written by one statement that unnests them
+ * ("INSERT ... SELECT * FROM unnest($1::text[], $2::bigint[], ...)"): the
+ * database parses, plans and executes once per batch, not once per row.
+ * The buffers keep their memory between batches. */
+#define WH_ROWS_MAXCOLS 24
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+} wh_sbuf_t;
+
+typedef struct {
+  wh_sbuf_t col[WH_ROWS_MAXCOLS];
+  int ncols;
+  int nrows; /* rows begun with wh_rows_next */
+  int oom;   /* an append failed: running refuses */
+} wh_rows_t;
+
+void wh_rows_init(wh_rows_t *r, int ncols);
+void wh_rows_reset(wh_rows_t *r);
+void wh_rows_free(wh_rows_t *r);
+/* Begins a row; every column must then be given exactly once. */
+void wh_rows_next(wh_rows_t *r);
+void wh_rows_text(wh_rows_t *r, int col, const char *s); /* NULL: SQL NULL */
+void wh_rows_int(wh_rows_t *r, int col, int64_t v);
+void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n); /* as bytea */
+/* Runs st with column i as parameter $i+1 (an array literal), followed by
+ * nextra further text parameters. Returns as wh_pg_run does (NULL on any
+ * failure, out of memory included). Call it with at least one row. */
+PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra,
+                      const char *const *extra);
 
 #endif

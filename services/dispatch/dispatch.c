@@ -25,30 +25,54 @@
 #define TIMER_BATCH 500
 #define TIMER_RECHECK_MS 60000
 
+/* A work order opened earlier in this batch, which a repeat may merge under. */
+typedef struct {
+  char ticket[32];
+  char lead[96];
+} s_opened_t;
+
 typedef struct {
   wh_service_t *svc;
   wh_calendar_t *cal;
   wh_consumer_t *in;
   wh_relay_t *relay;
   uv_timer_t timer;
+  int64_t armed_ms;  /* the deadline the timer is set for */
+  int64_t batch_due; /* the earliest deadline this transaction adds */
+  /* the batch's rows, written once per table before COMMIT */
+  wh_rows_t orders, deadlines, timeline;
+  /* leads of the orders repeats in this batch name (looked up by prepare) */
+  char (*first)[2][96];
+  int nfirst;
+  s_opened_t opened[WH_CONSUMER_BATCH];
+  int nopened;
 } s_dispatch_t;
 
 static const wh_stmt_t s_insert_order = {
     "dispatch_insert_order",
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
-    " rule, weight, duplicate_of) VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-    " to_timestamp($12::double precision / 1000), $13, $14, $15, $16::text[], $17, $18, $19)"};
+    " rule, weight, duplicate_of)"
+    " SELECT t, 1, st, e, src, cm, g, a, cat, k, b, rm, to_timestamp(at::double precision / 1000),"
+    "   col, lv, ld, co::text[], ru, w, dup"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],"
+    "   $14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::text[])"
+    "   AS x(t, st, e, src, cm, g, a, cat, k, b, rm, at, col, lv, ld, co, ru, w, dup)"};
 static const wh_stmt_t s_insert_deadline = {
     "dispatch_insert_deadline",
     "INSERT INTO deadline (ticket_id, name, due_at)"
-    " VALUES ($1, $2, to_timestamp($3::double precision / 1000))"};
+    " SELECT t, n, to_timestamp(d::double precision / 1000)"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(t, n, d)"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
     "INSERT INTO timeline (ticket_id, at, kind, actor, note)"
-    " VALUES ($1, to_timestamp($2::double precision / 1000), $3, $4, $5)"};
-static const wh_stmt_t s_first_order = {
-    "dispatch_first_order", "SELECT lead FROM work_order WHERE ticket_id = $1 FOR UPDATE"};
+    " SELECT t, to_timestamp(a::double precision / 1000), k, ac, n"
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])"
+    "   WITH ORDINALITY AS x(t, a, k, ac, n, o) ORDER BY o"};
+static const wh_stmt_t s_first_orders = {
+    "dispatch_first_orders",
+    "SELECT ticket_id, lead FROM work_order WHERE ticket_id = ANY($1::text[]) FOR UPDATE"};
 static const wh_stmt_t s_next_due = {
     "dispatch_next_due",
     "SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint FROM deadline"
@@ -67,15 +91,15 @@ static const wh_stmt_t s_bump = {
     " klass || ' @ ' || community || '/' || grid || ' ' || address || ': ' || body,"
     " reporter_masked"};
 
-static int s_timeline(wh_pg_t *pg, const char *ticket, int64_t at_ms, const char *kind,
-                      const char *actor, const char *note) {
-  char at[24];
-  snprintf(at, sizeof at, "%" PRId64, at_ms);
-  const char *v[5] = {ticket, at, kind, actor, note};
-  PGresult *r = wh_pg_run(pg, &s_insert_timeline, 5, v, NULL, NULL);
-  if (!r) return WH_EDB;
-  PQclear(r);
-  return 0;
+static void s_timeline(s_dispatch_t *d, const char *ticket, int64_t at_ms, const char *kind,
+                       const char *actor, const char *note) {
+  wh_rows_t *r = &d->timeline;
+  wh_rows_next(r);
+  wh_rows_text(r, 0, ticket);
+  wh_rows_int(r, 1, at_ms);
+  wh_rows_text(r, 2, kind);
+  wh_rows_text(r, 3, actor);
+  wh_rows_text(r, 4, note);
 }
 
 static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
@@ -85,12 +109,89 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
   out.trace_id = (char *)(trace ? trace : "");
   out.body_case = WHISTLE__ENVELOPE__BODY_WORK;
   out.work = ev;
-  return wh_outbox_put(d->svc->pg, "dispatch", "notify", &out);
+  return wh_outbox_put(d->relay, "dispatch", &out);
 }
 
+/* Writes the transaction's gathered rows, one statement per table. */
+static int s_flush(void *arg) {
+  s_dispatch_t *d = arg;
+  wh_rows_t *sets[3] = {&d->orders, &d->deadlines, &d->timeline};
+  const wh_stmt_t *sts[3] = {&s_insert_order, &s_insert_deadline, &s_insert_timeline};
+  for (int i = 0; i < 3; i++) {
+    if (!sets[i]->nrows) continue;
+    PGresult *r = wh_rows_run(d->svc->pg, sts[i], sets[i], 0, NULL);
+    if (!r) return WH_EDB;
+    PQclear(r);
+  }
+  return wh_relay_flush(d->relay);
+}
+
+static void s_reset(s_dispatch_t *d) {
+  wh_rows_reset(&d->orders);
+  wh_rows_reset(&d->deadlines);
+  wh_rows_reset(&d->timeline);
+  d->nopened = 0;
+  d->nfirst = 0;
+}
+
+/* Looks up, in one statement, the orders the batch's repeats merge under. */
+static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
+  s_dispatch_t *d = arg;
+  s_reset(d);
+  d->batch_due = INT64_MAX;
+  wh_rows_t q;
+  wh_rows_init(&q, 1);
+  for (int i = 0; i < n; i++) {
+    const Whistle__TicketTriaged *t = envs[i]->triaged;
+    if (!t || !t->duplicate_of[0]) continue;
+    wh_rows_next(&q);
+    wh_rows_text(&q, 0, t->duplicate_of);
+  }
+  int rc = 0;
+  if (q.nrows) {
+    PGresult *r = wh_rows_run(d->svc->pg, &s_first_orders, &q, 0, NULL);
+    if (!r) rc = WH_EDB;
+    for (int k = 0; r && k < PQntuples(r) && k < WH_CONSUMER_BATCH; k++) {
+      snprintf(d->first[d->nfirst][0], 96, "%s", PQgetvalue(r, k, 0));
+      snprintf(d->first[d->nfirst][1], 96, "%s", PQgetvalue(r, k, 1));
+      d->nfirst++;
+    }
+    if (r) PQclear(r);
+  }
+  wh_rows_free(&q);
+  return rc;
+}
+
+static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
+                        const char *co) {
+  const Whistle__SubmitTicket *rep = t->ticket->report;
+  wh_rows_t *r = &d->orders;
+  wh_rows_next(r);
+  wh_rows_text(r, 0, t->ticket->ticket_id);
+  wh_rows_text(r, 1, state);
+  wh_rows_text(r, 2, rep->external_id);
+  wh_rows_text(r, 3, wh_source_name(rep->source));
+  wh_rows_text(r, 4, rep->community);
+  wh_rows_text(r, 5, rep->grid);
+  wh_rows_text(r, 6, rep->address);
+  wh_rows_text(r, 7, rep->category);
+  wh_rows_text(r, 8, t->klass);
+  wh_rows_text(r, 9, rep->text);
+  wh_rows_text(r, 10, rep->reporter ? rep->reporter->phone : "");
+  wh_rows_int(r, 11, rep->received_at_ms);
+  wh_rows_text(r, 12, wh_color_name(t->color));
+  wh_rows_int(r, 13, t->level);
+  wh_rows_text(r, 14, t->lead);
+  wh_rows_text(r, 15, co);
+  wh_rows_text(r, 16, t->rule);
+  wh_rows_int(r, 17, t->weight);
+  wh_rows_text(r, 18, !strcmp(state, "merged") ? t->duplicate_of : NULL);
+}
+
+/* Gathers the rows one decision makes. After the first row is gathered, a
+ * failure must roll the whole batch back: it returns WH_EDB. */
 static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_dispatch_t *d = arg;
-  wh_pg_t *pg = d->svc->pg;
   const Whistle__TicketTriaged *t = env->triaged;
   if (!t->ticket || !t->ticket->report || strcmp(t->ticket->ticket_id, env->ticket_id) ||
       !wh_color_name(t->color)[0] || t->level < 1 || t->level > 3 || !t->lead[0] ||
@@ -99,45 +200,36 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   const char *ticket = t->ticket->ticket_id;
   int64_t now = wh_clock_now_ms();
+  char co[WH_MAX_CO * 100 + 4];
+  if (wh_pg_text_array(t->co, t->n_co, co, sizeof co)) return WH_EFIELD;
 
-  /* A repeat merges under the first order, if dispatch has it. */
+  /* A repeat merges under the first order, if dispatch has it: opened
+   * earlier in this batch, or found by prepare. */
   char first_lead[96] = "";
   if (t->duplicate_of[0]) {
-    const char *v[1] = {t->duplicate_of};
-    PGresult *r = wh_pg_run(pg, &s_first_order, 1, v, NULL, NULL);
-    if (!r) return WH_EDB;
-    if (PQntuples(r) == 1) snprintf(first_lead, sizeof first_lead, "%s", PQgetvalue(r, 0, 0));
-    else wh_warn("repeat of %s, which dispatch does not have; dispatching it", t->duplicate_of);
-    PQclear(r);
+    for (int i = 0; i < d->nopened && !first_lead[0]; i++)
+      if (!strcmp(d->opened[i].ticket, t->duplicate_of))
+        snprintf(first_lead, sizeof first_lead, "%s", d->opened[i].lead);
+    for (int i = 0; i < d->nfirst && !first_lead[0]; i++)
+      if (!strcmp(d->first[i][0], t->duplicate_of))
+        snprintf(first_lead, sizeof first_lead, "%s", d->first[i][1]);
+    if (!first_lead[0])
+      wh_warn("repeat of %s, which dispatch does not have; dispatching it", t->duplicate_of);
   }
   int merged = first_lead[0] != '\0';
-
-  char received[24], level[4], weight[12], co[WH_MAX_CO * 100 + 4];
-  snprintf(received, sizeof received, "%" PRId64, rep->received_at_ms);
-  snprintf(level, sizeof level, "%u", t->level);
-  snprintf(weight, sizeof weight, "%u", t->weight);
-  if (wh_pg_text_array(t->co, t->n_co, co, sizeof co)) return WH_EFIELD;
-  const char *masked = rep->reporter ? rep->reporter->phone : "";
-  const char *v[19] = {ticket, merged ? "merged" : "dispatched", rep->external_id,
-                       wh_source_name(rep->source), rep->community, rep->grid, rep->address,
-                       rep->category, t->klass, rep->text, masked, received,
-                       wh_color_name(t->color), level, t->lead, co, t->rule, weight,
-                       merged ? t->duplicate_of : NULL};
-  PGresult *r = wh_pg_run(pg, &s_insert_order, 19, v, NULL, NULL);
-  if (!r) return WH_EDB;
-  PQclear(r);
+  s_order_row(d, t, merged ? "merged" : "dispatched", co);
 
   char note[512];
   snprintf(note, sizeof note, "%s from %s", rep->external_id, wh_source_name(rep->source));
-  if (s_timeline(pg, ticket, rep->received_at_ms, "received", "intake", note)) return WH_EDB;
+  s_timeline(d, ticket, rep->received_at_ms, "received", "intake", note);
   snprintf(note, sizeof note, "%s %s, level %u, lead %s (%s)", t->klass, wh_color_name(t->color),
            t->level, t->lead, t->rule);
-  if (s_timeline(pg, ticket, t->decided_at_ms ? t->decided_at_ms : now, "triaged", "triage", note))
-    return WH_EDB;
+  s_timeline(d, ticket, t->decided_at_ms ? t->decided_at_ms : now, "triaged", "triage", note);
 
   char summary[4600];
   snprintf(summary, sizeof summary, "%s @ %s/%s %s: %s", t->klass, rep->community, rep->grid,
            rep->address, rep->text);
+  const char *masked = rep->reporter ? rep->reporter->phone : "";
   Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
   ev.ticket_id = (char *)ticket;
   ev.version = 1;
@@ -151,14 +243,14 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
 
   if (merged) {
     snprintf(note, sizeof note, "repeat of %s; merged", t->duplicate_of);
-    if (s_timeline(pg, ticket, now, "merged", "triage", note)) return WH_EDB;
+    s_timeline(d, ticket, now, "merged", "triage", note);
     snprintf(note, sizeof note, "repeat report %s (%s) merged here", ticket, rep->external_id);
-    if (s_timeline(pg, t->duplicate_of, now, "repeat", "triage", note)) return WH_EDB;
+    s_timeline(d, t->duplicate_of, now, "repeat", "triage", note);
     ev.kind = WHISTLE__WORK_EVENT_KIND__WORK_MERGED;
     ev.state = "merged";
     ev.lead = first_lead;
     ev.duplicate_of = t->duplicate_of;
-    return s_emit(d, &ev, env->trace_id);
+    return s_emit(d, &ev, env->trace_id) ? WH_EDB : 0;
   }
 
   wh_due_t due[WH_MAX_DEADLINES];
@@ -169,12 +261,12 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   for (size_t i = 0; i < t->n_co && o < sizeof note; i++)
     o += (size_t)snprintf(note + o, sizeof note - o, "%s%s", i ? ", " : "; co ", t->co[i]);
   for (int i = 0; i < ndue; i++) {
-    char at[24], when[40];
-    snprintf(at, sizeof at, "%" PRId64, due[i].due_ms);
-    const char *dv[3] = {ticket, due[i].name, at};
-    PGresult *dr = wh_pg_run(pg, &s_insert_deadline, 3, dv, NULL, NULL);
-    if (!dr) return WH_EDB;
-    PQclear(dr);
+    char when[40];
+    wh_rows_next(&d->deadlines);
+    wh_rows_text(&d->deadlines, 0, ticket);
+    wh_rows_text(&d->deadlines, 1, due[i].name);
+    wh_rows_int(&d->deadlines, 2, due[i].due_ms);
+    if (due[i].due_ms < d->batch_due) d->batch_due = due[i].due_ms;
     whistle__deadline__init(&dl[i]);
     dl[i].name = (char *)due[i].name;
     dl[i].due_at_ms = due[i].due_ms;
@@ -183,7 +275,12 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
       o += (size_t)snprintf(note + o, sizeof note - o, "; %s by %s", due[i].name,
                             wh_time_format(due[i].due_ms, when, sizeof when));
   }
-  if (s_timeline(pg, ticket, now, "dispatched", "dispatch", note)) return WH_EDB;
+  s_timeline(d, ticket, now, "dispatched", "dispatch", note);
+  if (d->nopened < WH_CONSUMER_BATCH) {
+    s_opened_t *op = &d->opened[d->nopened++];
+    snprintf(op->ticket, sizeof op->ticket, "%s", ticket);
+    snprintf(op->lead, sizeof op->lead, "%s", t->lead);
+  }
   ev.kind = WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED;
   ev.state = "dispatched";
   ev.lead = t->lead;
@@ -191,7 +288,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   ev.n_co = t->n_co;
   ev.deadlines = dlp;
   ev.n_deadlines = (size_t)ndue;
-  return s_emit(d, &ev, env->trace_id);
+  return s_emit(d, &ev, env->trace_id) ? WH_EDB : 0;
 }
 
 /* ---- the deadline clock ------------------------------------------------ */
@@ -212,6 +309,7 @@ static void s_arm(s_dispatch_t *d) {
   } else {
     delay = 1000; /* database down: look again soon */
   }
+  d->armed_ms = wh_clock_now_ms() + delay;
   uv_timer_start(&d->timer, s_on_timer, (uint64_t)delay, 0);
 }
 
@@ -265,8 +363,8 @@ static int s_lapse_one(s_dispatch_t *d, const char *ticket, char **names, size_t
   size_t o = (size_t)snprintf(note, sizeof note, "overdue:");
   for (size_t i = 0; i < nnames && o < sizeof note; i++)
     o += (size_t)snprintf(note + o, sizeof note - o, " %s", names[i]);
-  int rc = s_timeline(pg, ticket, now, "overdue", "clock", note);
-  if (!rc) rc = s_emit(d, &ev, NULL);
+  s_timeline(d, ticket, now, "overdue", "clock", note);
+  int rc = s_emit(d, &ev, NULL) ? WH_EDB : 0;
   PQclear(r);
   return rc;
 }
@@ -311,26 +409,53 @@ static void s_on_timer(uv_timer_t *h) {
     }
     free(rows);
     if (r) PQclear(r);
+    if (!rc) rc = s_flush(d);
     if (rc || wh_pg_exec(pg, "COMMIT")) {
       wh_pg_exec(pg, "ROLLBACK");
+      s_reset(d);
+      wh_relay_aborted(d->relay);
       more = 0;
-    } else if (n) {
-      wh_info("%d deadline(s) lapsed", n);
-      wh_relay_kick(d->relay);
+    } else {
+      if (n) wh_info("%d deadline(s) lapsed", n);
+      s_reset(d);
+      wh_relay_committed(d->relay);
     }
   }
-  if (more) uv_timer_start(&d->timer, s_on_timer, 0, 0);
-  else s_arm(d);
+  if (more) {
+    d->armed_ms = now;
+    uv_timer_start(&d->timer, s_on_timer, 0, 0);
+  } else {
+    s_arm(d);
+  }
 }
 
 static void s_committed(void *arg) {
   s_dispatch_t *d = arg;
-  wh_relay_kick(d->relay);
-  s_arm(d);
+  s_reset(d);
+  wh_relay_committed(d->relay);
+  /* Only a deadline earlier than the one the timer waits for moves it; the
+   * database need not be asked. */
+  if (d->batch_due < d->armed_ms) {
+    int64_t delay = d->batch_due - wh_clock_now_ms();
+    d->armed_ms = d->batch_due;
+    uv_timer_start(&d->timer, s_on_timer, (uint64_t)(delay > 0 ? delay : 0), 0);
+  }
+  d->batch_due = INT64_MAX;
 }
 
-static const wh_consumer_ops_t s_ops = {
-    .body = WHISTLE__ENVELOPE__BODY_TRIAGED, .apply = s_apply, .committed = s_committed};
+static void s_aborted(void *arg) {
+  s_dispatch_t *d = arg;
+  s_reset(d);
+  wh_relay_aborted(d->relay);
+  d->batch_due = INT64_MAX;
+}
+
+static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_TRIAGED,
+                                        .prepare = s_prepare,
+                                        .apply = s_apply,
+                                        .flush = s_flush,
+                                        .committed = s_committed,
+                                        .aborted = s_aborted};
 
 static wh_calendar_t *s_load(wh_service_t *svc) {
   char path[512], err[512];
@@ -357,6 +482,10 @@ static void s_stop(wh_service_t *svc) {
   wh_consumer_destroy(&d->in);
   wh_relay_destroy(&d->relay);
   wh_calendar_destroy(&d->cal);
+  wh_rows_free(&d->orders);
+  wh_rows_free(&d->deadlines);
+  wh_rows_free(&d->timeline);
+  free(d->first);
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, NULL);
   uv_run(svc->loop, UV_RUN_NOWAIT);
@@ -374,6 +503,12 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
+  wh_rows_init(&d->orders, 19);
+  wh_rows_init(&d->deadlines, 3);
+  wh_rows_init(&d->timeline, 5);
+  d->batch_due = INT64_MAX;
+  d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
+  if (!d->first) return WH_ENOMEM;
   if (!(d->cal = s_load(svc))) return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;

@@ -36,15 +36,19 @@ typedef struct {
   wh_relay_t *relay;
   s_req_t reqs[INTAKE_BATCH];
   int nreqs;
+  wh_rows_t rows; /* the batch's ticket rows */
 } s_intake_t;
 
 static const wh_stmt_t s_insert = {
     "intake_insert",
     "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address,"
     " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"
-    " VALUES ('WH' || lpad(nextval('ticket_no')::text, 8, '0'), $1, $2,"
-    " to_timestamp($3::double precision / 1000), $4, $5, $6, $7, $8, $9, $10, $11::text[], $12, $13)"
-    " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id"};
+    " SELECT 'WH' || lpad(nextval('ticket_no')::text, 8, '0'), s, e,"
+    "   to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp, ct::text[], la, ln"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
+    "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::float8[])"
+    "   WITH ORDINALITY AS x(s, e, at, cm, g, a, cat, b, rn, rp, ct, la, ln, o) ORDER BY o"
+    " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id, source, external_id"};
 static const wh_stmt_t s_existing = {
     "intake_existing", "SELECT ticket_id FROM ticket WHERE source = $1 AND external_id = $2"};
 
@@ -72,46 +76,42 @@ static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
   free(buf);
 }
 
-/* Stores one valid report and its outbox row in the open transaction. */
-static int s_store(s_intake_t *in, s_req_t *r) {
+/* Gathers one valid report's row. */
+static int s_gather(s_intake_t *in, s_req_t *r) {
   Whistle__SubmitTicket *t = r->env->submit;
-  wh_pg_t *pg = in->svc->pg;
-  char at[24], tags[INTAKE_MAX_TAGS * 40 + 4], lat[32], lng[32];
-  snprintf(at, sizeof at, "%" PRId64, t->received_at_ms);
+  char tags[INTAKE_MAX_TAGS * 40 + 4], lat[32], lng[32];
   if (wh_pg_text_array(t->care_tags, t->n_care_tags, tags, sizeof tags)) return WH_ETOOLONG;
   if (t->location) {
     snprintf(lat, sizeof lat, "%.7f", t->location->lat);
     snprintf(lng, sizeof lng, "%.7f", t->location->lng);
   }
-  const char *name = t->reporter ? t->reporter->name : "";
-  const char *phone = t->reporter ? t->reporter->phone : "";
-  const char *v[13] = {wh_source_name(t->source), t->external_id, at, t->community, t->grid,
-                       t->address, t->category, t->text, name, phone, tags,
-                       t->location ? lat : NULL, t->location ? lng : NULL};
-  PGresult *res = wh_pg_run(pg, &s_insert, 13, v, NULL, NULL);
-  if (!res) return WH_EDB;
-  if (PQntuples(res) == 0) {
-    /* Seen before: the same ticket, and nothing new to pass on. */
-    PQclear(res);
-    res = wh_pg_run(pg, &s_existing, 2, v, NULL, NULL);
-    if (!res) return WH_EDB;
-    if (PQntuples(res) != 1) {
-      PQclear(res);
-      return WH_EDB;
-    }
-    snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, 0, 0));
-    r->duplicate = 1;
-    PQclear(res);
-    return 0;
-  }
-  snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, 0, 0));
-  PQclear(res);
+  wh_rows_t *w = &in->rows;
+  wh_rows_next(w);
+  wh_rows_text(w, 0, wh_source_name(t->source));
+  wh_rows_text(w, 1, t->external_id);
+  wh_rows_int(w, 2, t->received_at_ms);
+  wh_rows_text(w, 3, t->community);
+  wh_rows_text(w, 4, t->grid);
+  wh_rows_text(w, 5, t->address);
+  wh_rows_text(w, 6, t->category);
+  wh_rows_text(w, 7, t->text);
+  wh_rows_text(w, 8, t->reporter ? t->reporter->name : "");
+  wh_rows_text(w, 9, t->reporter ? t->reporter->phone : "");
+  wh_rows_text(w, 10, tags);
+  wh_rows_text(w, 11, t->location ? lat : NULL);
+  wh_rows_text(w, 12, t->location ? lng : NULL);
+  return 0;
+}
 
+/* Puts the TicketReceived event of a newly stored report in the outbox. */
+static int s_pass_on(s_intake_t *in, s_req_t *r) {
+  Whistle__SubmitTicket *t = r->env->submit;
   /* Downstream sees the phone masked; the full number stays here. */
   char masked[32];
+  const char *phone = t->reporter ? t->reporter->phone : "";
   wh_phone_mask(phone, masked, sizeof masked);
   Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
-  rep.name = (char *)name;
+  rep.name = t->reporter ? t->reporter->name : (char *)"";
   rep.phone = masked;
   Whistle__SubmitTicket fwd = *t;
   fwd.reporter = &rep;
@@ -125,24 +125,70 @@ static int s_store(s_intake_t *in, s_req_t *r) {
   env.trace_id = r->env->trace_id;
   env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
   env.received = &rec;
-  return wh_outbox_put(pg, "intake", "triage", &env);
+  return wh_outbox_put(in->relay, "intake", &env);
 }
 
+/* Stores reqs[from..to) that passed validation, and their outbox rows, in
+ * one transaction: one statement for the reports, one for the outbox. */
 static int s_store_range(s_intake_t *in, int from, int to) {
   wh_pg_t *pg = in->svc->pg;
+  wh_rows_reset(&in->rows);
+  for (int i = from; i < to; i++) {
+    s_req_t *r = &in->reqs[i];
+    r->ticket_id[0] = '\0';
+    r->duplicate = 0;
+    if (!r->err && s_gather(in, r)) {
+      r->err = WH_ETOOLONG;
+      s_reply(in, r, "care_tags: too long");
+    }
+  }
+  if (!in->rows.nrows) return 0;
   if (wh_pg_ready(pg) || wh_pg_exec(pg, "BEGIN")) return WH_EDB;
+  PGresult *res = wh_rows_run(pg, &s_insert, &in->rows, 0, NULL);
+  if (!res) goto rollback;
+  /* A report comes back when it was new; the first request that carries it
+   * takes it (a repeat in the same batch, or of an earlier one, is looked up). */
+  for (int k = 0, i = from; k < PQntuples(res); k++) {
+    const char *src = PQgetvalue(res, k, 1), *ext = PQgetvalue(res, k, 2);
+    for (int m = 0; m < to - from; m++, i = i + 1 < to ? i + 1 : from) {
+      s_req_t *r = &in->reqs[i];
+      if (r->err || r->ticket_id[0] || strcmp(r->env->submit->external_id, ext) ||
+          strcmp(wh_source_name(r->env->submit->source), src))
+        continue;
+      snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, k, 0));
+      break;
+    }
+  }
+  PQclear(res);
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
     if (r->err) continue;
-    wh_log_ctx(NULL, r->env->message_id);
-    if (s_store(in, r)) {
-      wh_log_ctx(NULL, NULL);
-      wh_pg_exec(pg, "ROLLBACK");
-      return WH_EDB;
+    if (r->ticket_id[0]) {
+      wh_log_ctx(r->ticket_id, r->env->message_id);
+      if (s_pass_on(in, r)) goto rollback;
+      continue;
     }
+    /* Seen before: the same ticket, and nothing new to pass on. */
+    const char *v[2] = {wh_source_name(r->env->submit->source), r->env->submit->external_id};
+    res = wh_pg_run(pg, &s_existing, 2, v, NULL, NULL);
+    if (!res) goto rollback;
+    if (PQntuples(res) != 1) {
+      PQclear(res);
+      goto rollback;
+    }
+    snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, 0, 0));
+    r->duplicate = 1;
+    PQclear(res);
   }
   wh_log_ctx(NULL, NULL);
-  return wh_pg_exec(pg, "COMMIT");
+  if (wh_relay_flush(in->relay) || wh_pg_exec(pg, "COMMIT")) goto rollback;
+  wh_relay_committed(in->relay);
+  return 0;
+rollback:
+  wh_log_ctx(NULL, NULL);
+  wh_pg_exec(pg, "ROLLBACK");
+  wh_relay_aborted(in->relay);
+  return WH_EDB;
 }
 
 static void s_flush(s_intake_t *in) {
@@ -157,7 +203,6 @@ static void s_flush(s_intake_t *in) {
         if (s_store_range(in, i, i + 1)) in->reqs[i].err = WH_EDB;
       }
     }
-    wh_relay_kick(in->relay);
   }
   for (int i = 0; i < in->nreqs; i++) {
     s_req_t *r = &in->reqs[i];
@@ -222,6 +267,7 @@ static void s_stop(wh_service_t *svc) {
   wh_bus_destroy(&in->front);
   wh_relay_destroy(&in->relay);
   wh_rules_destroy(&in->rules);
+  wh_rows_free(&in->rows);
   free(in);
   svc->data = NULL;
 }
@@ -236,6 +282,7 @@ int intake_start(wh_service_t *svc) {
   svc->data = in;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
+  wh_rows_init(&in->rows, 13);
   char path[512], err[512];
   wh_service_conf_path(svc, "rules.conf", path, sizeof path);
   in->rules = wh_rules_load(path, NULL, err, sizeof err);

@@ -14,6 +14,7 @@
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_outbox.h"
+#include "wh_rules.h"
 #include "wh_text.h"
 
 #include <inttypes.h>
@@ -33,6 +34,21 @@ typedef struct {
   size_t len;
 } s_pub_t;
 
+/* A party the batch adds items to, and the sequence numbers it got. */
+typedef struct {
+  char party[96];
+  int count;     /* items of this batch */
+  uint64_t next; /* the next one to hand out */
+} s_party_t;
+
+/* Where one event goes. */
+typedef struct {
+  const char *party, *role;
+} s_target_t;
+
+#define MAX_TARGETS (WH_MAX_CO + 2)
+#define MAX_PARTIES (WH_CONSUMER_BATCH * MAX_TARGETS)
+
 typedef struct {
   wh_service_t *svc;
   wh_consumer_t *in;
@@ -42,19 +58,29 @@ typedef struct {
   int deliveries_waiting;
   uv_timer_t sink_timer;
   char center[96];
+  s_party_t *parties;
+  int nparties;
+  wh_rows_t feed, delivery;
 } s_notify_t;
 
+/* Numbers for every party of a batch, in one statement; parties in code
+ * order, so two transactions never wait on each other's rows crosswise. */
 static const wh_stmt_t s_next_seq = {
     "notify_next_seq",
-    "INSERT INTO party_seq (party, last) VALUES ($1, 1)"
-    " ON CONFLICT (party) DO UPDATE SET last = party_seq.last + 1 RETURNING last"};
+    "INSERT INTO party_seq AS s (party, last)"
+    " SELECT p, c FROM unnest($1::text[], $2::bigint[]) AS x(p, c) ORDER BY p"
+    " ON CONFLICT (party) DO UPDATE SET last = s.last + excluded.last RETURNING party, last"};
 static const wh_stmt_t s_insert_feed = {
     "notify_insert_feed",
     "INSERT INTO feed (party, seq, ticket_id, kind, version, role, at, item)"
-    " VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::double precision / 1000), $8)"};
+    " SELECT p, s, t, k, v, r, to_timestamp(a::double precision / 1000), i"
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[],"
+    "   $7::bigint[], $8::bytea[]) AS x(p, s, t, k, v, r, a, i)"};
 static const wh_stmt_t s_insert_delivery = {
     "notify_insert_delivery",
-    "INSERT INTO delivery (ticket_id, channel, recipient, body) VALUES ($1, 'reporter', $2, $3)"};
+    "INSERT INTO delivery (ticket_id, channel, recipient, body)"
+    " SELECT t, 'reporter', r, b FROM unnest($1::text[], $2::text[], $3::text[])"
+    "   WITH ORDINALITY AS x(t, r, b, o) ORDER BY o"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
     "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
@@ -74,18 +100,84 @@ static const wh_stmt_t s_failed = {
     " state = CASE WHEN attempts + 1 >= $2 THEN 'parked' ELSE 'pending' END"
     " WHERE id = ANY($1::bigint[])"};
 
+/* The feeds an event goes to, or -1 when it is not a valid event. */
+static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target_t *out) {
+  const Whistle__WorkEvent *ev = env->work;
+  if (!ev || strcmp(ev->ticket_id, env->ticket_id) || !ev->lead[0] || ev->version != env->seq ||
+      wh_code_check(ev->lead, 95) || ev->n_co > WH_MAX_CO)
+    return -1;
+  for (size_t i = 0; i < ev->n_co; i++)
+    if (wh_code_check(ev->co[i], 95)) return -1;
+  int k = 0;
+  out[k++] = (s_target_t){ev->lead, "lead"};
+  switch (ev->kind) {
+  case WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED:
+    for (size_t i = 0; i < ev->n_co; i++) out[k++] = (s_target_t){ev->co[i], "co"};
+    return k;
+  case WHISTLE__WORK_EVENT_KIND__WORK_MERGED:
+    return k;
+  case WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE:
+    /* The command center supervises every lapse [挂牌督办]. */
+    if (strcmp(ev->lead, n->center)) out[k++] = (s_target_t){n->center, "supervisor"};
+    return k;
+  default:
+    return -1;
+  }
+}
+
+static s_party_t *s_party(s_notify_t *n, const char *party) {
+  for (int i = 0; i < n->nparties; i++)
+    if (!strcmp(n->parties[i].party, party)) return &n->parties[i];
+  if (n->nparties == MAX_PARTIES) return NULL;
+  s_party_t *p = &n->parties[n->nparties++];
+  snprintf(p->party, sizeof p->party, "%s", party);
+  p->count = 0;
+  p->next = 0;
+  return p;
+}
+
+/* Takes, in one statement, as many feed numbers for each party as the
+ * batch's events will use. */
+static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int nenv) {
+  s_notify_t *n = arg;
+  n->nparties = 0;
+  s_target_t tg[MAX_TARGETS];
+  for (int i = 0; i < nenv; i++) {
+    int k = s_targets(n, envs[i], tg);
+    for (int j = 0; j < k; j++) {
+      s_party_t *p = s_party(n, tg[j].party);
+      if (!p) return WH_EDB;
+      p->count++;
+    }
+  }
+  if (!n->nparties) return 0;
+  wh_rows_t q;
+  wh_rows_init(&q, 2);
+  for (int i = 0; i < n->nparties; i++) {
+    wh_rows_next(&q);
+    wh_rows_text(&q, 0, n->parties[i].party);
+    wh_rows_int(&q, 1, n->parties[i].count);
+  }
+  PGresult *r = wh_rows_run(n->svc->pg, &s_next_seq, &q, 0, NULL);
+  wh_rows_free(&q);
+  if (!r) return WH_EDB;
+  int rc = PQntuples(r) == n->nparties ? 0 : WH_EDB;
+  for (int k = 0; k < PQntuples(r) && !rc; k++) {
+    s_party_t *p = s_party(n, PQgetvalue(r, k, 0));
+    if (!p) rc = WH_EDB;
+    else p->next = strtoull(PQgetvalue(r, k, 1), NULL, 10) - (uint64_t)p->count + 1;
+  }
+  PQclear(r);
+  return rc;
+}
+
 static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *party,
                       const char *role) {
-  wh_pg_t *pg = n->svc->pg;
-  const char *pv[1] = {party};
-  PGresult *r = wh_pg_run(pg, &s_next_seq, 1, pv, NULL, NULL);
-  if (!r) return WH_EDB;
-  uint64_t seq = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-  PQclear(r);
-
+  s_party_t *p = s_party(n, party);
+  if (!p || p->next == 0) return WH_EDB;
   Whistle__FeedItem item = WHISTLE__FEED_ITEM__INIT;
   item.party = (char *)party;
-  item.seq = seq;
+  item.seq = p->next++;
   item.ticket_id = ev->ticket_id;
   item.kind = ev->kind;
   item.version = ev->version;
@@ -93,22 +185,20 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   item.at_ms = wh_clock_now_ms();
   item.event = (Whistle__WorkEvent *)ev;
   size_t ilen = whistle__feed_item__get_packed_size(&item);
-  uint8_t *ibuf = malloc(ilen + 1);
-  if (!ibuf) return WH_ENOMEM;
+  uint8_t stack[8192], *ibuf = ilen <= sizeof stack ? stack : malloc(ilen);
+  if (!ibuf) return WH_EDB;
   whistle__feed_item__pack(&item, ibuf);
-
-  char seq_s[24], ver[12], at[24];
-  snprintf(seq_s, sizeof seq_s, "%" PRIu64, seq);
-  snprintf(ver, sizeof ver, "%u", ev->version);
-  snprintf(at, sizeof at, "%" PRId64, item.at_ms);
-  const char *v[8] = {party, seq_s, ev->ticket_id, wh_work_kind_name(ev->kind), ver, role, at,
-                      (const char *)ibuf};
-  int l[8] = {0, 0, 0, 0, 0, 0, 0, (int)ilen};
-  int f[8] = {0, 0, 0, 0, 0, 0, 0, 1};
-  r = wh_pg_run(pg, &s_insert_feed, 8, v, l, f);
-  free(ibuf);
-  if (!r) return WH_EDB;
-  PQclear(r);
+  wh_rows_t *r = &n->feed;
+  wh_rows_next(r);
+  wh_rows_text(r, 0, party);
+  wh_rows_int(r, 1, (int64_t)item.seq);
+  wh_rows_text(r, 2, ev->ticket_id);
+  wh_rows_text(r, 3, wh_work_kind_name(ev->kind));
+  wh_rows_int(r, 4, ev->version);
+  wh_rows_text(r, 5, role);
+  wh_rows_int(r, 6, item.at_ms);
+  wh_rows_bytes(r, 7, ibuf, ilen);
+  if (ibuf != stack) free(ibuf);
 
   /* Publish after commit; keep the frame until then. */
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
@@ -119,19 +209,19 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   if (n->nqueue == n->capqueue) {
     size_t cap = n->capqueue ? n->capqueue * 2 : 64;
     s_pub_t *q = realloc(n->queue, cap * sizeof *q);
-    if (!q) return WH_ENOMEM;
+    if (!q) return WH_EDB;
     n->queue = q;
     n->capqueue = cap;
   }
-  s_pub_t *p = &n->queue[n->nqueue];
-  if (wh_env_pack(&env, &p->frame, &p->len)) return WH_ENOMEM;
-  snprintf(p->party, sizeof p->party, "%s", party);
+  s_pub_t *pq = &n->queue[n->nqueue];
+  if (wh_env_pack(&env, &pq->frame, &pq->len)) return WH_EDB;
+  snprintf(pq->party, sizeof pq->party, "%s", party);
   n->nqueue++;
   return 0;
 }
 
-static int s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
-  if (!ev->reporter_masked[0]) return 0;
+static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
+  if (!ev->reporter_masked[0]) return;
   char body[512], when[40];
   if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED) {
     snprintf(body, sizeof body,
@@ -145,40 +235,38 @@ static int s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
     snprintf(body, sizeof body, "您反映的问题已受理（工单 %s），已派 %s 办理%s%s。", ev->ticket_id,
              ev->lead, due[0] ? "，办理时限 " : "", due);
   }
-  const char *v[3] = {ev->ticket_id, ev->reporter_masked, body};
-  PGresult *r = wh_pg_run(n->svc->pg, &s_insert_delivery, 3, v, NULL, NULL);
-  if (!r) return WH_EDB;
-  PQclear(r);
+  wh_rows_next(&n->delivery);
+  wh_rows_text(&n->delivery, 0, ev->ticket_id);
+  wh_rows_text(&n->delivery, 1, ev->reporter_masked);
+  wh_rows_text(&n->delivery, 2, body);
   n->deliveries_waiting = 1;
-  return 0;
 }
 
 static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_notify_t *n = arg;
+  s_target_t tg[MAX_TARGETS];
+  int k = s_targets(n, env, tg);
+  if (k < 0) return WH_EFIELD;
   const Whistle__WorkEvent *ev = env->work;
-  if (strcmp(ev->ticket_id, env->ticket_id) || !ev->lead[0] || ev->version != env->seq ||
-      wh_code_check(ev->lead, 95))
-    return WH_EFIELD;
-  for (size_t i = 0; i < ev->n_co; i++)
-    if (wh_code_check(ev->co[i], 95)) return WH_EFIELD;
-  int rc;
-  switch (ev->kind) {
-  case WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED:
-    if ((rc = s_add_item(n, ev, ev->lead, "lead"))) return rc;
-    for (size_t i = 0; i < ev->n_co; i++)
-      if ((rc = s_add_item(n, ev, ev->co[i], "co"))) return rc;
-    return s_add_delivery(n, ev);
-  case WHISTLE__WORK_EVENT_KIND__WORK_MERGED:
-    if ((rc = s_add_item(n, ev, ev->lead, "lead"))) return rc;
-    return s_add_delivery(n, ev);
-  case WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE:
-    if ((rc = s_add_item(n, ev, ev->lead, "lead"))) return rc;
-    /* The command center supervises every lapse [挂牌督办]. */
-    if (strcmp(ev->lead, n->center)) return s_add_item(n, ev, n->center, "supervisor");
-    return 0;
-  default:
-    return WH_EFIELD;
+  for (int j = 0; j < k; j++) {
+    int rc = s_add_item(n, ev, tg[j].party, tg[j].role);
+    if (rc) return rc;
   }
+  if (ev->kind != WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE) s_add_delivery(n, ev);
+  return 0;
+}
+
+static int s_flush(void *arg) {
+  s_notify_t *n = arg;
+  wh_rows_t *sets[2] = {&n->feed, &n->delivery};
+  const wh_stmt_t *sts[2] = {&s_insert_feed, &s_insert_delivery};
+  for (int i = 0; i < 2; i++) {
+    if (!sets[i]->nrows) continue;
+    PGresult *r = wh_rows_run(n->svc->pg, sts[i], sets[i], 0, NULL);
+    if (!r) return WH_EDB;
+    PQclear(r);
+  }
+  return 0;
 }
 
 static void s_clear_queue(s_notify_t *n) {
@@ -239,6 +327,8 @@ static void s_on_sink_timer(uv_timer_t *h) { s_flush_deliveries(h->data); }
 
 static void s_committed(void *arg) {
   s_notify_t *n = arg;
+  wh_rows_reset(&n->feed);
+  wh_rows_reset(&n->delivery);
   for (size_t i = 0; i < n->nqueue; i++) {
     s_pub_t *p = &n->queue[i];
     wh_bus_send(n->pub, p->party, strlen(p->party) + 1, p->frame, p->len);
@@ -249,6 +339,8 @@ static void s_committed(void *arg) {
 
 static void s_aborted(void *arg) {
   s_notify_t *n = arg;
+  wh_rows_reset(&n->feed);
+  wh_rows_reset(&n->delivery);
   s_clear_queue(n);
   n->deliveries_waiting = 0;
 }
@@ -325,7 +417,9 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
 }
 
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_WORK,
+                                        .prepare = s_prepare,
                                         .apply = s_apply,
+                                        .flush = s_flush,
                                         .committed = s_committed,
                                         .aborted = s_aborted,
                                         .request = s_request};
@@ -336,6 +430,9 @@ static void s_stop(wh_service_t *svc) {
   wh_bus_destroy(&n->pub);
   s_clear_queue(n);
   free(n->queue);
+  free(n->parties);
+  wh_rows_free(&n->feed);
+  wh_rows_free(&n->delivery);
   uv_timer_stop(&n->sink_timer);
   uv_close((uv_handle_t *)&n->sink_timer, NULL);
   uv_run(svc->loop, UV_RUN_NOWAIT);
@@ -354,6 +451,10 @@ int notify_start(wh_service_t *svc) {
   svc->on_stop = s_stop;
   const char *center = getenv("WHISTLE_CENTER");
   snprintf(n->center, sizeof n->center, "%s", center && *center ? center : "center");
+  wh_rows_init(&n->feed, 8);
+  wh_rows_init(&n->delivery, 3);
+  n->parties = calloc(MAX_PARTIES, sizeof *n->parties);
+  if (!n->parties) return WH_ENOMEM;
   uv_timer_init(svc->loop, &n->sink_timer);
   n->sink_timer.data = n;
   n->pub = wh_bus_new(svc->loop, svc->zctx, ZMQ_PUB, svc->pub, 1, NULL, NULL);

@@ -20,79 +20,162 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What prepare found for one report of the batch. */
+typedef struct {
+  int valid;
+  wh_decision_t d;
+  char first[32];   /* the open issue in the database this repeats, or "" */
+  int64_t first_at; /* its received_at */
+} s_pre_t;
+
+/* A report of this batch that may be repeated by a later one. */
+typedef struct {
+  char ticket[32], klass[64], community[72], grid[72];
+  int64_t at;
+} s_head_t;
+
 typedef struct {
   wh_service_t *svc;
   wh_org_t *org;
   wh_rules_t *rules;
   wh_consumer_t *in;
   wh_relay_t *relay;
+  s_pre_t pre[WH_CONSUMER_BATCH];
+  int npre, cursor;
+  s_head_t heads[WH_CONSUMER_BATCH];
+  int nheads;
+  wh_rows_t rows; /* decision rows of the batch */
 } s_triage_t;
 
+/* For each report that may repeat an open issue, the first such issue. */
 static const wh_stmt_t s_find_first = {
     "triage_first",
-    "SELECT ticket_id FROM decision WHERE klass = $1 AND community = $2 AND grid = $3"
-    " AND open AND duplicate_of IS NULL AND mergeable"
-    " AND received_at BETWEEN to_timestamp(($4::bigint - $5::bigint)::double precision / 1000)"
-    "                     AND to_timestamp(($4::bigint + $5::bigint)::double precision / 1000)"
-    " ORDER BY received_at, ticket_id LIMIT 1"};
+    "SELECT x.n, d.ticket_id, round(extract(epoch FROM d.received_at) * 1000)::bigint"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY"
+    "   AS x(klass, community, grid, at, n)"
+    " CROSS JOIN LATERAL (SELECT ticket_id, received_at FROM decision"
+    "   WHERE klass = x.klass AND community = x.community AND grid = x.grid"
+    "   AND open AND duplicate_of IS NULL AND mergeable"
+    "   AND received_at BETWEEN to_timestamp((x.at - $5::bigint)::double precision / 1000)"
+    "                       AND to_timestamp((x.at + $5::bigint)::double precision / 1000)"
+    "   ORDER BY received_at, ticket_id LIMIT 1) d"};
 static const wh_stmt_t s_insert = {
     "triage_insert",
     "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
     " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of)"
-    " VALUES ($1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10,"
-    " $11, $12::text[], $13, 'rules', $14, $15, $16)"};
+    " SELECT t, s, e, to_timestamp(at::double precision / 1000), cm, g, cat, k, col, lv, ld,"
+    "   co::text[], ru, 'rules', w, m, dup"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
+    "   $7::text[], $8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::text[],"
+    "   $14::int[], $15::boolean[], $16::text[])"
+    "   AS x(t, s, e, at, cm, g, cat, k, col, lv, ld, co, ru, w, m, dup)"};
+
+static int s_report_ok(const Whistle__Envelope *env) {
+  const Whistle__TicketReceived *rec = env->received;
+  const Whistle__SubmitTicket *rep = rec ? rec->report : NULL;
+  return rep && !strcmp(rec->ticket_id, env->ticket_id) && rep->text[0] && rep->community[0];
+}
+
+/* Decides every report of the batch, and looks up in one statement the open
+ * issue each mergeable one may repeat. */
+static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
+  s_triage_t *t = arg;
+  wh_rows_t q;
+  wh_rows_init(&q, 4);
+  t->npre = n;
+  t->cursor = 0;
+  t->nheads = 0;
+  for (int i = 0; i < n; i++) {
+    s_pre_t *p = &t->pre[i];
+    p->valid = s_report_ok(envs[i]);
+    p->first[0] = '\0';
+    if (!p->valid) continue;
+    const Whistle__SubmitTicket *rep = envs[i]->received->report;
+    wh_report_t in = {.category = rep->category, .text = rep->text,
+                      .channel = wh_source_name(rep->source), .community = rep->community,
+                      .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags};
+    wh_rules_decide(t->rules, t->org, &in, &p->d);
+    if (!p->d.merge || t->rules->dedup_window_ms <= 0) continue;
+    wh_rows_next(&q);
+    wh_rows_text(&q, 0, p->d.klass);
+    wh_rows_text(&q, 1, rep->community);
+    wh_rows_text(&q, 2, rep->grid);
+    wh_rows_int(&q, 3, rep->received_at_ms);
+  }
+  int rc = 0;
+  if (q.nrows) {
+    /* WITH ORDINALITY numbers the looked-up rows; map them back. */
+    int map[WH_CONSUMER_BATCH], m = 0;
+    for (int i = 0; i < n; i++)
+      if (t->pre[i].valid && t->pre[i].d.merge) map[m++] = i;
+    char window[24];
+    snprintf(window, sizeof window, "%" PRId64, t->rules->dedup_window_ms);
+    const char *extra[1] = {window};
+    PGresult *r = wh_rows_run(t->svc->pg, &s_find_first, &q, 1, extra);
+    if (!r) rc = WH_EDB;
+    for (int k = 0; r && k < PQntuples(r); k++) {
+      int o = atoi(PQgetvalue(r, k, 0)) - 1;
+      if (o < 0 || o >= m) continue;
+      s_pre_t *p = &t->pre[map[o]];
+      snprintf(p->first, sizeof p->first, "%s", PQgetvalue(r, k, 1));
+      p->first_at = strtoll(PQgetvalue(r, k, 2), NULL, 10);
+    }
+    if (r) PQclear(r);
+  }
+  wh_rows_free(&q);
+  return rc;
+}
+
+static void s_copy(char *dst, size_t n, const char *src) {
+  size_t l = strnlen(src, n - 1);
+  memcpy(dst, src, l);
+  dst[l] = '\0';
+}
+
+static int64_t s_abs(int64_t v) { return v < 0 ? -v : v; }
 
 static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_triage_t *t = arg;
-  wh_pg_t *pg = t->svc->pg;
+  if (t->cursor >= t->npre) return WH_EINVAL;
+  s_pre_t *p = &t->pre[t->cursor++];
+  if (!p->valid) return WH_EFIELD;
   const Whistle__TicketReceived *rec = env->received;
   const Whistle__SubmitTicket *rep = rec->report;
-  if (!rep || strcmp(rec->ticket_id, env->ticket_id) || !rep->text[0] || !rep->community[0])
-    return WH_EFIELD;
+  wh_decision_t *d = &p->d;
 
-  wh_report_t in = {.category = rep->category, .text = rep->text,
-                    .channel = wh_source_name(rep->source), .community = rep->community,
-                    .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags};
-  wh_decision_t d;
-  wh_rules_decide(t->rules, t->org, &in, &d);
-
-  char first[64] = "";
-  char at[24], window[24];
-  snprintf(at, sizeof at, "%" PRId64, rep->received_at_ms);
-  snprintf(window, sizeof window, "%" PRId64, t->rules->dedup_window_ms);
-  if (d.merge && t->rules->dedup_window_ms > 0) {
-    const char *v[5] = {d.klass, rep->community, rep->grid, at, window};
-    PGresult *r = wh_pg_run(pg, &s_find_first, 5, v, NULL, NULL);
-    if (!r) return WH_EDB;
-    if (PQntuples(r) == 1) snprintf(first, sizeof first, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
+  /* The first open issue this repeats: the database's, or one earlier in
+   * this batch, whichever was received first. */
+  char first[32];
+  snprintf(first, sizeof first, "%s", p->first);
+  int64_t first_at = p->first_at;
+  int64_t window = t->rules->dedup_window_ms;
+  for (int h = 0; d->merge && window > 0 && h < t->nheads; h++) {
+    s_head_t *e = &t->heads[h];
+    if (strcmp(e->klass, d->klass) || strcmp(e->community, rep->community) ||
+        strcmp(e->grid, rep->grid) || s_abs(e->at - rep->received_at_ms) > window)
+      continue;
+    if (!first[0] || e->at < first_at || (e->at == first_at && strcmp(e->ticket, first) < 0)) {
+      snprintf(first, sizeof first, "%s", e->ticket);
+      first_at = e->at;
+    }
   }
 
-  char level[4], weight[12], co[WH_MAX_CO * 100 + 4];
-  snprintf(level, sizeof level, "%d", d.level);
-  snprintf(weight, sizeof weight, "%d", d.weight);
+  char co[WH_MAX_CO * 100 + 4];
   char *cov[WH_MAX_CO];
-  for (int i = 0; i < d.nco; i++) cov[i] = d.co[i];
-  if (wh_pg_text_array(cov, (size_t)d.nco, co, sizeof co)) return WH_EFIELD;
-  const char *v[16] = {rec->ticket_id, wh_source_name(rep->source), rep->external_id, at,
-                       rep->community, rep->grid, rep->category, d.klass,
-                       wh_color_name(d.color), level, d.lead, co, d.rule, weight,
-                       d.merge ? "true" : "false", first[0] ? first : NULL};
-  PGresult *r = wh_pg_run(pg, &s_insert, 16, v, NULL, NULL);
-  if (!r) return WH_EDB;
-  PQclear(r);
+  for (int i = 0; i < d->nco; i++) cov[i] = d->co[i];
+  if (wh_pg_text_array(cov, (size_t)d->nco, co, sizeof co)) return WH_EFIELD;
 
   Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
   tri.ticket = (Whistle__TicketReceived *)rec;
-  tri.color = d.color;
-  tri.level = (uint32_t)d.level;
-  tri.lead = d.lead;
+  tri.color = d->color;
+  tri.level = (uint32_t)d->level;
+  tri.lead = d->lead;
   tri.co = cov;
-  tri.n_co = (size_t)d.nco;
-  tri.klass = d.klass;
-  tri.rule = d.rule;
+  tri.n_co = (size_t)d->nco;
+  tri.klass = d->klass;
+  tri.rule = d->rule;
   tri.duplicate_of = first;
-  tri.weight = (uint32_t)d.weight;
+  tri.weight = (uint32_t)d->weight;
   tri.decided_at_ms = wh_clock_now_ms();
   Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
   out.ticket_id = rec->ticket_id;
@@ -100,18 +183,68 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   out.trace_id = env->trace_id;
   out.body_case = WHISTLE__ENVELOPE__BODY_TRIAGED;
   out.triaged = &tri;
-  wh_info("%s %s level %d lead %s (%s)%s%s", d.klass, wh_color_name(d.color), d.level, d.lead,
-          d.rule, first[0] ? " repeat of " : "", first);
-  return wh_outbox_put(pg, "triage", "dispatch", &out);
+  if (wh_outbox_put(t->relay, "triage", &out)) return WH_EDB; /* roll back, try alone */
+
+  wh_rows_t *r = &t->rows;
+  wh_rows_next(r);
+  wh_rows_text(r, 0, rec->ticket_id);
+  wh_rows_text(r, 1, wh_source_name(rep->source));
+  wh_rows_text(r, 2, rep->external_id);
+  wh_rows_int(r, 3, rep->received_at_ms);
+  wh_rows_text(r, 4, rep->community);
+  wh_rows_text(r, 5, rep->grid);
+  wh_rows_text(r, 6, rep->category);
+  wh_rows_text(r, 7, d->klass);
+  wh_rows_text(r, 8, wh_color_name(d->color));
+  wh_rows_int(r, 9, d->level);
+  wh_rows_text(r, 10, d->lead);
+  wh_rows_text(r, 11, co);
+  wh_rows_text(r, 12, d->rule);
+  wh_rows_int(r, 13, d->weight);
+  wh_rows_text(r, 14, d->merge ? "true" : "false");
+  wh_rows_text(r, 15, first[0] ? first : NULL);
+
+  if (d->merge && !first[0] && t->nheads < WH_CONSUMER_BATCH) {
+    s_head_t *e = &t->heads[t->nheads++];
+    s_copy(e->ticket, sizeof e->ticket, rec->ticket_id);
+    s_copy(e->klass, sizeof e->klass, d->klass);
+    s_copy(e->community, sizeof e->community, rep->community);
+    s_copy(e->grid, sizeof e->grid, rep->grid);
+    e->at = rep->received_at_ms;
+  }
+  wh_debug("%s %s level %d lead %s (%s)%s%s", d->klass, wh_color_name(d->color), d->level,
+           d->lead, d->rule, first[0] ? " repeat of " : "", first);
+  return 0;
+}
+
+static int s_flush(void *arg) {
+  s_triage_t *t = arg;
+  if (t->rows.nrows) {
+    PGresult *r = wh_rows_run(t->svc->pg, &s_insert, &t->rows, 0, NULL);
+    if (!r) return WH_EDB;
+    PQclear(r);
+  }
+  return wh_relay_flush(t->relay);
 }
 
 static void s_committed(void *arg) {
   s_triage_t *t = arg;
-  wh_relay_kick(t->relay);
+  wh_rows_reset(&t->rows);
+  wh_relay_committed(t->relay);
 }
 
-static const wh_consumer_ops_t s_ops = {
-    .body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_apply, .committed = s_committed};
+static void s_aborted(void *arg) {
+  s_triage_t *t = arg;
+  wh_rows_reset(&t->rows);
+  wh_relay_aborted(t->relay);
+}
+
+static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED,
+                                        .prepare = s_prepare,
+                                        .apply = s_apply,
+                                        .flush = s_flush,
+                                        .committed = s_committed,
+                                        .aborted = s_aborted};
 
 static int s_load(wh_service_t *svc, wh_org_t **org, wh_rules_t **rules) {
   char path[512], err[512];
@@ -150,6 +283,7 @@ static void s_stop(wh_service_t *svc) {
   wh_relay_destroy(&t->relay);
   wh_org_destroy(&t->org);
   wh_rules_destroy(&t->rules);
+  wh_rows_free(&t->rows);
   free(t);
   svc->data = NULL;
 }
@@ -164,6 +298,7 @@ int triage_start(wh_service_t *svc) {
   svc->data = t;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
+  wh_rows_init(&t->rows, 16);
   if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, t);

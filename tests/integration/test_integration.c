@@ -92,6 +92,17 @@ static void inbox_applies_in_order_once(void **state) {
   assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 2), WH_INBOX_SEEN);
   assert_int_equal(wh_inbox_claim(pg, "intake", "WH2", 2), WH_INBOX_GAP); /* 1 never came */
   assert_int_equal(wh_inbox_claim(pg, "other", "WH1", 1), WH_INBOX_APPLY); /* per sender */
+  /* A whole batch in one statement: a message repeated within the batch is
+   * applied once, and a successor in the same batch waits for the next. */
+  wh_claim_t c[5] = {{"intake", "WH5", 1, -1}, {"intake", "WH5", 1, -1}, {"intake", "WH6", 2, -1},
+                     {"intake", "WH7", 1, -1}, {"intake", "WH7", 2, -1}};
+  assert_int_equal(wh_inbox_claim_batch(pg, c, 5), 0);
+  assert_int_equal(c[0].claim, WH_INBOX_APPLY);
+  assert_int_equal(c[1].claim, WH_INBOX_SEEN);
+  assert_int_equal(c[2].claim, WH_INBOX_GAP);
+  assert_int_equal(c[3].claim, WH_INBOX_APPLY);
+  assert_int_equal(c[4].claim, WH_INBOX_GAP);
+  assert_int_equal(wh_inbox_claim(pg, "intake", "WH7", 2), WH_INBOX_APPLY);
   assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
   wh_pg_destroy(&pg);
 }
@@ -249,6 +260,28 @@ static void relay_resends_until_acknowledged(void **state) {
   r.pg = wh_pg_new(s_conninfo, triage_migrations);
   assert_int_equal(wh_pg_ready(r.pg), 0);
   assert_int_equal(wh_pg_exec(r.pg, "TRUNCATE outbox"), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  r.loop = &loop;
+  void *zctx = zmq_ctx_new();
+  r.router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(r.router, "inproc://it-relay"), 0);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, r.pg, "triage", "inproc://it-relay");
+  assert_non_null(relay);
+  /* A batch that rolls back leaves nothing to send. */
+  assert_int_equal(wh_pg_exec(r.pg, "BEGIN"), 0);
+  Whistle__TicketReceived gone = WHISTLE__TICKET_RECEIVED__INIT;
+  gone.ticket_id = "WH87";
+  Whistle__Envelope genv = WHISTLE__ENVELOPE__INIT;
+  genv.ticket_id = "WH87";
+  genv.seq = 1;
+  genv.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  genv.received = &gone;
+  assert_int_equal(wh_outbox_put(relay, "intake", &genv), 0);
+  assert_int_equal(wh_relay_flush(relay), 0);
+  assert_int_equal(wh_pg_exec(r.pg, "ROLLBACK"), 0);
+  wh_relay_aborted(relay);
+  /* Three rows in one transaction: one statement stores them. */
   assert_int_equal(wh_pg_exec(r.pg, "BEGIN"), 0);
   for (uint32_t i = 1; i <= 3; i++) {
     Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
@@ -258,17 +291,13 @@ static void relay_resends_until_acknowledged(void **state) {
     env.seq = i;
     env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
     env.received = &rec;
-    assert_int_equal(wh_outbox_put(r.pg, "intake", "triage", &env), 0);
+    assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
   }
+  assert_int_equal(wh_relay_flush(relay), 0);
   assert_int_equal(wh_pg_exec(r.pg, "COMMIT"), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  r.loop = &loop;
-  void *zctx = zmq_ctx_new();
-  r.router = zmq_socket(zctx, ZMQ_ROUTER);
-  assert_int_equal(zmq_bind(r.router, "inproc://it-relay"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, r.pg, "triage", "inproc://it-relay");
-  assert_non_null(relay);
+  assert_int_equal(s_count(r.pg, "SELECT count(*) FROM outbox WHERE ticket_id = 'WH88'"), 3);
+  assert_int_equal(s_count(r.pg, "SELECT count(*) FROM outbox WHERE ticket_id = 'WH87'"), 0);
+  wh_relay_committed(relay);
   uv_timer_t t;
   uv_timer_init(&loop, &t);
   t.data = &r;
