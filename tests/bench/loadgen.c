@@ -64,10 +64,12 @@ typedef struct {
   /* per ticket, by submit index */
   long total;
   int64_t *submit_ns;
+  int64_t *submit_ms; /* wall clock, to compare with the services' stamps */
   int32_t *tno;     /* ticket number intake gave (WH + 8 digits), 0 = none yet */
   uint8_t *state;   /* 0 not sent, 1 sent, 2 accepted, 3 refused */
   /* by ticket number */
   int64_t *arrive_ns;
+  int64_t (*hops)[3]; /* wall ms: dispatch applied, notify applied, arrived */
   size_t narrive;
   long accepted, refused, duplicates, arrived, live_repeats, resent;
   /* tickets intake could not store, to send again after a pause */
@@ -270,7 +272,10 @@ static int s_send(s_bench_t *b, long idx) {
     exit(2);
   }
   if (zmq_send(b->front, buf, len, ZMQ_DONTWAIT) < 0) return -1;
-  if (b->state[idx] == 0) b->submit_ns[idx] = s_now_ns();
+  if (b->state[idx] == 0) {
+    b->submit_ns[idx] = s_now_ns();
+    b->submit_ms[idx] = wh_clock_now_ms();
+  }
   b->state[idx] = 1;
   return 0;
 }
@@ -344,15 +349,21 @@ static void s_on_feed(s_bench_t *b) {
             size_t n = b->narrive ? b->narrive : 1024;
             while (n <= (size_t)no) n *= 2;
             int64_t *a = realloc(b->arrive_ns, n * sizeof *a);
-            if (!a) exit(3);
+            int64_t(*h)[3] = realloc(b->hops, n * sizeof *h);
+            if (!a || !h) exit(3);
             memset(a + b->narrive, 0, (n - b->narrive) * sizeof *a);
+            memset(h + b->narrive, 0, (n - b->narrive) * sizeof *h);
             b->arrive_ns = a;
+            b->hops = h;
             b->narrive = n;
           }
           if (b->arrive_ns[no]) {
             b->live_repeats++;
           } else {
             b->arrive_ns[no] = now;
+            b->hops[no][0] = it->event ? it->event->at_ms : 0;
+            b->hops[no][1] = it->at_ms;
+            b->hops[no][2] = wh_clock_now_ms();
             b->arrived++;
             b->last_arrival_ns = now;
           }
@@ -459,7 +470,7 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
       else s_poll(b, 1);
       continue;
     }
-    s_poll(b, (due - now) / 1000000);
+    s_poll(b, (due - now + 999999) / 1000000); /* round up: never spin */
   }
   r->missing = s_settle(b, to);
   int64_t *lat = malloc((size_t)(to - from) * sizeof *lat);
@@ -469,6 +480,26 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
     if (b->state[i] == 2 && no > 0 && (size_t)no < b->narrive && b->arrive_ns[no])
       lat[n++] = b->arrive_ns[no] - b->submit_ns[i];
   }
+  /* Where the time goes, by the services' own stamps (median of each hop):
+   * submit -> dispatch applied -> notify applied -> on the feed here. */
+  int64_t *hop[3];
+  long nh = 0;
+  for (int k = 0; k < 3; k++) hop[k] = malloc((size_t)(to - from) * sizeof **hop);
+  for (long i = from; i < to && hop[0] && hop[1] && hop[2]; i++) {
+    int32_t no = b->tno[i];
+    if (b->state[i] != 2 || no <= 0 || (size_t)no >= b->narrive || !b->arrive_ns[no]) continue;
+    hop[0][nh] = b->hops[no][0] - b->submit_ms[i];
+    hop[1][nh] = b->hops[no][1] - b->hops[no][0];
+    hop[2][nh] = b->hops[no][2] - b->hops[no][1];
+    nh++;
+  }
+  if (nh) {
+    for (int k = 0; k < 3; k++) qsort(hop[k], (size_t)nh, sizeof **hop, s_cmp_i64);
+    printf("  median ms: submit to dispatch %" PRId64 ", dispatch to notify %" PRId64
+           ", notify to the feed here %" PRId64 "\n",
+           hop[0][nh / 2], hop[1][nh / 2], hop[2][nh / 2]);
+  }
+  for (int k = 0; k < 3; k++) free(hop[k]);
   qsort(lat, (size_t)n, sizeof *lat, s_cmp_i64);
   r->tickets = n;
   r->seconds = (double)(to - from) / (double)b->rate;
@@ -692,6 +723,7 @@ int main(int argc, char **argv) {
   long nlat = b.rate * b.seconds;
   b.total = b.count + nlat;
   b.submit_ns = calloc((size_t)b.total, sizeof *b.submit_ns);
+  b.submit_ms = calloc((size_t)b.total, sizeof *b.submit_ms);
   b.tno = calloc((size_t)b.total, sizeof *b.tno);
   b.state = calloc((size_t)b.total, 1);
   b.ctx = zmq_ctx_new();
@@ -704,7 +736,7 @@ int main(int argc, char **argv) {
   zmq_setsockopt(b.sub, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(b.sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(b.sub, ZMQ_SUBSCRIBE, "", 0); /* every party's feed */
-  if (!b.submit_ns || !b.tno || !b.state || zmq_connect(b.front, b.intake) ||
+  if (!b.submit_ns || !b.submit_ms || !b.tno || !b.state || zmq_connect(b.front, b.intake) ||
       zmq_connect(b.sub, b.feed)) {
     fprintf(stderr, "whistle-bench: cannot connect: %s\n", zmq_strerror(errno));
     return 2;
@@ -788,6 +820,8 @@ int main(int argc, char **argv) {
   wh_org_destroy(&b.org);
   free(b.keywords);
   free(b.submit_ns);
+  free(b.submit_ms);
+  free(b.hops);
   free(b.tno);
   free(b.state);
   free(b.arrive_ns);
