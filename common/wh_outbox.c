@@ -112,6 +112,7 @@ struct wh_relay_s {
   /* put in the open transaction, not yet stored */
   s_frame_t *put;
   int nput, capput;
+  int put_unmatched; /* the table's answer did not match what was put */
   wh_rows_t rows;
   /* committed, waiting for room in the window (oldest first) */
   s_frame_t *queue;
@@ -151,24 +152,35 @@ int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
   return 0;
 }
 
-int wh_relay_flush(wh_relay_t *r) {
-  if (r->nput == 0) return 0;
-  const char *extra[1] = {r->dest};
-  PGresult *res = wh_rows_run(r->pg, &s_put, &r->rows, 1, extra);
-  if (!res) return WH_EDB;
-  int n = PQntuples(res), rc = n == r->nput ? 0 : WH_EDB;
-  /* Rows come back in the order they were put; match by message id all the
-   * same, and refuse the batch if any is missing. */
-  for (int i = 0, j = 0; i < n && !rc; i++) {
+/* The ids the outbox gave the rows put in this transaction. Rows come back
+ * in the order they were put; they are matched by message id all the same.
+ * Should any be missing, the frames are not sent from memory: the rows are
+ * read back from the table instead. */
+static void s_relay_on_put(void *arg, const PGresult *res) {
+  wh_relay_t *r = arg;
+  int n = PQntuples(res);
+  if (n != r->nput) r->put_unmatched = 1;
+  for (int i = 0, j = 0; i < n && !r->put_unmatched; i++) {
     const char *mid = PQgetvalue(res, i, 1);
     if (strcmp(r->put[j].mid, mid))
       for (j = 0; j < r->nput && strcmp(r->put[j].mid, mid); j++) {}
-    if (j == r->nput) rc = WH_EDB;
+    if (j == r->nput) r->put_unmatched = 1;
     else r->put[j++].id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
     if (j == r->nput) j = 0;
   }
-  PQclear(res);
-  return rc;
+}
+
+void wh_relay_step(wh_relay_t *r, wh_pg_step_t *step) {
+  *step = (wh_pg_step_t){.st = &s_put, .rows = &r->rows, .nextra = 1,
+                         .extra = (const char *const *)&r->dest,
+                         .on_result = s_relay_on_put, .arg = r};
+}
+
+int wh_relay_flush(wh_relay_t *r) {
+  if (r->nput == 0) return 0;
+  wh_pg_step_t step;
+  wh_relay_step(r, &step);
+  return wh_pg_pipeline(r->pg, NULL, &step, 1, 0);
 }
 
 static void s_frames_free(s_frame_t *f, int n) {
@@ -178,6 +190,7 @@ static void s_frames_free(s_frame_t *f, int n) {
 void wh_relay_aborted(wh_relay_t *r) {
   s_frames_free(r->put, r->nput);
   r->nput = 0;
+  r->put_unmatched = 0;
   wh_rows_reset(&r->rows);
 }
 
@@ -248,7 +261,7 @@ static void s_relay_pump(wh_relay_t *r) {
 void wh_relay_committed(wh_relay_t *r) {
   for (int i = 0; i < r->nput; i++) {
     s_frame_t *f = &r->put[i];
-    if (!r->behind && r->qlen < RELAY_QUEUE) {
+    if (!r->behind && !r->put_unmatched && f->id && r->qlen < RELAY_QUEUE) {
       r->queue[(r->qhead + r->qlen++) % RELAY_QUEUE] = *f;
       if (f->id > r->high) r->high = f->id;
     } else {
@@ -257,6 +270,7 @@ void wh_relay_committed(wh_relay_t *r) {
     }
   }
   r->nput = 0;
+  r->put_unmatched = 0;
   wh_rows_reset(&r->rows);
   s_relay_pump(r);
 }
@@ -396,7 +410,30 @@ void wh_relay_destroy(wh_relay_t **self_p) {
 
 /* ---- inbox ------------------------------------------------------------- */
 
-int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
+typedef struct {
+  wh_claim_t *claims;
+  int n;
+} s_claims_t;
+
+/* Each returned (source, ticket, seq) was claimed once: it goes to the first
+ * message that carries it; a repeat later in the batch was seen. */
+static void s_on_claimed(void *arg, const PGresult *res) {
+  s_claims_t *cs = arg;
+  for (int k = 0, from = 0; k < PQntuples(res); k++) {
+    const char *src = PQgetvalue(res, k, 0), *tid = PQgetvalue(res, k, 1);
+    uint32_t seq = (uint32_t)strtoul(PQgetvalue(res, k, 2), NULL, 10);
+    for (int m = 0; m < cs->n; m++) {
+      wh_claim_t *c = &cs->claims[(from + m) % cs->n];
+      if (c->claim < 0 && c->seq == seq && !strcmp(c->ticket_id, tid) && !strcmp(c->source, src)) {
+        c->claim = WH_INBOX_APPLY;
+        from = (int)(c - cs->claims) + 1;
+        break;
+      }
+    }
+  }
+}
+
+static int s_claim(wh_pg_t *pg, const char *first, wh_claim_t *claims, int n) {
   if (n <= 0) return 0;
   wh_rows_t rows;
   wh_rows_init(&rows, 3);
@@ -407,35 +444,26 @@ int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
     wh_rows_int(&rows, 2, claims[i].seq);
     claims[i].claim = -1;
   }
-  PGresult *res = wh_rows_run(pg, &s_inbox_claim, &rows, 0, NULL);
+  s_claims_t cs = {claims, n};
+  wh_pg_step_t step = {.st = &s_inbox_claim, .rows = &rows, .on_result = s_on_claimed, .arg = &cs};
+  int rc = wh_pg_pipeline(pg, first, &step, 1, 0);
   wh_rows_free(&rows);
-  if (!res) return WH_EDB;
-  /* Each returned (source, ticket, seq) was claimed once: it goes to the
-   * first message that carries it; a repeat later in the batch was seen. */
-  for (int k = 0, from = 0; k < PQntuples(res); k++) {
-    const char *src = PQgetvalue(res, k, 0), *tid = PQgetvalue(res, k, 1);
-    uint32_t seq = (uint32_t)strtoul(PQgetvalue(res, k, 2), NULL, 10);
-    for (int m = 0; m < n; m++) {
-      wh_claim_t *c = &claims[(from + m) % n];
-      if (c->claim < 0 && c->seq == seq && !strcmp(c->ticket_id, tid) && !strcmp(c->source, src)) {
-        c->claim = WH_INBOX_APPLY;
-        from = (int)(c - claims) + 1;
-        break;
-      }
-    }
-  }
-  PQclear(res);
+  if (rc) return WH_EDB;
   for (int i = 0; i < n; i++) {
     wh_claim_t *c = &claims[i];
     if (c->claim >= 0) continue;
     const char *v[2] = {c->source, c->ticket_id};
-    res = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);
+    PGresult *res = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);
     if (!res) return WH_EDB;
     uint32_t last = PQntuples(res) == 1 ? (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
     c->claim = c->seq <= last ? WH_INBOX_SEEN : WH_INBOX_GAP;
   }
   return 0;
+}
+
+int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
+  return s_claim(pg, NULL, claims, n);
 }
 
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq) {
@@ -509,7 +537,7 @@ static void s_ack(wh_consumer_t *c, s_item_t *it) {
  * WH_EDB when rolled back (statuses then mean nothing). */
 static int s_apply_batch(wh_consumer_t *c, int from, int to) {
   wh_pg_t *pg = c->pg;
-  if (wh_pg_ready(pg) || wh_pg_exec(pg, "BEGIN")) return WH_EDB;
+  if (wh_pg_ready(pg)) return WH_EDB;
   wh_claim_t claims[CONSUMER_BATCH];
   const Whistle__Envelope *apply[CONSUMER_BATCH];
   int n = to - from, napply = 0;
@@ -517,7 +545,8 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
     const Whistle__Envelope *env = c->items[from + i].env;
     claims[i] = (wh_claim_t){.source = env->sender, .ticket_id = env->ticket_id, .seq = env->seq};
   }
-  if (wh_inbox_claim_batch(pg, claims, n)) goto rollback;
+  /* BEGIN and the claims go in one round trip. */
+  if (s_claim(pg, "BEGIN", claims, n)) goto rollback;
   for (int i = 0; i < n; i++) {
     s_item_t *it = &c->items[from + i];
     if (claims[i].claim == WH_INBOX_SEEN) {
@@ -543,12 +572,15 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
     if (rc) wh_error("rejected: %s", wh_strerror(rc));
   }
   wh_log_ctx(NULL, NULL);
-  if (c->ops->flush && c->ops->flush(c->svc)) goto rollback;
-  if (wh_pg_exec(pg, "COMMIT")) goto aborted;
+  /* Every table's rows and the COMMIT go in one round trip. */
+  wh_pg_step_t steps[WH_CONSUMER_STEPS];
+  int nsteps = c->ops->steps ? c->ops->steps(c->svc, steps) : 0;
+  if (wh_pg_pipeline(pg, NULL, steps, nsteps, 1)) goto aborted;
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
-  wh_pg_exec(pg, "ROLLBACK");
+  if (wh_pg_conn(pg) && PQtransactionStatus(wh_pg_conn(pg)) != PQTRANS_IDLE)
+    wh_pg_exec(pg, "ROLLBACK");
 aborted:
   if (c->ops->aborted) c->ops->aborted(c->svc);
   return WH_EDB;

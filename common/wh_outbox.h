@@ -46,6 +46,9 @@ void wh_relay_destroy(wh_relay_t **self_p);
  * wh_outbox_put returns 0 or WH_ENOMEM; wh_relay_flush 0 or WH_EDB. */
 int wh_outbox_put(wh_relay_t *relay, const char *sender, Whistle__Envelope *env);
 int wh_relay_flush(wh_relay_t *relay);
+/* The statement that stores what was put, as a step of a caller's pipeline
+ * (wh_pg_pipeline) instead of wh_relay_flush. */
+void wh_relay_step(wh_relay_t *relay, wh_pg_step_t *step);
 void wh_relay_committed(wh_relay_t *relay);
 void wh_relay_aborted(wh_relay_t *relay);
 
@@ -68,6 +71,8 @@ int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint3
 
 /* Envelopes a consumer applies in one transaction at most. */
 #define WH_CONSUMER_BATCH 256
+/* Statements a service writes a batch with, at most. */
+#define WH_CONSUMER_STEPS 8
 
 typedef struct wh_consumer_s wh_consumer_t;
 
@@ -81,8 +86,10 @@ typedef struct {
    * rows in memory. Validate before gathering anything: a non-database
    * error rejects the message for good and must leave nothing behind. */
   int (*apply)(void *svc, const Whistle__Envelope *env);
-  /* Writes what apply gathered, before COMMIT. May be NULL. Returns 0 or WH_EDB. */
-  int (*flush)(void *svc);
+  /* The statements that write what apply gathered (at most
+   * WH_CONSUMER_STEPS, the relay's among them: wh_relay_step): they and the
+   * COMMIT go to the database in one round trip. Returns how many. May be NULL. */
+  int (*steps)(void *svc, wh_pg_step_t *steps);
   /* After a batch committed (publish, kick relays). May be NULL. */
   void (*committed)(void *svc);
   /* After a batch rolled back (drop what apply queued in memory). May be NULL. */

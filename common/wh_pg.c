@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <poll.h>
 
 /* While the database is down, connecting is tried at most this often (the
  * wait doubles from the first to the last), and the failure is logged when
@@ -17,6 +19,7 @@
 #define WH_PG_RETRY_FIRST_MS 50
 #define WH_PG_RETRY_MAX_MS 1000
 #define WH_PG_LOG_MS 30000
+#define WH_PIPELINE_MAX 16 /* statements in one pipeline */
 
 struct wh_pg_s {
   char *conninfo;
@@ -329,4 +332,106 @@ PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra
   PGresult *res = wh_pg_run(pg, st, r->ncols + nextra, v, NULL, NULL);
   for (int i = 0; i < r->ncols; i++) r->col[i].len -= 2; /* open again for more rows */
   return res;
+}
+
+/* ---- many statements, one round trip ---------------------------------- */
+
+/* Writes what libpq holds, reading answers meanwhile so that neither side
+ * waits on a full socket. */
+static int s_flush_all(PGconn *conn) {
+  for (;;) {
+    int rc = PQflush(conn);
+    if (rc <= 0) return rc;
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN | POLLOUT};
+    if (poll(&pfd, 1, 10000) < 0 && errno != EINTR) return -1;
+    if ((pfd.revents & POLLIN) && !PQconsumeInput(conn)) return -1;
+  }
+}
+
+int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit) {
+  if (!pg->conn || pg->broken) return WH_EDB;
+  /* Statements are prepared outside the pipeline, once per connection. */
+  const char *v[WH_ROWS_MAXCOLS + 4];
+  for (int i = 0; i < nsteps; i++)
+    if (steps[i].rows && steps[i].rows->nrows &&
+        (steps[i].rows->oom || s_prepare(pg, steps[i].st) != 0))
+      return WH_EDB;
+  PGconn *c = pg->conn;
+  if (PQsetnonblocking(c, 1) || !PQenterPipelineMode(c)) {
+    PQsetnonblocking(c, 0);
+    return WH_EDB;
+  }
+  int sent = 0, ok = 1, expect[WH_PIPELINE_MAX], nexp = 0;
+  if (first) {
+    ok &= PQsendQueryParams(c, first, 0, NULL, NULL, NULL, NULL, 0);
+    expect[nexp++] = -1;
+  }
+  for (int i = 0; i < nsteps && ok && nexp < WH_PIPELINE_MAX - 1; i++) {
+    wh_rows_t *r = steps[i].rows;
+    if (!r || !r->nrows) continue;
+    if (r->ncols + steps[i].nextra > (int)(sizeof v / sizeof *v)) {
+      ok = 0;
+      break;
+    }
+    for (int k = 0; k < r->ncols; k++) {
+      s_put(r, &r->col[k], "}", 2);
+      if (r->oom) break;
+      r->col[k].buf[r->col[k].len - 1] = '\0';
+      v[k] = r->col[k].buf;
+    }
+    for (int k = 0; k < steps[i].nextra; k++) v[r->ncols + k] = steps[i].extra[k];
+    ok &= !r->oom && PQsendQueryPrepared(c, steps[i].st->name, r->ncols + steps[i].nextra, v,
+                                         NULL, NULL, 0);
+    /* libpq copied the parameters: the columns are open for more again. */
+    for (int k = 0; k < r->ncols; k++) r->col[k].len -= 2;
+    expect[nexp++] = i;
+    sent++;
+  }
+  if (ok && commit) {
+    ok &= PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    expect[nexp++] = -1;
+  }
+  ok &= PQpipelineSync(c) && s_flush_all(c) == 0;
+  /* Read every answer, up to the sync, whatever happened. */
+  int failed = !ok;
+  for (int e = 0; e < nexp && ok; e++) {
+    PGresult *r = PQgetResult(c);
+    if (!r) {
+      failed = 1;
+      break;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (expect[e] >= 0 && steps[expect[e]].on_result) steps[expect[e]].on_result(steps[expect[e]].arg, r);
+    } else {
+      if (!failed && st != PGRES_PIPELINE_ABORTED)
+        wh_error("%s failed: %s", expect[e] >= 0 ? steps[expect[e]].st->name : "pipeline",
+                 PQresultErrorMessage(r));
+      failed = 1;
+    }
+    PQclear(r);
+    while ((r = PQgetResult(c))) PQclear(r); /* the NULL that ends each answer */
+  }
+  for (PGresult *r; ok && (r = PQgetResult(c));) { /* the sync */
+    int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (sync) break;
+  }
+  if (!PQexitPipelineMode(c)) failed = 1;
+  PQsetnonblocking(c, 0);
+  if (PQstatus(c) != CONNECTION_OK) {
+    pg->broken = 1;
+    return WH_EDB;
+  }
+  if (failed) {
+    if (!ok) {
+      wh_error("pipeline failed: %s", PQerrorMessage(c));
+      pg->broken = 1; /* the connection's state is unknown: start afresh */
+      return WH_EDB;
+    }
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) wh_pg_exec(pg, "ROLLBACK");
+    return WH_EDB;
+  }
+  (void)sent;
+  return 0;
 }

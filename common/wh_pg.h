@@ -84,4 +84,23 @@ void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n); /* as bytea 
 PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra,
                       const char *const *extra);
 
+/* ---- many statements, one round trip ---------------------------------
+ * A step is one statement whose parameters are a wh_rows_t (plus extra
+ * text parameters); a step without rows is skipped. wh_pg_pipeline sends
+ * `first` (e.g. "BEGIN", may be NULL), the steps, and COMMIT when commit is
+ * set, back to back in libpq's pipeline mode, then reads every answer: one
+ * round trip instead of one per statement. Each step's result goes to its
+ * on_result (may be NULL) in order. Returns 0 when every statement
+ * succeeded; otherwise WH_EDB, and an open transaction was rolled back. */
+typedef struct {
+  const wh_stmt_t *st;
+  wh_rows_t *rows;
+  int nextra;
+  const char *const *extra;
+  void (*on_result)(void *arg, const PGresult *res);
+  void *arg;
+} wh_pg_step_t;
+
+int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit);
+
 #endif

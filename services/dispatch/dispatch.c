@@ -112,18 +112,15 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
   return wh_outbox_put(d->relay, "dispatch", &out);
 }
 
-/* Writes the transaction's gathered rows, one statement per table. */
-static int s_flush(void *arg) {
+/* The statements that write the transaction's gathered rows, one per table
+ * (orders first: deadlines and repeats refer to them). */
+static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_dispatch_t *d = arg;
-  wh_rows_t *sets[3] = {&d->orders, &d->deadlines, &d->timeline};
-  const wh_stmt_t *sts[3] = {&s_insert_order, &s_insert_deadline, &s_insert_timeline};
-  for (int i = 0; i < 3; i++) {
-    if (!sets[i]->nrows) continue;
-    PGresult *r = wh_rows_run(d->svc->pg, sts[i], sets[i], 0, NULL);
-    if (!r) return WH_EDB;
-    PQclear(r);
-  }
-  return wh_relay_flush(d->relay);
+  steps[0] = (wh_pg_step_t){.st = &s_insert_order, .rows = &d->orders};
+  steps[1] = (wh_pg_step_t){.st = &s_insert_deadline, .rows = &d->deadlines};
+  steps[2] = (wh_pg_step_t){.st = &s_insert_timeline, .rows = &d->timeline};
+  wh_relay_step(d->relay, &steps[3]);
+  return 4;
 }
 
 static void s_reset(s_dispatch_t *d) {
@@ -409,9 +406,11 @@ static void s_on_timer(uv_timer_t *h) {
     }
     free(rows);
     if (r) PQclear(r);
-    if (!rc) rc = s_flush(d);
-    if (rc || wh_pg_exec(pg, "COMMIT")) {
-      wh_pg_exec(pg, "ROLLBACK");
+    wh_pg_step_t steps[WH_CONSUMER_STEPS];
+    int nsteps = s_steps(d, steps);
+    if (rc || wh_pg_pipeline(pg, NULL, steps, nsteps, 1)) {
+      if (wh_pg_conn(pg) && PQtransactionStatus(wh_pg_conn(pg)) != PQTRANS_IDLE)
+        wh_pg_exec(pg, "ROLLBACK");
       s_reset(d);
       wh_relay_aborted(d->relay);
       more = 0;
@@ -453,7 +452,7 @@ static void s_aborted(void *arg) {
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_TRIAGED,
                                         .prepare = s_prepare,
                                         .apply = s_apply,
-                                        .flush = s_flush,
+                                        .steps = s_steps,
                                         .committed = s_committed,
                                         .aborted = s_aborted};
 

@@ -37,6 +37,7 @@ typedef struct {
   s_req_t reqs[INTAKE_BATCH];
   int nreqs;
   wh_rows_t rows; /* the batch's ticket rows */
+  int from, to;   /* the requests being stored */
 } s_intake_t;
 
 static const wh_stmt_t s_insert = {
@@ -128,6 +129,24 @@ static int s_pass_on(s_intake_t *in, s_req_t *r) {
   return wh_outbox_put(in->relay, "intake", &env);
 }
 
+/* A report comes back when it was new; the first request that carries it
+ * takes it (a repeat in the same batch, or of an earlier one, is looked up). */
+static void s_on_stored(void *arg, const PGresult *res) {
+  s_intake_t *in = arg;
+  int from = in->from, to = in->to;
+  for (int k = 0, i = from; k < PQntuples(res); k++) {
+    const char *src = PQgetvalue(res, k, 1), *ext = PQgetvalue(res, k, 2);
+    for (int m = 0; m < to - from; m++, i = i + 1 < to ? i + 1 : from) {
+      s_req_t *r = &in->reqs[i];
+      if (r->err || r->ticket_id[0] || strcmp(r->env->submit->external_id, ext) ||
+          strcmp(wh_source_name(r->env->submit->source), src))
+        continue;
+      snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, k, 0));
+      break;
+    }
+  }
+}
+
 /* Stores reqs[from..to) that passed validation, and their outbox rows, in
  * one transaction: one statement for the reports, one for the outbox. */
 static int s_store_range(s_intake_t *in, int from, int to) {
@@ -143,23 +162,13 @@ static int s_store_range(s_intake_t *in, int from, int to) {
     }
   }
   if (!in->rows.nrows) return 0;
-  if (wh_pg_ready(pg) || wh_pg_exec(pg, "BEGIN")) return WH_EDB;
-  PGresult *res = wh_rows_run(pg, &s_insert, &in->rows, 0, NULL);
-  if (!res) goto rollback;
-  /* A report comes back when it was new; the first request that carries it
-   * takes it (a repeat in the same batch, or of an earlier one, is looked up). */
-  for (int k = 0, i = from; k < PQntuples(res); k++) {
-    const char *src = PQgetvalue(res, k, 1), *ext = PQgetvalue(res, k, 2);
-    for (int m = 0; m < to - from; m++, i = i + 1 < to ? i + 1 : from) {
-      s_req_t *r = &in->reqs[i];
-      if (r->err || r->ticket_id[0] || strcmp(r->env->submit->external_id, ext) ||
-          strcmp(wh_source_name(r->env->submit->source), src))
-        continue;
-      snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, k, 0));
-      break;
-    }
-  }
-  PQclear(res);
+  /* BEGIN and the reports go in one round trip. */
+  if (wh_pg_ready(pg)) return WH_EDB;
+  in->from = from;
+  in->to = to;
+  wh_pg_step_t step = {.st = &s_insert, .rows = &in->rows, .on_result = s_on_stored, .arg = in};
+  if (wh_pg_pipeline(pg, "BEGIN", &step, 1, 0)) goto rollback;
+  PGresult *res;
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
     if (r->err) continue;
@@ -181,12 +190,15 @@ static int s_store_range(s_intake_t *in, int from, int to) {
     PQclear(res);
   }
   wh_log_ctx(NULL, NULL);
-  if (wh_relay_flush(in->relay) || wh_pg_exec(pg, "COMMIT")) goto rollback;
+  /* The outbox rows and the COMMIT go in one round trip. */
+  wh_relay_step(in->relay, &step);
+  if (wh_pg_pipeline(pg, NULL, &step, 1, 1)) goto rollback;
   wh_relay_committed(in->relay);
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
-  wh_pg_exec(pg, "ROLLBACK");
+  if (wh_pg_conn(pg) && PQtransactionStatus(wh_pg_conn(pg)) != PQTRANS_IDLE)
+    wh_pg_exec(pg, "ROLLBACK");
   wh_relay_aborted(in->relay);
   return WH_EDB;
 }

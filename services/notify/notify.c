@@ -256,17 +256,11 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   return 0;
 }
 
-static int s_flush(void *arg) {
+static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_notify_t *n = arg;
-  wh_rows_t *sets[2] = {&n->feed, &n->delivery};
-  const wh_stmt_t *sts[2] = {&s_insert_feed, &s_insert_delivery};
-  for (int i = 0; i < 2; i++) {
-    if (!sets[i]->nrows) continue;
-    PGresult *r = wh_rows_run(n->svc->pg, sts[i], sets[i], 0, NULL);
-    if (!r) return WH_EDB;
-    PQclear(r);
-  }
-  return 0;
+  steps[0] = (wh_pg_step_t){.st = &s_insert_feed, .rows = &n->feed};
+  steps[1] = (wh_pg_step_t){.st = &s_insert_delivery, .rows = &n->delivery};
+  return 2;
 }
 
 static void s_clear_queue(s_notify_t *n) {
@@ -419,7 +413,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_WORK,
                                         .prepare = s_prepare,
                                         .apply = s_apply,
-                                        .flush = s_flush,
+                                        .steps = s_steps,
                                         .committed = s_committed,
                                         .aborted = s_aborted,
                                         .request = s_request};

@@ -217,14 +217,11 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   return 0;
 }
 
-static int s_flush(void *arg) {
+static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_triage_t *t = arg;
-  if (t->rows.nrows) {
-    PGresult *r = wh_rows_run(t->svc->pg, &s_insert, &t->rows, 0, NULL);
-    if (!r) return WH_EDB;
-    PQclear(r);
-  }
-  return wh_relay_flush(t->relay);
+  steps[0] = (wh_pg_step_t){.st = &s_insert, .rows = &t->rows};
+  wh_relay_step(t->relay, &steps[1]);
+  return 2;
 }
 
 static void s_committed(void *arg) {
@@ -242,7 +239,7 @@ static void s_aborted(void *arg) {
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED,
                                         .prepare = s_prepare,
                                         .apply = s_apply,
-                                        .flush = s_flush,
+                                        .steps = s_steps,
                                         .committed = s_committed,
                                         .aborted = s_aborted};
 
