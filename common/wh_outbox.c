@@ -282,14 +282,16 @@ static void s_relay_on_scan(uv_timer_t *t) {
   s_relay_send_rows(r, 0, RELAY_WINDOW, wh_clock_now_ms());
 }
 
-/* Marks the acknowledged rows delivered, in one statement. That commit need
- * not wait for the disk: a mark lost in a crash means the row is sent again,
- * and the receiver's inbox makes the repeat harmless. */
-static void s_relay_mark_delivered(wh_relay_t *r) {
+/* Deletes the acknowledged rows, in one statement: the outbox holds only
+ * what is still owed (a deletion writes no new row version and no index
+ * entry, where marking them would write both). That commit need not wait for
+ * the disk: a deletion lost in a crash means the row is sent again, and the
+ * receiver's inbox makes the repeat harmless. */
+static void s_relay_forget_acked(wh_relay_t *r) {
   if (!r->nacked || wh_pg_ready(r->pg)) return;
   wh_sbuf_t *b = &r->acked;
   static const char head[] = "BEGIN; SET LOCAL synchronous_commit = off;"
-                             " UPDATE outbox SET delivered_at = now() WHERE id = ANY('{";
+                             " DELETE FROM outbox WHERE id = ANY('{";
   static const char tail[] = "}'::bigint[]); COMMIT";
   size_t need = sizeof head + b->len + sizeof tail;
   char stack[8192], *sql = need <= sizeof stack ? stack : malloc(need);
@@ -358,7 +360,7 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
     zmq_msg_close(&head);
     zmq_msg_close(&body);
   }
-  s_relay_mark_delivered(r);
+  s_relay_forget_acked(r);
   if (got) s_relay_pump(r);
 }
 

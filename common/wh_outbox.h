@@ -3,7 +3,7 @@
  * A sender writes its state change and the envelopes it will emit in one
  * transaction (wh_outbox_put). A relay per destination sends undelivered rows
  * over a DEALER socket, oldest first, keeps at most a window of them in
- * flight, and marks a row delivered only when the receiver acknowledges it;
+ * flight, and deletes a row only when the receiver acknowledges it;
  * what is not acknowledged within the resend interval is sent again, across
  * restarts, because the rows are the truth and memory only a cache.
  *
