@@ -113,7 +113,7 @@ start_pg() {
   # A server just killed may leave children holding the port for a moment.
   for try in 1 2 3 4 5 6 7 8 9 10; do
     as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -l "$log" -w -t 60 \
-      -o "-p $WHISTLE_PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=50" \
+      -o "-p $WHISTLE_PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=50 -c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=15min" \
       start >/dev/null 2>&1 && return
     [ "$try" -lt 10 ] && sleep 1
   done
