@@ -123,7 +123,7 @@ struct wh_relay_s {
 };
 
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
-#define RELAY_QUEUE (RELAY_WINDOW * 4)
+#define RELAY_QUEUE RELAY_WINDOW
 
 int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
   if (r->nput == r->capput) {
