@@ -12,7 +12,9 @@
 # tickets (default 100000) for throughput, then RATE tickets/s (default 500)
 # for SECONDS (default 30) for latency. The last line printed is one JSON
 # object. BENCH_VAR (default build/bench-var) holds the stack; it is removed
-# at the end unless BENCH_KEEP=1.
+# at the end unless BENCH_KEEP=1. BENCH_STATEMENTS=1 loads pg_stat_statements
+# and prints, before the results, where PostgreSQL spent its time, per
+# statement (calls, total and mean ms, rows per call).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COUNT=${1:-100000}
@@ -32,6 +34,12 @@ trap cleanup EXIT
 "$STACK" pg-up >/dev/null
 . "$WHISTLE_VAR/stack.env"
 psql() { "$PGBIN/psql" -h 127.0.0.1 -p "$WHISTLE_PGPORT" -U whistle -qAtX "$@"; }
+if [ "${BENCH_STATEMENTS:-0}" = 1 ]; then
+  psql -d postgres -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  "$STACK" down >/dev/null
+  "$STACK" pg-up >/dev/null
+  psql -d postgres -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+fi
 
 echo "== PostgreSQL $(psql -d postgres -c 'SHOW server_version') on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 for s in fsync synchronous_commit full_page_writes wal_sync_method wal_level shared_buffers \
@@ -66,7 +74,26 @@ echo "== whistle: $COUNT tickets for throughput, then $RATE/s for $SECS s"
 pids=()
 for s in intake triage dispatch notify; do pids+=(--pid "$s=$(cat "$WHISTLE_VAR/run/$s.pid")"); done
 pgdata=$(readlink -f "$WHISTLE_VAR/pg")
+statements() {
+  [ "${BENCH_STATEMENTS:-0}" = 1 ] || return 0
+  echo "== PostgreSQL's time per statement (all phases)"
+  psql -d postgres -F' | ' -c "SELECT substr(d.datname, 9), calls, round(total_exec_time) AS ms,
+      round((total_exec_time / calls)::numeric, 3) AS mean_ms, rows / calls AS rows_per_call,
+      left(regexp_replace(query, '\s+', ' ', 'g'), 70)
+    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+    WHERE d.datname LIKE 'whistle\_%' ORDER BY total_exec_time DESC LIMIT 25"
+}
+[ "${BENCH_STATEMENTS:-0}" = 1 ] && psql -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null
+out=$WHISTLE_VAR/bench.out
+set +e
 "$WHISTLE_BIN/whistle-bench" --intake "$WHISTLE_INTAKE" --feed "$WHISTLE_FEED" \
   --notify "$WHISTLE_NOTIFY" --conf "$WHISTLE_CONF_DIR" --count "$COUNT" --rate "$RATE" \
   --seconds "$SECS" --ceiling "$ceiling" "${pids[@]}" \
-  --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")"
+  --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")" | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "${BENCH_STATEMENTS:-0}" = 1 ]; then
+  statements
+  tail -n 1 "$out" # the JSON stays the last line
+fi
+exit "$rc"
