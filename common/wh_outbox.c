@@ -581,8 +581,7 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
-  if (wh_pg_conn(pg) && PQtransactionStatus(wh_pg_conn(pg)) != PQTRANS_IDLE)
-    wh_pg_exec(pg, "ROLLBACK");
+  wh_pg_rollback(pg);
 aborted:
   if (c->ops->aborted) c->ops->aborted(c->svc);
   return WH_EDB;

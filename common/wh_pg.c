@@ -178,6 +178,10 @@ int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len) {
   return 0;
 }
 
+void wh_pg_rollback(wh_pg_t *pg) {
+  if (pg->conn && PQtransactionStatus(pg->conn) != PQTRANS_IDLE) wh_pg_exec(pg, "ROLLBACK");
+}
+
 int wh_pg_broken(wh_pg_t *pg) {
   return !pg->conn || pg->broken || PQstatus(pg->conn) != CONNECTION_OK;
 }
@@ -361,7 +365,7 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     PQsetnonblocking(c, 0);
     return WH_EDB;
   }
-  int sent = 0, ok = 1, expect[WH_PIPELINE_MAX], nexp = 0;
+  int ok = 1, expect[WH_PIPELINE_MAX], nexp = 0;
   if (first) {
     ok &= PQsendQueryParams(c, first, 0, NULL, NULL, NULL, NULL, 0);
     expect[nexp++] = -1;
@@ -385,7 +389,6 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     /* libpq copied the parameters: the columns are open for more again. */
     for (int k = 0; k < r->ncols; k++) r->col[k].len -= 2;
     expect[nexp++] = i;
-    sent++;
   }
   if (ok && commit) {
     ok &= PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
@@ -429,9 +432,8 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
       pg->broken = 1; /* the connection's state is unknown: start afresh */
       return WH_EDB;
     }
-    if (PQtransactionStatus(c) != PQTRANS_IDLE) wh_pg_exec(pg, "ROLLBACK");
+    wh_pg_rollback(pg);
     return WH_EDB;
   }
-  (void)sent;
   return 0;
 }

@@ -47,6 +47,9 @@ PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *con
  * escaped) into out, to be passed as one parameter cast to text[]. Returns
  * 0, or WH_ETOOLONG when out is too small. */
 int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len);
+/* Rolls back the open transaction, if there is one (a failed pipeline may
+ * already have ended it). */
+void wh_pg_rollback(wh_pg_t *pg);
 /* 1 if the last failure broke the connection (so retrying may help). */
 int wh_pg_broken(wh_pg_t *pg);
 

@@ -409,8 +409,7 @@ static void s_on_timer(uv_timer_t *h) {
     wh_pg_step_t steps[WH_CONSUMER_STEPS];
     int nsteps = s_steps(d, steps);
     if (rc || wh_pg_pipeline(pg, NULL, steps, nsteps, 1)) {
-      if (wh_pg_conn(pg) && PQtransactionStatus(wh_pg_conn(pg)) != PQTRANS_IDLE)
-        wh_pg_exec(pg, "ROLLBACK");
+      wh_pg_rollback(pg);
       s_reset(d);
       wh_relay_aborted(d->relay);
       more = 0;

@@ -197,8 +197,7 @@ static int s_store_range(s_intake_t *in, int from, int to) {
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
-  if (wh_pg_conn(pg) && PQtransactionStatus(wh_pg_conn(pg)) != PQTRANS_IDLE)
-    wh_pg_exec(pg, "ROLLBACK");
+  wh_pg_rollback(pg);
   wh_relay_aborted(in->relay);
   return WH_EDB;
 }
