@@ -318,6 +318,21 @@ void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n) {
   s_put(r, b, "\"", 1);
 }
 
+/* Closes every column's array literal ("}" and a NUL, written past the
+ * counted length, so the next row simply overwrites them) and points v at
+ * them. On failure (out of memory) nothing is changed. */
+static int s_rows_close(wh_rows_t *r, const char **v) {
+  for (int i = 0; i < r->ncols; i++)
+    if (s_reserve(r, &r->col[i], 2)) return -1;
+  for (int i = 0; i < r->ncols; i++) {
+    wh_sbuf_t *b = &r->col[i];
+    b->buf[b->len] = '}';
+    b->buf[b->len + 1] = '\0';
+    v[i] = b->buf;
+  }
+  return 0;
+}
+
 PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra,
                       const char *const *extra) {
   if (r->oom || r->nrows == 0) {
@@ -325,16 +340,9 @@ PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra
     return NULL;
   }
   const char *v[WH_ROWS_MAXCOLS + 4];
-  if (r->ncols + nextra > (int)(sizeof v / sizeof *v)) return NULL;
-  for (int i = 0; i < r->ncols; i++) {
-    s_put(r, &r->col[i], "}", 2); /* the closing brace and a NUL */
-    if (r->oom) return NULL;
-    r->col[i].buf[r->col[i].len - 1] = '\0';
-    v[i] = r->col[i].buf;
-  }
+  if (r->ncols + nextra > (int)(sizeof v / sizeof *v) || s_rows_close(r, v)) return NULL;
   for (int i = 0; i < nextra; i++) v[r->ncols + i] = extra[i];
   PGresult *res = wh_pg_run(pg, st, r->ncols + nextra, v, NULL, NULL);
-  for (int i = 0; i < r->ncols; i++) r->col[i].len -= 2; /* open again for more rows */
   return res;
 }
 
@@ -377,17 +385,12 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
       ok = 0;
       break;
     }
-    for (int k = 0; k < r->ncols; k++) {
-      s_put(r, &r->col[k], "}", 2);
-      if (r->oom) break;
-      r->col[k].buf[r->col[k].len - 1] = '\0';
-      v[k] = r->col[k].buf;
+    if (s_rows_close(r, v)) {
+      ok = 0;
+      break;
     }
     for (int k = 0; k < steps[i].nextra; k++) v[r->ncols + k] = steps[i].extra[k];
-    ok &= !r->oom && PQsendQueryPrepared(c, steps[i].st->name, r->ncols + steps[i].nextra, v,
-                                         NULL, NULL, 0);
-    /* libpq copied the parameters: the columns are open for more again. */
-    for (int k = 0; k < r->ncols; k++) r->col[k].len -= 2;
+    ok &= PQsendQueryPrepared(c, steps[i].st->name, r->ncols + steps[i].nextra, v, NULL, NULL, 0);
     expect[nexp++] = i;
   }
   if (ok && commit) {
