@@ -290,16 +290,8 @@ static void s_relay_on_scan(uv_timer_t *t) {
 static void s_relay_forget_acked(wh_relay_t *r) {
   if (!r->nacked || wh_pg_ready(r->pg)) return;
   wh_sbuf_t *b = &r->acked;
-  static const char head[] = "BEGIN; SET LOCAL synchronous_commit = off;"
-                             " DELETE FROM outbox WHERE id = ANY('{";
-  static const char tail[] = "}'::bigint[]); COMMIT";
-  size_t need = sizeof head + b->len + sizeof tail;
-  char stack[8192], *sql = need <= sizeof stack ? stack : malloc(need);
-  if (!sql) return;
-  /* Only digits and commas come between the braces: the ids we formatted. */
-  snprintf(sql, need, "%s%.*s%s", head, (int)b->len, b->buf, tail);
-  if (wh_pg_exec(r->pg, sql)) wh_pg_exec(r->pg, "ROLLBACK");
-  if (sql != stack) free(sql);
+  wh_pg_exec_ids_lazily(r->pg, "DELETE FROM outbox WHERE id = ANY('", b->buf, b->len,
+                        "'::bigint[])");
   b->len = 0;
   r->nacked = 0;
 }

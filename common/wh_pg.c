@@ -72,6 +72,22 @@ int wh_pg_exec(wh_pg_t *pg, const char *sql) {
   return ok ? 0 : WH_EDB;
 }
 
+int wh_pg_exec_ids_lazily(wh_pg_t *pg, const char *head, const char *ids, size_t idslen,
+                          const char *tail) {
+  static const char begin[] = "BEGIN; SET LOCAL synchronous_commit = off; ";
+  static const char end[] = "; COMMIT";
+  for (size_t i = 0; i < idslen; i++)
+    if (!(ids[i] == ',' || (ids[i] >= '0' && ids[i] <= '9'))) return WH_EINVAL;
+  size_t need = sizeof begin + strlen(head) + 1 + idslen + 1 + strlen(tail) + sizeof end;
+  char stack[8192], *sql = need <= sizeof stack ? stack : malloc(need);
+  if (!sql) return WH_ENOMEM;
+  snprintf(sql, need, "%s%s{%.*s}%s%s", begin, head, (int)idslen, ids, tail, end);
+  int rc = wh_pg_exec(pg, sql);
+  if (rc) wh_pg_rollback(pg);
+  if (sql != stack) free(sql);
+  return rc;
+}
+
 static int s_migrate(wh_pg_t *pg) {
   if (!pg->migrations) return 0; /* a reader (whistlectl) changes nothing */
   if (wh_pg_exec(pg, "SELECT pg_advisory_lock(727274)") ||

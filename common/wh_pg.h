@@ -47,6 +47,13 @@ PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *con
  * escaped) into out, to be passed as one parameter cast to text[]. Returns
  * 0, or WH_ETOOLONG when out is too small. */
 int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len);
+/* Runs `head{ids}tail` (e.g. head "UPDATE t SET x = 1 WHERE id = ANY('",
+ * tail "'::bigint[])") in a transaction of its own whose commit does not wait
+ * for the disk: for bookkeeping whose loss in a crash only means some work is
+ * done again (a resend the receiver absorbs). ids must be digits and commas
+ * that the caller formatted itself. Returns 0 or WH_EDB (rolled back). */
+int wh_pg_exec_ids_lazily(wh_pg_t *pg, const char *head, const char *ids, size_t idslen,
+                          const char *tail);
 /* Rolls back the open transaction, if there is one (a failed pipeline may
  * already have ended it). */
 void wh_pg_rollback(wh_pg_t *pg);

@@ -6,8 +6,11 @@
  * PUB socket, topic "<party>\0"; PUB drops silently when a subscriber is slow,
  * so nothing depends on it: a party that sees a gap, or was away, asks for a
  * replay from any sequence and gets the stored items. Messages to reporters go
- * into a delivery log in the same transaction and are then written to the
- * sink; what the sink refused stays pending and is tried again. */
+ * into a delivery log in the same transaction; after commit they are written
+ * to the sink from memory, with the ids the insert returned, and marked sent
+ * in one statement per batch. What the sink refused, or a crash left between
+ * commit and mark, stays pending and is read back from the log and tried
+ * again, oldest first, before any newer message goes out. */
 #include "notify.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -27,6 +30,7 @@
 #define SINK_RETRY_MS 5000
 #define SINK_MAX_ATTEMPTS 10
 #define SINK_BATCH 500
+#define SINK_LINES_MAX (4u << 20) /* a batch's reporter messages kept in memory */
 
 typedef struct {
   char party[96];
@@ -55,7 +59,10 @@ typedef struct {
   wh_bus_t *pub;
   s_pub_t *queue;
   size_t nqueue, capqueue;
-  int deliveries_waiting;
+  int backlog; /* pending messages in the log that are not in `msgs` */
+  wh_sbuf_t lines; /* this batch's messages to reporters, as sink lines */
+  int64_t *msg_ids; /* their delivery ids, from the insert */
+  size_t nmsgs, nids, capmsgs;
   uv_timer_t sink_timer;
   char center[96];
   s_party_t *parties;
@@ -80,7 +87,7 @@ static const wh_stmt_t s_insert_delivery = {
     "notify_insert_delivery",
     "INSERT INTO delivery (ticket_id, channel, recipient, body)"
     " SELECT t, 'reporter', r, b FROM unnest($1::text[], $2::text[], $3::text[])"
-    "   WITH ORDINALITY AS x(t, r, b, o) ORDER BY o"};
+    "   WITH ORDINALITY AS x(t, r, b, o) ORDER BY o RETURNING id"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
     "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
@@ -90,10 +97,6 @@ static const wh_stmt_t s_pending = {
     "notify_pending",
     "SELECT id, ticket_id, recipient, body, attempts FROM delivery WHERE state = 'pending'"
     " ORDER BY id LIMIT 500"}; /* SINK_BATCH */
-static const wh_stmt_t s_delivered = {
-    "notify_delivered",
-    "UPDATE delivery SET state = 'sent', sent_at = now(), attempts = attempts + 1"
-    " WHERE id = ANY($1::bigint[])"};
 static const wh_stmt_t s_failed = {
     "notify_failed",
     "UPDATE delivery SET attempts = attempts + 1,"
@@ -220,6 +223,15 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   return 0;
 }
 
+static int s_grow_msgs(s_notify_t *n) {
+  size_t cap = n->capmsgs ? n->capmsgs * 2 : 256;
+  int64_t *ids = realloc(n->msg_ids, cap * sizeof *ids);
+  if (!ids) return WH_ENOMEM;
+  n->msg_ids = ids;
+  n->capmsgs = cap;
+  return 0;
+}
+
 static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   if (!ev->reporter_masked[0]) return;
   char body[512], when[40];
@@ -239,7 +251,29 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   wh_rows_text(&n->delivery, 0, ev->ticket_id);
   wh_rows_text(&n->delivery, 1, ev->reporter_masked);
   wh_rows_text(&n->delivery, 2, body);
-  n->deliveries_waiting = 1;
+  /* The sink line, less the time it is written at, NUL-terminated. */
+  char line[1024];
+  int len = snprintf(line, sizeof line, "ticket=%s\tto=%s\t%s", ev->ticket_id,
+                     ev->reporter_masked, body);
+  if (len < 0 || (size_t)len >= sizeof line || n->lines.len + (size_t)len + 1 > SINK_LINES_MAX ||
+      (n->nmsgs == n->capmsgs && s_grow_msgs(n))) {
+    n->backlog = 1; /* the log has it; the flush reads it back */
+    return;
+  }
+  if (n->lines.len + (size_t)len + 1 > n->lines.cap) {
+    size_t cap = n->lines.cap ? n->lines.cap * 2 : 16384;
+    while (cap < n->lines.len + (size_t)len + 1) cap *= 2;
+    char *b = realloc(n->lines.buf, cap);
+    if (!b) {
+      n->backlog = 1;
+      return;
+    }
+    n->lines.buf = b;
+    n->lines.cap = cap;
+  }
+  memcpy(n->lines.buf + n->lines.len, line, (size_t)len + 1);
+  n->lines.len += (size_t)len + 1;
+  n->nmsgs++;
 }
 
 static int s_apply(void *arg, const Whistle__Envelope *env) {
@@ -256,10 +290,23 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   return 0;
 }
 
+/* The ids of this batch's messages, in the order they were added. */
+static void s_on_delivery_ids(void *arg, const PGresult *res) {
+  s_notify_t *n = arg;
+  n->nids = 0;
+  if ((size_t)PQntuples(res) != n->nmsgs) {
+    n->backlog = 1; /* not the rows we kept: let the log speak */
+    return;
+  }
+  for (int i = 0; i < PQntuples(res); i++) n->msg_ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+  n->nids = n->nmsgs;
+}
+
 static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_notify_t *n = arg;
   steps[0] = (wh_pg_step_t){.st = &s_insert_feed, .rows = &n->feed};
-  steps[1] = (wh_pg_step_t){.st = &s_insert_delivery, .rows = &n->delivery};
+  steps[1] = (wh_pg_step_t){
+      .st = &s_insert_delivery, .rows = &n->delivery, .on_result = s_on_delivery_ids, .arg = n};
   return 2;
 }
 
@@ -270,54 +317,107 @@ static void s_clear_queue(s_notify_t *n) {
 
 static void s_on_sink_timer(uv_timer_t *h);
 
-/* Writes pending reporter messages to the log-file sink, then marks them in
- * one statement. That commit need not wait for the disk: were it lost in a
- * crash, the messages would be written again (the sink is at-least-once),
- * never dropped. */
+static void s_clear_msgs(s_notify_t *n) {
+  n->lines.len = 0;
+  n->nmsgs = n->nids = 0;
+}
+
+/* Appends one sink line, stamped with the time it is written. */
+static int s_sink_line(FILE *f, const char *line) {
+  return fprintf(f, "%" PRId64 "\t%s\n", wh_clock_now_ms(), line) > 0;
+}
+
+/* Marks messages the sink took (ok) or refused, in one statement. A mark
+ * that is lost leaves them pending: they are written again (the sink is
+ * at-least-once), never dropped. So the "sent" mark need not wait for the
+ * disk; a refusal counts an attempt and parks after SINK_MAX_ATTEMPTS. */
+static int s_mark(s_notify_t *n, const char *ids, size_t len, int ok) {
+  wh_pg_t *pg = n->svc->pg;
+  if (ok)
+    return wh_pg_exec_ids_lazily(pg,
+                                 "UPDATE delivery SET state = 'sent', sent_at = now(),"
+                                 " attempts = attempts + 1 WHERE id = ANY('",
+                                 ids, len, "'::bigint[])");
+  char *lit = malloc(len + 3), max[12];
+  if (!lit) return WH_ENOMEM;
+  snprintf(lit, len + 3, "{%.*s}", (int)len, ids);
+  snprintf(max, sizeof max, "%d", SINK_MAX_ATTEMPTS);
+  const char *v[2] = {lit, max};
+  PGresult *u = wh_pg_run(pg, &s_failed, 2, v, NULL, NULL);
+  free(lit);
+  if (!u) return WH_EDB;
+  PQclear(u);
+  return 0;
+}
+
+static void s_sink_failed(s_notify_t *n) {
+  wh_warn("reporter sink %s refused messages; retrying", n->svc->sink ? n->svc->sink : "(none)");
+  n->backlog = 1;
+  uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+}
+
+/* The log path: pending messages read back from the delivery log, oldest
+ * first (after a restart, a refusal by the sink, or a lost mark). */
 static void s_flush_deliveries(s_notify_t *n) {
   wh_pg_t *pg = n->svc->pg;
-  n->deliveries_waiting = 0;
-  if (wh_pg_ready(pg)) return;
+  if (wh_pg_ready(pg)) {
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+    return;
+  }
   PGresult *r = wh_pg_run(pg, &s_pending, 0, NULL, NULL, NULL);
-  if (!r) return;
+  if (!r) {
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+    return;
+  }
   int rows = PQntuples(r);
-  FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
+  FILE *f = rows && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
-  for (int i = 0; i < rows && ok; i++)
-    ok = fprintf(f, "%" PRId64 "\tticket=%s\tto=%s\t%s\n", wh_clock_now_ms(), PQgetvalue(r, i, 1),
-                 PQgetvalue(r, i, 2), PQgetvalue(r, i, 3)) > 0;
+  char line[2048];
+  for (int i = 0; i < rows && ok; i++) {
+    snprintf(line, sizeof line, "ticket=%s\tto=%s\t%s", PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+             PQgetvalue(r, i, 3));
+    ok = s_sink_line(f, line);
+  }
   if (f && fclose(f) != 0) ok = 0;
-  /* The ids as a bigint[] literal: digits and commas only. */
-  size_t cap = (size_t)rows * 21 + 3, o = 0;
+  /* The ids as a bigint[] literal's inside: digits and commas only. */
+  size_t cap = (size_t)rows * 21 + 1, o = 0;
   char *ids = rows ? malloc(cap) : NULL;
+  int marked = rows == 0;
   if (ids) {
-    ids[o++] = '{';
     for (int i = 0; i < rows; i++)
       o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
-    ids[o++] = '}';
-    ids[o] = '\0';
-    char max[12];
-    snprintf(max, sizeof max, "%d", SINK_MAX_ATTEMPTS);
-    const char *v[2] = {ids, max};
-    if (wh_pg_exec(pg, "BEGIN") == 0) {
-      PGresult *u = NULL;
-      if (wh_pg_exec(pg, "SET LOCAL synchronous_commit = off") == 0)
-        u = wh_pg_run(pg, ok ? &s_delivered : &s_failed, ok ? 1 : 2, v, NULL, NULL);
-      if (u) PQclear(u);
-      wh_pg_exec(pg, u ? "COMMIT" : "ROLLBACK");
-    }
+    marked = s_mark(n, ids, o, ok) == 0;
     free(ids);
   }
   if (rows && !ok) {
-    wh_warn("reporter sink %s refused messages; retrying", n->svc->sink ? n->svc->sink : "(none)");
-    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
-  } else if (rows == SINK_BATCH) {
-    uv_timer_start(&n->sink_timer, s_on_sink_timer, 0, 0); /* more wait: go on next turn */
+    s_sink_failed(n);
+  } else if (rows == SINK_BATCH || !marked) {
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, marked ? 0 : SINK_RETRY_MS, 0);
+  } else {
+    n->backlog = 0; /* the log holds nothing older than what comes next */
   }
   PQclear(r);
 }
 
 static void s_on_sink_timer(uv_timer_t *h) { s_flush_deliveries(h->data); }
+
+/* The memory path: this batch's messages, just committed as pending, go to
+ * the sink as they are and are marked sent in one statement. */
+static void s_send_batch(s_notify_t *n) {
+  FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
+  int ok = f != NULL;
+  const char *line = n->lines.buf;
+  for (size_t i = 0; i < n->nids && ok; i++, line += strlen(line) + 1) ok = s_sink_line(f, line);
+  if (f && fclose(f) != 0) ok = 0;
+  char *ids = malloc(n->nids * 21 + 1);
+  size_t o = 0;
+  for (size_t i = 0; ids && i < n->nids; i++)
+    o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", n->msg_ids[i]);
+  int marked = ids && s_mark(n, ids, o, ok) == 0;
+  free(ids);
+  if (!ok) s_sink_failed(n);
+  else if (!marked) n->backlog = 1;
+}
 
 static void s_committed(void *arg) {
   s_notify_t *n = arg;
@@ -328,7 +428,14 @@ static void s_committed(void *arg) {
     wh_bus_send(n->pub, p->party, strlen(p->party) + 1, p->frame, p->len);
   }
   s_clear_queue(n);
-  if (n->deliveries_waiting) s_flush_deliveries(n);
+  if (n->nmsgs && n->nids != n->nmsgs) n->backlog = 1;
+  if (n->backlog) {
+    /* Older messages wait in the log: they go first, and these with them. */
+    if (!uv_is_active((uv_handle_t *)&n->sink_timer)) s_flush_deliveries(n);
+  } else if (n->nids) {
+    s_send_batch(n);
+  }
+  s_clear_msgs(n);
 }
 
 static void s_aborted(void *arg) {
@@ -336,7 +443,7 @@ static void s_aborted(void *arg) {
   wh_rows_reset(&n->feed);
   wh_rows_reset(&n->delivery);
   s_clear_queue(n);
-  n->deliveries_waiting = 0;
+  s_clear_msgs(n);
 }
 
 static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
@@ -427,6 +534,8 @@ static void s_stop(wh_service_t *svc) {
   free(n->parties);
   wh_rows_free(&n->feed);
   wh_rows_free(&n->delivery);
+  free(n->lines.buf);
+  free(n->msg_ids);
   uv_timer_stop(&n->sink_timer);
   uv_close((uv_handle_t *)&n->sink_timer, NULL);
   uv_run(svc->loop, UV_RUN_NOWAIT);
@@ -454,6 +563,7 @@ int notify_start(wh_service_t *svc) {
   n->pub = wh_bus_new(svc->loop, svc->zctx, ZMQ_PUB, svc->pub, 1, NULL, NULL);
   n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;
+  n->backlog = 1;
   s_flush_deliveries(n); /* what a crash left between commit and sink */
   wh_info("taking work events and replay requests on %s, publishing feeds on %s", svc->listen,
           svc->pub);
