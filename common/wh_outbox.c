@@ -13,7 +13,8 @@
 
 #define RELAY_WINDOW 1024     /* rows in flight per destination */
 #define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
-#define RELAY_SCAN_MS 500     /* full scan for resends and stragglers */
+#define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
+#define RELAY_SWEEP_MS 10000  /* read the undelivered rows from the start */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
 
 const wh_migration_t wh_outbox_migration = {
@@ -47,6 +48,9 @@ static const wh_stmt_t s_new_rows = {
     "wh_outbox_new",
     "SELECT id, payload FROM outbox WHERE dest = $1 AND delivered_at IS NULL"
     " AND parked_at IS NULL AND id > $2 ORDER BY id LIMIT $3"};
+static const wh_stmt_t s_due_rows = {
+    "wh_outbox_due",
+    "SELECT id, payload FROM outbox WHERE id = ANY($1::bigint[]) AND parked_at IS NULL ORDER BY id"};
 static const wh_stmt_t s_parked = {
     "wh_outbox_parked", "UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1"};
 static const wh_stmt_t s_inbox_claim = {
@@ -91,6 +95,13 @@ static void s_remove(s_slot_t *t, uint64_t id) {
   t[i].id = 0;
 }
 
+/* 1 if id is not among the ids (column 0) of a binary result. */
+static int s_gone(const PGresult *res, uint64_t id) {
+  for (int i = 0; i < PQntuples(res); i++)
+    if (wh_pg_get_u64(res, i, 0) == id) return 0;
+  return 1;
+}
+
 /* ---- relay ------------------------------------------------------------- */
 
 typedef struct {
@@ -109,6 +120,7 @@ struct wh_relay_s {
   int ninflight;
   uint64_t high;   /* newest id sent or queued by this process */
   int behind;      /* rows newer than high may be stored but not queued */
+  int64_t swept_ms; /* the last full sweep of the table */
   /* put in the open transaction, not yet stored */
   s_frame_t *put;
   int nput, capput;
@@ -212,32 +224,80 @@ static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t
   return 0;
 }
 
-/* Reads undelivered rows after `after` from the table and sends those not
- * in flight (or in flight too long), while the window has room. Returns the
- * number of rows read. */
+/* Sends the rows of a binary result (id, payload) that are not in flight,
+ * or in flight too long, while the window has room. Returns the number of
+ * rows, or -1 when it stopped before the last one (the socket would block,
+ * or the window is full). */
+static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
+  int n = PQntuples(res);
+  for (int i = 0; i < n; i++) {
+    uint64_t id = wh_pg_get_u64(res, i, 0);
+    s_slot_t *slot = s_find(r->inflight, id);
+    if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
+    if ((slot->id != id && r->ninflight >= RELAY_WINDOW) ||
+        s_relay_send(r, id, (const uint8_t *)PQgetvalue(res, i, 1),
+                     (size_t)PQgetlength(res, i, 1), now))
+      return -1;
+  }
+  return n;
+}
+
+/* Reads undelivered rows after `after` from the table and sends them as
+ * s_relay_send_result does. Returns the number of rows read, or -1 when
+ * reading failed or sending stopped early. */
 static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t now) {
   char after_s[24], lim[16];
   snprintf(after_s, sizeof after_s, "%" PRIu64, after);
   snprintf(lim, sizeof lim, "%d", limit);
   const char *v[3] = {r->dest, after_s, lim};
   if (wh_pg_ready(r->pg)) return -1;
-  PGresult *res = wh_pg_run(r->pg, &s_new_rows, 3, v, NULL, NULL);
+  PGresult *res = wh_pg_run_binary(r->pg, &s_new_rows, 3, v);
   if (!res) return -1;
-  int n = PQntuples(res);
-  for (int i = 0; i < n; i++) {
-    uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
-    s_slot_t *slot = s_find(r->inflight, id);
-    if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
-    if (slot->id != id && r->ninflight >= RELAY_WINDOW) break;
-    size_t blen;
-    unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &blen);
-    if (!bytes) continue;
-    int sent = s_relay_send(r, id, bytes, blen, now);
-    PQfreemem(bytes);
-    if (sent) break; /* queue full: next scan */
-  }
+  int n = s_relay_send_result(r, res, now);
   PQclear(res);
   return n;
+}
+
+/* Sends again what has waited RELAY_RESEND_MS for its acknowledgement (or
+ * was answered "retry"), oldest first, reading only those rows. A row that
+ * is gone was acknowledged meanwhile. */
+static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
+  wh_sbuf_t ids = {0};
+  int n = 0;
+  for (size_t i = 0; i < SLOTS; i++) {
+    if (!r->inflight[i].id || now - r->inflight[i].sent_ms < RELAY_RESEND_MS) continue;
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, n ? "," : "{", r->inflight[i].id);
+    if (ids.len + (size_t)len + 2 > ids.cap) {
+      size_t cap = ids.cap ? ids.cap * 2 : 1024;
+      char *nb = realloc(ids.buf, cap);
+      if (!nb) break;
+      ids.buf = nb;
+      ids.cap = cap;
+    }
+    memcpy(ids.buf + ids.len, num, (size_t)len);
+    ids.len += (size_t)len;
+    n++;
+  }
+  if (n && wh_pg_ready(r->pg) == 0) {
+    memcpy(ids.buf + ids.len, "}", 2);
+    const char *v[1] = {ids.buf};
+    PGresult *res = wh_pg_run_binary(r->pg, &s_due_rows, 1, v);
+    if (res) {
+      /* Forget what was acknowledged meanwhile (its row is gone). */
+      s_relay_send_result(r, res, now);
+      for (size_t i = 0; i < SLOTS; i++) {
+        s_slot_t *slot = &r->inflight[i];
+        if (slot->id && now - slot->sent_ms >= RELAY_RESEND_MS && s_gone(res, slot->id)) {
+          s_remove(r->inflight, slot->id);
+          r->ninflight--;
+          i--; /* backward shift may have moved another slot here */
+        }
+      }
+      PQclear(res);
+    }
+  }
+  free(ids.buf);
 }
 
 /* Sends queued frames while the window has room; then, if rows were left
@@ -254,7 +314,7 @@ static void s_relay_pump(wh_relay_t *r) {
   if (r->qlen == 0 && r->behind && r->ninflight < RELAY_WINDOW) {
     int room = RELAY_WINDOW - r->ninflight;
     int n = s_relay_send_rows(r, r->high, room, now);
-    if (n >= 0 && n < room) r->behind = 0;
+    if (n >= 0 && n < room) r->behind = 0; /* all read, all sent */
   }
 }
 
@@ -277,9 +337,15 @@ void wh_relay_committed(wh_relay_t *r) {
 
 static void s_relay_on_scan(uv_timer_t *t) {
   wh_relay_t *r = t->data;
+  int64_t now = wh_clock_now_ms();
   s_relay_pump(r);
-  /* Resends and stragglers: the oldest undelivered rows, from the start. */
-  s_relay_send_rows(r, 0, RELAY_WINDOW, wh_clock_now_ms());
+  s_relay_resend_overdue(r, now);
+  /* A sweep from the start, now and then, for any row that memory lost
+   * track of: the table is the truth. */
+  if (now - r->swept_ms >= RELAY_SWEEP_MS) {
+    r->swept_ms = now;
+    s_relay_send_rows(r, 0, RELAY_WINDOW, now);
+  }
 }
 
 /* Deletes the acknowledged rows, in one statement: the outbox holds only

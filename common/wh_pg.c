@@ -224,12 +224,12 @@ static int s_prepare(wh_pg_t *pg, const wh_stmt_t *st) {
   return 1;
 }
 
-PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *const *values,
-                    const int *lengths, const int *formats) {
+static PGresult *s_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *const *values,
+                       const int *lengths, const int *formats, int binary) {
   if (!pg->conn || pg->broken) return NULL;
   int temporary = s_prepare(pg, st);
   if (temporary < 0) return NULL;
-  PGresult *r = PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats, 0);
+  PGresult *r = PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats, binary);
   PGresult *ok = s_check(pg, r, st->name);
   if (temporary) { /* not cached: drop it so the next use can prepare anew */
     char sql[160];
@@ -237,6 +237,24 @@ PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *c
     wh_pg_exec(pg, sql);
   }
   return ok;
+}
+
+PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *const *values,
+                    const int *lengths, const int *formats) {
+  return s_run(pg, st, nparams, values, lengths, formats, 0);
+}
+
+PGresult *wh_pg_run_binary(wh_pg_t *pg, const wh_stmt_t *st, int nparams,
+                           const char *const *values) {
+  return s_run(pg, st, nparams, values, NULL, NULL, 1);
+}
+
+uint64_t wh_pg_get_u64(const PGresult *r, int row, int col) {
+  const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+  if (PQgetlength(r, row, col) != 8) return 0;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
 }
 
 PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values) {

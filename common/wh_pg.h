@@ -41,6 +41,13 @@ int wh_pg_exec(wh_pg_t *pg, const char *sql);
  * clears and returns NULL; a broken connection is marked for reconnect. */
 PGresult *wh_pg_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char *const *values,
                     const int *lengths, const int *formats);
+/* Like wh_pg_run with text parameters, but the result comes in binary:
+ * bytea as its raw bytes (no hex to encode and decode), bigint as 8 bytes
+ * in network order (wh_pg_get_u64). */
+PGresult *wh_pg_run_binary(wh_pg_t *pg, const wh_stmt_t *st, int nparams,
+                           const char *const *values);
+/* A bigint from a binary result; 0 when the field is not 8 bytes. */
+uint64_t wh_pg_get_u64(const PGresult *r, int row, int col);
 /* Like wh_pg_run for ad-hoc SQL with parameters (used by the ctl and tests). */
 PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values);
 /* Writes items as a Postgres text[] literal ({"a","b"}, each quoted and
