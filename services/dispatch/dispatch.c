@@ -52,13 +52,15 @@ static const wh_stmt_t s_insert_order = {
     "dispatch_insert_order",
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
-    " rule, weight, duplicate_of)"
+    " rule, weight, duplicate_of, opening, created_at, updated_at)"
     " SELECT t, 1, st, e, src, cm, g, a, cat, k, b, rm, to_timestamp(at::double precision / 1000),"
-    "   col, lv, ld, co::text[], ru, w, dup"
+    "   col, lv, ld, co::text[], ru, w, dup, op::text[], to_timestamp(n::double precision / 1000),"
+    "   to_timestamp(n::double precision / 1000)"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
     "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],"
-    "   $14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::text[])"
-    "   AS x(t, st, e, src, cm, g, a, cat, k, b, rm, at, col, lv, ld, co, ru, w, dup)"};
+    "   $14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::text[], $20::text[],"
+    "   $21::bigint[])"
+    "   AS x(t, st, e, src, cm, g, a, cat, k, b, rm, at, col, lv, ld, co, ru, w, dup, op, n)"};
 static const wh_stmt_t s_insert_deadline = {
     "dispatch_insert_deadline",
     "INSERT INTO deadline (ticket_id, name, due_at)"
@@ -160,7 +162,7 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
 }
 
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
-                        const char *co) {
+                        const char *co, const char *opening, int64_t now) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   wh_rows_t *r = &d->orders;
   wh_rows_next(r);
@@ -183,6 +185,8 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_text(r, 16, t->rule);
   wh_rows_int(r, 17, t->weight);
   wh_rows_text(r, 18, !strcmp(state, "merged") ? t->duplicate_of : NULL);
+  wh_rows_text(r, 19, opening);
+  wh_rows_int(r, 20, now);
 }
 
 /* Gathers the rows one decision makes. After the first row is gathered, a
@@ -214,14 +218,57 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
       wh_warn("repeat of %s, which dispatch does not have; dispatching it", t->duplicate_of);
   }
   int merged = first_lead[0] != '\0';
-  s_order_row(d, t, merged ? "merged" : "dispatched", co);
 
-  char note[512];
-  snprintf(note, sizeof note, "%s from %s", rep->external_id, wh_source_name(rep->source));
-  s_timeline(d, ticket, rep->received_at_ms, "received", "intake", note);
-  snprintf(note, sizeof note, "%s %s, level %u, lead %s (%s)", t->klass, wh_color_name(t->color),
-           t->level, t->lead, t->rule);
-  s_timeline(d, ticket, t->decided_at_ms ? t->decided_at_ms : now, "triaged", "triage", note);
+  /* The order's opening (received, triaged and, unless merged, dispatched)
+   * is kept on the order row itself, as (kind, actor, at_ms, note) fours:
+   * the timeline table holds only what happens after. */
+  char notes[3][512], ats[3][24];
+  char *opening[12];
+  int nopen = 0;
+  snprintf(notes[0], sizeof notes[0], "%s from %s", rep->external_id, wh_source_name(rep->source));
+  snprintf(ats[0], sizeof ats[0], "%" PRId64, rep->received_at_ms);
+  snprintf(notes[1], sizeof notes[1], "%s %s, level %u, lead %s (%s)", t->klass,
+           wh_color_name(t->color), t->level, t->lead, t->rule);
+  snprintf(ats[1], sizeof ats[1], "%" PRId64, t->decided_at_ms ? t->decided_at_ms : now);
+
+  wh_due_t due[WH_MAX_DEADLINES];
+  int ndue = 0;
+  Whistle__Deadline dl[WH_MAX_DEADLINES];
+  Whistle__Deadline *dlp[WH_MAX_DEADLINES];
+  if (!merged) {
+    ndue = wh_calendar_deadlines(d->cal, (int)t->level, rep->received_at_ms, due);
+    char *note = notes[2];
+    size_t o = (size_t)snprintf(note, sizeof notes[2], "lead %s", t->lead);
+    for (size_t i = 0; i < t->n_co && o < sizeof notes[2]; i++)
+      o += (size_t)snprintf(note + o, sizeof notes[2] - o, "%s%s", i ? ", " : "; co ", t->co[i]);
+    for (int i = 0; i < ndue; i++) {
+      char when[40];
+      wh_rows_next(&d->deadlines);
+      wh_rows_text(&d->deadlines, 0, ticket);
+      wh_rows_text(&d->deadlines, 1, due[i].name);
+      wh_rows_int(&d->deadlines, 2, due[i].due_ms);
+      if (due[i].due_ms < d->batch_due) d->batch_due = due[i].due_ms;
+      whistle__deadline__init(&dl[i]);
+      dl[i].name = (char *)due[i].name;
+      dl[i].due_at_ms = due[i].due_ms;
+      dlp[i] = &dl[i];
+      if (o < sizeof notes[2])
+        o += (size_t)snprintf(note + o, sizeof notes[2] - o, "; %s by %s", due[i].name,
+                              wh_time_format(due[i].due_ms, when, sizeof when));
+    }
+    snprintf(ats[2], sizeof ats[2], "%" PRId64, now);
+  }
+  static char *const kinds[3][2] = {
+      {"received", "intake"}, {"triaged", "triage"}, {"dispatched", "dispatch"}};
+  for (int i = 0; i < (merged ? 2 : 3); i++) {
+    opening[nopen++] = kinds[i][0];
+    opening[nopen++] = kinds[i][1];
+    opening[nopen++] = ats[i];
+    opening[nopen++] = notes[i];
+  }
+  char open_lit[4096];
+  if (wh_pg_text_array(opening, (size_t)nopen, open_lit, sizeof open_lit)) return WH_EDB;
+  s_order_row(d, t, merged ? "merged" : "dispatched", co, open_lit, now);
 
   char summary[4600];
   snprintf(summary, sizeof summary, "%s @ %s/%s %s: %s", t->klass, rep->community, rep->grid,
@@ -239,6 +286,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   ev.at_ms = now;
 
   if (merged) {
+    char note[512];
     snprintf(note, sizeof note, "repeat of %s; merged", t->duplicate_of);
     s_timeline(d, ticket, now, "merged", "triage", note);
     snprintf(note, sizeof note, "repeat report %s (%s) merged here", ticket, rep->external_id);
@@ -250,29 +298,6 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     return s_emit(d, &ev, env->trace_id) ? WH_EDB : 0;
   }
 
-  wh_due_t due[WH_MAX_DEADLINES];
-  int ndue = wh_calendar_deadlines(d->cal, (int)t->level, rep->received_at_ms, due);
-  Whistle__Deadline dl[WH_MAX_DEADLINES];
-  Whistle__Deadline *dlp[WH_MAX_DEADLINES];
-  size_t o = (size_t)snprintf(note, sizeof note, "lead %s", t->lead);
-  for (size_t i = 0; i < t->n_co && o < sizeof note; i++)
-    o += (size_t)snprintf(note + o, sizeof note - o, "%s%s", i ? ", " : "; co ", t->co[i]);
-  for (int i = 0; i < ndue; i++) {
-    char when[40];
-    wh_rows_next(&d->deadlines);
-    wh_rows_text(&d->deadlines, 0, ticket);
-    wh_rows_text(&d->deadlines, 1, due[i].name);
-    wh_rows_int(&d->deadlines, 2, due[i].due_ms);
-    if (due[i].due_ms < d->batch_due) d->batch_due = due[i].due_ms;
-    whistle__deadline__init(&dl[i]);
-    dl[i].name = (char *)due[i].name;
-    dl[i].due_at_ms = due[i].due_ms;
-    dlp[i] = &dl[i];
-    if (o < sizeof note)
-      o += (size_t)snprintf(note + o, sizeof note - o, "; %s by %s", due[i].name,
-                            wh_time_format(due[i].due_ms, when, sizeof when));
-  }
-  s_timeline(d, ticket, now, "dispatched", "dispatch", note);
   if (d->nopened < WH_CONSUMER_BATCH) {
     s_opened_t *op = &d->opened[d->nopened++];
     snprintf(op->ticket, sizeof op->ticket, "%s", ticket);
@@ -501,7 +526,7 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&d->orders, 19);
+  wh_rows_init(&d->orders, 21);
   wh_rows_init(&d->deadlines, 3);
   wh_rows_init(&d->timeline, 5);
   d->batch_due = INT64_MAX;

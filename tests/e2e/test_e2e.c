@@ -221,7 +221,19 @@ static void scenarios(void **state) {
     json_object *deadlines, *timeline;
     json_object_object_get_ex(o, "deadlines", &deadlines);
     json_object_object_get_ex(o, "timeline", &timeline);
+    /* The timeline opens with the report, the decision and the dispatch
+     * (or the merge), in that order, each by the service that did it. */
+    static const char *const opening[2][3][2] = {
+        {{"received", "intake"}, {"triaged", "triage"}, {"dispatched", "dispatch"}},
+        {{"received", "intake"}, {"triaged", "triage"}, {"merged", "triage"}}};
     assert_true(json_object_array_length(timeline) >= 3);
+    for (size_t k = 0; k < 3; k++) {
+      json_object *e = json_object_array_get_idx(timeline, k);
+      assert_string_equal(s_str(e, "kind"), opening[dup != NULL][k][0]);
+      assert_string_equal(s_str(e, "actor"), opening[dup != NULL][k][1]);
+      assert_true(strlen(s_str(e, "note")) > 0);
+    }
+    if (!dup) assert_non_null(strstr(s_str(json_object_array_get_idx(timeline, 2), "note"), s_str(o, "lead")));
     if (!dup) assert_true(json_object_array_length(deadlines) >= 1);
     assert_non_null(s_str(o, "ticket_id"));
     assert_string_equal(s_str(o, "external_id"), s_str(c, "external_id"));
