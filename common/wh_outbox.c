@@ -493,7 +493,25 @@ static void s_on_claimed(void *arg, const PGresult *res) {
   }
 }
 
-static int s_claim(wh_pg_t *pg, const char *first, wh_claim_t *claims, int n) {
+/* The claim when state rows record first messages (ops->first_applied, as
+ * `a`): a first message is new unless its ticket is in `a`; a second one
+ * starts the ticket's inbox row when the first is in `a`. */
+static const char s_claim_first_fmt[] =
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS x(source, ticket_id, seq)),"
+    " a AS (%s),"
+    " f AS (SELECT DISTINCT source, ticket_id, 1 AS last_seq FROM x"
+    "   WHERE seq = 1 AND ticket_id NOT IN (SELECT ticket_id FROM a)),"
+    " ins AS (INSERT INTO inbox (source, ticket_id, last_seq)"
+    "   SELECT DISTINCT source, ticket_id, 2 FROM x WHERE seq = 2 AND ticket_id IN (SELECT ticket_id FROM a)"
+    "   ON CONFLICT (source, ticket_id) DO NOTHING RETURNING source, ticket_id, last_seq),"
+    " upd AS (UPDATE inbox i SET last_seq = x.seq, updated_at = now() FROM x"
+    "   WHERE x.seq > 1 AND i.source = x.source AND i.ticket_id = x.ticket_id"
+    "   AND i.last_seq = x.seq - 1 RETURNING i.source, i.ticket_id, i.last_seq)"
+    " SELECT * FROM f UNION ALL SELECT * FROM ins UNION ALL SELECT * FROM upd";
+static const char s_first_get_fmt[] = "SELECT 1 FROM (%s) a WHERE ticket_id = $1";
+
+static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh_stmt_t *get_first,
+                   wh_claim_t *claims, int n) {
   if (n <= 0) return 0;
   wh_rows_t rows;
   wh_rows_init(&rows, 3);
@@ -505,25 +523,41 @@ static int s_claim(wh_pg_t *pg, const char *first, wh_claim_t *claims, int n) {
     claims[i].claim = -1;
   }
   s_claims_t cs = {claims, n};
-  wh_pg_step_t step = {.st = &s_inbox_claim, .rows = &rows, .on_result = s_on_claimed, .arg = &cs};
+  wh_pg_step_t step = {.st = st, .rows = &rows, .on_result = s_on_claimed, .arg = &cs};
   int rc = wh_pg_pipeline(pg, first, &step, 1, 0);
   wh_rows_free(&rows);
   if (rc) return WH_EDB;
   for (int i = 0; i < n; i++) {
     wh_claim_t *c = &claims[i];
     if (c->claim >= 0) continue;
+    for (int k = 0; k < i && c->claim < 0; k++) /* a copy of one claimed just now */
+      if (claims[k].claim == WH_INBOX_APPLY && claims[k].seq == c->seq &&
+          !strcmp(claims[k].ticket_id, c->ticket_id) && !strcmp(claims[k].source, c->source))
+        c->claim = WH_INBOX_SEEN;
+    if (c->claim >= 0) continue;
     const char *v[2] = {c->source, c->ticket_id};
     PGresult *res = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);
     if (!res) return WH_EDB;
     uint32_t last = PQntuples(res) == 1 ? (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
+    if (last == 0 && get_first) { /* no inbox row: was the first applied? */
+      const char *t[2] = {c->ticket_id, NULL};
+      char arr[256];
+      char *items[1] = {(char *)c->ticket_id};
+      if (wh_pg_text_array(items, 1, arr, sizeof arr)) return WH_EDB;
+      t[1] = arr;
+      res = wh_pg_run(pg, get_first, 2, t, NULL, NULL);
+      if (!res) return WH_EDB;
+      last = PQntuples(res) > 0;
+      PQclear(res);
+    }
     c->claim = c->seq <= last ? WH_INBOX_SEEN : WH_INBOX_GAP;
   }
   return 0;
 }
 
 int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
-  return s_claim(pg, NULL, claims, n);
+  return s_claim(pg, NULL, &s_inbox_claim, NULL, claims, n);
 }
 
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq) {
@@ -548,6 +582,8 @@ struct wh_consumer_s {
   void *svc;
   s_item_t items[CONSUMER_BATCH];
   int nitems;
+  /* with ops->first_applied: the claim, and the check for one ticket */
+  wh_stmt_t claim_first, get_first;
 };
 
 void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *text) {
@@ -606,7 +642,10 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
     claims[i] = (wh_claim_t){.source = env->sender, .ticket_id = env->ticket_id, .seq = env->seq};
   }
   /* BEGIN and the claims go in one round trip. */
-  if (s_claim(pg, "BEGIN", claims, n)) goto rollback;
+  int lean = c->claim_first.sql != NULL;
+  if (s_claim(pg, "BEGIN", lean ? &c->claim_first : &s_inbox_claim, lean ? &c->get_first : NULL,
+              claims, n))
+    goto rollback;
   for (int i = 0; i < n; i++) {
     s_item_t *it = &c->items[from + i];
     if (claims[i].claim == WH_INBOX_SEEN) {
@@ -726,9 +765,21 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const c
   c->pg = pg;
   c->ops = ops;
   c->svc = svc;
+  if (ops->first_applied) {
+    size_t len = strlen(ops->first_applied);
+    char *claim = malloc(sizeof s_claim_first_fmt + len), *get = malloc(sizeof s_first_get_fmt + len);
+    if (claim) snprintf(claim, sizeof s_claim_first_fmt + len, s_claim_first_fmt, ops->first_applied);
+    if (get) snprintf(get, sizeof s_first_get_fmt + len, s_first_get_fmt, ops->first_applied);
+    c->claim_first = (wh_stmt_t){"wh_inbox_claim_first", claim};
+    c->get_first = (wh_stmt_t){"wh_inbox_get_first", get};
+    if (!claim || !get) {
+      wh_consumer_destroy(&c);
+      return NULL;
+    }
+  }
   c->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, s_consumer_on_readable, c);
   if (!c->bus) {
-    free(c);
+    wh_consumer_destroy(&c);
     return NULL;
   }
   return c;
@@ -739,5 +790,7 @@ void wh_consumer_destroy(wh_consumer_t **self_p) {
   wh_consumer_t *c = *self_p;
   *self_p = NULL;
   wh_bus_destroy(&c->bus);
+  free((char *)c->claim_first.sql);
+  free((char *)c->get_first.sql);
   free(c);
 }

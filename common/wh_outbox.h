@@ -94,6 +94,16 @@ typedef struct {
   void (*committed)(void *svc);
   /* After a batch rolled back (drop what apply queued in memory). May be NULL. */
   void (*aborted)(void *svc);
+  /* The service's state rows doubling as its inbox for first messages: a
+   * query returning the ticket_id of each ticket in $2 (a text[]) whose
+   * first message (seq 1) this service has applied, e.g. "SELECT ticket_id
+   * FROM decision WHERE ticket_id = ANY($2::text[])". A first message then
+   * writes no inbox row: the state row, under its primary key, is the record
+   * that it was applied (a second copy applied at the same time fails on that
+   * key and is then seen). The inbox row starts with the second message.
+   * Every first message the service accepts must write such a row in the
+   * same transaction. May be NULL: every message is recorded in the inbox. */
+  const char *first_applied;
   /* A request that is not a relayed event (e.g. a replay request). Answer it
    * with wh_consumer_reply. May be NULL: such requests get ERR_UNEXPECTED. */
   void (*request)(void *svc, wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);

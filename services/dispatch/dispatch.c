@@ -478,7 +478,8 @@ static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_TRIAGED,
                                         .apply = s_apply,
                                         .steps = s_steps,
                                         .committed = s_committed,
-                                        .aborted = s_aborted};
+                                        .aborted = s_aborted,
+                                        .first_applied = "SELECT ticket_id FROM work_order WHERE ticket_id = ANY($2::text[])"};
 
 static wh_calendar_t *s_load(wh_service_t *svc) {
   char path[512], err[512];

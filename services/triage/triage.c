@@ -241,7 +241,8 @@ static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED
                                         .apply = s_apply,
                                         .steps = s_steps,
                                         .committed = s_committed,
-                                        .aborted = s_aborted};
+                                        .aborted = s_aborted,
+                                        .first_applied = "SELECT ticket_id FROM decision WHERE ticket_id = ANY($2::text[])"};
 
 static int s_load(wh_service_t *svc, wh_org_t **org, wh_rules_t **rules) {
   char path[512], err[512];
