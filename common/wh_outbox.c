@@ -47,12 +47,12 @@ static const wh_stmt_t s_put = {
 static const wh_stmt_t s_new_rows = {
     "wh_outbox_new",
     "SELECT id, payload FROM outbox WHERE dest = $1 AND delivered_at IS NULL"
-    " AND parked_at IS NULL AND id > $2 ORDER BY id LIMIT $3"};
+    " AND parked_at IS NULL AND id > $2 ORDER BY id LIMIT $3", 1};
 static const wh_stmt_t s_due_rows = {
     "wh_outbox_due",
-    "SELECT id, payload FROM outbox WHERE id = ANY($1::bigint[]) AND parked_at IS NULL ORDER BY id"};
+    "SELECT id, payload FROM outbox WHERE id = ANY($1::bigint[]) AND parked_at IS NULL ORDER BY id", 1};
 static const wh_stmt_t s_parked = {
-    "wh_outbox_parked", "UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1"};
+    "wh_outbox_parked", "UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1", 1};
 static const wh_stmt_t s_inbox_claim = {
     "wh_inbox_claim",
     "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS x(source, ticket_id, seq)),"
@@ -62,9 +62,9 @@ static const wh_stmt_t s_inbox_claim = {
     " upd AS (UPDATE inbox i SET last_seq = x.seq, updated_at = now() FROM x"
     "   WHERE x.seq > 1 AND i.source = x.source AND i.ticket_id = x.ticket_id"
     "   AND i.last_seq = x.seq - 1 RETURNING i.source, i.ticket_id, i.last_seq)"
-    " SELECT * FROM ins UNION ALL SELECT * FROM upd"};
+    " SELECT * FROM ins UNION ALL SELECT * FROM upd", 1};
 static const wh_stmt_t s_inbox_get = {
-    "wh_inbox_get", "SELECT last_seq FROM inbox WHERE source = $1 AND ticket_id = $2"};
+    "wh_inbox_get", "SELECT last_seq FROM inbox WHERE source = $1 AND ticket_id = $2", 1};
 
 /* ---- the in-flight table: outbox id -> time sent ---------------------- */
 
@@ -770,8 +770,8 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const c
     char *claim = malloc(sizeof s_claim_first_fmt + len), *get = malloc(sizeof s_first_get_fmt + len);
     if (claim) snprintf(claim, sizeof s_claim_first_fmt + len, s_claim_first_fmt, ops->first_applied);
     if (get) snprintf(get, sizeof s_first_get_fmt + len, s_first_get_fmt, ops->first_applied);
-    c->claim_first = (wh_stmt_t){"wh_inbox_claim_first", claim};
-    c->get_first = (wh_stmt_t){"wh_inbox_get_first", get};
+    c->claim_first = (wh_stmt_t){"wh_inbox_claim_first", claim, 1};
+    c->get_first = (wh_stmt_t){"wh_inbox_get_first", get, 1};
     if (!claim || !get) {
       wh_consumer_destroy(&c);
       return NULL;

@@ -211,6 +211,7 @@ static PGresult *s_check(wh_pg_t *pg, PGresult *r, const char *what) {
 }
 
 static int s_prepare(wh_pg_t *pg, const wh_stmt_t *st) {
+  if (st->custom) return 0; /* sent with its text each time */
   for (int i = 0; i < pg->nprepared; i++)
     if (pg->prepared[i] == st) return 0;
   PGresult *r = s_check(pg, PQprepare(pg->conn, st->name, st->sql, 0, NULL), st->name);
@@ -229,7 +230,10 @@ static PGresult *s_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char
   if (!pg->conn || pg->broken) return NULL;
   int temporary = s_prepare(pg, st);
   if (temporary < 0) return NULL;
-  PGresult *r = PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats, binary);
+  PGresult *r = st->custom ? PQexecParams(pg->conn, st->sql, nparams, NULL, values, lengths,
+                                          formats, binary)
+                           : PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats,
+                                            binary);
   PGresult *ok = s_check(pg, r, st->name);
   if (temporary) { /* not cached: drop it so the next use can prepare anew */
     char sql[160];
@@ -424,7 +428,10 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
       break;
     }
     for (int k = 0; k < steps[i].nextra; k++) v[r->ncols + k] = steps[i].extra[k];
-    ok &= PQsendQueryPrepared(c, steps[i].st->name, r->ncols + steps[i].nextra, v, NULL, NULL, 0);
+    const wh_stmt_t *st = steps[i].st;
+    int np = r->ncols + steps[i].nextra;
+    ok &= st->custom ? PQsendQueryParams(c, st->sql, np, NULL, v, NULL, NULL, 0)
+                     : PQsendQueryPrepared(c, st->name, np, v, NULL, NULL, 0);
     expect[nexp++] = i;
   }
   if (ok && commit) {

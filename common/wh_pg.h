@@ -20,6 +20,10 @@ typedef struct {
 typedef struct {
   const char *name;   /* prepared statement name */
   const char *sql;
+  /* 1: planned at each use, against the tables as they are then. For
+   * lookups in tables that grow from empty: a plan cached while a table was
+   * small scans it whole, and goes on doing so as it grows. */
+  int custom;
 } wh_stmt_t;
 
 typedef struct wh_pg_s wh_pg_t;

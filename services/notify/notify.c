@@ -90,18 +90,18 @@ static const wh_stmt_t s_insert_delivery = {
     "   WITH ORDINALITY AS x(t, r, b, o) ORDER BY o RETURNING id"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
-    "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
+    "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3", 1};
 static const wh_stmt_t s_head = {
     "notify_head", "SELECT last FROM party_seq WHERE party = $1"};
 static const wh_stmt_t s_pending = {
     "notify_pending",
     "SELECT id, ticket_id, recipient, body, attempts FROM delivery WHERE state = 'pending'"
-    " ORDER BY id LIMIT 500"}; /* SINK_BATCH */
+    " ORDER BY id LIMIT 500", 1}; /* SINK_BATCH */
 static const wh_stmt_t s_failed = {
     "notify_failed",
     "UPDATE delivery SET attempts = attempts + 1,"
     " state = CASE WHEN attempts + 1 >= $2 THEN 'parked' ELSE 'pending' END"
-    " WHERE id = ANY($1::bigint[])"};
+    " WHERE id = ANY($1::bigint[])", 1};
 
 /* The feeds an event goes to, or -1 when it is not a valid event. */
 static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target_t *out) {
