@@ -268,19 +268,10 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
     if (!r->inflight[i].id || now - r->inflight[i].sent_ms < RELAY_RESEND_MS) continue;
     char num[24];
     int len = snprintf(num, sizeof num, "%s%" PRIu64, n ? "," : "{", r->inflight[i].id);
-    if (ids.len + (size_t)len + 2 > ids.cap) {
-      size_t cap = ids.cap ? ids.cap * 2 : 1024;
-      char *nb = realloc(ids.buf, cap);
-      if (!nb) break;
-      ids.buf = nb;
-      ids.cap = cap;
-    }
-    memcpy(ids.buf + ids.len, num, (size_t)len);
-    ids.len += (size_t)len;
+    if (wh_sbuf_put(&ids, num, (size_t)len)) break;
     n++;
   }
-  if (n && wh_pg_ready(r->pg) == 0) {
-    memcpy(ids.buf + ids.len, "}", 2);
+  if (n && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
     const char *v[1] = {ids.buf};
     PGresult *res = wh_pg_run_binary(r->pg, &s_due_rows, 1, v);
     if (res) {
@@ -375,20 +366,7 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
         if (a->status == WHISTLE__ACK_STATUS__ACK_OK) {
           char n[24];
           int len = snprintf(n, sizeof n, "%s%" PRIu64, r->nacked ? "," : "", a->delivery_tag);
-          wh_sbuf_t *b = &r->acked;
-          if (b->len + (size_t)len + 1 > b->cap) {
-            size_t cap = b->cap ? b->cap * 2 : 4096;
-            char *nb = realloc(b->buf, cap);
-            if (nb) {
-              b->buf = nb;
-              b->cap = cap;
-            }
-          }
-          if (b->len + (size_t)len + 1 <= b->cap) {
-            memcpy(b->buf + b->len, n, (size_t)len);
-            b->len += (size_t)len;
-            r->nacked++;
-          }
+          if (wh_sbuf_put(&r->acked, n, (size_t)len) == 0) r->nacked++;
           got++;
           if (slot->id == a->delivery_tag) {
             s_remove(r->inflight, a->delivery_tag);

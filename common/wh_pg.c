@@ -267,6 +267,21 @@ PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *con
   return s_check(pg, r, "query");
 }
 
+int wh_sbuf_put(wh_sbuf_t *b, const void *p, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    while (b->len + n + 1 > cap) cap *= 2;
+    char *nb = realloc(b->buf, cap);
+    if (!nb) return WH_ENOMEM;
+    b->buf = nb;
+    b->cap = cap;
+  }
+  memcpy(b->buf + b->len, p, n);
+  b->len += n;
+  b->buf[b->len] = '\0';
+  return 0;
+}
+
 /* ---- many rows, one statement ------------------------------------------ */
 
 /* Makes room for n more bytes (and a NUL); 0, or -1 with r->oom set. */

@@ -84,6 +84,10 @@ typedef struct {
   size_t len, cap;
 } wh_sbuf_t;
 
+/* Appends n bytes to b, growing it, and keeps a NUL after them. Returns 0,
+ * or WH_ENOMEM (b unchanged). */
+int wh_sbuf_put(wh_sbuf_t *b, const void *p, size_t n);
+
 typedef struct {
   wh_sbuf_t col[WH_ROWS_MAXCOLS];
   int ncols;

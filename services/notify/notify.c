@@ -260,19 +260,10 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
     n->backlog = 1; /* the log has it; the flush reads it back */
     return;
   }
-  if (n->lines.len + (size_t)len + 1 > n->lines.cap) {
-    size_t cap = n->lines.cap ? n->lines.cap * 2 : 16384;
-    while (cap < n->lines.len + (size_t)len + 1) cap *= 2;
-    char *b = realloc(n->lines.buf, cap);
-    if (!b) {
-      n->backlog = 1;
-      return;
-    }
-    n->lines.buf = b;
-    n->lines.cap = cap;
+  if (wh_sbuf_put(&n->lines, line, (size_t)len + 1)) { /* the line and its NUL */
+    n->backlog = 1;
+    return;
   }
-  memcpy(n->lines.buf + n->lines.len, line, (size_t)len + 1);
-  n->lines.len += (size_t)len + 1;
   n->nmsgs++;
 }
 
