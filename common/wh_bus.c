@@ -29,12 +29,12 @@ static int s_pending_in(wh_bus_t *b) {
 static void s_on_idle(uv_idle_t *h);
 
 static void s_drain(wh_bus_t *b) {
-  /* Bounded so one busy socket cannot starve the loop; the idle handle
-   * brings us back if input remains. */
-  for (int rounds = 0; rounds < 64 && !b->closing && b->on_readable; rounds++) {
-    if (!s_pending_in(b)) return;
-    b->on_readable(b, b->arg);
-  }
+  /* One round per loop turn: a round may be a whole batch and its commit,
+   * and a service's other sockets (a relay's acknowledgements above all)
+   * must be served between two batches, or a busy front door starves the
+   * path behind it. The idle handle brings us back if input remains. */
+  if (b->closing || !b->on_readable || !s_pending_in(b)) return;
+  b->on_readable(b, b->arg);
   if (!b->closing && b->on_readable && s_pending_in(b) && !uv_is_active((uv_handle_t *)&b->idle))
     uv_idle_start(&b->idle, s_on_idle);
 }
