@@ -47,12 +47,14 @@ static const wh_stmt_t s_put = {
 static const wh_stmt_t s_new_rows = {
     "wh_outbox_new",
     "SELECT id, payload FROM outbox WHERE dest = $1 AND delivered_at IS NULL"
-    " AND parked_at IS NULL AND id > $2 ORDER BY id LIMIT $3", 1};
+    " AND parked_at IS NULL AND id > $2 ORDER BY id LIMIT $3"};
 static const wh_stmt_t s_due_rows = {
     "wh_outbox_due",
-    "SELECT id, payload FROM outbox WHERE id = ANY($1::bigint[]) AND parked_at IS NULL ORDER BY id", 1};
+    "SELECT id, payload FROM outbox WHERE id = ANY($1::bigint[]) AND parked_at IS NULL ORDER BY id"};
+static const wh_stmt_t s_forget = {
+    "wh_outbox_forget", "DELETE FROM outbox WHERE id = ANY($1::bigint[])"};
 static const wh_stmt_t s_parked = {
-    "wh_outbox_parked", "UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1", 1};
+    "wh_outbox_parked", "UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1"};
 static const wh_stmt_t s_inbox_claim = {
     "wh_inbox_claim",
     "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS x(source, ticket_id, seq)),"
@@ -62,9 +64,9 @@ static const wh_stmt_t s_inbox_claim = {
     " upd AS (UPDATE inbox i SET last_seq = x.seq, updated_at = now() FROM x"
     "   WHERE x.seq > 1 AND i.source = x.source AND i.ticket_id = x.ticket_id"
     "   AND i.last_seq = x.seq - 1 RETURNING i.source, i.ticket_id, i.last_seq)"
-    " SELECT * FROM ins UNION ALL SELECT * FROM upd", 1};
+    " SELECT * FROM ins UNION ALL SELECT * FROM upd"};
 static const wh_stmt_t s_inbox_get = {
-    "wh_inbox_get", "SELECT last_seq FROM inbox WHERE source = $1 AND ticket_id = $2", 1};
+    "wh_inbox_get", "SELECT last_seq FROM inbox WHERE source = $1 AND ticket_id = $2"};
 
 /* ---- the in-flight table: outbox id -> time sent ---------------------- */
 
@@ -129,9 +131,8 @@ struct wh_relay_s {
   /* committed, waiting for room in the window (oldest first) */
   s_frame_t *queue;
   int qhead, qlen;
-  /* acknowledged, to be marked delivered */
-  wh_sbuf_t acked;
-  int nacked;
+  /* acknowledged, to be forgotten: one column of ids */
+  wh_rows_t acked;
 };
 
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
@@ -345,12 +346,9 @@ static void s_relay_on_scan(uv_timer_t *t) {
  * the disk: a deletion lost in a crash means the row is sent again, and the
  * receiver's inbox makes the repeat harmless. */
 static void s_relay_forget_acked(wh_relay_t *r) {
-  if (!r->nacked || wh_pg_ready(r->pg)) return;
-  wh_sbuf_t *b = &r->acked;
-  wh_pg_exec_ids_lazily(r->pg, "DELETE FROM outbox WHERE id = ANY('", b->buf, b->len,
-                        "'::bigint[])");
-  b->len = 0;
-  r->nacked = 0;
+  if (!r->acked.nrows || wh_pg_ready(r->pg)) return;
+  wh_pg_run_lazily(r->pg, &s_forget, &r->acked, 0, NULL);
+  wh_rows_reset(&r->acked);
 }
 
 static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
@@ -364,9 +362,8 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
         Whistle__Ack *a = env->ack;
         s_slot_t *slot = s_find(r->inflight, a->delivery_tag);
         if (a->status == WHISTLE__ACK_STATUS__ACK_OK) {
-          char n[24];
-          int len = snprintf(n, sizeof n, "%s%" PRIu64, r->nacked ? "," : "", a->delivery_tag);
-          if (wh_sbuf_put(&r->acked, n, (size_t)len) == 0) r->nacked++;
+          wh_rows_next(&r->acked);
+          wh_rows_int(&r->acked, 0, (int64_t)a->delivery_tag);
           got++;
           if (slot->id == a->delivery_tag) {
             s_remove(r->inflight, a->delivery_tag);
@@ -408,6 +405,7 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *d
   r->dest = strdup(dest);
   r->behind = 1; /* what a previous run left is read from the table */
   wh_rows_init(&r->rows, 4);
+  wh_rows_init(&r->acked, 1);
   r->inflight = calloc(SLOTS, sizeof *r->inflight);
   r->queue = calloc(RELAY_QUEUE, sizeof *r->queue);
   r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, s_relay_on_ack, r);
@@ -431,7 +429,7 @@ static void s_relay_closed(uv_handle_t *h) {
   for (int i = 0; i < r->qlen; i++) free(r->queue[(r->qhead + i) % RELAY_QUEUE].bytes);
   free(r->put);
   free(r->queue);
-  free(r->acked.buf);
+  wh_rows_free(&r->acked);
   wh_rows_free(&r->rows);
   free(r->inflight);
   free(r->dest);
@@ -748,8 +746,8 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const c
     char *claim = malloc(sizeof s_claim_first_fmt + len), *get = malloc(sizeof s_first_get_fmt + len);
     if (claim) snprintf(claim, sizeof s_claim_first_fmt + len, s_claim_first_fmt, ops->first_applied);
     if (get) snprintf(get, sizeof s_first_get_fmt + len, s_first_get_fmt, ops->first_applied);
-    c->claim_first = (wh_stmt_t){"wh_inbox_claim_first", claim, 1};
-    c->get_first = (wh_stmt_t){"wh_inbox_get_first", get, 1};
+    c->claim_first = (wh_stmt_t){"wh_inbox_claim_first", claim};
+    c->get_first = (wh_stmt_t){"wh_inbox_get_first", get};
     if (!claim || !get) {
       wh_consumer_destroy(&c);
       return NULL;

@@ -25,6 +25,7 @@ struct wh_pg_s {
   char *conninfo;
   PGconn *conn;
   const wh_migration_t *const *migrations;
+  const char *session; /* settings for every new connection */
   const wh_stmt_t *prepared[64]; /* statements prepared on this connection */
   int nprepared;
   int broken;
@@ -45,6 +46,8 @@ wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations
   pg->migrations = migrations;
   return pg;
 }
+
+void wh_pg_set_session(wh_pg_t *pg, const char *sql) { pg->session = sql; }
 
 void wh_pg_destroy(wh_pg_t **self_p) {
   if (!self_p || !*self_p) return;
@@ -70,22 +73,6 @@ int wh_pg_exec(wh_pg_t *pg, const char *sql) {
   }
   PQclear(r);
   return ok ? 0 : WH_EDB;
-}
-
-int wh_pg_exec_ids_lazily(wh_pg_t *pg, const char *head, const char *ids, size_t idslen,
-                          const char *tail) {
-  static const char begin[] = "BEGIN; SET LOCAL synchronous_commit = off; ";
-  static const char end[] = "; COMMIT";
-  for (size_t i = 0; i < idslen; i++)
-    if (!(ids[i] == ',' || (ids[i] >= '0' && ids[i] <= '9'))) return WH_EINVAL;
-  size_t need = sizeof begin + strlen(head) + 1 + idslen + 1 + strlen(tail) + sizeof end;
-  char stack[8192], *sql = need <= sizeof stack ? stack : malloc(need);
-  if (!sql) return WH_ENOMEM;
-  snprintf(sql, need, "%s%s{%.*s}%s%s", begin, head, (int)idslen, ids, tail, end);
-  int rc = wh_pg_exec(pg, sql);
-  if (rc) wh_pg_rollback(pg);
-  if (sql != stack) free(sql);
-  return rc;
 }
 
 static int s_migrate(wh_pg_t *pg) {
@@ -157,7 +144,9 @@ int wh_pg_ready(wh_pg_t *pg) {
     s_down(pg, why);
     return WH_EDB;
   }
-  if (wh_pg_exec(pg, "SET client_min_messages = warning") || s_migrate(pg)) goto fail;
+  if (wh_pg_exec(pg, "SET client_min_messages = warning") ||
+      (pg->session && wh_pg_exec(pg, pg->session)) || s_migrate(pg))
+    goto fail;
   if (pg->failures) wh_info("database connected after %ld failed attempt%s", pg->failures,
                             pg->failures == 1 ? "" : "s");
   else wh_info("database connected");
@@ -211,7 +200,6 @@ static PGresult *s_check(wh_pg_t *pg, PGresult *r, const char *what) {
 }
 
 static int s_prepare(wh_pg_t *pg, const wh_stmt_t *st) {
-  if (st->custom) return 0; /* sent with its text each time */
   for (int i = 0; i < pg->nprepared; i++)
     if (pg->prepared[i] == st) return 0;
   PGresult *r = s_check(pg, PQprepare(pg->conn, st->name, st->sql, 0, NULL), st->name);
@@ -230,10 +218,7 @@ static PGresult *s_run(wh_pg_t *pg, const wh_stmt_t *st, int nparams, const char
   if (!pg->conn || pg->broken) return NULL;
   int temporary = s_prepare(pg, st);
   if (temporary < 0) return NULL;
-  PGresult *r = st->custom ? PQexecParams(pg->conn, st->sql, nparams, NULL, values, lengths,
-                                          formats, binary)
-                           : PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats,
-                                            binary);
+  PGresult *r = PQexecPrepared(pg->conn, st->name, nparams, values, lengths, formats, binary);
   PGresult *ok = s_check(pg, r, st->name);
   if (temporary) { /* not cached: drop it so the next use can prepare anew */
     char sql[160];
@@ -414,7 +399,7 @@ static int s_flush_all(PGconn *conn) {
 }
 
 int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit) {
-  if (!pg->conn || pg->broken) return WH_EDB;
+  if (!pg->conn || pg->broken || nsteps > WH_PIPELINE_MAX - 3) return WH_EDB;
   /* Statements are prepared outside the pipeline, once per connection. */
   const char *v[WH_ROWS_MAXCOLS + 4];
   for (int i = 0; i < nsteps; i++)
@@ -431,7 +416,7 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     ok &= PQsendQueryParams(c, first, 0, NULL, NULL, NULL, NULL, 0);
     expect[nexp++] = -1;
   }
-  for (int i = 0; i < nsteps && ok && nexp < WH_PIPELINE_MAX - 1; i++) {
+  for (int i = 0; i < nsteps && ok; i++) {
     wh_rows_t *r = steps[i].rows;
     if (!r || !r->nrows) continue;
     if (r->ncols + steps[i].nextra > (int)(sizeof v / sizeof *v)) {
@@ -445,9 +430,12 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     for (int k = 0; k < steps[i].nextra; k++) v[r->ncols + k] = steps[i].extra[k];
     const wh_stmt_t *st = steps[i].st;
     int np = r->ncols + steps[i].nextra;
-    ok &= st->custom ? PQsendQueryParams(c, st->sql, np, NULL, v, NULL, NULL, 0)
-                     : PQsendQueryPrepared(c, st->name, np, v, NULL, NULL, 0);
+    ok &= PQsendQueryPrepared(c, st->name, np, v, NULL, NULL, 0);
     expect[nexp++] = i;
+  }
+  if (ok && commit == WH_PG_COMMIT_LAZILY) {
+    ok &= PQsendQueryParams(c, "SET LOCAL synchronous_commit = off", 0, NULL, NULL, NULL, NULL, 0);
+    expect[nexp++] = -1;
   }
   if (ok && commit) {
     ok &= PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
@@ -495,4 +483,11 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     return WH_EDB;
   }
   return 0;
+}
+
+int wh_pg_run_lazily(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *rows, int nextra,
+                     const char *const *extra) {
+  if (!rows->nrows) return 0;
+  wh_pg_step_t step = {.st = st, .rows = rows, .nextra = nextra, .extra = extra};
+  return wh_pg_pipeline(pg, "BEGIN", &step, 1, WH_PG_COMMIT_LAZILY);
 }

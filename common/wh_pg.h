@@ -20,10 +20,6 @@ typedef struct {
 typedef struct {
   const char *name;   /* prepared statement name */
   const char *sql;
-  /* 1: planned at each use, against the tables as they are then. For
-   * lookups in tables that grow from empty: a plan cached while a table was
-   * small scans it whole, and goes on doing so as it grows. */
-  int custom;
 } wh_stmt_t;
 
 typedef struct wh_pg_s wh_pg_t;
@@ -32,6 +28,9 @@ typedef struct wh_pg_s wh_pg_t;
  * migration list is borrowed and must outlive the handle. */
 wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations);
 void wh_pg_destroy(wh_pg_t **self_p);
+/* Settings (e.g. "SET x = y; SET z = w") run on every new connection before
+ * migrating and preparing. sql is borrowed and must outlive the handle. */
+void wh_pg_set_session(wh_pg_t *pg, const char *sql);
 /* Connects (migrating and preparing) if not connected. Returns 0 or WH_EDB. */
 int wh_pg_ready(wh_pg_t *pg);
 /* Returns the live connection (borrowed), or NULL when down. */
@@ -58,13 +57,6 @@ PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *con
  * escaped) into out, to be passed as one parameter cast to text[]. Returns
  * 0, or WH_ETOOLONG when out is too small. */
 int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len);
-/* Runs `head{ids}tail` (e.g. head "UPDATE t SET x = 1 WHERE id = ANY('",
- * tail "'::bigint[])") in a transaction of its own whose commit does not wait
- * for the disk: for bookkeeping whose loss in a crash only means some work is
- * done again (a resend the receiver absorbs). ids must be digits and commas
- * that the caller formatted itself. Returns 0 or WH_EDB (rolled back). */
-int wh_pg_exec_ids_lazily(wh_pg_t *pg, const char *head, const char *ids, size_t idslen,
-                          const char *tail);
 /* Rolls back the open transaction, if there is one (a failed pipeline may
  * already have ended it). */
 void wh_pg_rollback(wh_pg_t *pg);
@@ -126,6 +118,17 @@ typedef struct {
   void *arg;
 } wh_pg_step_t;
 
+/* commit: what ends the pipeline. WH_PG_COMMIT_LAZILY commits without
+ * waiting for the disk (synchronous_commit off for that transaction): for
+ * bookkeeping whose loss in a crash only means some work is done again (a
+ * resend the receiver absorbs, a reporter message written twice). */
+enum { WH_PG_OPEN = 0, WH_PG_COMMIT = 1, WH_PG_COMMIT_LAZILY = 2 };
+
 int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit);
+/* Runs st with rows (and extra) as a transaction of its own, committed
+ * lazily: BEGIN, the statement and COMMIT in one round trip. Returns 0 or
+ * WH_EDB (rolled back); 0 at once when rows is empty. */
+int wh_pg_run_lazily(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *rows, int nextra,
+                     const char *const *extra);
 
 #endif

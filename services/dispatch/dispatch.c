@@ -74,24 +74,24 @@ static const wh_stmt_t s_insert_timeline = {
     "   WITH ORDINALITY AS x(t, a, k, ac, n, o) ORDER BY o"};
 static const wh_stmt_t s_first_orders = {
     "dispatch_first_orders",
-    "SELECT ticket_id, lead FROM work_order WHERE ticket_id = ANY($1::text[]) FOR UPDATE", 1};
+    "SELECT ticket_id, lead FROM work_order WHERE ticket_id = ANY($1::text[]) FOR UPDATE"};
 static const wh_stmt_t s_next_due = {
     "dispatch_next_due",
     "SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint FROM deadline"
-    " WHERE met_at IS NULL AND overdue_at IS NULL", 1};
+    " WHERE met_at IS NULL AND overdue_at IS NULL"};
 static const wh_stmt_t s_lapse = {
     "dispatch_lapse",
     "UPDATE deadline SET overdue_at = to_timestamp($1::double precision / 1000)"
     " WHERE (ticket_id, name) IN (SELECT ticket_id, name FROM deadline"
     "   WHERE met_at IS NULL AND overdue_at IS NULL"
     "   AND due_at <= to_timestamp($1::double precision / 1000) ORDER BY due_at LIMIT $2)"
-    " RETURNING ticket_id, name", 1};
+    " RETURNING ticket_id, name"};
 static const wh_stmt_t s_bump = {
     "dispatch_bump",
     "UPDATE work_order SET version = version + 1, updated_at = now() WHERE ticket_id = $1"
     " RETURNING version, state, color, level, lead, co, community, grid,"
     " klass || ' @ ' || community || '/' || grid || ' ' || address || ': ' || body,"
-    " reporter_masked", 1};
+    " reporter_masked"};
 
 static void s_timeline(s_dispatch_t *d, const char *ticket, int64_t at_ms, const char *kind,
                        const char *actor, const char *note) {

@@ -51,7 +51,7 @@ static const wh_stmt_t s_insert = {
     "   WITH ORDINALITY AS x(s, e, at, cm, g, a, cat, b, rn, rp, ct, la, ln, o) ORDER BY o"
     " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id, source, external_id"};
 static const wh_stmt_t s_existing = {
-    "intake_existing", "SELECT ticket_id FROM ticket WHERE source = $1 AND external_id = $2", 1};
+    "intake_existing", "SELECT ticket_id FROM ticket WHERE source = $1 AND external_id = $2"};
 
 static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
   Whistle__SubmitReply rep = WHISTLE__SUBMIT_REPLY__INIT;

@@ -61,8 +61,8 @@ typedef struct {
   size_t nqueue, capqueue;
   int backlog; /* pending messages in the log that are not in `msgs` */
   wh_sbuf_t lines; /* this batch's messages to reporters, as sink lines */
-  int64_t *msg_ids; /* their delivery ids, from the insert */
-  size_t nmsgs, nids, capmsgs;
+  size_t nmsgs;
+  wh_rows_t sent; /* their delivery ids, from the insert: one column */
   uv_timer_t sink_timer;
   char center[96];
   s_party_t *parties;
@@ -90,18 +90,22 @@ static const wh_stmt_t s_insert_delivery = {
     "   WITH ORDINALITY AS x(t, r, b, o) ORDER BY o RETURNING id"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
-    "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3", 1};
+    "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
 static const wh_stmt_t s_head = {
     "notify_head", "SELECT last FROM party_seq WHERE party = $1"};
 static const wh_stmt_t s_pending = {
     "notify_pending",
     "SELECT id, ticket_id, recipient, body, attempts FROM delivery WHERE state = 'pending'"
-    " ORDER BY id LIMIT 500", 1}; /* SINK_BATCH */
+    " ORDER BY id LIMIT 500"}; /* SINK_BATCH */
+static const wh_stmt_t s_sent = {
+    "notify_sent",
+    "UPDATE delivery SET state = 'sent', sent_at = now(), attempts = attempts + 1"
+    " WHERE id = ANY($1::bigint[])"};
 static const wh_stmt_t s_failed = {
     "notify_failed",
     "UPDATE delivery SET attempts = attempts + 1,"
     " state = CASE WHEN attempts + 1 >= $2 THEN 'parked' ELSE 'pending' END"
-    " WHERE id = ANY($1::bigint[])", 1};
+    " WHERE id = ANY($1::bigint[])"};
 
 /* The feeds an event goes to, or -1 when it is not a valid event. */
 static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target_t *out) {
@@ -223,15 +227,6 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   return 0;
 }
 
-static int s_grow_msgs(s_notify_t *n) {
-  size_t cap = n->capmsgs ? n->capmsgs * 2 : 256;
-  int64_t *ids = realloc(n->msg_ids, cap * sizeof *ids);
-  if (!ids) return WH_ENOMEM;
-  n->msg_ids = ids;
-  n->capmsgs = cap;
-  return 0;
-}
-
 static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   if (!ev->reporter_masked[0]) return;
   char body[512], when[40];
@@ -255,8 +250,7 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   char line[1024];
   int len = snprintf(line, sizeof line, "ticket=%s\tto=%s\t%s", ev->ticket_id,
                      ev->reporter_masked, body);
-  if (len < 0 || (size_t)len >= sizeof line || n->lines.len + (size_t)len + 1 > SINK_LINES_MAX ||
-      (n->nmsgs == n->capmsgs && s_grow_msgs(n))) {
+  if (len < 0 || (size_t)len >= sizeof line || n->lines.len + (size_t)len + 1 > SINK_LINES_MAX) {
     n->backlog = 1; /* the log has it; the flush reads it back */
     return;
   }
@@ -284,13 +278,15 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
 /* The ids of this batch's messages, in the order they were added. */
 static void s_on_delivery_ids(void *arg, const PGresult *res) {
   s_notify_t *n = arg;
-  n->nids = 0;
+  wh_rows_reset(&n->sent);
   if ((size_t)PQntuples(res) != n->nmsgs) {
     n->backlog = 1; /* not the rows we kept: let the log speak */
     return;
   }
-  for (int i = 0; i < PQntuples(res); i++) n->msg_ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-  n->nids = n->nmsgs;
+  for (int i = 0; i < PQntuples(res); i++) {
+    wh_rows_next(&n->sent);
+    wh_rows_int(&n->sent, 0, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+  }
 }
 
 static int s_steps(void *arg, wh_pg_step_t *steps) {
@@ -310,7 +306,8 @@ static void s_on_sink_timer(uv_timer_t *h);
 
 static void s_clear_msgs(s_notify_t *n) {
   n->lines.len = 0;
-  n->nmsgs = n->nids = 0;
+  n->nmsgs = 0;
+  wh_rows_reset(&n->sent);
 }
 
 /* Appends one sink line, stamped with the time it is written. */
@@ -322,23 +319,14 @@ static int s_sink_line(FILE *f, const char *line) {
  * that is lost leaves them pending: they are written again (the sink is
  * at-least-once), never dropped. So the "sent" mark need not wait for the
  * disk; a refusal counts an attempt and parks after SINK_MAX_ATTEMPTS. */
-static int s_mark(s_notify_t *n, const char *ids, size_t len, int ok) {
+static int s_mark(s_notify_t *n, wh_rows_t *ids, int ok) {
   wh_pg_t *pg = n->svc->pg;
-  if (ok)
-    return wh_pg_exec_ids_lazily(pg,
-                                 "UPDATE delivery SET state = 'sent', sent_at = now(),"
-                                 " attempts = attempts + 1 WHERE id = ANY('",
-                                 ids, len, "'::bigint[])");
-  char *lit = malloc(len + 3), max[12];
-  if (!lit) return WH_ENOMEM;
-  snprintf(lit, len + 3, "{%.*s}", (int)len, ids);
+  if (ok) return wh_pg_run_lazily(pg, &s_sent, ids, 0, NULL);
+  char max[12];
   snprintf(max, sizeof max, "%d", SINK_MAX_ATTEMPTS);
-  const char *v[2] = {lit, max};
-  PGresult *u = wh_pg_run(pg, &s_failed, 2, v, NULL, NULL);
-  free(lit);
-  if (!u) return WH_EDB;
-  PQclear(u);
-  return 0;
+  const char *v[1] = {max};
+  wh_pg_step_t step = {.st = &s_failed, .rows = ids, .nextra = 1, .extra = v};
+  return wh_pg_pipeline(pg, NULL, &step, 1, WH_PG_OPEN);
 }
 
 static void s_sink_failed(s_notify_t *n) {
@@ -370,16 +358,14 @@ static void s_flush_deliveries(s_notify_t *n) {
     ok = s_sink_line(f, line);
   }
   if (f && fclose(f) != 0) ok = 0;
-  /* The ids as a bigint[] literal's inside: digits and commas only. */
-  size_t cap = (size_t)rows * 21 + 1, o = 0;
-  char *ids = rows ? malloc(cap) : NULL;
-  int marked = rows == 0;
-  if (ids) {
-    for (int i = 0; i < rows; i++)
-      o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
-    marked = s_mark(n, ids, o, ok) == 0;
-    free(ids);
+  wh_rows_t ids;
+  wh_rows_init(&ids, 1);
+  for (int i = 0; i < rows; i++) {
+    wh_rows_next(&ids);
+    wh_rows_int(&ids, 0, strtoll(PQgetvalue(r, i, 0), NULL, 10));
   }
+  int marked = rows == 0 || s_mark(n, &ids, ok) == 0;
+  wh_rows_free(&ids);
   if (rows && !ok) {
     s_sink_failed(n);
   } else if (rows == SINK_BATCH || !marked) {
@@ -398,14 +384,9 @@ static void s_send_batch(s_notify_t *n) {
   FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
   const char *line = n->lines.buf;
-  for (size_t i = 0; i < n->nids && ok; i++, line += strlen(line) + 1) ok = s_sink_line(f, line);
+  for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1) ok = s_sink_line(f, line);
   if (f && fclose(f) != 0) ok = 0;
-  char *ids = malloc(n->nids * 21 + 1);
-  size_t o = 0;
-  for (size_t i = 0; ids && i < n->nids; i++)
-    o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", n->msg_ids[i]);
-  int marked = ids && s_mark(n, ids, o, ok) == 0;
-  free(ids);
+  int marked = s_mark(n, &n->sent, ok) == 0;
   if (!ok) s_sink_failed(n);
   else if (!marked) n->backlog = 1;
 }
@@ -419,11 +400,11 @@ static void s_committed(void *arg) {
     wh_bus_send(n->pub, p->party, strlen(p->party) + 1, p->frame, p->len);
   }
   s_clear_queue(n);
-  if (n->nmsgs && n->nids != n->nmsgs) n->backlog = 1;
+  if (n->nmsgs && (size_t)n->sent.nrows != n->nmsgs) n->backlog = 1;
   if (n->backlog) {
     /* Older messages wait in the log: they go first, and these with them. */
     if (!uv_is_active((uv_handle_t *)&n->sink_timer)) s_flush_deliveries(n);
-  } else if (n->nids) {
+  } else if (n->sent.nrows) {
     s_send_batch(n);
   }
   s_clear_msgs(n);
@@ -526,7 +507,7 @@ static void s_stop(wh_service_t *svc) {
   wh_rows_free(&n->feed);
   wh_rows_free(&n->delivery);
   free(n->lines.buf);
-  free(n->msg_ids);
+  wh_rows_free(&n->sent);
   uv_timer_stop(&n->sink_timer);
   uv_close((uv_handle_t *)&n->sink_timer, NULL);
   uv_run(svc->loop, UV_RUN_NOWAIT);
@@ -547,6 +528,7 @@ int notify_start(wh_service_t *svc) {
   snprintf(n->center, sizeof n->center, "%s", center && *center ? center : "center");
   wh_rows_init(&n->feed, 8);
   wh_rows_init(&n->delivery, 3);
+  wh_rows_init(&n->sent, 1);
   n->parties = calloc(MAX_PARTIES, sizeof *n->parties);
   if (!n->parties) return WH_ENOMEM;
   uv_timer_init(svc->loop, &n->sink_timer);

@@ -58,7 +58,7 @@ static const wh_stmt_t s_find_first = {
     "   AND open AND duplicate_of IS NULL AND mergeable"
     "   AND received_at BETWEEN to_timestamp((x.at - $5::bigint)::double precision / 1000)"
     "                       AND to_timestamp((x.at + $5::bigint)::double precision / 1000)"
-    "   ORDER BY received_at, ticket_id LIMIT 1) d", 1};
+    "   ORDER BY received_at, ticket_id LIMIT 1) d"};
 static const wh_stmt_t s_insert = {
     "triage_insert",
     "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
