@@ -284,19 +284,17 @@ static int s_reserve(wh_rows_t *r, wh_sbuf_t *b, size_t n) {
   return 0;
 }
 
-static void s_put(wh_rows_t *r, wh_sbuf_t *b, const char *p, size_t n) {
-  if (s_reserve(r, b, n)) return;
-  memcpy(b->buf + b->len, p, n);
-  b->len += n;
-}
-
 void wh_rows_init(wh_rows_t *r, int ncols) {
   memset(r, 0, sizeof *r);
   r->ncols = ncols < WH_ROWS_MAXCOLS ? ncols : WH_ROWS_MAXCOLS;
 }
 
 void wh_rows_reset(wh_rows_t *r) {
-  for (int i = 0; i < r->ncols; i++) r->col[i].len = 0;
+  for (int i = 0; i < r->ncols; i++) {
+    r->col[i].len = 0;
+    r->type[i] = 0;
+    r->nulls[i] = 0;
+  }
   r->nrows = 0;
   r->oom = 0;
 }
@@ -308,65 +306,88 @@ void wh_rows_free(wh_rows_t *r) {
 
 void wh_rows_next(wh_rows_t *r) { r->nrows++; }
 
-/* Opens an element of col: "{" before the first, "," before the others. */
-static wh_sbuf_t *s_elem(wh_rows_t *r, int col) {
+/* Element type oids (pg_type.h), as array_recv checks them. */
+enum { s_BOOL = 16, s_BYTEA = 17, s_INT8 = 20, s_TEXT = 25, s_FLOAT8 = 701 };
+/* The array header: ndim, flags (has nulls), element type, length, lower
+ * bound; filled in when the rows are sent. */
+#define s_HEADER 20
+
+static void s_be32(unsigned char *o, uint32_t v) {
+  for (int i = 3; i >= 0; i--, v >>= 8) o[i] = (unsigned char)v;
+}
+
+static void s_be64(unsigned char *o, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8) o[i] = (unsigned char)v;
+}
+
+/* Appends one element of col: its length (-1 for NULL, p then unused) and
+ * its n bytes. The first element also makes room for the header. */
+static void s_elem(wh_rows_t *r, int col, unsigned type, const void *p, int64_t n) {
   wh_sbuf_t *b = &r->col[col];
-  s_put(r, b, b->len ? "," : "{", 1);
-  return b;
+  if (r->type[col] && r->type[col] != type) {
+    wh_error("column %d given two types (%u, %u)", col, r->type[col], type);
+    r->oom = 1;
+    return;
+  }
+  r->type[col] = type;
+  size_t need = (b->len ? 0 : s_HEADER) + 4 + (n > 0 ? (size_t)n : 0);
+  if (n > INT32_MAX || s_reserve(r, b, need)) {
+    r->oom = 1;
+    return;
+  }
+  if (b->len == 0) b->len = s_HEADER;
+  unsigned char *o = (unsigned char *)b->buf + b->len;
+  s_be32(o, n < 0 ? UINT32_MAX : (uint32_t)n);
+  if (n > 0) memcpy(o + 4, p, (size_t)n);
+  b->len += 4 + (n > 0 ? (size_t)n : 0);
+  if (n < 0) r->nulls[col] = 1;
 }
 
 void wh_rows_text(wh_rows_t *r, int col, const char *s) {
-  wh_sbuf_t *b = s_elem(r, col);
-  if (!s) {
-    s_put(r, b, "NULL", 4);
-    return;
-  }
-  s_put(r, b, "\"", 1);
-  for (const char *p = s;;) {
-    size_t run = strcspn(p, "\"\\");
-    s_put(r, b, p, run);
-    p += run;
-    if (!*p) break;
-    s_put(r, b, "\\", 1);
-    s_put(r, b, p, 1);
-    p++;
-  }
-  s_put(r, b, "\"", 1);
+  s_elem(r, col, s_TEXT, s, s ? (int64_t)strlen(s) : -1);
 }
 
 void wh_rows_int(wh_rows_t *r, int col, int64_t v) {
-  char n[24];
-  int len = snprintf(n, sizeof n, "%" PRId64, v);
-  s_put(r, s_elem(r, col), n, (size_t)len);
+  unsigned char o[8];
+  s_be64(o, (uint64_t)v);
+  s_elem(r, col, s_INT8, o, 8);
 }
 
 void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  wh_sbuf_t *b = s_elem(r, col);
-  /* "\\x..." : the array literal's escaped backslash, then bytea hex. */
-  s_put(r, b, "\"\\\\x", 4);
-  if (s_reserve(r, b, 2 * n + 1)) return;
-  const unsigned char *u = p;
-  char *o = b->buf + b->len;
-  for (size_t i = 0; i < n; i++) {
-    *o++ = hex[u[i] >> 4];
-    *o++ = hex[u[i] & 15];
-  }
-  b->len += 2 * n;
-  s_put(r, b, "\"", 1);
+  s_elem(r, col, s_BYTEA, p, (int64_t)n);
 }
 
-/* Closes every column's array literal ("}" and a NUL, written past the
- * counted length, so the next row simply overwrites them) and points v at
- * them. On failure (out of memory) nothing is changed. */
-static int s_rows_close(wh_rows_t *r, const char **v) {
-  for (int i = 0; i < r->ncols; i++)
-    if (s_reserve(r, &r->col[i], 2)) return -1;
+void wh_rows_float(wh_rows_t *r, int col, const double *v) {
+  unsigned char o[8];
+  uint64_t bits = 0;
+  if (v) memcpy(&bits, v, sizeof bits);
+  s_be64(o, bits);
+  s_elem(r, col, s_FLOAT8, o, v ? 8 : -1);
+}
+
+void wh_rows_bool(wh_rows_t *r, int col, int v) {
+  unsigned char o = v ? 1 : 0;
+  s_elem(r, col, s_BOOL, &o, 1);
+}
+
+/* Fills every column's header and points v, len and fmt at them. Every
+ * column must hold nrows elements. Returns 0, or -1 when one does not. */
+static int s_rows_close(wh_rows_t *r, const char **v, int *len, int *fmt) {
   for (int i = 0; i < r->ncols; i++) {
     wh_sbuf_t *b = &r->col[i];
-    b->buf[b->len] = '}';
-    b->buf[b->len + 1] = '\0';
+    if (b->len < s_HEADER) {
+      wh_error("column %d has no values", i);
+      return -1;
+    }
+    unsigned char *h = (unsigned char *)b->buf;
+    s_be32(h, 1);
+    s_be32(h + 4, r->nulls[i]);
+    s_be32(h + 8, r->type[i]);
+    s_be32(h + 12, (uint32_t)r->nrows);
+    s_be32(h + 16, 1);
     v[i] = b->buf;
+    len[i] = (int)b->len;
+    fmt[i] = 1;
   }
   return 0;
 }
@@ -374,14 +395,17 @@ static int s_rows_close(wh_rows_t *r, const char **v) {
 PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra,
                       const char *const *extra) {
   if (r->oom || r->nrows == 0) {
-    wh_error("%s: %s", st->name, r->oom ? "out of memory" : "no rows");
+    wh_error("%s: %s", st->name, r->oom ? "its rows could not be gathered" : "no rows");
     return NULL;
   }
   const char *v[WH_ROWS_MAXCOLS + 4];
-  if (r->ncols + nextra > (int)(sizeof v / sizeof *v) || s_rows_close(r, v)) return NULL;
-  for (int i = 0; i < nextra; i++) v[r->ncols + i] = extra[i];
-  PGresult *res = wh_pg_run(pg, st, r->ncols + nextra, v, NULL, NULL);
-  return res;
+  int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4];
+  if (r->ncols + nextra > (int)(sizeof v / sizeof *v) || s_rows_close(r, v, len, fmt)) return NULL;
+  for (int i = 0; i < nextra; i++) {
+    v[r->ncols + i] = extra[i];
+    len[r->ncols + i] = fmt[r->ncols + i] = 0;
+  }
+  return wh_pg_run(pg, st, r->ncols + nextra, v, len, fmt);
 }
 
 /* ---- many statements, one round trip ---------------------------------- */
@@ -402,6 +426,7 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
   if (!pg->conn || pg->broken || nsteps > WH_PIPELINE_MAX - 3) return WH_EDB;
   /* Statements are prepared outside the pipeline, once per connection. */
   const char *v[WH_ROWS_MAXCOLS + 4];
+  int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4];
   for (int i = 0; i < nsteps; i++)
     if (steps[i].rows && steps[i].rows->nrows &&
         (steps[i].rows->oom || s_prepare(pg, steps[i].st) != 0))
@@ -423,14 +448,17 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
       ok = 0;
       break;
     }
-    if (s_rows_close(r, v)) {
+    if (s_rows_close(r, v, len, fmt)) {
       ok = 0;
       break;
     }
-    for (int k = 0; k < steps[i].nextra; k++) v[r->ncols + k] = steps[i].extra[k];
+    for (int k = 0; k < steps[i].nextra; k++) {
+      v[r->ncols + k] = steps[i].extra[k];
+      len[r->ncols + k] = fmt[r->ncols + k] = 0;
+    }
     const wh_stmt_t *st = steps[i].st;
     int np = r->ncols + steps[i].nextra;
-    ok &= PQsendQueryPrepared(c, st->name, np, v, NULL, NULL, 0);
+    ok &= PQsendQueryPrepared(c, st->name, np, v, len, fmt, 0);
     expect[nexp++] = i;
   }
   if (ok && commit == WH_PG_COMMIT_LAZILY) {

@@ -64,11 +64,15 @@ void wh_pg_rollback(wh_pg_t *pg);
 int wh_pg_broken(wh_pg_t *pg);
 
 /* ---- many rows, one statement ----------------------------------------
- * A batch's rows for one table are gathered column by column into array
- * literals and written by one statement that unnests them
+ * A batch's rows for one table are gathered column by column into arrays
+ * and written by one statement that unnests them
  * ("INSERT ... SELECT * FROM unnest($1::text[], $2::bigint[], ...)"): the
  * database parses, plans and executes once per batch, not once per row.
- * The buffers keep their memory between batches. */
+ * Each array goes in PostgreSQL's binary form (a header, then each element's
+ * length and bytes): nothing is quoted, escaped or hex-encoded here, and
+ * nothing parsed there. A column's parameter must be cast to the array of
+ * its element type: text[] (wh_rows_text), bigint[] (wh_rows_int), bytea[],
+ * float8[] or boolean[]. The buffers keep their memory between batches. */
 #define WH_ROWS_MAXCOLS 24
 
 typedef struct {
@@ -82,9 +86,11 @@ int wh_sbuf_put(wh_sbuf_t *b, const void *p, size_t n);
 
 typedef struct {
   wh_sbuf_t col[WH_ROWS_MAXCOLS];
+  unsigned type[WH_ROWS_MAXCOLS]; /* element type oid, from the first value */
+  unsigned char nulls[WH_ROWS_MAXCOLS];
   int ncols;
   int nrows; /* rows begun with wh_rows_next */
-  int oom;   /* an append failed: running refuses */
+  int oom;   /* an append failed, or a column mixed types: running refuses */
 } wh_rows_t;
 
 void wh_rows_init(wh_rows_t *r, int ncols);
@@ -95,7 +101,9 @@ void wh_rows_next(wh_rows_t *r);
 void wh_rows_text(wh_rows_t *r, int col, const char *s); /* NULL: SQL NULL */
 void wh_rows_int(wh_rows_t *r, int col, int64_t v);
 void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n); /* as bytea */
-/* Runs st with column i as parameter $i+1 (an array literal), followed by
+void wh_rows_float(wh_rows_t *r, int col, const double *v); /* NULL: SQL NULL */
+void wh_rows_bool(wh_rows_t *r, int col, int v);
+/* Runs st with column i as parameter $i+1 (a binary array), followed by
  * nextra further text parameters. Returns as wh_pg_run does (NULL on any
  * failure, out of memory included). Call it with at least one row. */
 PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra,

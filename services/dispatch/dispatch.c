@@ -58,7 +58,7 @@ static const wh_stmt_t s_insert_order = {
     "   to_timestamp(n::double precision / 1000)"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
     "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],"
-    "   $14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::text[], $20::text[],"
+    "   $14::bigint[], $15::text[], $16::text[], $17::text[], $18::bigint[], $19::text[], $20::text[],"
     "   $21::bigint[])"
     "   AS x(t, st, e, src, cm, g, a, cat, k, b, rm, at, col, lv, ld, co, ru, w, dup, op, n)"};
 static const wh_stmt_t s_insert_deadline = {

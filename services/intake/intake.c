@@ -80,12 +80,8 @@ static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
 /* Gathers one valid report's row. */
 static int s_gather(s_intake_t *in, s_req_t *r) {
   Whistle__SubmitTicket *t = r->env->submit;
-  char tags[INTAKE_MAX_TAGS * 40 + 4], lat[32], lng[32];
+  char tags[INTAKE_MAX_TAGS * 40 + 4];
   if (wh_pg_text_array(t->care_tags, t->n_care_tags, tags, sizeof tags)) return WH_ETOOLONG;
-  if (t->location) {
-    snprintf(lat, sizeof lat, "%.7f", t->location->lat);
-    snprintf(lng, sizeof lng, "%.7f", t->location->lng);
-  }
   wh_rows_t *w = &in->rows;
   wh_rows_next(w);
   wh_rows_text(w, 0, wh_source_name(t->source));
@@ -99,8 +95,8 @@ static int s_gather(s_intake_t *in, s_req_t *r) {
   wh_rows_text(w, 8, t->reporter ? t->reporter->name : "");
   wh_rows_text(w, 9, t->reporter ? t->reporter->phone : "");
   wh_rows_text(w, 10, tags);
-  wh_rows_text(w, 11, t->location ? lat : NULL);
-  wh_rows_text(w, 12, t->location ? lng : NULL);
+  wh_rows_float(w, 11, t->location ? &t->location->lat : NULL);
+  wh_rows_float(w, 12, t->location ? &t->location->lng : NULL);
   return 0;
 }
 

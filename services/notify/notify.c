@@ -81,7 +81,7 @@ static const wh_stmt_t s_insert_feed = {
     "notify_insert_feed",
     "INSERT INTO feed (party, seq, ticket_id, kind, version, role, at, item)"
     " SELECT p, s, t, k, v, r, to_timestamp(a::double precision / 1000), i"
-    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[],"
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],"
     "   $7::bigint[], $8::bytea[]) AS x(p, s, t, k, v, r, a, i)"};
 static const wh_stmt_t s_insert_delivery = {
     "notify_insert_delivery",

@@ -66,8 +66,8 @@ static const wh_stmt_t s_insert = {
     " SELECT t, s, e, to_timestamp(at::double precision / 1000), cm, g, cat, k, col, lv, ld,"
     "   co::text[], ru, 'rules', w, m, dup"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
-    "   $7::text[], $8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::text[],"
-    "   $14::int[], $15::boolean[], $16::text[])"
+    "   $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[],"
+    "   $14::bigint[], $15::boolean[], $16::text[])"
     "   AS x(t, s, e, at, cm, g, cat, k, col, lv, ld, co, ru, w, m, dup)"};
 
 static int s_report_ok(const Whistle__Envelope *env) {
@@ -201,7 +201,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   wh_rows_text(r, 11, co);
   wh_rows_text(r, 12, d->rule);
   wh_rows_int(r, 13, d->weight);
-  wh_rows_text(r, 14, d->merge ? "true" : "false");
+  wh_rows_bool(r, 14, d->merge);
   wh_rows_text(r, 15, first[0] ? first : NULL);
 
   if (d->merge && !first[0] && t->nheads < WH_CONSUMER_BATCH) {
