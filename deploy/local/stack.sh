@@ -98,8 +98,11 @@ init_pg() {
       data=$priv
     fi
   fi
+  # Text sorts by code point (C collation: the same order as C.UTF-8, but
+  # PostgreSQL compares keys with memcmp instead of strcoll); character
+  # classes stay Unicode.
   as_pg "$PGBIN/initdb" -D "$data/" -U whistle --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
-    >"$VAR/log/initdb.log" 2>&1 || { cat "$VAR/log/initdb.log" >&2; die "initdb failed"; }
+    --lc-collate=C >"$VAR/log/initdb.log" 2>&1 || { cat "$VAR/log/initdb.log" >&2; die "initdb failed"; }
 }
 
 pg_running() { as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" status >/dev/null 2>&1; }
