@@ -14,7 +14,12 @@
 # object. BENCH_VAR (default build/bench-var) holds the stack; it is removed
 # at the end unless BENCH_KEEP=1. BENCH_STATEMENTS=1 loads pg_stat_statements
 # and prints, before the results, where PostgreSQL spent its time, per
-# statement (calls, total and mean ms, rows per call).
+# statement (calls, total and mean ms, rows per call). The database's log
+# ($BENCH_VAR/log/postgres.log, kept with BENCH_KEEP=1) has every autovacuum
+# run and every statement slower than 50 ms. Run as root, it applies the
+# database machine's kernel settings (deploy/sysctl/60-whistle-db.conf) for
+# its duration and restores the old values at exit; BENCH_SYSCTL=0 leaves
+# the kernel alone.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COUNT=${1:-100000}
@@ -27,8 +32,38 @@ export WHISTLE_CONF_DIR=${WHISTLE_CONF_DIR:-$ROOT/deploy/demo}
 STACK=$ROOT/deploy/local/stack.sh
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 
-cleanup() { [ "${BENCH_KEEP:-0}" = 1 ] || "$STACK" destroy >/dev/null 2>&1 || true; }
+# The database machine's kernel settings (deploy/sysctl) for the run, when
+# this is root and they differ; the old values come back at exit.
+SYSCTL_CONF=$ROOT/deploy/sysctl/60-whistle-db.conf
+sysctl_restore=()
+sysctl_apply() {
+  [ "${BENCH_SYSCTL:-1}" = 1 ] || return 0
+  local key val path old
+  while IFS='=' read -r key val; do
+    key=$(echo "$key" | tr -d ' '); val=$(echo "$val" | tr -d ' ')
+    case $key in ''|\#*) continue ;; esac
+    path=/proc/sys/$(echo "$key" | tr . /)
+    old=$(cat "$path" 2>/dev/null) || continue
+    [ "$old" = "$val" ] && continue
+    # A *_bytes limit and its *_ratio twin exclude each other (setting one
+    # zeroes the other, and 0 cannot be written): keep both to restore.
+    case $path in *_bytes) sysctl_restore+=("${path%_bytes}_ratio=$(cat "${path%_bytes}_ratio")") ;; esac
+    if echo "$val" > "$path" 2>/dev/null; then sysctl_restore+=("$path=$old"); fi
+  done < "$SYSCTL_CONF"
+}
+sysctl_undo() {
+  local item
+  for item in "${sysctl_restore[@]}"; do
+    [ "${item#*=}" = 0 ] && continue # the twin's value restores it
+    echo "${item#*=}" > "${item%%=*}" 2>/dev/null || true
+  done
+}
+cleanup() {
+  sysctl_undo
+  [ "${BENCH_KEEP:-0}" = 1 ] || "$STACK" destroy >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
+sysctl_apply
 
 "$STACK" destroy >/dev/null 2>&1 || true
 "$STACK" pg-up >/dev/null
@@ -41,11 +76,17 @@ if [ "${BENCH_STATEMENTS:-0}" = 1 ]; then
   psql -d postgres -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 fi
 
+# The log says what the database did when a stall shows in the latency phase
+# (the load generator prints its slowest seconds, in UTC as the log is).
+psql -d postgres -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
+     -c "ALTER SYSTEM SET log_min_duration_statement = 50" -c "SELECT pg_reload_conf()" >/dev/null
 echo "== PostgreSQL $(psql -d postgres -c 'SHOW server_version') on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 for s in fsync synchronous_commit full_page_writes wal_sync_method wal_level shared_buffers \
-         wal_buffers max_wal_size checkpoint_timeout commit_delay; do
+         wal_buffers max_wal_size checkpoint_timeout commit_delay lc_collate; do
   printf '   %-20s %s\n' "$s" "$(psql -d postgres -c "SHOW $s")"
 done
+printf '   %-20s %s%s\n' vm.dirty_background_bytes "$(cat /proc/sys/vm/dirty_background_bytes)" \
+  "$([ ${#sysctl_restore[@]} -gt 0 ] && echo ' (deploy/sysctl, for this run)')"
 [ "$(psql -d postgres -c 'SHOW fsync')" = on ] && [ "$(psql -d postgres -c 'SHOW synchronous_commit')" = on ] ||
   { echo "bench: the cluster is not durable (fsync/synchronous_commit off)" >&2; exit 1; }
 

@@ -52,6 +52,7 @@ typedef struct {
   /* options */
   const char *intake, *feed, *notify, *conf;
   long count, rate, seconds, window;
+  char latency_start[40]; /* when the latency phase began, as PostgreSQL logs time */
   uint64_t seed;
   double ceiling;
   /* configuration the tickets are drawn from */
@@ -462,6 +463,9 @@ static int s_cmp_i64(const void *a, const void *b) {
 
 static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
   int64_t t0 = s_now_ns(), gap = 1000000000LL / b->rate;
+  time_t began = time(NULL);
+  struct tm tm;
+  strftime(b->latency_start, sizeof b->latency_start, "%H:%M:%S UTC", gmtime_r(&began, &tm));
   long next = from;
   while (next < to) {
     int64_t due = t0 + (next - from) * gap, now = s_now_ns();
@@ -500,6 +504,30 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
            hop[0][nh / 2], hop[1][nh / 2], hop[2][nh / 2]);
   }
   for (int k = 0; k < 3; k++) free(hop[k]);
+  /* When the tail happened: the slowest ticket of each second of the
+   * phase, the worst three printed, so a stall can be matched with what the
+   * database logged at that time. */
+  long nsec = (to - from + b->rate - 1) / b->rate;
+  int64_t *worst = calloc((size_t)nsec, sizeof *worst);
+  for (long i = from; worst && i < to; i++) {
+    int32_t no = b->tno[i];
+    if (b->state[i] != 2 || no <= 0 || (size_t)no >= b->narrive || !b->arrive_ns[no]) continue;
+    long sec = (i - from) / b->rate;
+    int64_t l = b->arrive_ns[no] - b->submit_ns[i];
+    if (l > worst[sec]) worst[sec] = l;
+  }
+  if (worst && nsec > 0) {
+    printf("  slowest seconds (from the phase's start):");
+    for (int k = 0; k < 3 && k < nsec; k++) {
+      long at = 0;
+      for (long sec = 1; sec < nsec; sec++)
+        if (worst[sec] > worst[at]) at = sec;
+      printf(" %lds %.1f ms%s", at, (double)worst[at] / 1e6, k < 2 && k + 1 < nsec ? "," : "");
+      worst[at] = -1;
+    }
+    printf(" (phase began %s)\n", b->latency_start);
+  }
+  free(worst);
   qsort(lat, (size_t)n, sizeof *lat, s_cmp_i64);
   r->tickets = n;
   r->seconds = (double)(to - from) / (double)b->rate;
