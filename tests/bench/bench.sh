@@ -103,11 +103,16 @@ script=$WHISTLE_VAR/ceiling.sql
   done
   echo "COMMIT;"
 } > "$script"
+cpu_now() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
+read -r cpu0 steal0 <<<"$(cpu_now)"
 out=$("$PGBIN/pgbench" -h 127.0.0.1 -p "$WHISTLE_PGPORT" -U whistle -n -c 4 -j 2 -T "$CEIL_SECS" \
       -f "$script" whistle_ceiling 2>&1) || { echo "$out" >&2; exit 1; }
 tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
 ceiling=$(awk -v t="$tps" 'BEGIN { printf "%.0f", t * 100 }')
-echo "   $tps transactions/s = $ceiling tickets/s"
+read -r cpu1 steal1 <<<"$(cpu_now)"
+stolen=$(awk -v t=$((cpu1 - cpu0)) -v s=$((steal1 - steal0)) \
+  'BEGIN { if (t > 0 && s * 100 > t) printf " (%.0f%% of the machine'"'"'s CPU time stolen by the hypervisor)", 100 * s / t }')
+echo "   $tps transactions/s = $ceiling tickets/s$stolen"
 psql -d postgres -c "DROP DATABASE whistle_ceiling" -c "CHECKPOINT"
 
 echo "== whistle: $COUNT tickets for throughput, then $RATE/s for $SECS s"

@@ -158,6 +158,34 @@ static void s_sample_cpu(s_bench_t *b, int end) {
   }
 }
 
+/* The machine's CPU time so far (jiffies): all of it, and the part a
+ * hypervisor gave to other guests (steal). On a shared virtual machine a
+ * phase's figures mean little when much of its time was stolen. */
+static void s_machine_cpu(long long *total, long long *steal) {
+  long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  *total = *steal = 0;
+  if (!f) return;
+  if (fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4],
+             &v[5], &v[6], &v[7]) == 8) {
+    for (int i = 0; i < 8; i++) *total += v[i];
+    *steal = v[7];
+  }
+  fclose(f);
+}
+
+/* "; 12% of the machine's CPU time was stolen" for the span since
+ * (total0, steal0), or "" when there was none to speak of. */
+static const char *s_stolen(long long total0, long long steal0, char *buf, size_t len) {
+  long long total, steal;
+  s_machine_cpu(&total, &steal);
+  buf[0] = '\0';
+  if (total > total0 && steal - steal0 > (total - total0) / 100)
+    snprintf(buf, len, " (%.0f%% of the machine's CPU time stolen by the hypervisor)",
+             100.0 * (double)(steal - steal0) / (double)(total - total0));
+  return buf;
+}
+
 static void s_sample_rss(s_bench_t *b, int at_10k) {
   for (int i = 0; i < b->nprocs; i++) {
     s_proc_t *p = &b->procs[i];
@@ -774,14 +802,19 @@ int main(int argc, char **argv) {
   s_result_t thr = {0}, lat = {0};
   printf("throughput: %ld tickets, at most %ld unanswered\n", b.count, b.window);
   fflush(stdout);
+  long long total0, steal0;
+  char stolen[96];
+  s_machine_cpu(&total0, &steal0);
   s_throughput(&b, 0, b.count, &thr);
-  printf("  %ld arrived on their lead's feed in %.2f s: %.0f tickets/s%s\n", thr.tickets,
-         thr.seconds, thr.per_s, thr.missing ? " (some never arrived live)" : "");
+  printf("  %ld arrived on their lead's feed in %.2f s: %.0f tickets/s%s%s\n", thr.tickets,
+         thr.seconds, thr.per_s, thr.missing ? " (some never arrived live)" : "",
+         s_stolen(total0, steal0, stolen, sizeof stolen));
   printf("latency: %ld tickets/s for %ld s\n", b.rate, b.seconds);
   fflush(stdout);
+  s_machine_cpu(&total0, &steal0);
   s_latency(&b, b.count, b.total, &lat);
-  printf("  p50 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms over %ld tickets\n", lat.p50,
-         lat.p99, lat.p999, lat.max, lat.tickets);
+  printf("  p50 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms over %ld tickets%s\n", lat.p50,
+         lat.p99, lat.p999, lat.max, lat.tickets, s_stolen(total0, steal0, stolen, sizeof stolen));
   printf("durable check: replaying every party's feed\n");
   fflush(stdout);
   long lost = -1, duplicated = -1, items = 0;
