@@ -2,7 +2,8 @@
  * PostgreSQL (WHISTLE_TEST_DB names a database to create test databases
  * from): migrations from empty and re-run, inbox ordering, a consumer that
  * gets the same message twice and changes state once, a relay that
- * marks rows delivered only when acknowledged, and batched rows that come
+ * marks rows delivered only when acknowledged, state rows that record a
+ * ticket's first message in place of the inbox, and batched rows that come
  * back exactly as they were given. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,8 +115,9 @@ typedef struct {
   wh_pg_t *pg;
   int applied;
   void *dealer;
-  int acks[3];
-  int nacks;
+  int acks[16];
+  char ack_mid[16][16];
+  int nacks, want;
   uv_loop_t *loop;
   int64_t deadline;
 } s_rig_t;
@@ -137,23 +139,26 @@ static void s_poll_acks(uv_timer_t *t) {
   while (zmq_msg_recv(&m, rig->dealer, ZMQ_DONTWAIT) >= 0) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
-      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK && rig->nacks < 3)
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK && rig->nacks < 16) {
+        snprintf(rig->ack_mid[rig->nacks], sizeof rig->ack_mid[0], "%s", env->ack->message_id);
         rig->acks[rig->nacks++] = env->ack->status;
+      }
       wh_env_free(env);
     }
     zmq_msg_close(&m);
     zmq_msg_init(&m);
   }
   zmq_msg_close(&m);
-  if (rig->nacks == 3 || wh_clock_now_ms() > rig->deadline) uv_stop(rig->loop);
+  if (rig->nacks >= rig->want || wh_clock_now_ms() > rig->deadline) uv_stop(rig->loop);
 }
 
-static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
+static void s_send_for(void *sock, const char *ticket, const char *mid, uint32_t seq,
+                       uint64_t tag) {
   Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
-  rec.ticket_id = "WH77";
+  rec.ticket_id = (char *)ticket;
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
   env.message_id = (char *)mid;
-  env.ticket_id = "WH77";
+  env.ticket_id = (char *)ticket;
   env.sender = "intake";
   env.seq = seq;
   env.delivery_tag = tag;
@@ -166,6 +171,10 @@ static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
   free(buf);
 }
 
+static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
+  s_send_for(sock, "WH77", mid, seq, tag);
+}
+
 static void consumer_same_message_twice_changes_state_once(void **state) {
   (void)state;
   s_rig_t rig = {0};
@@ -175,6 +184,7 @@ static void consumer_same_message_twice_changes_state_once(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   rig.loop = &loop;
+  rig.want = 3;
   void *zctx = zmq_ctx_new();
   wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
   wh_consumer_t *c = wh_consumer_new(&loop, zctx, rig.pg, "inproc://it-consumer", &ops, &rig);
@@ -197,6 +207,110 @@ static void consumer_same_message_twice_changes_state_once(void **state) {
   assert_int_equal(rig.applied, 1);
   assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM applied"), 1);
   assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH77'"), 1);
+  uv_close((uv_handle_t *)&t, NULL);
+  wh_consumer_destroy(&c);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  zmq_close(rig.dealer);
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&rig.pg);
+}
+
+/* ---- state rows as the inbox of first messages ------------------------- */
+
+/* Applies a message the way triage and dispatch do: a first message writes
+ * the ticket's state row (its record of having been applied), a later one
+ * changes it. */
+static int s_state_apply(void *arg, const Whistle__Envelope *env) {
+  s_rig_t *rig = arg;
+  rig->applied++;
+  const char *v[1] = {env->ticket_id};
+  PGresult *r = wh_pg_query(rig->pg,
+                            env->seq == 1 ? "INSERT INTO state_row (ticket_id, n) VALUES ($1, 1)"
+                                          : "UPDATE state_row SET n = n + 1 WHERE ticket_id = $1",
+                            1, v);
+  if (!r) return WH_EDB;
+  PQclear(r);
+  return 0;
+}
+
+/* Sends what is given and runs the consumer until that many acks came;
+ * returns the status acknowledged for mid, the latest one. */
+static int s_ack_of(const s_rig_t *rig, const char *mid) {
+  int st = -1;
+  for (int i = 0; i < rig->nacks; i++)
+    if (!strcmp(rig->ack_mid[i], mid)) st = rig->acks[i];
+  return st;
+}
+
+static void s_run_until(s_rig_t *rig, uv_timer_t *t, int want) {
+  rig->want = want;
+  rig->deadline = wh_clock_now_ms() + 10000;
+  uv_timer_start(t, s_poll_acks, 10, 10);
+  uv_run(rig->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(t);
+  assert_int_equal(rig->nacks, want);
+}
+
+static void consumer_first_message_recorded_by_state_row(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  rig.pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(rig.pg), 0);
+  assert_int_equal(wh_pg_exec(rig.pg, "CREATE TABLE state_row (ticket_id text PRIMARY KEY, n int)"),
+                   0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rig.loop = &loop;
+  void *zctx = zmq_ctx_new();
+  wh_consumer_ops_t ops = {
+      .body = WHISTLE__ENVELOPE__BODY_RECEIVED,
+      .apply = s_state_apply,
+      .first_applied = "SELECT ticket_id FROM state_row WHERE ticket_id = ANY($2::text[])"};
+  wh_consumer_t *c = wh_consumer_new(&loop, zctx, rig.pg, "inproc://it-lean", &ops, &rig);
+  assert_non_null(c);
+  rig.dealer = zmq_socket(zctx, ZMQ_DEALER);
+  assert_int_equal(zmq_connect(rig.dealer, "inproc://it-lean"), 0);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = &rig;
+  /* A first message, twice: applied once, both acknowledged, and no inbox
+   * row written: the state row is the record. */
+  s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
+  s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
+  s_run_until(&rig, &t, 2);
+  assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(rig.acks[1], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(rig.applied, 1);
+  assert_int_equal(s_count(rig.pg, "SELECT n FROM state_row WHERE ticket_id = 'WH88'"), 1);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id = 'WH88'"), 0);
+  /* The second starts the ticket's inbox row; the fourth waits for the third. */
+  s_send_for(rig.dealer, "WH88", "a-2", 2, 22);
+  s_run_until(&rig, &t, 3);
+  s_send_for(rig.dealer, "WH88", "a-4", 4, 24);
+  s_run_until(&rig, &t, 4);
+  assert_int_equal(s_ack_of(&rig, "a-2"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_ack_of(&rig, "a-4"), WHISTLE__ACK_STATUS__ACK_RETRY);
+  assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH88'"), 2);
+  /* Late copies of the first and second are seen, not applied; the third
+   * applies, and then the fourth. */
+  s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
+  s_run_until(&rig, &t, 5);
+  s_send_for(rig.dealer, "WH88", "a-2", 2, 22);
+  s_run_until(&rig, &t, 6);
+  s_send_for(rig.dealer, "WH88", "a-3", 3, 23);
+  s_run_until(&rig, &t, 7);
+  s_send_for(rig.dealer, "WH88", "a-4", 4, 24);
+  s_run_until(&rig, &t, 8);
+  for (int i = 4; i < 8; i++) assert_int_equal(rig.acks[i], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(rig.applied, 4); /* a-1, a-2, a-3, a-4: each once */
+  assert_int_equal(s_count(rig.pg, "SELECT n FROM state_row WHERE ticket_id = 'WH88'"), 4);
+  assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH88'"), 4);
+  /* A second message whose first never came waits, and writes nothing. */
+  s_send_for(rig.dealer, "WH89", "b-2", 2, 32);
+  s_run_until(&rig, &t, 9);
+  assert_int_equal(rig.acks[8], WHISTLE__ACK_STATUS__ACK_RETRY);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id = 'WH89'"), 0);
   uv_close((uv_handle_t *)&t, NULL);
   wh_consumer_destroy(&c);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -412,6 +526,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(migrations_from_empty_and_rerun),
       cmocka_unit_test(inbox_applies_in_order_once),
       cmocka_unit_test(consumer_same_message_twice_changes_state_once),
+      cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(rows_round_trip_every_type),
   };
