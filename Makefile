@@ -62,7 +62,7 @@ $(PROTO_C) $(PROTO_H): proto/whistle.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) proto/whistle.proto
 
-$(GEN)/%_sql.c: tools/embed_sql.sh $$(wildcard services/$$*/sql/*.sql)
+$(GEN)/%_sql.c: tools/embed_sql.sh services/$$*/sql $$(wildcard services/$$*/sql/*.sql)
 	@mkdir -p $(GEN)
 	tools/embed_sql.sh $* $@ $(sort $(wildcard services/$*/sql/*.sql))
 
