@@ -39,6 +39,12 @@ const wh_migration_t wh_outbox_migration = {
     "  updated_at timestamptz NOT NULL DEFAULT now(),"
     "  PRIMARY KEY (source, ticket_id));"};
 
+/* The relay reads undelivered rows in id order by the primary key: the
+ * table holds only what is still owed (acknowledged rows are deleted), so a
+ * second index on the pending rows cost every row an entry for nothing. */
+const wh_migration_t wh_outbox_migration_1 = {"000_outbox_1_by_id",
+                                              "DROP INDEX IF EXISTS outbox_pending;"};
+
 static const wh_stmt_t s_put = {
     "wh_outbox_put",
     "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"

@@ -25,8 +25,10 @@
 #include "wh_pg.h"
 #include "whistle.pb-c.h"
 
-/* The outbox and inbox tables; every service lists it among its migrations. */
+/* The outbox and inbox tables: every service lists the first before its
+ * own migrations and the later ones after them. */
 extern const wh_migration_t wh_outbox_migration;
+extern const wh_migration_t wh_outbox_migration_1;
 
 typedef struct wh_relay_s wh_relay_t;
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # embed_sql.sh NAME OUT FILE... - compiles a service's SQL migrations into C.
 # Each file becomes one wh_migration_t named after the file; the list that a
-# service hands to wh_pg_new starts with the shared outbox migration.
+# service hands to wh_pg_new starts with the shared outbox migration and ends
+# with the shared ones that came later.
 set -eu
 name=$1; out=$2; shift 2
 {
@@ -19,6 +20,7 @@ name=$1; out=$2; shift 2
   echo "  &wh_outbox_migration,"
   j=0
   while [ $j -lt $i ]; do echo "  &s_m_$j,"; j=$((j + 1)); done
+  echo "  &wh_outbox_migration_1,"
   echo "  NULL};"
 } > "$out.tmp"
 mv "$out.tmp" "$out"
