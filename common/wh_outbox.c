@@ -15,6 +15,7 @@
 #define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
 #define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
 #define RELAY_SWEEP_MS 10000  /* read the undelivered rows from the start */
+#define RELAY_STUCK_MS 60000  /* answered "retry" this long: say so in the log */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
 
 const wh_migration_t wh_outbox_migration = {
@@ -79,6 +80,8 @@ static const wh_stmt_t s_inbox_get = {
 typedef struct {
   uint64_t id; /* 0 = empty */
   int64_t sent_ms;
+  int64_t first_ms; /* when this process first sent it */
+  int warned;       /* told the log it is stuck behind a missing predecessor */
 } s_slot_t;
 
 #define SLOTS (RELAY_WINDOW * 4)
@@ -223,7 +226,7 @@ static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t
   if (rc) return -1;
   s_slot_t *slot = s_find(r->inflight, id);
   if (slot->id != id) {
-    slot->id = id;
+    *slot = (s_slot_t){.id = id, .first_ms = now};
     r->ninflight++;
   }
   slot->sent_ms = now;
@@ -388,7 +391,16 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
             r->ninflight--;
           }
         } else if (slot->id == a->delivery_tag) {
-          /* Retry: let the next scan send it again, after its predecessor. */
+          /* Retry: let the next scan send it again, after its predecessor.
+           * A message that waits for long waits for one that may never
+           * come (refused, parked): that must not go unseen. */
+          int64_t now = wh_clock_now_ms();
+          if (!slot->warned && now - slot->first_ms >= RELAY_STUCK_MS) {
+            slot->warned = 1;
+            wh_warn("%s has waited %" PRId64 " s for an earlier message of its ticket before"
+                    " taking outbox row %" PRIu64 " (message %s); it is sent again until then",
+                    r->dest, (now - slot->first_ms) / 1000, a->delivery_tag, a->message_id);
+          }
           slot->sent_ms = 0;
         }
       } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) {

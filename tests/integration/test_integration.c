@@ -523,6 +523,109 @@ static void rows_round_trip_every_type(void **state) {
   wh_pg_destroy(&pg);
 }
 
+/* ---- a message that waits for a predecessor that never comes ---------- */
+
+typedef struct {
+  void *router;
+  int seen;
+  uv_loop_t *loop;
+} s_stuck_t;
+
+/* Answers every message "retry", as a consumer does while its predecessor
+ * is missing; after the first answer the clock moves on by a minute. */
+static void s_retrier(uv_timer_t *t) {
+  s_stuck_t *k = t->data;
+  zmq_msg_t id, m;
+  zmq_msg_init(&id);
+  zmq_msg_init(&m);
+  while (zmq_msg_recv(&id, k->router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, k->router, 0) >= 0) {
+    Whistle__Envelope *env;
+    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+      Whistle__Ack a = WHISTLE__ACK__INIT;
+      a.message_id = env->message_id;
+      a.delivery_tag = env->delivery_tag;
+      a.status = WHISTLE__ACK_STATUS__ACK_RETRY;
+      Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+      out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
+      out.ack = &a;
+      uint8_t *buf;
+      size_t len;
+      assert_int_equal(wh_env_pack(&out, &buf, &len), 0);
+      zmq_send(k->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+      zmq_send(k->router, buf, len, 0);
+      free(buf);
+      if (++k->seen == 1) wh_clock_set_offset_ms(61000);
+      wh_env_free(env);
+    }
+    zmq_msg_close(&id);
+    zmq_msg_close(&m);
+    zmq_msg_init(&id);
+    zmq_msg_init(&m);
+  }
+  zmq_msg_close(&id);
+  zmq_msg_close(&m);
+  if (k->seen >= 4) uv_stop(k->loop);
+}
+
+static void relay_says_when_a_message_is_stuck(void **state) {
+  (void)state;
+  s_stuck_t k = {0};
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  assert_int_equal(wh_pg_exec(pg, "TRUNCATE outbox"), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  k.loop = &loop;
+  void *zctx = zmq_ctx_new();
+  k.router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(k.router, "inproc://it-stuck"), 0);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, "dispatch", "inproc://it-stuck");
+  assert_non_null(relay);
+  assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
+  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+  rec.ticket_id = "WH91";
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.ticket_id = "WH91";
+  env.seq = 2; /* its first was never sent */
+  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  env.received = &rec;
+  assert_int_equal(wh_outbox_put(relay, "triage", &env), 0);
+  assert_int_equal(wh_relay_flush(relay), 0);
+  assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
+  /* The log, captured: the relay must say, once, that the row is stuck. */
+  char path[] = "/tmp/whistle-it-log-XXXXXX";
+  int fd = mkstemp(path), saved = dup(2);
+  assert_true(fd >= 0 && saved >= 0);
+  assert_int_equal(dup2(fd, 2), 2);
+  wh_relay_committed(relay);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = &k;
+  uv_timer_start(&t, s_retrier, 20, 20);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  dup2(saved, 2);
+  close(saved);
+  wh_clock_set_offset_ms(0);
+  char log[8192] = "";
+  ssize_t n = pread(fd, log, sizeof log - 1, 0);
+  close(fd);
+  unlink(path);
+  assert_true(n > 0);
+  log[n] = '\0';
+  assert_true(k.seen >= 4);
+  char *hit = strstr(log, "dispatch has waited");
+  assert_non_null(hit);
+  assert_non_null(strstr(hit, "outbox row"));
+  assert_null(strstr(hit + 1, "dispatch has waited")); /* said once, not at every resend */
+  uv_close((uv_handle_t *)&t, NULL);
+  wh_relay_destroy(&relay);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  zmq_close(k.router);
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&pg);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(migrations_from_empty_and_rerun),
@@ -530,6 +633,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(consumer_same_message_twice_changes_state_once),
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(relay_resends_until_acknowledged),
+      cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(rows_round_trip_every_type),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
