@@ -213,8 +213,20 @@ case $cmd in
   down)
     load_env || true
     for s in intake triage dispatch notify; do stop_svc "$s"; done
-    if [ -n "$PGBIN" ] && [ -f "$(pg_data)/PG_VERSION" ] && pg_running; then
-      as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -m fast -w stop >/dev/null
+    if [ -n "$PGBIN" ] && [ -f "$(pg_data)/PG_VERSION" ]; then
+      if pg_running; then
+        as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -m fast -w stop >/dev/null 2>&1 ||
+          as_pg "$PGBIN/pg_ctl" -D "$(pg_data)/" -m immediate -w stop >/dev/null 2>&1 || true
+      fi
+      # A postmaster that pg_ctl did not stop (it refused a setting on a
+      # restart, or its status was stale) is stopped by the pid it wrote:
+      # nothing is left running.
+      pm=$(head -n 1 "$(pg_data)/postmaster.pid" 2>/dev/null || true)
+      if [ -n "$pm" ] && kill -0 "$pm" 2>/dev/null && grep -q postgres "/proc/$pm/comm" 2>/dev/null; then
+        kill -QUIT "$pm" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pm" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pm" 2>/dev/null || true
+      fi
     fi
     say "stopped"
     ;;
