@@ -505,7 +505,7 @@ static const char s_claim_first_fmt[] =
 static const char s_first_get_fmt[] = "SELECT 1 FROM (%s) a WHERE ticket_id = $1";
 
 static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh_stmt_t *get_first,
-                   wh_claim_t *claims, int n) {
+                   wh_claim_t *claims, int n, wh_pg_step_t *also) {
   if (n <= 0) return 0;
   wh_rows_t rows;
   wh_rows_init(&rows, 3);
@@ -517,8 +517,9 @@ static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh
     claims[i].claim = -1;
   }
   s_claims_t cs = {claims, n};
-  wh_pg_step_t step = {.st = st, .rows = &rows, .on_result = s_on_claimed, .arg = &cs};
-  int rc = wh_pg_pipeline(pg, first, &step, 1, 0);
+  wh_pg_step_t steps[2] = {{.st = st, .rows = &rows, .on_result = s_on_claimed, .arg = &cs}};
+  if (also) steps[1] = *also;
+  int rc = wh_pg_pipeline(pg, first, steps, also ? 2 : 1, 0);
   wh_rows_free(&rows);
   if (rc) return WH_EDB;
   for (int i = 0; i < n; i++) {
@@ -551,7 +552,7 @@ static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh
 }
 
 int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
-  return s_claim(pg, NULL, &s_inbox_claim, NULL, claims, n);
+  return s_claim(pg, NULL, &s_inbox_claim, NULL, claims, n, NULL);
 }
 
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq) {
@@ -629,16 +630,18 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
   wh_pg_t *pg = c->pg;
   if (wh_pg_ready(pg)) return WH_EDB;
   wh_claim_t claims[CONSUMER_BATCH];
-  const Whistle__Envelope *apply[CONSUMER_BATCH];
+  const Whistle__Envelope *apply[CONSUMER_BATCH], *all[CONSUMER_BATCH];
   int n = to - from, napply = 0;
   for (int i = 0; i < n; i++) {
-    const Whistle__Envelope *env = c->items[from + i].env;
+    const Whistle__Envelope *env = all[i] = c->items[from + i].env;
     claims[i] = (wh_claim_t){.source = env->sender, .ticket_id = env->ticket_id, .seq = env->seq};
   }
-  /* BEGIN and the claims go in one round trip. */
+  /* BEGIN, the claims and the service's lookup go in one round trip. */
+  wh_pg_step_t look;
+  int has_look = c->ops->lookup ? c->ops->lookup(c->svc, all, n, &look) : 0;
   int lean = c->claim_first.sql != NULL;
   if (s_claim(pg, "BEGIN", lean ? &c->claim_first : &s_inbox_claim, lean ? &c->get_first : NULL,
-              claims, n))
+              claims, n, has_look ? &look : NULL))
     goto rollback;
   for (int i = 0; i < n; i++) {
     s_item_t *it = &c->items[from + i];

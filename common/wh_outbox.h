@@ -84,6 +84,15 @@ typedef struct {
   /* Before the claimed envelopes of a batch are applied, one by one: look up
    * what they need, for all of them at once. May be NULL. Returns 0 or WH_EDB. */
   int (*prepare)(void *svc, const Whistle__Envelope *const *envs, int n);
+  /* Instead of a prepare that queries: looks up what the batch needs for
+   * every envelope of it, claimed or not, as one statement sent in the same
+   * round trip as BEGIN and the claims. Fills *step (rows the service keeps
+   * until the batch ends; its on_result gathers the answers before any
+   * apply) and returns 1, or returns 0 when there is nothing to look up.
+   * It runs for messages that turn out to be seen, so it must not reserve
+   * or change anything. apply is then called for the claimed ones only, in
+   * batch order. May be NULL. */
+  int (*lookup)(void *svc, const Whistle__Envelope *const *envs, int n, wh_pg_step_t *step);
   /* Applies one claimed envelope inside the batch transaction, gathering its
    * rows in memory. Validate before gathering anything: a non-database
    * error rejects the message for good and must leave nothing behind. */

@@ -41,7 +41,12 @@ typedef struct {
   wh_consumer_t *in;
   wh_relay_t *relay;
   s_pre_t pre[WH_CONSUMER_BATCH];
+  const Whistle__Envelope *env_of[WH_CONSUMER_BATCH]; /* pre[i] is for env_of[i] */
   int npre, cursor;
+  wh_rows_t q;                 /* the repeat lookup's rows */
+  int map[WH_CONSUMER_BATCH];  /* its row k is for pre[map[k]] */
+  char window[24];
+  const char *extra[1];
   s_head_t heads[WH_CONSUMER_BATCH];
   int nheads;
   wh_rows_t rows; /* decision rows of the batch */
@@ -76,17 +81,30 @@ static int s_report_ok(const Whistle__Envelope *env) {
   return rep && !strcmp(rec->ticket_id, env->ticket_id) && rep->text[0] && rep->community[0];
 }
 
-/* Decides every report of the batch, and looks up in one statement the open
- * issue each mergeable one may repeat. */
-static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
+/* The answers of the repeat lookup: for each report that may repeat an open
+ * issue, the first such issue (rows numbered by WITH ORDINALITY). */
+static void s_on_first(void *arg, const PGresult *r) {
   s_triage_t *t = arg;
-  wh_rows_t q;
-  wh_rows_init(&q, 4);
+  for (int k = 0; k < PQntuples(r); k++) {
+    int o = atoi(PQgetvalue(r, k, 0)) - 1;
+    if (o < 0 || o >= t->q.nrows) continue;
+    s_pre_t *p = &t->pre[t->map[o]];
+    snprintf(p->first, sizeof p->first, "%s", PQgetvalue(r, k, 1));
+    p->first_at = strtoll(PQgetvalue(r, k, 2), NULL, 10);
+  }
+}
+
+/* Decides every report of the batch, and looks up in one statement, sent
+ * with the claims, the open issue each mergeable one may repeat. */
+static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_pg_step_t *step) {
+  s_triage_t *t = arg;
+  wh_rows_reset(&t->q);
   t->npre = n;
   t->cursor = 0;
   t->nheads = 0;
   for (int i = 0; i < n; i++) {
     s_pre_t *p = &t->pre[i];
+    t->env_of[i] = envs[i];
     p->valid = s_report_ok(envs[i]);
     p->first[0] = '\0';
     if (!p->valid) continue;
@@ -96,34 +114,19 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
                       .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags};
     wh_rules_decide(t->rules, t->org, &in, &p->d);
     if (!p->d.merge || t->rules->dedup_window_ms <= 0) continue;
-    wh_rows_next(&q);
-    wh_rows_text(&q, 0, p->d.klass);
-    wh_rows_text(&q, 1, rep->community);
-    wh_rows_text(&q, 2, rep->grid);
-    wh_rows_int(&q, 3, rep->received_at_ms);
+    t->map[t->q.nrows] = i;
+    wh_rows_next(&t->q);
+    wh_rows_text(&t->q, 0, p->d.klass);
+    wh_rows_text(&t->q, 1, rep->community);
+    wh_rows_text(&t->q, 2, rep->grid);
+    wh_rows_int(&t->q, 3, rep->received_at_ms);
   }
-  int rc = 0;
-  if (q.nrows) {
-    /* WITH ORDINALITY numbers the looked-up rows; map them back. */
-    int map[WH_CONSUMER_BATCH], m = 0;
-    for (int i = 0; i < n; i++)
-      if (t->pre[i].valid && t->pre[i].d.merge) map[m++] = i;
-    char window[24];
-    snprintf(window, sizeof window, "%" PRId64, t->rules->dedup_window_ms);
-    const char *extra[1] = {window};
-    PGresult *r = wh_rows_run(t->svc->pg, &s_find_first, &q, 1, extra);
-    if (!r) rc = WH_EDB;
-    for (int k = 0; r && k < PQntuples(r); k++) {
-      int o = atoi(PQgetvalue(r, k, 0)) - 1;
-      if (o < 0 || o >= m) continue;
-      s_pre_t *p = &t->pre[map[o]];
-      snprintf(p->first, sizeof p->first, "%s", PQgetvalue(r, k, 1));
-      p->first_at = strtoll(PQgetvalue(r, k, 2), NULL, 10);
-    }
-    if (r) PQclear(r);
-  }
-  wh_rows_free(&q);
-  return rc;
+  if (!t->q.nrows) return 0;
+  snprintf(t->window, sizeof t->window, "%" PRId64, t->rules->dedup_window_ms);
+  t->extra[0] = t->window;
+  *step = (wh_pg_step_t){.st = &s_find_first, .rows = &t->q, .nextra = 1, .extra = t->extra,
+                         .on_result = s_on_first, .arg = t};
+  return 1;
 }
 
 static void s_copy(char *dst, size_t n, const char *src) {
@@ -136,6 +139,8 @@ static int64_t s_abs(int64_t v) { return v < 0 ? -v : v; }
 
 static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_triage_t *t = arg;
+  /* Claimed reports come in batch order; the others were looked up too. */
+  while (t->cursor < t->npre && t->env_of[t->cursor] != env) t->cursor++;
   if (t->cursor >= t->npre) return WH_EINVAL;
   s_pre_t *p = &t->pre[t->cursor++];
   if (!p->valid) return WH_EFIELD;
@@ -237,7 +242,7 @@ static void s_aborted(void *arg) {
 }
 
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED,
-                                        .prepare = s_prepare,
+                                        .lookup = s_lookup,
                                         .apply = s_apply,
                                         .steps = s_steps,
                                         .committed = s_committed,
@@ -282,6 +287,7 @@ static void s_stop(wh_service_t *svc) {
   wh_org_destroy(&t->org);
   wh_rules_destroy(&t->rules);
   wh_rows_free(&t->rows);
+  wh_rows_free(&t->q);
   free(t);
   svc->data = NULL;
 }
@@ -297,6 +303,7 @@ int triage_start(wh_service_t *svc) {
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   wh_rows_init(&t->rows, 16);
+  wh_rows_init(&t->q, 4);
   if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, t);
