@@ -332,6 +332,24 @@ typedef struct {
   int64_t deadline;
 } s_recv_t;
 
+/* Answers a relayed envelope with an Ack of the given status, to the peer
+ * whose routing id is id. */
+static void s_answer(void *router, zmq_msg_t *id, const Whistle__Envelope *env, int status) {
+  Whistle__Ack a = WHISTLE__ACK__INIT;
+  a.message_id = env->message_id;
+  a.delivery_tag = env->delivery_tag;
+  a.status = status;
+  Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+  out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
+  out.ack = &a;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(&out, &buf, &len), 0);
+  zmq_send(router, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
+  zmq_send(router, buf, len, 0);
+  free(buf);
+}
+
 static void s_receiver(uv_timer_t *t) {
   s_recv_t *r = t->data;
   zmq_msg_t id, m;
@@ -344,18 +362,7 @@ static void s_receiver(uv_timer_t *t) {
       /* The first sighting of each row goes unanswered: the relay must send
        * it again; the second is acknowledged. */
       if (r->seen > 3) {
-        Whistle__Ack a = WHISTLE__ACK__INIT;
-        a.message_id = env->message_id;
-        a.delivery_tag = env->delivery_tag;
-        Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
-        out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
-        out.ack = &a;
-        uint8_t *buf;
-        size_t len;
-        wh_env_pack(&out, &buf, &len);
-        zmq_send(r->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
-        zmq_send(r->router, buf, len, 0);
-        free(buf);
+        s_answer(r->router, &id, env, WHISTLE__ACK_STATUS__ACK_OK);
         r->acked++;
       }
       wh_env_free(env);
@@ -541,19 +548,7 @@ static void s_retrier(uv_timer_t *t) {
   while (zmq_msg_recv(&id, k->router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, k->router, 0) >= 0) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
-      Whistle__Ack a = WHISTLE__ACK__INIT;
-      a.message_id = env->message_id;
-      a.delivery_tag = env->delivery_tag;
-      a.status = WHISTLE__ACK_STATUS__ACK_RETRY;
-      Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
-      out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
-      out.ack = &a;
-      uint8_t *buf;
-      size_t len;
-      assert_int_equal(wh_env_pack(&out, &buf, &len), 0);
-      zmq_send(k->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
-      zmq_send(k->router, buf, len, 0);
-      free(buf);
+      s_answer(k->router, &id, env, WHISTLE__ACK_STATUS__ACK_RETRY);
       if (++k->seen == 1) wh_clock_set_offset_ms(61000);
       wh_env_free(env);
     }
