@@ -452,7 +452,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
   size_t nitems = 0;
   if (wh_pg_ready(n->svc->pg) == 0) {
     h = wh_pg_run(n->svc->pg, &s_head, 1, v, NULL, NULL);
-    r = wh_pg_run(n->svc->pg, &s_replay, 3, v, NULL, NULL);
+    r = wh_pg_run_binary(n->svc->pg, &s_replay, 3, v); /* items as stored, no hex */
   }
   if (!r || !h) {
     e.code = wh_err_to_wire(WH_EDB);
@@ -463,21 +463,18 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
     items = calloc((size_t)PQntuples(r) + 1, sizeof *items);
     size_t bytes = 0;
     for (int i = 0; i < PQntuples(r); i++) {
-      size_t blen;
-      unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 0), &blen);
-      if (!b) continue;
+      size_t blen = (size_t)PQgetlength(r, i, 0);
+      const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, 0);
       /* The answer must fit the frame cap every whistle socket enforces;
        * the client asks again from where this answer stops. */
-      if (nitems && bytes + blen + 16 > REPLAY_MAX_BYTES) {
-        PQfreemem(b);
-        break;
-      }
+      if (nitems && bytes + blen + 16 > REPLAY_MAX_BYTES) break;
       Whistle__FeedItem *it = whistle__feed_item__unpack(NULL, blen, b);
-      PQfreemem(b);
-      if (it) {
-        items[nitems++] = it;
-        bytes += blen + 16;
+      if (!it) { /* notify packed it itself: one that does not decode is damage */
+        wh_error("a stored item of feed %s does not decode; the replay skips it", q->party);
+        continue;
       }
+      items[nitems++] = it;
+      bytes += blen + 16;
     }
     rep.items = items;
     rep.n_items = nitems;
