@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,8 @@ void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, 
  * cheapest, does not go on scanning it whole as it grows. */
 static const char s_session[] =
     "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
+
+static void s_on_trim(uv_timer_t *t);
 
 int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
                     const wh_migration_t *const *migrations) {
@@ -95,7 +98,18 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
   uv_signal_start(&svc->sig_int, s_on_stop_signal, SIGINT);
   uv_signal_start(&svc->sig_term, s_on_stop_signal, SIGTERM);
   uv_signal_start(&svc->sig_hup, s_on_hup, SIGHUP);
+  /* A burst leaves freed batches, envelopes and results in the heap; give
+   * them back once a second, so a service's size follows its work, not
+   * its busiest moment. */
+  uv_timer_init(svc->loop, &svc->trim);
+  uv_timer_start(&svc->trim, s_on_trim, 1000, 1000);
+  uv_unref((uv_handle_t *)&svc->trim);
   return 0;
+}
+
+static void s_on_trim(uv_timer_t *t) {
+  (void)t;
+  malloc_trim(0);
 }
 
 static void s_close_any(uv_handle_t *h, void *arg) {

@@ -26,6 +26,7 @@ typedef struct wh_service_s {
   void (*on_stop)(struct wh_service_s *svc);
   void *data;
   uv_signal_t sig_int, sig_term, sig_hup;
+  uv_timer_t trim; /* hands freed heap back to the system now and then */
 } wh_service_t;
 
 /* Parses argv, opens loop and context, connects the database (migrating it)
