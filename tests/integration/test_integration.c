@@ -120,9 +120,40 @@ typedef struct {
   int acks[16];
   char ack_mid[16][16];
   int nacks, want;
-  uv_loop_t *loop;
+  uv_loop_t *loop, loop_s;
+  void *zctx;
+  wh_consumer_t *consumer;
+  uv_timer_t timer;
   int64_t deadline;
 } s_rig_t;
+
+/* A consumer with ops on endpoint, over triage's migrations plus table, and
+ * a DEALER connected to it as a relay would be. */
+static void s_rig_open(s_rig_t *rig, const char *table, const char *endpoint,
+                       const wh_consumer_ops_t *ops) {
+  rig->pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(rig->pg), 0);
+  assert_int_equal(wh_pg_exec(rig->pg, table), 0);
+  rig->loop = &rig->loop_s;
+  uv_loop_init(rig->loop);
+  rig->zctx = zmq_ctx_new();
+  rig->consumer = wh_consumer_new(rig->loop, rig->zctx, rig->pg, endpoint, ops, rig);
+  assert_non_null(rig->consumer);
+  rig->dealer = zmq_socket(rig->zctx, ZMQ_DEALER);
+  assert_int_equal(zmq_connect(rig->dealer, endpoint), 0);
+  uv_timer_init(rig->loop, &rig->timer);
+  rig->timer.data = rig;
+}
+
+static void s_rig_close(s_rig_t *rig) {
+  uv_close((uv_handle_t *)&rig->timer, NULL);
+  wh_consumer_destroy(&rig->consumer);
+  uv_run(rig->loop, UV_RUN_DEFAULT);
+  uv_loop_close(rig->loop);
+  zmq_close(rig->dealer);
+  zmq_ctx_term(rig->zctx);
+  wh_pg_destroy(&rig->pg);
+}
 
 static int s_count_apply(void *arg, const Whistle__Envelope *env) {
   s_rig_t *rig = arg;
@@ -177,45 +208,39 @@ static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
   s_send_for(sock, "WH77", mid, seq, tag);
 }
 
+static int s_ack_of(const s_rig_t *rig, const char *mid) {
+  int st = -1;
+  for (int i = 0; i < rig->nacks; i++)
+    if (!strcmp(rig->ack_mid[i], mid)) st = rig->acks[i];
+  return st;
+}
+
+/* Runs the consumer until want acks in all have come. */
+static void s_run_until(s_rig_t *rig, int want) {
+  rig->want = want;
+  rig->deadline = wh_clock_now_ms() + 10000;
+  uv_timer_start(&rig->timer, s_poll_acks, 10, 10);
+  uv_run(rig->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&rig->timer);
+  assert_int_equal(rig->nacks, want);
+}
+
 static void consumer_same_message_twice_changes_state_once(void **state) {
   (void)state;
   s_rig_t rig = {0};
-  rig.pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(rig.pg), 0);
-  assert_int_equal(wh_pg_exec(rig.pg, "CREATE TABLE applied (ticket text)"), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  rig.loop = &loop;
-  rig.want = 3;
-  void *zctx = zmq_ctx_new();
   wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
-  wh_consumer_t *c = wh_consumer_new(&loop, zctx, rig.pg, "inproc://it-consumer", &ops, &rig);
-  assert_non_null(c);
-  rig.dealer = zmq_socket(zctx, ZMQ_DEALER);
-  assert_int_equal(zmq_connect(rig.dealer, "inproc://it-consumer"), 0);
+  s_rig_open(&rig, "CREATE TABLE applied (ticket text)", "inproc://it-consumer", &ops);
   s_send(rig.dealer, "m-1", 1, 11);
   s_send(rig.dealer, "m-1", 1, 11); /* redelivered */
   s_send(rig.dealer, "m-3", 3, 13); /* seq 2 has not come */
-  uv_timer_t t;
-  uv_timer_init(&loop, &t);
-  t.data = &rig;
-  rig.deadline = wh_clock_now_ms() + 10000;
-  uv_timer_start(&t, s_poll_acks, 10, 10);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(rig.nacks, 3);
+  s_run_until(&rig, 3);
   assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.acks[1], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.acks[2], WHISTLE__ACK_STATUS__ACK_RETRY);
   assert_int_equal(rig.applied, 1);
   assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM applied"), 1);
   assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH77'"), 1);
-  uv_close((uv_handle_t *)&t, NULL);
-  wh_consumer_destroy(&c);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  zmq_close(rig.dealer);
-  zmq_ctx_term(zctx);
-  wh_pg_destroy(&rig.pg);
+  s_rig_close(&rig);
 }
 
 /* ---- state rows as the inbox of first messages ------------------------- */
@@ -238,49 +263,20 @@ static int s_state_apply(void *arg, const Whistle__Envelope *env) {
 
 /* Sends what is given and runs the consumer until that many acks came;
  * returns the status acknowledged for mid, the latest one. */
-static int s_ack_of(const s_rig_t *rig, const char *mid) {
-  int st = -1;
-  for (int i = 0; i < rig->nacks; i++)
-    if (!strcmp(rig->ack_mid[i], mid)) st = rig->acks[i];
-  return st;
-}
-
-static void s_run_until(s_rig_t *rig, uv_timer_t *t, int want) {
-  rig->want = want;
-  rig->deadline = wh_clock_now_ms() + 10000;
-  uv_timer_start(t, s_poll_acks, 10, 10);
-  uv_run(rig->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(t);
-  assert_int_equal(rig->nacks, want);
-}
-
 static void consumer_first_message_recorded_by_state_row(void **state) {
   (void)state;
   s_rig_t rig = {0};
-  rig.pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(rig.pg), 0);
-  assert_int_equal(wh_pg_exec(rig.pg, "CREATE TABLE state_row (ticket_id text PRIMARY KEY, n int)"),
-                   0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  rig.loop = &loop;
-  void *zctx = zmq_ctx_new();
   wh_consumer_ops_t ops = {
       .body = WHISTLE__ENVELOPE__BODY_RECEIVED,
       .apply = s_state_apply,
       .first_applied = "SELECT ticket_id FROM state_row WHERE ticket_id = ANY($2::text[])"};
-  wh_consumer_t *c = wh_consumer_new(&loop, zctx, rig.pg, "inproc://it-lean", &ops, &rig);
-  assert_non_null(c);
-  rig.dealer = zmq_socket(zctx, ZMQ_DEALER);
-  assert_int_equal(zmq_connect(rig.dealer, "inproc://it-lean"), 0);
-  uv_timer_t t;
-  uv_timer_init(&loop, &t);
-  t.data = &rig;
+  s_rig_open(&rig, "CREATE TABLE state_row (ticket_id text PRIMARY KEY, n int)", "inproc://it-lean",
+             &ops);
   /* A first message, twice: applied once, both acknowledged, and no inbox
    * row written: the state row is the record. */
   s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
   s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
-  s_run_until(&rig, &t, 2);
+  s_run_until(&rig, 2);
   assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.acks[1], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.applied, 1);
@@ -288,38 +284,32 @@ static void consumer_first_message_recorded_by_state_row(void **state) {
   assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id = 'WH88'"), 0);
   /* The second starts the ticket's inbox row; the fourth waits for the third. */
   s_send_for(rig.dealer, "WH88", "a-2", 2, 22);
-  s_run_until(&rig, &t, 3);
+  s_run_until(&rig, 3);
   s_send_for(rig.dealer, "WH88", "a-4", 4, 24);
-  s_run_until(&rig, &t, 4);
+  s_run_until(&rig, 4);
   assert_int_equal(s_ack_of(&rig, "a-2"), WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(s_ack_of(&rig, "a-4"), WHISTLE__ACK_STATUS__ACK_RETRY);
   assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH88'"), 2);
   /* Late copies of the first and second are seen, not applied; the third
    * applies, and then the fourth. */
   s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
-  s_run_until(&rig, &t, 5);
+  s_run_until(&rig, 5);
   s_send_for(rig.dealer, "WH88", "a-2", 2, 22);
-  s_run_until(&rig, &t, 6);
+  s_run_until(&rig, 6);
   s_send_for(rig.dealer, "WH88", "a-3", 3, 23);
-  s_run_until(&rig, &t, 7);
+  s_run_until(&rig, 7);
   s_send_for(rig.dealer, "WH88", "a-4", 4, 24);
-  s_run_until(&rig, &t, 8);
+  s_run_until(&rig, 8);
   for (int i = 4; i < 8; i++) assert_int_equal(rig.acks[i], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.applied, 4); /* a-1, a-2, a-3, a-4: each once */
   assert_int_equal(s_count(rig.pg, "SELECT n FROM state_row WHERE ticket_id = 'WH88'"), 4);
   assert_int_equal(s_count(rig.pg, "SELECT last_seq FROM inbox WHERE ticket_id = 'WH88'"), 4);
   /* A second message whose first never came waits, and writes nothing. */
   s_send_for(rig.dealer, "WH89", "b-2", 2, 32);
-  s_run_until(&rig, &t, 9);
+  s_run_until(&rig, 9);
   assert_int_equal(rig.acks[8], WHISTLE__ACK_STATUS__ACK_RETRY);
   assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id = 'WH89'"), 0);
-  uv_close((uv_handle_t *)&t, NULL);
-  wh_consumer_destroy(&c);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  zmq_close(rig.dealer);
-  zmq_ctx_term(zctx);
-  wh_pg_destroy(&rig.pg);
+  s_rig_close(&rig);
 }
 
 /* ---- a relay against a receiver that acknowledges late ----------------- */
@@ -350,21 +340,18 @@ static void s_answer(void *router, zmq_msg_t *id, const Whistle__Envelope *env, 
   free(buf);
 }
 
-static void s_receiver(uv_timer_t *t) {
-  s_recv_t *r = t->data;
+/* Hands each envelope a relay has sent to router to on_env, with the
+ * routing id of its sender. */
+static void s_router_each(void *router, void (*on_env)(void *arg, zmq_msg_t *id,
+                                                       const Whistle__Envelope *env),
+                          void *arg) {
   zmq_msg_t id, m;
   zmq_msg_init(&id);
   zmq_msg_init(&m);
-  while (zmq_msg_recv(&id, r->router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, r->router, 0) >= 0) {
+  while (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, router, 0) >= 0) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
-      r->seen++;
-      /* The first sighting of each row goes unanswered: the relay must send
-       * it again; the second is acknowledged. */
-      if (r->seen > 3) {
-        s_answer(r->router, &id, env, WHISTLE__ACK_STATUS__ACK_OK);
-        r->acked++;
-      }
+      on_env(arg, &id, env);
       wh_env_free(env);
     }
     zmq_msg_close(&id);
@@ -374,6 +361,21 @@ static void s_receiver(uv_timer_t *t) {
   }
   zmq_msg_close(&id);
   zmq_msg_close(&m);
+}
+
+/* The first sighting of each row goes unanswered: the relay must send it
+ * again; the second is acknowledged. */
+static void s_ack_late(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
+  s_recv_t *r = arg;
+  if (++r->seen > 3) {
+    s_answer(r->router, id, env, WHISTLE__ACK_STATUS__ACK_OK);
+    r->acked++;
+  }
+}
+
+static void s_receiver(uv_timer_t *t) {
+  s_recv_t *r = t->data;
+  s_router_each(r->router, s_ack_late, r);
   long left = s_count(r->pg, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL");
   if ((r->acked >= 3 && left == 0) || wh_clock_now_ms() > r->deadline) uv_stop(r->loop);
 }
@@ -540,25 +542,15 @@ typedef struct {
 
 /* Answers every message "retry", as a consumer does while its predecessor
  * is missing; after the first answer the clock moves on by a minute. */
+static void s_say_retry(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
+  s_stuck_t *k = arg;
+  s_answer(k->router, id, env, WHISTLE__ACK_STATUS__ACK_RETRY);
+  if (++k->seen == 1) wh_clock_set_offset_ms(61000);
+}
+
 static void s_retrier(uv_timer_t *t) {
   s_stuck_t *k = t->data;
-  zmq_msg_t id, m;
-  zmq_msg_init(&id);
-  zmq_msg_init(&m);
-  while (zmq_msg_recv(&id, k->router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, k->router, 0) >= 0) {
-    Whistle__Envelope *env;
-    if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
-      s_answer(k->router, &id, env, WHISTLE__ACK_STATUS__ACK_RETRY);
-      if (++k->seen == 1) wh_clock_set_offset_ms(61000);
-      wh_env_free(env);
-    }
-    zmq_msg_close(&id);
-    zmq_msg_close(&m);
-    zmq_msg_init(&id);
-    zmq_msg_init(&m);
-  }
-  zmq_msg_close(&id);
-  zmq_msg_close(&m);
+  s_router_each(k->router, s_say_retry, k);
   if (k->seen >= 4) uv_stop(k->loop);
 }
 
