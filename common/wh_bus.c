@@ -14,6 +14,7 @@ struct wh_bus_s {
   void *sock;
   int type;
   int closing;
+  int held; /* wh_bus_hold: input waits in the socket */
   int open_handles;
   wh_bus_cb on_readable;
   void *arg;
@@ -33,9 +34,12 @@ static void s_drain(wh_bus_t *b) {
    * and a service's other sockets (a relay's acknowledgements above all)
    * must be served between two batches, or a busy front door starves the
    * path behind it. The idle handle brings us back if input remains. */
-  if (b->closing || !b->on_readable || !s_pending_in(b)) return;
+  /* ZMQ_EVENTS is read even while held: reading it is what clears the fd,
+   * which would otherwise wake the loop again at once. */
+  if (b->closing || !b->on_readable || !s_pending_in(b) || b->held) return;
   b->on_readable(b, b->arg);
-  if (!b->closing && b->on_readable && s_pending_in(b) && !uv_is_active((uv_handle_t *)&b->idle))
+  if (!b->closing && !b->held && b->on_readable && s_pending_in(b) &&
+      !uv_is_active((uv_handle_t *)&b->idle))
     uv_idle_start(&b->idle, s_on_idle);
 }
 
@@ -53,8 +57,14 @@ static void s_on_idle(uv_idle_t *h) {
 static void s_on_tick(uv_timer_t *h) { s_drain(h->data); }
 
 static void s_kick(wh_bus_t *b) {
-  if (!b->closing && b->on_readable && s_pending_in(b) && !uv_is_active((uv_handle_t *)&b->idle))
+  if (!b->closing && !b->held && b->on_readable && s_pending_in(b) &&
+      !uv_is_active((uv_handle_t *)&b->idle))
     uv_idle_start(&b->idle, s_on_idle);
+}
+
+void wh_bus_hold(wh_bus_t *b, int hold) {
+  b->held = hold != 0;
+  s_kick(b); /* the edge that announced input may have come while held */
 }
 
 wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint, int bind,

@@ -23,6 +23,10 @@ wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint,
 /* Stops watching and closes the socket; the handle memory is freed in the
  * libuv close callback. Accepts NULL; nulls *self_p. */
 void wh_bus_destroy(wh_bus_t **self_p);
+/* Holds (hold != 0) or releases input: while held, on_readable is not
+ * called and what arrives waits in the socket; on release it is read on the
+ * next loop turn. Flow control for a service whose output is backed up. */
+void wh_bus_hold(wh_bus_t *bus, int hold);
 /* Returns the ZeroMQ socket (borrowed). */
 void *wh_bus_socket(wh_bus_t *bus);
 /* Receives one message without blocking. For ROUTER sockets (and SUB, where

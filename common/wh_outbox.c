@@ -11,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RELAY_WINDOW 1024     /* rows in flight per destination */
+#define RELAY_WINDOW WH_RELAY_WINDOW
 #define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
 #define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
 #define RELAY_SWEEP_MS 10000  /* read the undelivered rows from the start */
 #define RELAY_STUCK_MS 60000  /* answered "retry" this long: say so in the log */
+#define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
 
 const wh_migration_t wh_outbox_migration = {
@@ -142,6 +143,9 @@ struct wh_relay_s {
   int qhead, qlen;
   /* acknowledged, to be forgotten: one column of ids */
   wh_rows_t acked;
+  int64_t acked_ms; /* when the receiver last acknowledged anything */
+  wh_bus_t *input;  /* held while this relay is backed up (wh_relay_throttle) */
+  int holding;
 };
 
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
@@ -319,6 +323,27 @@ static void s_relay_pump(wh_relay_t *r) {
   }
 }
 
+/* Flow control: while committed messages wait for room in the window (or
+ * in the table) and the receiver is working through them, the input that
+ * makes more waits in its socket. What this process already committed then
+ * goes out from memory, where reading it back from the table would cost the
+ * database as much again. A receiver that has gone quiet (stopped, or down)
+ * releases the input: the table takes the backlog, and nothing that arrives
+ * waits on a peer that may not come back soon. */
+static void s_relay_hold(wh_relay_t *r) {
+  if (!r->input) return;
+  int hold = (r->qlen > 0 || r->behind) && wh_clock_now_ms() - r->acked_ms < RELAY_ALIVE_MS;
+  if (hold != r->holding) {
+    r->holding = hold;
+    wh_bus_hold(r->input, hold);
+  }
+}
+
+void wh_relay_throttle(wh_relay_t *r, wh_bus_t *input) {
+  r->input = input;
+  s_relay_hold(r);
+}
+
 void wh_relay_committed(wh_relay_t *r) {
   for (int i = 0; i < r->nput; i++) {
     s_frame_t *f = &r->put[i];
@@ -334,6 +359,7 @@ void wh_relay_committed(wh_relay_t *r) {
   r->put_unmatched = 0;
   wh_rows_reset(&r->rows);
   s_relay_pump(r);
+  s_relay_hold(r);
 }
 
 static void s_relay_on_scan(uv_timer_t *t) {
@@ -347,6 +373,7 @@ static void s_relay_on_scan(uv_timer_t *t) {
     r->swept_ms = now;
     s_relay_send_rows(r, 0, RELAY_WINDOW, now);
   }
+  s_relay_hold(r);
 }
 
 /* Deletes the acknowledged rows, in one statement: the outbox holds only
@@ -412,7 +439,11 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
     zmq_msg_close(&body);
   }
   s_relay_forget_acked(r);
-  if (got) s_relay_pump(r);
+  if (got) {
+    r->acked_ms = wh_clock_now_ms();
+    s_relay_pump(r);
+  }
+  s_relay_hold(r);
 }
 
 wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
@@ -594,6 +625,8 @@ void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *t
   wh_bus_send(bus, zmq_msg_data((zmq_msg_t *)peer), zmq_msg_size((zmq_msg_t *)peer), buf, len);
   free(buf);
 }
+
+wh_bus_t *wh_consumer_bus(wh_consumer_t *c) { return c->bus; }
 
 int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env) {
   uint8_t *buf;

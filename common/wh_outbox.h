@@ -32,11 +32,18 @@ extern const wh_migration_t wh_outbox_migration_1;
 
 typedef struct wh_relay_s wh_relay_t;
 
+/* Messages a relay keeps in flight (sent, not yet acknowledged), at most. */
+#define WH_RELAY_WINDOW 1024
+
 /* Starts relaying pg's outbox rows for dest to endpoint. Returns NULL on
  * failure. The relay borrows loop, ctx and pg. */
 wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
                          const char *endpoint);
 void wh_relay_destroy(wh_relay_t **self_p);
+/* Holds input (borrowed; the bus the service takes its work from) while
+ * this relay is backed up: while committed messages wait for room and the
+ * receiver is acknowledging. Call once, after both exist. */
+void wh_relay_throttle(wh_relay_t *relay, wh_bus_t *input);
 
 /* Writing, inside the caller's open transaction:
  *   wh_outbox_put     stamps env with a new message id, sender and creation
@@ -124,6 +131,8 @@ typedef struct {
 wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *endpoint,
                                const wh_consumer_ops_t *ops, void *svc);
 void wh_consumer_destroy(wh_consumer_t **self_p);
+/* The consumer's ROUTER (borrowed), e.g. for wh_relay_throttle. */
+wh_bus_t *wh_consumer_bus(wh_consumer_t *c);
 /* Sends env to the peer a request came from. Returns 0 or WH_EZMQ. */
 int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);
 /* Sends an Error envelope to peer. */

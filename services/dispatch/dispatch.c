@@ -539,6 +539,7 @@ int dispatch_start(wh_service_t *svc) {
   d->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "notify", svc->peer);
   d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, d);
   if (!d->relay || !d->in) return WH_EZMQ;
+  wh_relay_throttle(d->relay, wh_consumer_bus(d->in));
   s_arm(d); /* deadlines live in the database: re-arm what a restart left */
   wh_info("taking decisions on %s, passing work events to %s", svc->listen, svc->peer);
   return 0;

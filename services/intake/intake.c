@@ -300,6 +300,7 @@ int intake_start(wh_service_t *svc) {
   in->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "triage", svc->peer);
   in->front = wh_bus_new(svc->loop, svc->zctx, ZMQ_ROUTER, svc->listen, 1, s_on_front, in);
   if (!in->relay || !in->front) return WH_EZMQ;
+  wh_relay_throttle(in->relay, in->front);
   wh_info("front door on %s, passing reports to %s", svc->listen, svc->peer);
   return 0;
 }

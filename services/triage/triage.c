@@ -308,6 +308,7 @@ int triage_start(wh_service_t *svc) {
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, t);
   if (!t->relay || !t->in) return WH_EZMQ;
+  wh_relay_throttle(t->relay, wh_consumer_bus(t->in));
   wh_info("taking reports on %s, passing decisions to %s", svc->listen, svc->peer);
   return 0;
 }

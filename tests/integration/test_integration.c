@@ -441,6 +441,157 @@ static void relay_resends_until_acknowledged(void **state) {
   wh_pg_destroy(&r.pg);
 }
 
+/* Flow control: a relay holds its service's input while committed messages
+ * wait for room in its window and the receiver is acknowledging; it lets go
+ * once they have gone out, or once the receiver falls silent. */
+typedef struct {
+  void *router;
+  int take; /* acknowledge what arrives; else keep it for later */
+  int seen, reads;
+  zmq_msg_t peer;
+  uint64_t tags[2 * WH_RELAY_WINDOW];
+  int ntags;
+} s_flow_t;
+
+static void s_flow_ack_tag(s_flow_t *f, uint64_t tag) {
+  Whistle__Ack a = WHISTLE__ACK__INIT;
+  a.message_id = "";
+  a.delivery_tag = tag;
+  a.status = WHISTLE__ACK_STATUS__ACK_OK;
+  Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+  out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
+  out.ack = &a;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(&out, &buf, &len), 0);
+  zmq_send(f->router, zmq_msg_data(&f->peer), zmq_msg_size(&f->peer), ZMQ_SNDMORE);
+  zmq_send(f->router, buf, len, 0);
+  free(buf);
+}
+
+static void s_flow_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
+  s_flow_t *f = arg;
+  f->seen++;
+  zmq_msg_copy(&f->peer, id);
+  if (f->take) s_flow_ack_tag(f, env->delivery_tag);
+  else if (f->ntags < 2 * WH_RELAY_WINDOW) f->tags[f->ntags++] = env->delivery_tag;
+}
+
+/* Acknowledges what was kept unanswered. */
+static void s_flow_answer_kept(s_flow_t *f) {
+  for (int i = 0; i < f->ntags; i++) s_flow_ack_tag(f, f->tags[i]);
+  f->ntags = 0;
+}
+
+static void s_flow_tick(uv_timer_t *t) {
+  s_flow_t *f = t->data;
+  s_router_each(f->router, s_flow_recv, f);
+}
+
+static void s_flow_input(wh_bus_t *bus, void *arg) {
+  s_flow_t *f = arg;
+  zmq_msg_t head, body;
+  while (wh_bus_recv(bus, &head, &body) == 1) {
+    f->reads++;
+    zmq_msg_close(&head);
+    zmq_msg_close(&body);
+  }
+}
+
+static void s_stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+
+/* Runs the loop for ms of real time. */
+static void s_flow_run(uv_loop_t *loop, uv_timer_t *stop, int ms) {
+  uv_timer_start(stop, s_stop_loop, (uint64_t)ms, 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* Commits n messages of ticket `ticket` in one transaction. */
+static void s_flow_put(wh_pg_t *pg, wh_relay_t *relay, const char *ticket, int n) {
+  assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
+  for (int i = 1; i <= n; i++) {
+    Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+    rec.ticket_id = (char *)ticket;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.ticket_id = (char *)ticket;
+    env.seq = (uint32_t)i;
+    env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+    env.received = &rec;
+    assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
+  }
+  assert_int_equal(wh_relay_flush(relay), 0);
+  assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
+  wh_relay_committed(relay);
+}
+
+static void relay_holds_input_while_backed_up(void **state) {
+  (void)state;
+  s_flow_t f = {0};
+  zmq_msg_init(&f.peer);
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  assert_int_equal(wh_pg_exec(pg, "TRUNCATE outbox"), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  void *zctx = zmq_ctx_new();
+  f.router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(f.router, "inproc://it-flow"), 0);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, "triage", "inproc://it-flow");
+  wh_bus_t *input = wh_bus_new(&loop, zctx, ZMQ_ROUTER, "inproc://it-flow-in", 1, s_flow_input, &f);
+  assert_non_null(relay);
+  assert_non_null(input);
+  wh_relay_throttle(relay, input);
+  void *client = zmq_socket(zctx, ZMQ_DEALER);
+  assert_int_equal(zmq_connect(client, "inproc://it-flow-in"), 0);
+  uv_timer_t tick, stop;
+  uv_timer_init(&loop, &tick);
+  uv_timer_init(&loop, &stop);
+  tick.data = &f;
+  uv_timer_start(&tick, s_flow_tick, 5, 5);
+
+  /* A receiver at work: one message goes out and is acknowledged. */
+  f.take = 1;
+  s_flow_put(pg, relay, "WH60", 1);
+  s_flow_run(&loop, &stop, 100);
+  assert_int_equal(f.seen, 1);
+  /* It takes its time answering; more than a window is committed: the
+   * rest waits, and so does the input. */
+  f.take = 0;
+  s_flow_put(pg, relay, "WH61", WH_RELAY_WINDOW + 50);
+  assert_true(zmq_send(client, "work", 4, 0) == 4);
+  s_flow_run(&loop, &stop, 100);
+  assert_int_equal(f.seen, 1 + WH_RELAY_WINDOW);
+  assert_int_equal(f.reads, 0);
+  /* Once it answers, the waiting messages go out and the input is read. */
+  f.take = 1;
+  s_flow_answer_kept(&f);
+  s_flow_run(&loop, &stop, 300);
+  assert_int_equal(f.seen, 1 + WH_RELAY_WINDOW + 50);
+  assert_int_equal(f.reads, 1);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox"), 0);
+  /* A receiver that falls silent does not hold the input for long: the
+   * table keeps what waits. */
+  f.take = 0;
+  s_flow_put(pg, relay, "WH62", WH_RELAY_WINDOW + 50);
+  assert_true(zmq_send(client, "more", 4, 0) == 4);
+  s_flow_run(&loop, &stop, 100);
+  assert_int_equal(f.reads, 1);
+  s_flow_run(&loop, &stop, 1500);
+  assert_int_equal(f.reads, 2);
+
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_close((uv_handle_t *)&stop, NULL);
+  wh_relay_destroy(&relay);
+  wh_bus_destroy(&input);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  zmq_msg_close(&f.peer);
+  zmq_close(client);
+  zmq_close(f.router);
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&pg);
+}
+
 /* Batched rows go as binary arrays: every value comes back as it was
  * given, hostile text, NULLs, zero bytes and extreme numbers included, in
  * one statement, and in the lazily committed transaction. */
@@ -621,6 +772,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
+      cmocka_unit_test(relay_holds_input_while_backed_up),
       cmocka_unit_test(rows_round_trip_every_type),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
