@@ -7,10 +7,12 @@
  * so nothing depends on it: a party that sees a gap, or was away, asks for a
  * replay from any sequence and gets the stored items. Messages to reporters go
  * into a delivery log in the same transaction; after commit they are written
- * to the sink from memory, with the ids the insert returned, and marked sent
- * in one statement per batch. What the sink refused, or a crash left between
- * commit and mark, stays pending and is read back from the log and tried
- * again, oldest first, before any newer message goes out. */
+ * to the sink from memory, with the ids the insert returned. Messages go out
+ * oldest first, so "sent" is a line in the log (delivery_mark): a batch the
+ * sink took moves it past its newest id, in one single-row update. What the
+ * sink refused, or a crash left between commit and mark, stays pending above
+ * the line and is read back and tried again, oldest first, before any newer
+ * message goes out. */
 #include "notify.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -95,12 +97,13 @@ static const wh_stmt_t s_head = {
     "notify_head", "SELECT last FROM party_seq WHERE party = $1"};
 static const wh_stmt_t s_pending = {
     "notify_pending",
-    "SELECT id, ticket_id, recipient, body, attempts FROM delivery WHERE state = 'pending'"
-    " ORDER BY id LIMIT 500"}; /* SINK_BATCH */
+    "SELECT id, ticket_id, recipient, body, attempts FROM delivery"
+    " WHERE id > (SELECT sent_upto FROM delivery_mark WHERE sink = 'reporter')"
+    " AND state = 'pending' ORDER BY id LIMIT 500"}; /* SINK_BATCH */
 static const wh_stmt_t s_sent = {
     "notify_sent",
-    "UPDATE delivery SET state = 'sent', sent_at = now(), attempts = attempts + 1"
-    " WHERE id = ANY($1::bigint[])"};
+    "UPDATE delivery_mark SET sent_upto = greatest(sent_upto,"
+    "   (SELECT max(x) FROM unnest($1::bigint[]) AS x)), at = now() WHERE sink = 'reporter'"};
 static const wh_stmt_t s_failed = {
     "notify_failed",
     "UPDATE delivery SET attempts = attempts + 1,"
@@ -315,10 +318,13 @@ static int s_sink_line(FILE *f, const char *line) {
   return fprintf(f, "%" PRId64 "\t%s\n", wh_clock_now_ms(), line) > 0;
 }
 
-/* Marks messages the sink took (ok) or refused, in one statement. A mark
- * that is lost leaves them pending: they are written again (the sink is
- * at-least-once), never dropped. So the "sent" mark need not wait for the
- * disk; a refusal counts an attempt and parks after SINK_MAX_ATTEMPTS. */
+/* Marks messages the sink took (ok) or refused, in one statement. What
+ * the sink took moves the sent line to the newest of them: every older
+ * message is sent or parked by then, as messages go out oldest first. A
+ * mark that is lost leaves them pending: they are written again (the sink
+ * is at-least-once), never dropped. So the mark need not wait for the
+ * disk. A refusal counts an attempt on each and parks it after
+ * SINK_MAX_ATTEMPTS. */
 static int s_mark(s_notify_t *n, wh_rows_t *ids, int ok) {
   wh_pg_t *pg = n->svc->pg;
   if (ok) return wh_pg_run_lazily(pg, &s_sent, ids, 0, NULL);
