@@ -387,49 +387,58 @@ static void s_relay_forget_acked(wh_relay_t *r) {
   wh_rows_reset(&r->acked);
 }
 
+/* Takes one answer from the receiver. Returns 1 when it acknowledged a
+ * row (to be forgotten), else 0. */
+static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
+  s_slot_t *slot = s_find(r->inflight, a->delivery_tag);
+  if (a->status == WHISTLE__ACK_STATUS__ACK_OK) {
+    wh_rows_next(&r->acked);
+    wh_rows_int(&r->acked, 0, (int64_t)a->delivery_tag);
+    if (slot->id == a->delivery_tag) {
+      s_remove(r->inflight, a->delivery_tag);
+      r->ninflight--;
+    }
+    return 1;
+  }
+  if (a->status == WHISTLE__ACK_STATUS__ACK_REJECTED) {
+    char tag[24];
+    snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
+    const char *text = a->error && a->error->text ? a->error->text : "rejected";
+    wh_error("%s rejected message %s: %s; parked", r->dest, a->message_id, text);
+    const char *v[2] = {tag, text};
+    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 2, v, NULL, NULL);
+    if (res) PQclear(res);
+    if (slot->id == a->delivery_tag) {
+      s_remove(r->inflight, a->delivery_tag);
+      r->ninflight--;
+    }
+  } else if (slot->id == a->delivery_tag) {
+    /* Retry: let the next scan send it again, after its predecessor.
+     * A message that waits for long waits for one that may never
+     * come (refused, parked): that must not go unseen. */
+    int64_t now = wh_clock_now_ms();
+    if (!slot->warned && now - slot->first_ms >= RELAY_STUCK_MS) {
+      slot->warned = 1;
+      wh_warn("%s has waited %" PRId64 " s for an earlier message of its ticket before"
+              " taking outbox row %" PRIu64 " (message %s); it is sent again until then",
+              r->dest, (now - slot->first_ms) / 1000, a->delivery_tag, a->message_id);
+    }
+    slot->sent_ms = 0;
+  }
+  return 0;
+}
+
 static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   wh_relay_t *r = arg;
   zmq_msg_t head, body;
-  int got = 0;
-  while (got < RELAY_WINDOW && wh_bus_recv(bus, &head, &body) == 1) {
+  int got = 0, frames = 0;
+  while (frames++ < RELAY_WINDOW && wh_bus_recv(bus, &head, &body) == 1) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0) {
-      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK) {
-        Whistle__Ack *a = env->ack;
-        s_slot_t *slot = s_find(r->inflight, a->delivery_tag);
-        if (a->status == WHISTLE__ACK_STATUS__ACK_OK) {
-          wh_rows_next(&r->acked);
-          wh_rows_int(&r->acked, 0, (int64_t)a->delivery_tag);
-          got++;
-          if (slot->id == a->delivery_tag) {
-            s_remove(r->inflight, a->delivery_tag);
-            r->ninflight--;
-          }
-        } else if (a->status == WHISTLE__ACK_STATUS__ACK_REJECTED) {
-          char tag[24];
-          snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
-          const char *text = a->error && a->error->text ? a->error->text : "rejected";
-          wh_error("%s rejected message %s: %s; parked", r->dest, a->message_id, text);
-          const char *v[2] = {tag, text};
-          PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 2, v, NULL, NULL);
-          if (res) PQclear(res);
-          if (slot->id == a->delivery_tag) {
-            s_remove(r->inflight, a->delivery_tag);
-            r->ninflight--;
-          }
-        } else if (slot->id == a->delivery_tag) {
-          /* Retry: let the next scan send it again, after its predecessor.
-           * A message that waits for long waits for one that may never
-           * come (refused, parked): that must not go unseen. */
-          int64_t now = wh_clock_now_ms();
-          if (!slot->warned && now - slot->first_ms >= RELAY_STUCK_MS) {
-            slot->warned = 1;
-            wh_warn("%s has waited %" PRId64 " s for an earlier message of its ticket before"
-                    " taking outbox row %" PRIu64 " (message %s); it is sent again until then",
-                    r->dest, (now - slot->first_ms) / 1000, a->delivery_tag, a->message_id);
-          }
-          slot->sent_ms = 0;
-        }
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACKS) {
+        for (size_t i = 0; i < env->acks->n_acks; i++) got += s_relay_take_ack(r, env->acks->acks[i]);
+      } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK) {
+        got += s_relay_take_ack(r, env->ack);
       } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) {
         wh_warn("%s answered an error: %s", r->dest, env->error->text);
       }
@@ -638,21 +647,60 @@ int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__En
   return rc;
 }
 
-static void s_ack(wh_consumer_t *c, s_item_t *it) {
-  Whistle__Ack a = WHISTLE__ACK__INIT;
-  Whistle__Error e = WHISTLE__ERROR__INIT;
-  a.message_id = it->env->message_id;
-  a.delivery_tag = it->env->delivery_tag;
-  a.status = it->status;
+static void s_ack_fill(const s_item_t *it, Whistle__Ack *a, Whistle__Error *e) {
+  whistle__ack__init(a);
+  whistle__error__init(e);
+  a->message_id = it->env->message_id;
+  a->delivery_tag = it->env->delivery_tag;
+  a->status = it->status;
   if (it->err) {
-    e.code = wh_err_to_wire(it->err);
-    e.text = (char *)wh_strerror(it->err);
-    a.error = &e;
+    e->code = wh_err_to_wire(it->err);
+    e->text = (char *)wh_strerror(it->err);
+    a->error = e;
   }
+}
+
+static void s_ack(wh_consumer_t *c, s_item_t *it) {
+  Whistle__Ack a;
+  Whistle__Error e;
+  s_ack_fill(it, &a, &e);
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
   env.body_case = WHISTLE__ENVELOPE__BODY_ACK;
   env.ack = &a;
   wh_consumer_reply(c, &it->peer, &env);
+}
+
+static int s_same_peer(zmq_msg_t *a, zmq_msg_t *b) {
+  return zmq_msg_size(a) == zmq_msg_size(b) && !memcmp(zmq_msg_data(a), zmq_msg_data(b), zmq_msg_size(a));
+}
+
+/* Answers every item of a committed batch: one frame per sender (a batch
+ * holds at most CONSUMER_BATCH answers of a few dozen bytes each, well
+ * within the frame cap), where a frame per message cost both sides a
+ * packing, a send and an unpacking apiece. */
+static void s_ack_all(wh_consumer_t *c) {
+  Whistle__Ack a[CONSUMER_BATCH];
+  Whistle__Error e[CONSUMER_BATCH];
+  Whistle__Ack *list[CONSUMER_BATCH];
+  char done[CONSUMER_BATCH] = {0};
+  for (int i = 0; i < c->nitems; i++) {
+    if (done[i]) continue;
+    size_t n = 0;
+    for (int j = i; j < c->nitems; j++) {
+      if (done[j] || !s_same_peer(&c->items[i].peer, &c->items[j].peer)) continue;
+      s_ack_fill(&c->items[j], &a[n], &e[n]);
+      list[n] = &a[n];
+      n++;
+      done[j] = 1;
+    }
+    Whistle__Acks acks = WHISTLE__ACKS__INIT;
+    acks.n_acks = n;
+    acks.acks = list;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.body_case = WHISTLE__ENVELOPE__BODY_ACKS;
+    env.acks = &acks;
+    wh_consumer_reply(c, &c->items[i].peer, &env);
+  }
 }
 
 /* Applies items[from..to) in one transaction: one statement claims them
@@ -719,7 +767,7 @@ static void s_consumer_flush(wh_consumer_t *c) {
   int rc = s_apply_batch(c, 0, c->nitems);
   if (rc == 0) {
     if (c->ops->committed) c->ops->committed(c->svc);
-    for (int i = 0; i < c->nitems; i++) s_ack(c, &c->items[i]);
+    s_ack_all(c);
   } else if (!wh_pg_broken(c->pg)) {
     /* One message made the batch fail: apply them one by one, so only that
      * one is refused and the rest go through. */

@@ -119,7 +119,7 @@ typedef struct {
   void *dealer;
   int acks[16];
   char ack_mid[16][16];
-  int nacks, want;
+  int nacks, want, frames;
   uv_loop_t *loop, loop_s;
   void *zctx;
   wh_consumer_t *consumer;
@@ -172,9 +172,20 @@ static void s_poll_acks(uv_timer_t *t) {
   while (zmq_msg_recv(&m, rig->dealer, ZMQ_DONTWAIT) >= 0) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
-      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK && rig->nacks < 16) {
-        snprintf(rig->ack_mid[rig->nacks], sizeof rig->ack_mid[0], "%s", env->ack->message_id);
-        rig->acks[rig->nacks++] = env->ack->status;
+      /* A batch's answers come in one frame. */
+      rig->frames++;
+      Whistle__Ack *one[1] = {NULL}, **acks = one;
+      size_t n = 0;
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACKS) {
+        acks = env->acks->acks;
+        n = env->acks->n_acks;
+      } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK) {
+        one[0] = env->ack;
+        n = 1;
+      }
+      for (size_t i = 0; i < n && rig->nacks < 16; i++) {
+        snprintf(rig->ack_mid[rig->nacks], sizeof rig->ack_mid[0], "%s", acks[i]->message_id);
+        rig->acks[rig->nacks++] = acks[i]->status;
       }
       wh_env_free(env);
     }
@@ -234,6 +245,7 @@ static void consumer_same_message_twice_changes_state_once(void **state) {
   s_send(rig.dealer, "m-1", 1, 11); /* redelivered */
   s_send(rig.dealer, "m-3", 3, 13); /* seq 2 has not come */
   s_run_until(&rig, 3);
+  assert_int_equal(rig.frames, 1); /* one batch, answered in one frame */
   assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.acks[1], WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(rig.acks[2], WHISTLE__ACK_STATUS__ACK_RETRY);
