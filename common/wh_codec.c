@@ -47,9 +47,16 @@ void wh_uuid(char out[37]) {
   }
   b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
   b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-           b[13], b[14], b[15]);
+  /* Every relayed message gets one: spelled out by hand, not by snprintf
+   * (a sixth of a relay's time under load went to formatting them). */
+  static const char hex[] = "0123456789abcdef";
+  char *o = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+    *o++ = hex[b[i] >> 4];
+    *o++ = hex[b[i] & 15];
+  }
+  *o = '\0';
 }
 
 static const char *const s_sources[] = {"", "hotline", "wechat", "qr", "app", "patrol", "walk_in"};

@@ -369,6 +369,13 @@ static void codec_envelopes(void **state) {
   wh_uuid(b);
   assert_int_equal(strlen(a), 36);
   assert_string_not_equal(a, b);
+  /* RFC 4122 version 4: 8-4-4-4-12 lower-case hex, "4" and a variant of 8-b. */
+  for (int i = 0; i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) assert_int_equal(a[i], '-');
+    else assert_non_null(strchr("0123456789abcdef", a[i]));
+  }
+  assert_int_equal(a[14], '4');
+  assert_non_null(strchr("89ab", a[19]));
 }
 
 int main(int argc, char **argv) {
