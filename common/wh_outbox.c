@@ -14,8 +14,9 @@
 #define RELAY_WINDOW WH_RELAY_WINDOW
 #define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
 #define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
-#define RELAY_SWEEP_MS 10000  /* read the undelivered rows from the last one known */
-#define RELAY_FULL_SWEEP_MS 300000 /* ... and, this often, from the start */
+#define RELAY_SWEEP_MS 10000  /* look for rows memory lost track of */
+#define RELAY_SWEEP_SPAN 20000 /* ids one sweep looks through, at most */
+#define RELAY_FULL_SWEEP_MS 3600000 /* start again from the first id */
 #define RELAY_STUCK_MS 60000  /* answered "retry" this long: say so in the log */
 #define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
@@ -60,6 +61,10 @@ static const wh_stmt_t s_new_rows = {
 static const wh_stmt_t s_due_rows = {
     "wh_outbox_due",
     "SELECT id, payload FROM outbox WHERE id = ANY($1::bigint[]) AND parked_at IS NULL ORDER BY id"};
+static const wh_stmt_t s_sweep_ids = {
+    "wh_outbox_sweep",
+    "SELECT id FROM outbox WHERE dest = $1 AND delivered_at IS NULL AND parked_at IS NULL"
+    " AND id > $2 AND id <= $3 ORDER BY id LIMIT $4"};
 static const wh_stmt_t s_forget = {
     "wh_outbox_forget", "DELETE FROM outbox WHERE id = ANY($1::bigint[])"};
 static const wh_stmt_t s_parked = {
@@ -134,7 +139,7 @@ struct wh_relay_s {
   uint64_t high;   /* newest id sent or queued by this process */
   int behind;      /* rows newer than high may be stored but not queued */
   int64_t swept_ms, full_swept_ms; /* the last sweeps of the table */
-  uint64_t floor;   /* no row at or below this id is undelivered (last sweep) */
+  uint64_t floor;   /* no row at or below this id is undelivered (the sweeps) */
   /* put in the open transaction, not yet stored */
   s_frame_t *put;
   int nput, capput;
@@ -260,20 +265,15 @@ static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
 
 /* Reads undelivered rows after `after` from the table and sends them as
  * s_relay_send_result does. Returns the number of rows read, or -1 when
- * reading failed or sending stopped early. *first (when not NULL) becomes
- * the id of the oldest row read, 0 when there was none, or UINT64_MAX when
- * reading failed. */
-static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t now,
-                             uint64_t *first) {
+ * reading failed or sending stopped early. */
+static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t now) {
   char after_s[24], lim[16];
   snprintf(after_s, sizeof after_s, "%" PRIu64, after);
   snprintf(lim, sizeof lim, "%d", limit);
   const char *v[3] = {r->dest, after_s, lim};
-  if (first) *first = UINT64_MAX;
   if (wh_pg_ready(r->pg)) return -1;
   PGresult *res = wh_pg_run_binary(r->pg, &s_new_rows, 3, v);
   if (!res) return -1;
-  if (first) *first = PQntuples(res) ? wh_pg_get_u64(res, 0, 0) : 0;
   int n = s_relay_send_result(r, res, now);
   PQclear(res);
   return n;
@@ -325,7 +325,7 @@ static void s_relay_pump(wh_relay_t *r) {
   }
   if (r->qlen == 0 && r->behind && r->ninflight < RELAY_WINDOW) {
     int room = RELAY_WINDOW - r->ninflight;
-    int n = s_relay_send_rows(r, r->high, room, now, NULL);
+    int n = s_relay_send_rows(r, r->high, room, now);
     if (n >= 0 && n < room) r->behind = 0; /* all read, all sent */
   }
 }
@@ -369,28 +369,74 @@ void wh_relay_committed(wh_relay_t *r) {
   s_relay_hold(r);
 }
 
+/* 1 when row id is in flight or waits in the queue. */
+static int s_tracked(wh_relay_t *r, uint64_t id) {
+  if (s_find(r->inflight, id)->id == id) return 1;
+  for (int i = 0; i < r->qlen; i++)
+    if (r->queue[(r->qhead + i) % RELAY_QUEUE].id == id) return 1;
+  return 0;
+}
+
+/* Looks for rows that memory lost track of (the table is the truth) and
+ * sends them. A sweep reads ids only, and from its floor: every row at or
+ * below it was delivered when a sweep last looked, and stays so, as rows
+ * only ever get newer ids (this process is its outbox's one writer, and no
+ * transaction of it is open here). It looks through RELAY_SWEEP_SPAN ids
+ * at most: reading every id from the start would wade through each row
+ * deleted since the table was last vacuumed (0.1 s with the loop stopped,
+ * after a burst of 100,000). The payloads of what is neither in flight nor
+ * queued are read by id. Once an hour it starts again from the first id. */
+static void s_relay_sweep(wh_relay_t *r, int64_t now) {
+  if (now - r->full_swept_ms >= RELAY_FULL_SWEEP_MS) {
+    r->full_swept_ms = now;
+    r->floor = 0;
+  }
+  uint64_t upto = r->floor + RELAY_SWEEP_SPAN;
+  char from_s[24], upto_s[24], lim[16];
+  snprintf(from_s, sizeof from_s, "%" PRIu64, r->floor);
+  snprintf(upto_s, sizeof upto_s, "%" PRIu64, upto);
+  snprintf(lim, sizeof lim, "%d", RELAY_WINDOW);
+  const char *v[4] = {r->dest, from_s, upto_s, lim};
+  if (wh_pg_ready(r->pg)) return;
+  PGresult *res = wh_pg_run_binary(r->pg, &s_sweep_ids, 4, v);
+  if (!res) return;
+  int n = PQntuples(res);
+  if (n) {
+    r->floor = wh_pg_get_u64(res, 0, 0) - 1;
+  } else {
+    uint64_t known = upto < r->high ? upto : r->high; /* no id above high exists yet */
+    if (known > r->floor) r->floor = known;
+  }
+  wh_sbuf_t ids = {0};
+  int lost = 0;
+  for (int i = 0; i < n; i++) {
+    uint64_t id = wh_pg_get_u64(res, i, 0);
+    if (s_tracked(r, id)) continue;
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, lost ? "," : "{", id);
+    if (wh_sbuf_put(&ids, num, (size_t)len)) break;
+    lost++;
+  }
+  PQclear(res);
+  if (lost && wh_sbuf_put(&ids, "}", 1) == 0) {
+    const char *w[1] = {ids.buf};
+    PGresult *rows = wh_pg_run_binary(r->pg, &s_due_rows, 1, w);
+    if (rows) {
+      s_relay_send_result(r, rows, now);
+      PQclear(rows);
+    }
+  }
+  free(ids.buf);
+}
+
 static void s_relay_on_scan(uv_timer_t *t) {
   wh_relay_t *r = t->data;
   int64_t now = wh_clock_now_ms();
   s_relay_pump(r);
   s_relay_resend_overdue(r, now);
-  /* A sweep now and then for any row that memory lost track of: the table
-   * is the truth. It starts at the oldest row the last one found still
-   * undelivered, as rows only ever get newer ids (this process is the
-   * table's one writer, and no transaction of it is open here); reading
-   * from the start would wade through every row deleted since the table
-   * was last vacuumed (0.1 s of the database's time, 10 s into a burst).
-   * While messages are in flight it waits: it would mostly read those
-   * again, a window of payloads (30 ms of the database's time). Once in a
-   * while it does read from the start, busy or not. */
-  int full = now - r->full_swept_ms >= RELAY_FULL_SWEEP_MS;
-  if (now - r->swept_ms >= RELAY_SWEEP_MS && (full || (r->ninflight == 0 && r->qlen == 0))) {
+  if (now - r->swept_ms >= RELAY_SWEEP_MS) {
     r->swept_ms = now;
-    if (full) r->full_swept_ms = now;
-    uint64_t after = full ? 0 : r->floor, first;
-    s_relay_send_rows(r, after, RELAY_WINDOW, now, &first);
-    if (first == 0) r->floor = r->high > after ? r->high : after; /* none undelivered */
-    else if (first != UINT64_MAX) r->floor = first - 1;
+    s_relay_sweep(r, now);
   }
   s_relay_hold(r);
 }

@@ -604,6 +604,59 @@ static void relay_holds_input_while_backed_up(void **state) {
   wh_pg_destroy(&pg);
 }
 
+/* A row stored but forgotten by memory (here: committed, then dropped as
+ * if rolled back) is found by the relay's sweep and sent. */
+static void relay_sweep_finds_a_row_memory_lost(void **state) {
+  (void)state;
+  s_flow_t f = {0};
+  zmq_msg_init(&f.peer);
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(pg), 0);
+  assert_int_equal(wh_pg_exec(pg, "TRUNCATE outbox"), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  void *zctx = zmq_ctx_new();
+  f.router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(f.router, "inproc://it-sweep"), 0);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, "triage", "inproc://it-sweep");
+  assert_non_null(relay);
+  uv_timer_t tick, stop;
+  uv_timer_init(&loop, &tick);
+  uv_timer_init(&loop, &stop);
+  tick.data = &f;
+  uv_timer_start(&tick, s_flow_tick, 5, 5);
+  f.take = 1;
+  s_flow_run(&loop, &stop, 200); /* started: the table is read, nothing owed */
+  assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
+  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+  rec.ticket_id = "WH63";
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.ticket_id = "WH63";
+  env.seq = 1;
+  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  env.received = &rec;
+  assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
+  assert_int_equal(wh_relay_flush(relay), 0);
+  assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
+  wh_relay_aborted(relay); /* memory forgets what the table has */
+  s_flow_run(&loop, &stop, 700);
+  assert_int_equal(f.seen, 0);
+  wh_clock_set_offset_ms(11000); /* the next sweep is due */
+  s_flow_run(&loop, &stop, 1000);
+  wh_clock_set_offset_ms(0);
+  assert_int_equal(f.seen, 1);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox"), 0);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_close((uv_handle_t *)&stop, NULL);
+  wh_relay_destroy(&relay);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  zmq_msg_close(&f.peer);
+  zmq_close(f.router);
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&pg);
+}
+
 /* Batched rows go as binary arrays: every value comes back as it was
  * given, hostile text, NULLs, zero bytes and extreme numbers included, in
  * one statement, and in the lazily committed transaction. */
@@ -785,6 +838,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(relay_holds_input_while_backed_up),
+      cmocka_unit_test(relay_sweep_finds_a_row_memory_lost),
       cmocka_unit_test(rows_round_trip_every_type),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
