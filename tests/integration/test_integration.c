@@ -457,7 +457,11 @@ static void relay_resends_until_acknowledged(void **state) {
  * wait for room in its window and the receiver is acknowledging; it lets go
  * once they have gone out, or once the receiver falls silent. */
 typedef struct {
-  void *router;
+  wh_pg_t *pg;
+  uv_loop_t loop;
+  void *zctx, *router; /* the receiver */
+  wh_relay_t *relay;
+  uv_timer_t tick, stop;
   int take; /* acknowledge what arrives; else keep it for later */
   int seen, reads;
   zmq_msg_t peer;
@@ -512,15 +516,48 @@ static void s_flow_input(wh_bus_t *bus, void *arg) {
 
 static void s_stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
-/* Runs the loop for ms of real time. */
-static void s_flow_run(uv_loop_t *loop, uv_timer_t *stop, int ms) {
-  uv_timer_start(stop, s_stop_loop, (uint64_t)ms, 0);
-  uv_run(loop, UV_RUN_DEFAULT);
+/* A relay over triage's migrations (its outbox emptied) and a receiver
+ * bound at endpoint that answers as f->take says, polled every 5 ms. */
+static void s_flow_open(s_flow_t *f, const char *endpoint) {
+  memset(f, 0, sizeof *f);
+  zmq_msg_init(&f->peer);
+  f->pg = wh_pg_new(s_conninfo, triage_migrations);
+  assert_int_equal(wh_pg_ready(f->pg), 0);
+  assert_int_equal(wh_pg_exec(f->pg, "TRUNCATE outbox"), 0);
+  uv_loop_init(&f->loop);
+  f->zctx = zmq_ctx_new();
+  f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(f->router, endpoint), 0);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, "triage", endpoint);
+  assert_non_null(f->relay);
+  uv_timer_init(&f->loop, &f->tick);
+  uv_timer_init(&f->loop, &f->stop);
+  f->tick.data = f;
+  uv_timer_start(&f->tick, s_flow_tick, 5, 5);
 }
 
-/* Commits n messages of ticket `ticket` in one transaction. */
-static void s_flow_put(wh_pg_t *pg, wh_relay_t *relay, const char *ticket, int n) {
-  assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
+static void s_flow_close(s_flow_t *f) {
+  uv_close((uv_handle_t *)&f->tick, NULL);
+  uv_close((uv_handle_t *)&f->stop, NULL);
+  wh_relay_destroy(&f->relay);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&f->loop);
+  zmq_msg_close(&f->peer);
+  zmq_close(f->router);
+  zmq_ctx_term(f->zctx);
+  wh_pg_destroy(&f->pg);
+}
+
+/* Runs the loop for ms of real time. */
+static void s_flow_run(s_flow_t *f, int ms) {
+  uv_timer_start(&f->stop, s_stop_loop, (uint64_t)ms, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+/* Commits n messages of ticket `ticket` in one transaction; then the relay
+ * sends them, or (forget) memory drops them as if they had rolled back. */
+static void s_flow_put(s_flow_t *f, const char *ticket, int n, int forget) {
+  assert_int_equal(wh_pg_exec(f->pg, "BEGIN"), 0);
   for (int i = 1; i <= n; i++) {
     Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
     rec.ticket_id = (char *)ticket;
@@ -529,132 +566,76 @@ static void s_flow_put(wh_pg_t *pg, wh_relay_t *relay, const char *ticket, int n
     env.seq = (uint32_t)i;
     env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
     env.received = &rec;
-    assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
+    assert_int_equal(wh_outbox_put(f->relay, "intake", &env), 0);
   }
-  assert_int_equal(wh_relay_flush(relay), 0);
-  assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
-  wh_relay_committed(relay);
+  assert_int_equal(wh_relay_flush(f->relay), 0);
+  assert_int_equal(wh_pg_exec(f->pg, "COMMIT"), 0);
+  if (forget) wh_relay_aborted(f->relay);
+  else wh_relay_committed(f->relay);
 }
 
 static void relay_holds_input_while_backed_up(void **state) {
   (void)state;
-  s_flow_t f = {0};
-  zmq_msg_init(&f.peer);
-  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(pg), 0);
-  assert_int_equal(wh_pg_exec(pg, "TRUNCATE outbox"), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  void *zctx = zmq_ctx_new();
-  f.router = zmq_socket(zctx, ZMQ_ROUTER);
-  assert_int_equal(zmq_bind(f.router, "inproc://it-flow"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, "triage", "inproc://it-flow");
-  wh_bus_t *input = wh_bus_new(&loop, zctx, ZMQ_ROUTER, "inproc://it-flow-in", 1, s_flow_input, &f);
-  assert_non_null(relay);
+  s_flow_t f;
+  s_flow_open(&f, "inproc://it-flow");
+  wh_bus_t *input = wh_bus_new(&f.loop, f.zctx, ZMQ_ROUTER, "inproc://it-flow-in", 1, s_flow_input, &f);
   assert_non_null(input);
-  wh_relay_throttle(relay, input);
-  void *client = zmq_socket(zctx, ZMQ_DEALER);
+  wh_relay_throttle(f.relay, input);
+  void *client = zmq_socket(f.zctx, ZMQ_DEALER);
   assert_int_equal(zmq_connect(client, "inproc://it-flow-in"), 0);
-  uv_timer_t tick, stop;
-  uv_timer_init(&loop, &tick);
-  uv_timer_init(&loop, &stop);
-  tick.data = &f;
-  uv_timer_start(&tick, s_flow_tick, 5, 5);
 
   /* A receiver at work: one message goes out and is acknowledged. */
   f.take = 1;
-  s_flow_put(pg, relay, "WH60", 1);
-  s_flow_run(&loop, &stop, 100);
+  s_flow_put(&f, "WH60", 1, 0);
+  s_flow_run(&f, 100);
   assert_int_equal(f.seen, 1);
   /* It takes its time answering; more than a window is committed: the
    * rest waits, and so does the input. */
   f.take = 0;
-  s_flow_put(pg, relay, "WH61", WH_RELAY_WINDOW + 50);
+  s_flow_put(&f, "WH61", WH_RELAY_WINDOW + 50, 0);
   assert_true(zmq_send(client, "work", 4, 0) == 4);
-  s_flow_run(&loop, &stop, 100);
+  s_flow_run(&f, 100);
   assert_int_equal(f.seen, 1 + WH_RELAY_WINDOW);
   assert_int_equal(f.reads, 0);
   /* Once it answers, the waiting messages go out and the input is read. */
   f.take = 1;
   s_flow_answer_kept(&f);
-  s_flow_run(&loop, &stop, 300);
+  s_flow_run(&f, 300);
   assert_int_equal(f.seen, 1 + WH_RELAY_WINDOW + 50);
   assert_int_equal(f.reads, 1);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
   /* A receiver that falls silent does not hold the input for long: the
    * table keeps what waits. */
   f.take = 0;
-  s_flow_put(pg, relay, "WH62", WH_RELAY_WINDOW + 50);
+  s_flow_put(&f, "WH62", WH_RELAY_WINDOW + 50, 0);
   assert_true(zmq_send(client, "more", 4, 0) == 4);
-  s_flow_run(&loop, &stop, 100);
+  s_flow_run(&f, 100);
   assert_int_equal(f.reads, 1);
-  s_flow_run(&loop, &stop, 1500);
+  s_flow_run(&f, 1500);
   assert_int_equal(f.reads, 2);
 
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_close((uv_handle_t *)&stop, NULL);
-  wh_relay_destroy(&relay);
   wh_bus_destroy(&input);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  zmq_msg_close(&f.peer);
   zmq_close(client);
-  zmq_close(f.router);
-  zmq_ctx_term(zctx);
-  wh_pg_destroy(&pg);
+  s_flow_close(&f);
 }
 
 /* A row stored but forgotten by memory (here: committed, then dropped as
  * if rolled back) is found by the relay's sweep and sent. */
 static void relay_sweep_finds_a_row_memory_lost(void **state) {
   (void)state;
-  s_flow_t f = {0};
-  zmq_msg_init(&f.peer);
-  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(pg), 0);
-  assert_int_equal(wh_pg_exec(pg, "TRUNCATE outbox"), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  void *zctx = zmq_ctx_new();
-  f.router = zmq_socket(zctx, ZMQ_ROUTER);
-  assert_int_equal(zmq_bind(f.router, "inproc://it-sweep"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, "triage", "inproc://it-sweep");
-  assert_non_null(relay);
-  uv_timer_t tick, stop;
-  uv_timer_init(&loop, &tick);
-  uv_timer_init(&loop, &stop);
-  tick.data = &f;
-  uv_timer_start(&tick, s_flow_tick, 5, 5);
+  s_flow_t f;
+  s_flow_open(&f, "inproc://it-sweep");
   f.take = 1;
-  s_flow_run(&loop, &stop, 200); /* started: the table is read, nothing owed */
-  assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
-  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
-  rec.ticket_id = "WH63";
-  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.ticket_id = "WH63";
-  env.seq = 1;
-  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
-  env.received = &rec;
-  assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
-  assert_int_equal(wh_relay_flush(relay), 0);
-  assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
-  wh_relay_aborted(relay); /* memory forgets what the table has */
-  s_flow_run(&loop, &stop, 700);
+  s_flow_run(&f, 200); /* started: the table is read, nothing owed */
+  s_flow_put(&f, "WH63", 1, 1);
+  s_flow_run(&f, 700);
   assert_int_equal(f.seen, 0);
   wh_clock_set_offset_ms(11000); /* the next sweep is due */
-  s_flow_run(&loop, &stop, 1000);
+  s_flow_run(&f, 1000);
   wh_clock_set_offset_ms(0);
   assert_int_equal(f.seen, 1);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox"), 0);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_close((uv_handle_t *)&stop, NULL);
-  wh_relay_destroy(&relay);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  zmq_msg_close(&f.peer);
-  zmq_close(f.router);
-  zmq_ctx_term(zctx);
-  wh_pg_destroy(&pg);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
+  s_flow_close(&f);
 }
 
 /* Batched rows go as binary arrays: every value comes back as it was
