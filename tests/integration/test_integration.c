@@ -334,12 +334,12 @@ typedef struct {
   int64_t deadline;
 } s_recv_t;
 
-/* Answers a relayed envelope with an Ack of the given status, to the peer
- * whose routing id is id. */
-static void s_answer(void *router, zmq_msg_t *id, const Whistle__Envelope *env, int status) {
+/* Answers outbox row tag (message mid) with an Ack of the given status, to
+ * the peer whose routing id is id. */
+static void s_answer_tag(void *router, zmq_msg_t *id, const char *mid, uint64_t tag, int status) {
   Whistle__Ack a = WHISTLE__ACK__INIT;
-  a.message_id = env->message_id;
-  a.delivery_tag = env->delivery_tag;
+  a.message_id = (char *)mid;
+  a.delivery_tag = tag;
   a.status = status;
   Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
   out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
@@ -350,6 +350,11 @@ static void s_answer(void *router, zmq_msg_t *id, const Whistle__Envelope *env, 
   zmq_send(router, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
   zmq_send(router, buf, len, 0);
   free(buf);
+}
+
+/* Answers a relayed envelope. */
+static void s_answer(void *router, zmq_msg_t *id, const Whistle__Envelope *env, int status) {
+  s_answer_tag(router, id, env->message_id, env->delivery_tag, status);
 }
 
 /* Hands each envelope a relay has sent to router to on_env, with the
@@ -470,19 +475,7 @@ typedef struct {
 } s_flow_t;
 
 static void s_flow_ack_tag(s_flow_t *f, uint64_t tag) {
-  Whistle__Ack a = WHISTLE__ACK__INIT;
-  a.message_id = "";
-  a.delivery_tag = tag;
-  a.status = WHISTLE__ACK_STATUS__ACK_OK;
-  Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
-  out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
-  out.ack = &a;
-  uint8_t *buf;
-  size_t len;
-  assert_int_equal(wh_env_pack(&out, &buf, &len), 0);
-  zmq_send(f->router, zmq_msg_data(&f->peer), zmq_msg_size(&f->peer), ZMQ_SNDMORE);
-  zmq_send(f->router, buf, len, 0);
-  free(buf);
+  s_answer_tag(f->router, &f->peer, "", tag, WHISTLE__ACK_STATUS__ACK_OK);
 }
 
 static void s_flow_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
