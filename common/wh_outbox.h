@@ -3,9 +3,12 @@
  * A sender writes its state change and the envelopes it will emit in one
  * transaction (wh_outbox_put). A relay per destination sends undelivered rows
  * over a DEALER socket, oldest first, keeps at most a window of them in
- * flight, and deletes a row only when the receiver acknowledges it;
- * what is not acknowledged within the resend interval is sent again, across
- * restarts, because the rows are the truth and memory only a cache.
+ * flight, and counts a row delivered only when the receiver acknowledges
+ * it; what is not acknowledged within the resend interval is sent again,
+ * across restarts, because the rows are the truth and memory only a cache.
+ * The outbox is a log: a line per destination says what is delivered, and
+ * the relay empties the table when all of it is. A service's outbox has
+ * one relay (one destination) and one writer, the service itself.
  *
  * A receiver (wh_consumer) drains whatever has arrived, applies it all in one
  * transaction together with its inbox rows, commits, then acknowledges. Each
@@ -29,6 +32,7 @@
  * own migrations and the later ones after them. */
 extern const wh_migration_t wh_outbox_migration;
 extern const wh_migration_t wh_outbox_migration_1;
+extern const wh_migration_t wh_outbox_migration_2;
 
 typedef struct wh_relay_s wh_relay_t;
 

@@ -71,15 +71,19 @@ static void migrations_from_empty_and_rerun(void **state) {
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
   assert_int_equal(wh_pg_ready(pg), 0);
   /* The shared outbox, triage's own, then the shared ones that came later. */
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 3);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 4);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM decision"), 0);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_indexes WHERE indexname = 'outbox_pending'"), 0);
+  /* The outbox is a log: no primary key, a BRIN index on id, a line. */
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_indexes WHERE tablename = 'outbox'"
+                               " AND indexdef LIKE '%USING brin (id)%'"), 1);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_indexes WHERE tablename = 'outbox'"), 1);
   wh_pg_destroy(&pg);
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
   assert_int_equal(wh_pg_ready(pg), 0);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 3);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 4);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox_owed"), 0);
   wh_pg_destroy(&pg);
 }
 
@@ -393,7 +397,7 @@ static void s_ack_late(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
 static void s_receiver(uv_timer_t *t) {
   s_recv_t *r = t->data;
   s_router_each(r->router, s_ack_late, r);
-  long left = s_count(r->pg, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL");
+  long left = s_count(r->pg, "SELECT count(*) FROM outbox_owed");
   if ((r->acked >= 3 && left == 0) || wh_clock_now_ms() > r->deadline) uv_stop(r->loop);
 }
 
@@ -448,7 +452,7 @@ static void relay_resends_until_acknowledged(void **state) {
   uv_timer_start(&t, s_receiver, 20, 20);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_true(r.seen >= 6); /* each row sent at least twice */
-  assert_int_equal(s_count(r.pg, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"), 0);
+  assert_int_equal(s_count(r.pg, "SELECT count(*) FROM outbox_owed"), 0);
   uv_close((uv_handle_t *)&t, NULL);
   wh_relay_destroy(&relay);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -467,7 +471,8 @@ typedef struct {
   void *zctx, *router; /* the receiver */
   wh_relay_t *relay;
   uv_timer_t tick, stop;
-  int take; /* acknowledge what arrives; else keep it for later */
+  int take;   /* acknowledge what arrives; else keep it for later */
+  int refuse; /* with take: answer "rejected" instead */
   int seen, reads;
   zmq_msg_t peer;
   uint64_t tags[2 * WH_RELAY_WINDOW];
@@ -482,7 +487,9 @@ static void s_flow_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) 
   s_flow_t *f = arg;
   f->seen++;
   zmq_msg_copy(&f->peer, id);
-  if (f->take) s_flow_ack_tag(f, env->delivery_tag);
+  if (f->take && f->refuse)
+    s_answer_tag(f->router, &f->peer, "", env->delivery_tag, WHISTLE__ACK_STATUS__ACK_REJECTED);
+  else if (f->take) s_flow_ack_tag(f, env->delivery_tag);
   else if (f->ntags < 2 * WH_RELAY_WINDOW) f->tags[f->ntags++] = env->delivery_tag;
 }
 
@@ -596,7 +603,7 @@ static void relay_holds_input_while_backed_up(void **state) {
   s_flow_run(&f, 300);
   assert_int_equal(f.seen, 1 + WH_RELAY_WINDOW + 50);
   assert_int_equal(f.reads, 1);
-  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   /* A receiver that falls silent does not hold the input for long: the
    * table keeps what waits. */
   f.take = 0;
@@ -613,21 +620,83 @@ static void relay_holds_input_while_backed_up(void **state) {
 }
 
 /* A row stored but forgotten by memory (here: committed, then dropped as
- * if rolled back) is found by the relay's sweep and sent. */
-static void relay_sweep_finds_a_row_memory_lost(void **state) {
+ * if rolled back, as when the answer to COMMIT is lost) is read back from
+ * the table and sent. */
+static void relay_reads_back_a_row_memory_lost(void **state) {
   (void)state;
   s_flow_t f;
-  s_flow_open(&f, "inproc://it-sweep");
+  s_flow_open(&f, "inproc://it-lost");
   f.take = 1;
   s_flow_run(&f, 200); /* started: the table is read, nothing owed */
   s_flow_put(&f, "WH63", 1, 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 1);
   s_flow_run(&f, 700);
-  assert_int_equal(f.seen, 0);
-  wh_clock_set_offset_ms(11000); /* the next sweep is due */
-  s_flow_run(&f, 1000);
-  wh_clock_set_offset_ms(0);
   assert_int_equal(f.seen, 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  s_flow_close(&f);
+}
+
+/* Stops the relay and starts another on the same table, as a restart does. */
+static void s_flow_restart(s_flow_t *f, const char *endpoint) {
+  wh_relay_destroy(&f->relay);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, "triage", endpoint);
+  assert_non_null(f->relay);
+}
+
+/* The outbox as a log: what is acknowledged is below the line and is not
+ * sent again after a restart; what is not is; a refused message is parked
+ * and kept when the relay empties the table of what it delivered. */
+static void relay_line_restart_and_emptying(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open(&f, "inproc://it-log");
+  f.take = 1;
+  s_flow_put(&f, "WH64", 3, 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 3);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_line WHERE dest = 'triage'"
+                                 " AND upto = (SELECT max(id) FROM outbox)"), 1);
+  /* Acknowledged: a restarted relay has nothing to send. */
+  s_flow_restart(&f, "inproc://it-log");
+  s_flow_run(&f, 700);
+  assert_int_equal(f.seen, 3);
+  /* Refused for good: parked, and no longer owed. */
+  f.refuse = 1;
+  s_flow_put(&f, "WH65", 1, 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 4);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH65'"
+                                 " AND last_error <> ''"), 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Sent, never answered, then the relay restarts: sent again. */
+  f.refuse = 0;
+  f.take = 0;
+  s_flow_put(&f, "WH66", 2, 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 6);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 2);
+  f.take = 1;
+  f.ntags = 0;
+  s_flow_restart(&f, "inproc://it-log");
+  s_flow_run(&f, 700);
+  assert_int_equal(f.seen, 8);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* All delivered and a while later: the table is emptied, the parked
+   * message kept, and the next rows go out with newer ids. */
+  assert_true(s_count(f.pg, "SELECT count(*) FROM outbox") >= 6);
+  wh_clock_set_offset_ms(11000);
+  s_flow_run(&f, 700);
+  wh_clock_set_offset_ms(0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH65'"), 1);
+  s_flow_put(&f, "WH67", 1, 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 9);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_line WHERE dest = 'triage'"
+                                 " AND upto = (SELECT max(id) FROM outbox)"), 1);
   s_flow_close(&f);
 }
 
@@ -812,7 +881,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(relay_holds_input_while_backed_up),
-      cmocka_unit_test(relay_sweep_finds_a_row_memory_lost),
+      cmocka_unit_test(relay_reads_back_a_row_memory_lost),
+      cmocka_unit_test(relay_line_restart_and_emptying),
       cmocka_unit_test(rows_round_trip_every_type),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
