@@ -498,7 +498,10 @@ static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_WORK,
                                         .steps = s_steps,
                                         .committed = s_committed,
                                         .aborted = s_aborted,
-                                        .request = s_request};
+                                        .request = s_request,
+                                        .first_applied =
+                                            "SELECT ticket_id FROM feed WHERE ticket_id = ANY($2::text[])"
+                                            " AND version = 1 AND role = 'lead'"};
 
 static void s_stop(wh_service_t *svc) {
   s_notify_t *n = svc->data;

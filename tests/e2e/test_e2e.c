@@ -538,6 +538,10 @@ static void restart(void **state) {
   /* Exactly once: no (ticket, party, version) twice on any feed. */
   assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT 1 FROM feed GROUP BY ticket_id, party, version HAVING count(*) > 1) d"), 0);
   assert_int_equal(s_count(notify, "SELECT count(*) FROM feed WHERE kind = 'dispatched' AND role = 'lead'"), total);
+  /* A ticket's first event is recorded by its lead's item, not an inbox
+   * row: the inbox holds only tickets that had a second event (a lapse). */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM inbox WHERE last_seq < 2"), 0);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM inbox"), level1);
   /* In order per ticket: versions rise along each feed. */
   assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT version, lag(version) OVER (PARTITION BY party, ticket_id ORDER BY seq) AS prev FROM feed) x WHERE prev >= version"), 0);
   /* Gap-free feeds. */
