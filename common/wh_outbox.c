@@ -77,8 +77,8 @@ const wh_migration_t wh_outbox_migration_2 = {
 static const wh_stmt_t s_put = {
     "wh_outbox_put",
     "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
-    " SELECT $5, m, t, s, p FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[])"
-    "   WITH ORDINALITY AS x(m, t, s, p, n) ORDER BY n RETURNING id, message_id"};
+    " SELECT $5, m, t, s, p FROM (SELECT unnest($1::text[]) AS m, unnest($2::text[]) AS t,"
+    "   unnest($3::bigint[]) AS s, unnest($4::bytea[]) AS p) AS x RETURNING id, message_id"};
 /* Reads by id carry bounds: BRIN narrows a range, not a list. */
 static const wh_stmt_t s_new_rows = {
     "wh_outbox_new",
@@ -104,7 +104,8 @@ static const wh_stmt_t s_parked = {
     " INSERT INTO outbox_parked SELECT * FROM p"};
 static const wh_stmt_t s_inbox_claim = {
     "wh_inbox_claim",
-    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(source, ticket_id, seq)),"
+    "WITH x AS (SELECT unnest($1::text[]) AS source, unnest($2::text[]) AS ticket_id,"
+    "   unnest($3::bigint[]) AS seq),"
     " ins AS (INSERT INTO inbox (source, ticket_id, last_seq)"
     "   SELECT DISTINCT source, ticket_id, 1 FROM x WHERE seq = 1"
     "   ON CONFLICT (source, ticket_id) DO NOTHING RETURNING source, ticket_id, last_seq),"
@@ -660,7 +661,8 @@ static void s_on_claimed(void *arg, const PGresult *res) {
  * `a`): a first message is new unless its ticket is in `a`; a second one
  * starts the ticket's inbox row when the first is in `a`. */
 static const char s_claim_first_fmt[] =
-    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(source, ticket_id, seq)),"
+    "WITH x AS (SELECT unnest($1::text[]) AS source, unnest($2::text[]) AS ticket_id,"
+    "   unnest($3::bigint[]) AS seq),"
     " a AS (%s),"
     " f AS (SELECT DISTINCT source, ticket_id, 1 AS last_seq FROM x"
     "   WHERE seq = 1 AND ticket_id NOT IN (SELECT ticket_id FROM a)),"

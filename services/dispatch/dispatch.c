@@ -56,22 +56,26 @@ static const wh_stmt_t s_insert_order = {
     " SELECT t, 1, st, e, src, cm, g, a, cat, k, b, rm, to_timestamp(at::double precision / 1000),"
     "   col, lv, ld, co::text[], ru, w, dup, op::text[], to_timestamp(n::double precision / 1000),"
     "   to_timestamp(n::double precision / 1000)"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],"
-    "   $14::bigint[], $15::text[], $16::text[], $17::text[], $18::bigint[], $19::text[], $20::text[],"
-    "   $21::bigint[])"
-    "   AS x(t, st, e, src, cm, g, a, cat, k, b, rm, at, col, lv, ld, co, ru, w, dup, op, n)"};
+    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS st,"
+    "   unnest($3::text[]) AS e, unnest($4::text[]) AS src, unnest($5::text[]) AS cm,"
+    "   unnest($6::text[]) AS g, unnest($7::text[]) AS a, unnest($8::text[]) AS cat,"
+    "   unnest($9::text[]) AS k, unnest($10::text[]) AS b, unnest($11::text[]) AS rm,"
+    "   unnest($12::bigint[]) AS at, unnest($13::text[]) AS col, unnest($14::bigint[]) AS lv,"
+    "   unnest($15::text[]) AS ld, unnest($16::text[]) AS co, unnest($17::text[]) AS ru,"
+    "   unnest($18::bigint[]) AS w, unnest($19::text[]) AS dup, unnest($20::text[]) AS op,"
+    "   unnest($21::bigint[]) AS n) AS x"};
 static const wh_stmt_t s_insert_deadline = {
     "dispatch_insert_deadline",
     "INSERT INTO deadline (ticket_id, name, due_at)"
     " SELECT t, n, to_timestamp(d::double precision / 1000)"
-    " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(t, n, d)"};
+    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS n,"
+    "   unnest($3::bigint[]) AS d) AS x"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
     "INSERT INTO timeline (ticket_id, at, kind, actor, note)"
     " SELECT t, to_timestamp(a::double precision / 1000), k, ac, n"
-    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])"
-    "   WITH ORDINALITY AS x(t, a, k, ac, n, o) ORDER BY o"};
+    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::bigint[]) AS a,"
+    "   unnest($3::text[]) AS k, unnest($4::text[]) AS ac, unnest($5::text[]) AS n) AS x"};
 static const wh_stmt_t s_first_orders = {
     "dispatch_first_orders",
     "SELECT ticket_id, lead FROM work_order WHERE ticket_id = ANY($1::text[]) FOR UPDATE"};

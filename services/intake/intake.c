@@ -46,9 +46,11 @@ static const wh_stmt_t s_insert = {
     " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"
     " SELECT 'WH' || lpad(nextval('ticket_no')::text, 8, '0'), s, e,"
     "   to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp, ct::text[], la, ln"
-    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
-    "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::float8[])"
-    "   WITH ORDINALITY AS x(s, e, at, cm, g, a, cat, b, rn, rp, ct, la, ln, o) ORDER BY o"
+    " FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS e,"
+    "   unnest($3::bigint[]) AS at, unnest($4::text[]) AS cm, unnest($5::text[]) AS g,"
+    "   unnest($6::text[]) AS a, unnest($7::text[]) AS cat, unnest($8::text[]) AS b,"
+    "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"
+    "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln) AS x"
     " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id, source, external_id"};
 static const wh_stmt_t s_existing = {
     "intake_existing", "SELECT ticket_id FROM ticket WHERE source = $1 AND external_id = $2"};

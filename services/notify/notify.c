@@ -83,13 +83,14 @@ static const wh_stmt_t s_insert_feed = {
     "notify_insert_feed",
     "INSERT INTO feed (party, seq, ticket_id, kind, version, role, at, item)"
     " SELECT p, s, t, k, v, r, to_timestamp(a::double precision / 1000), i"
-    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],"
-    "   $7::bigint[], $8::bytea[]) AS x(p, s, t, k, v, r, a, i)"};
+    " FROM (SELECT unnest($1::text[]) AS p, unnest($2::bigint[]) AS s,"
+    "   unnest($3::text[]) AS t, unnest($4::text[]) AS k, unnest($5::bigint[]) AS v,"
+    "   unnest($6::text[]) AS r, unnest($7::bigint[]) AS a, unnest($8::bytea[]) AS i) AS x"};
 static const wh_stmt_t s_insert_delivery = {
     "notify_insert_delivery",
     "INSERT INTO delivery (ticket_id, channel, recipient, body)"
-    " SELECT t, 'reporter', r, b FROM unnest($1::text[], $2::text[], $3::text[])"
-    "   WITH ORDINALITY AS x(t, r, b, o) ORDER BY o RETURNING id"};
+    " SELECT t, 'reporter', r, b FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS r,"
+    "   unnest($3::text[]) AS b) AS x RETURNING id"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
     "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};

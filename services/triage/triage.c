@@ -70,10 +70,12 @@ static const wh_stmt_t s_insert = {
     " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of)"
     " SELECT t, s, e, to_timestamp(at::double precision / 1000), cm, g, cat, k, col, lv, ld,"
     "   co::text[], ru, 'rules', w, m, dup"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
-    "   $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[],"
-    "   $14::bigint[], $15::boolean[], $16::text[])"
-    "   AS x(t, s, e, at, cm, g, cat, k, col, lv, ld, co, ru, w, m, dup)"};
+    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS s, unnest($3::text[]) AS e,"
+    "   unnest($4::bigint[]) AS at, unnest($5::text[]) AS cm, unnest($6::text[]) AS g,"
+    "   unnest($7::text[]) AS cat, unnest($8::text[]) AS k, unnest($9::text[]) AS col,"
+    "   unnest($10::bigint[]) AS lv, unnest($11::text[]) AS ld, unnest($12::text[]) AS co,"
+    "   unnest($13::text[]) AS ru, unnest($14::bigint[]) AS w, unnest($15::boolean[]) AS m,"
+    "   unnest($16::text[]) AS dup) AS x"};
 
 static int s_report_ok(const Whistle__Envelope *env) {
   const Whistle__TicketReceived *rec = env->received;
