@@ -16,7 +16,7 @@
 #define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
 #define RELAY_READ_SPAN (4 * RELAY_WINDOW) /* ids one read-back looks through */
 #define RELAY_EMPTY_ROWS 20000 /* rows written since the table was emptied: empty it */
-#define RELAY_EMPTY_MS 10000   /* ... or this long since, whatever it holds */
+#define RELAY_EMPTY_MS 60000   /* ... or this long since, whatever it holds */
 #define RELAY_STUCK_MS 60000  /* answered "retry" this long: say so in the log */
 #define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
@@ -73,6 +73,13 @@ const wh_migration_t wh_outbox_migration_2 = {
     "CREATE VIEW outbox_owed AS"
     "  SELECT o.* FROM outbox o LEFT JOIN outbox_line l ON l.dest = o.dest"
     "  WHERE o.parked_at IS NULL AND o.id > coalesce(l.upto, 0);"};
+
+/* The relay empties the outbox with TRUNCATE, which waits at most 100 ms
+ * for its lock; an autovacuum of the table holds that lock for longer (it
+ * yields only after deadlock_timeout) and has nothing to do there: rows
+ * are only inserted, and the table is emptied whole. */
+const wh_migration_t wh_outbox_migration_3 = {
+    "000_outbox_3_no_autovacuum", "ALTER TABLE outbox SET (autovacuum_enabled = false);"};
 
 static const wh_stmt_t s_put = {
     "wh_outbox_put",

@@ -33,6 +33,7 @@
 extern const wh_migration_t wh_outbox_migration;
 extern const wh_migration_t wh_outbox_migration_1;
 extern const wh_migration_t wh_outbox_migration_2;
+extern const wh_migration_t wh_outbox_migration_3;
 
 typedef struct wh_relay_s wh_relay_t;
 

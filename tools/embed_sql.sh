@@ -22,6 +22,7 @@ name=$1; out=$2; shift 2
   while [ $j -lt $i ]; do echo "  &s_m_$j,"; j=$((j + 1)); done
   echo "  &wh_outbox_migration_1,"
   echo "  &wh_outbox_migration_2,"
+  echo "  &wh_outbox_migration_3,"
   echo "  NULL};"
 } > "$out.tmp"
 mv "$out.tmp" "$out"
