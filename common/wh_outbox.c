@@ -582,8 +582,8 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
     zmq_msg_close(&head);
     zmq_msg_close(&body);
   }
-  if (got) s_relay_store_line(r);
   if (got) {
+    s_relay_store_line(r);
     r->acked_ms = wh_clock_now_ms();
     s_relay_pump(r);
   }
