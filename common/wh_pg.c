@@ -482,9 +482,13 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       if (expect[e] >= 0 && steps[expect[e]].on_result) steps[expect[e]].on_result(steps[expect[e]].arg, r);
     } else {
-      if (!failed && st != PGRES_PIPELINE_ABORTED)
-        wh_error("%s failed: %s", expect[e] >= 0 ? steps[expect[e]].st->name : "pipeline",
-                 PQresultErrorMessage(r));
+      if (!failed && st != PGRES_PIPELINE_ABORTED) {
+        if (expect[e] >= 0 && steps[expect[e]].quiet)
+          wh_debug("%s failed: %s", steps[expect[e]].st->name, PQresultErrorMessage(r));
+        else
+          wh_error("%s failed: %s", expect[e] >= 0 ? steps[expect[e]].st->name : "pipeline",
+                   PQresultErrorMessage(r));
+      }
       failed = 1;
     }
     PQclear(r);

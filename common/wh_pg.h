@@ -128,6 +128,8 @@ typedef struct {
   const char *const *extra;
   void (*on_result)(void *arg, const PGresult *res);
   void *arg;
+  int quiet; /* its failure is expected at times (a key already taken) and
+                handled by the caller: logged at debug level, not as an error */
 } wh_pg_step_t;
 
 /* commit: what ends the pipeline. WH_PG_COMMIT_LAZILY commits without

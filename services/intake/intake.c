@@ -5,7 +5,15 @@
  * valid ones and their outbox rows in one transaction, commits, and only then
  * answers each with its ticket id: an answer means the report is durable. The
  * same source and external id always map to the same ticket, so a pusher that
- * did not hear the answer simply sends again. */
+ * did not hear the answer simply sends again.
+ *
+ * A batch first goes the short way: BEGIN, a plain INSERT of its reports, the
+ * outbox rows and COMMIT in one round trip, with ticket numbers the intake
+ * reserved beforehand. Only when that fails (usually because a report was
+ * stored before: its (source, external id) key is taken) does the batch go
+ * the careful way, which skips what is stored and looks it up. Reserved
+ * numbers that a failure or a restart leaves unused are gaps in the
+ * numbering, as a rolled-back sequence value always was. */
 #include "intake.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -26,6 +34,7 @@ typedef struct {
   Whistle__Envelope *env;
   char ticket_id[32];
   int duplicate;
+  int same; /* a copy of reqs[same], sent in the same batch; -1 if none */
   int err;
 } s_req_t;
 
@@ -38,20 +47,34 @@ typedef struct {
   int nreqs;
   wh_rows_t rows; /* the batch's ticket rows */
   int from, to;   /* the requests being stored */
+  /* Ticket numbers reserved from the ticket_no sequence, not yet used:
+   * ids[next..nids). A number is used once its report has committed. */
+  int64_t ids[INTAKE_BATCH];
+  int next, nids;
 } s_intake_t;
 
+/* A ticket id is "WH" and its number, at least eight digits. */
+#define TICKET_ID_FMT "WH%08" PRId64
+
+/* The report columns, $1..$13, then the ticket ids ($14). */
+#define INTAKE_INSERT                                                                         \
+  "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address," \
+  " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"                      \
+  " SELECT id, s, e, to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp,"    \
+  "   ct::text[], la, ln"                                                                     \
+  " FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS e,"                           \
+  "   unnest($3::bigint[]) AS at, unnest($4::text[]) AS cm, unnest($5::text[]) AS g,"         \
+  "   unnest($6::text[]) AS a, unnest($7::text[]) AS cat, unnest($8::text[]) AS b,"           \
+  "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"        \
+  "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln, unnest($14::text[]) AS id) AS x"
+/* The short way: every report is new (a taken key fails the batch). */
+static const wh_stmt_t s_insert_new = {"intake_insert_new", INTAKE_INSERT};
+/* The careful way: a report stored before is skipped, and looked up. */
 static const wh_stmt_t s_insert = {
     "intake_insert",
-    "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address,"
-    " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"
-    " SELECT 'WH' || lpad(nextval('ticket_no')::text, 8, '0'), s, e,"
-    "   to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp, ct::text[], la, ln"
-    " FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS e,"
-    "   unnest($3::bigint[]) AS at, unnest($4::text[]) AS cm, unnest($5::text[]) AS g,"
-    "   unnest($6::text[]) AS a, unnest($7::text[]) AS cat, unnest($8::text[]) AS b,"
-    "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"
-    "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln) AS x"
-    " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id, source, external_id"};
+    INTAKE_INSERT " ON CONFLICT (source, external_id) DO NOTHING RETURNING ticket_id, source, external_id"};
+static const wh_stmt_t s_reserve_stmt = {
+    "intake_reserve", "SELECT nextval('ticket_no') FROM generate_series(1, $1::integer)"};
 static const wh_stmt_t s_existing = {
     "intake_existing", "SELECT ticket_id FROM ticket WHERE source = $1 AND external_id = $2"};
 
@@ -99,6 +122,7 @@ static int s_gather(s_intake_t *in, s_req_t *r) {
   wh_rows_text(w, 10, tags);
   wh_rows_float(w, 11, t->location ? &t->location->lat : NULL);
   wh_rows_float(w, 12, t->location ? &t->location->lng : NULL);
+  wh_rows_text(w, 13, r->ticket_id);
   return 0;
 }
 
@@ -136,7 +160,7 @@ static void s_on_stored(void *arg, const PGresult *res) {
     const char *src = PQgetvalue(res, k, 1), *ext = PQgetvalue(res, k, 2);
     for (int m = 0; m < to - from; m++, i = i + 1 < to ? i + 1 : from) {
       s_req_t *r = &in->reqs[i];
-      if (r->err || r->ticket_id[0] || strcmp(r->env->submit->external_id, ext) ||
+      if (r->err || r->same >= 0 || r->ticket_id[0] || strcmp(r->env->submit->external_id, ext) ||
           strcmp(wh_source_name(r->env->submit->source), src))
         continue;
       snprintf(r->ticket_id, sizeof r->ticket_id, "%s", PQgetvalue(res, k, 0));
@@ -145,31 +169,111 @@ static void s_on_stored(void *arg, const PGresult *res) {
   }
 }
 
-/* Stores reqs[from..to) that passed validation, and their outbox rows, in
- * one transaction: one statement for the reports, one for the outbox. */
-static int s_store_range(s_intake_t *in, int from, int to) {
-  wh_pg_t *pg = in->svc->pg;
+/* Tops the reserved ticket numbers up to a batch's worth when fewer than n
+ * are left. Outside any transaction: a sequence hands numbers out for good,
+ * committed or not. Returns 0 or WH_EDB. */
+static int s_reserve(s_intake_t *in, int n) {
+  if (in->nids - in->next >= n) return 0;
+  in->nids -= in->next;
+  memmove(in->ids, in->ids + in->next, (size_t)in->nids * sizeof *in->ids);
+  in->next = 0;
+  char want[16];
+  snprintf(want, sizeof want, "%d", INTAKE_BATCH - in->nids);
+  const char *v[1] = {want};
+  PGresult *res = wh_pg_run(in->svc->pg, &s_reserve_stmt, 1, v, NULL, NULL);
+  if (!res) return WH_EDB;
+  for (int k = 0; k < PQntuples(res) && in->nids < INTAKE_BATCH; k++)
+    in->ids[in->nids++] = strtoll(PQgetvalue(res, k, 0), NULL, 10);
+  PQclear(res);
+  return in->nids - in->next >= n ? 0 : WH_EDB;
+}
+
+static int s_same_report(const s_req_t *a, const s_req_t *b) {
+  return a->env->submit->source == b->env->submit->source &&
+         !strcmp(a->env->submit->external_id, b->env->submit->external_id);
+}
+
+/* Gathers the rows of reqs[from..to) that passed validation, each with the
+ * ticket id it is given, and with put their outbox rows too; a report sent
+ * twice in the batch is gathered once (`same` names the first). Returns how
+ * many reserved numbers it used, or WH_ENOMEM. */
+static int s_gather_range(s_intake_t *in, int from, int to, int put) {
   wh_rows_reset(&in->rows);
+  int used = 0;
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
     r->ticket_id[0] = '\0';
     r->duplicate = 0;
-    if (!r->err && s_gather(in, r)) {
+    r->same = -1;
+    if (r->err) continue;
+    for (int k = from; k < i && r->same < 0; k++)
+      if (!in->reqs[k].err && in->reqs[k].same < 0 && s_same_report(&in->reqs[k], r)) r->same = k;
+    if (r->same >= 0) continue;
+    snprintf(r->ticket_id, sizeof r->ticket_id, TICKET_ID_FMT, in->ids[in->next + used]);
+    if (s_gather(in, r)) {
       r->err = WH_ETOOLONG;
+      r->ticket_id[0] = '\0';
       s_reply(in, r, "care_tags: too long");
+      continue;
     }
+    used++;
+    if (!put) continue;
+    wh_log_ctx(r->ticket_id, r->env->message_id);
+    int rc = s_pass_on(in, r);
+    wh_log_ctx(NULL, NULL);
+    if (rc) return WH_ENOMEM;
   }
+  return used;
+}
+
+/* After a commit: the reserved numbers the batch used are spent, and a
+ * report sent twice in the batch answers with its first copy's ticket. */
+static void s_stored(s_intake_t *in, int from, int to, int used) {
+  in->next += used;
+  for (int i = from; i < to; i++) {
+    s_req_t *r = &in->reqs[i];
+    if (r->err || r->same < 0) continue;
+    snprintf(r->ticket_id, sizeof r->ticket_id, "%s", in->reqs[r->same].ticket_id);
+    r->duplicate = 1;
+  }
+}
+
+/* The short way: BEGIN, the reports, their outbox rows and COMMIT in one
+ * round trip. Returns 0 when committed; WH_EDB when it was not, e.g. because
+ * a report's key was taken (then nothing is kept, nothing is sent). */
+static int s_store_new(s_intake_t *in, int from, int to) {
+  int used = s_gather_range(in, from, to, 1);
+  if (used < 0) goto failed;
+  if (!in->rows.nrows) return 0; /* every one was refused */
+  wh_pg_step_t steps[2] = {{.st = &s_insert_new, .rows = &in->rows, .quiet = 1}};
+  wh_relay_step(in->relay, &steps[1]);
+  if (wh_pg_pipeline(in->svc->pg, "BEGIN", steps, 2, WH_PG_COMMIT)) goto failed;
+  wh_relay_committed(in->relay);
+  s_stored(in, from, to, used);
+  return 0;
+failed:
+  wh_relay_aborted(in->relay);
+  return WH_EDB;
+}
+
+/* The careful way: a report stored before is skipped by the INSERT and
+ * looked up; BEGIN and the reports go in one round trip, the outbox rows and
+ * COMMIT in a second. Returns 0 when committed, else WH_EDB (rolled back). */
+static int s_store_careful(s_intake_t *in, int from, int to) {
+  wh_pg_t *pg = in->svc->pg;
+  int used = s_gather_range(in, from, to, 0);
+  if (used < 0) return WH_ENOMEM;
   if (!in->rows.nrows) return 0;
-  /* BEGIN and the reports go in one round trip. */
-  if (wh_pg_ready(pg)) return WH_EDB;
+  /* Which reports are new is known from the INSERT's answer (s_on_stored). */
   in->from = from;
   in->to = to;
+  for (int i = from; i < to; i++) in->reqs[i].ticket_id[0] = '\0';
   wh_pg_step_t step = {.st = &s_insert, .rows = &in->rows, .on_result = s_on_stored, .arg = in};
-  if (wh_pg_pipeline(pg, "BEGIN", &step, 1, 0)) goto rollback;
+  if (wh_pg_pipeline(pg, "BEGIN", &step, 1, WH_PG_OPEN)) goto rollback;
   PGresult *res;
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
-    if (r->err) continue;
+    if (r->err || r->same >= 0) continue;
     if (r->ticket_id[0]) {
       wh_log_ctx(r->ticket_id, r->env->message_id);
       if (s_pass_on(in, r)) goto rollback;
@@ -190,14 +294,28 @@ static int s_store_range(s_intake_t *in, int from, int to) {
   wh_log_ctx(NULL, NULL);
   /* The outbox rows and the COMMIT go in one round trip. */
   wh_relay_step(in->relay, &step);
-  if (wh_pg_pipeline(pg, NULL, &step, 1, 1)) goto rollback;
+  if (wh_pg_pipeline(pg, NULL, &step, 1, WH_PG_COMMIT)) goto rollback;
   wh_relay_committed(in->relay);
+  s_stored(in, from, to, used);
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
   wh_pg_rollback(pg);
   wh_relay_aborted(in->relay);
   return WH_EDB;
+}
+
+/* Stores reqs[from..to) that passed validation, and their outbox rows, in
+ * one transaction: the short way, or when that fails the careful way. */
+static int s_store_range(s_intake_t *in, int from, int to) {
+  wh_pg_t *pg = in->svc->pg;
+  int n = 0;
+  for (int i = from; i < to; i++) n += !in->reqs[i].err;
+  if (!n) return 0;
+  if (wh_pg_ready(pg) || s_reserve(in, n)) return WH_EDB;
+  if (s_store_new(in, from, to) == 0) return 0;
+  if (wh_pg_broken(pg)) return WH_EDB;
+  return s_store_careful(in, from, to);
 }
 
 static void s_flush(s_intake_t *in) {
@@ -291,7 +409,7 @@ int intake_start(wh_service_t *svc) {
   svc->data = in;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&in->rows, 13);
+  wh_rows_init(&in->rows, 14);
   char path[512], err[512];
   wh_service_conf_path(svc, "rules.conf", path, sizeof path);
   in->rules = wh_rules_load(path, NULL, err, sizeof err);

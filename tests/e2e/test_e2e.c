@@ -264,6 +264,41 @@ static void scenarios(void **state) {
   /* Receipts to reporters, phones masked. */
   assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'"), 28);
   assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery WHERE recipient !~ '^[0-9]{3}[*]{4}[0-9]{4}$'"), 0);
+
+  /* One push that mixes a report sent twice, a report stored before and a
+   * new one: each report is one ticket, and only the new ones move on. */
+  char mixed[1024];
+  snprintf(mixed, sizeof mixed, "%s/scenarios/mixed.jsonl", s_var);
+  char *first_case = s_capture(NULL, "head -n 1 %s", scen);
+  FILE *f = fopen(mixed, "w");
+  assert_non_null(f);
+  const char *fresh = "{\"source\":\"app\",\"external_id\":\"mixed-%d\",\"received_at\":\"2025-06-02T10:12:00+08:00\","
+                      "\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"小区门口路灯坏了\"}\n";
+  fprintf(f, fresh, 1);
+  fprintf(f, fresh, 1);
+  fprintf(f, "%s", first_case);
+  fprintf(f, fresh, 2);
+  fclose(f);
+  free(first_case);
+  out = s_capture(&st, CTL("scenarios") " submit < %s", s_var, s_bin, mixed);
+  assert_int_equal(st, 0);
+  json_object *mixed_answers = s_lines(out);
+  free(out);
+  assert_int_equal(json_object_array_length(mixed_answers), 4);
+  const char *m1 = s_str(json_object_array_get_idx(mixed_answers, 0), "ticket_id");
+  const char *m2 = s_str(json_object_array_get_idx(mixed_answers, 3), "ticket_id");
+  assert_string_equal(s_str(json_object_array_get_idx(mixed_answers, 1), "ticket_id"), m1);
+  assert_string_equal(s_str(json_object_array_get_idx(mixed_answers, 2), "ticket_id"),
+                      s_str(json_object_array_get_idx(answers, 0), "ticket_id"));
+  assert_string_not_equal(m1, m2);
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 30);
+  s_wait_orders(dispatch, 30, 60);
+  char q[256];
+  snprintf(q, sizeof q, "SELECT count(*) FROM feed WHERE ticket_id IN ('%s', '%s') AND role = 'lead'"
+                           " AND kind IN ('dispatched', 'merged')", m1, m2);
+  for (int i = 0; i < 100 && s_count(notify, q) < 2; i++) usleep(100 * 1000);
+  assert_int_equal(s_count(notify, q), 2);
+  json_object_put(mixed_answers);
   wh_pg_destroy(&dispatch);
   wh_pg_destroy(&intake);
   wh_pg_destroy(&notify);
