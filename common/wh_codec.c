@@ -39,12 +39,21 @@ size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sen
 }
 
 void wh_uuid(char out[37]) {
-  uint8_t b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t r = getrandom(b + got, sizeof b - got, 0);
-    if (r > 0) got += (size_t)r;
+  /* Random bytes are drawn from the kernel a few kilobytes at a time, not
+   * one system call per message id. */
+  static __thread uint8_t pool[4096];
+  static __thread size_t left;
+  if (left < 16) {
+    size_t got = 0;
+    while (got < sizeof pool) {
+      ssize_t r = getrandom(pool + got, sizeof pool - got, 0);
+      if (r > 0) got += (size_t)r;
+    }
+    left = sizeof pool;
   }
+  uint8_t b[16];
+  memcpy(b, pool + sizeof pool - left, sizeof b);
+  left -= sizeof b;
   b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
   b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
   /* Every relayed message gets one: spelled out by hand, not by snprintf
