@@ -233,7 +233,7 @@ static void s_stored(s_intake_t *in, int from, int to, int used) {
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
     if (r->err || r->same < 0) continue;
-    snprintf(r->ticket_id, sizeof r->ticket_id, "%s", in->reqs[r->same].ticket_id);
+    memmove(r->ticket_id, in->reqs[r->same].ticket_id, sizeof r->ticket_id); /* same < i */
     r->duplicate = 1;
   }
 }
