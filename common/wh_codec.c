@@ -30,10 +30,11 @@ int wh_env_pack(const Whistle__Envelope *env, uint8_t **buf_out, size_t *len_out
 }
 
 size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sent_at_ms,
-                    uint8_t *out) {
+                    int first_send, uint8_t *out) {
   Whistle__Envelope tail = WHISTLE__ENVELOPE__INIT;
   tail.delivery_tag = tag;
   tail.sent_at_ms = sent_at_ms;
+  tail.first_send = first_send != 0;
   memcpy(out, packed, len);
   return len + whistle__envelope__pack(&tail, out + len);
 }

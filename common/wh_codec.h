@@ -19,11 +19,11 @@ int wh_env_unpack(const void *data, size_t len, Whistle__Envelope **env_out);
 void wh_env_free(Whistle__Envelope *env);
 /* Packs env into a new buffer (caller frees with free()). Returns 0 or WH_ENOMEM. */
 int wh_env_pack(const Whistle__Envelope *env, uint8_t **buf_out, size_t *len_out);
-/* Appends a delivery tag and send time to an already packed envelope: protobuf
- * merges concatenated messages, so the stored bytes need not be unpacked.
- * out must hold len + 32 bytes; returns the new length. */
+/* Appends a delivery tag, send time and first_send to an already packed
+ * envelope: protobuf merges concatenated messages, so the stored bytes need
+ * not be unpacked. out must hold len + 32 bytes; returns the new length. */
 size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sent_at_ms,
-                    uint8_t *out);
+                    int first_send, uint8_t *out);
 /* Writes a random (v4) UUID as 36 characters plus NUL into out. */
 void wh_uuid(char out[37]);
 

@@ -214,6 +214,7 @@ int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
   env->message_id = f->mid;
   env->sender = (char *)sender;
   env->created_at_ms = wh_clock_now_ms();
+  env->first_send = 0; /* the stored bytes never claim it; the relay stamps it */
   int rc = wh_env_pack(env, &f->bytes, &f->len);
   env->message_id = (char *)protobuf_c_empty_string;
   env->sender = (char *)protobuf_c_empty_string;
@@ -273,11 +274,14 @@ void wh_relay_aborted(wh_relay_t *r) {
   wh_rows_reset(&r->rows);
 }
 
-/* Stamps and sends one row; returns 0, or -1 when the socket would block. */
-static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now) {
+/* Stamps and sends one row; returns 0, or -1 when the socket would block.
+ * first: this is the row's first sending, from the memory of the transaction
+ * that committed it (see first_send in the envelope). */
+static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now,
+                        int first) {
   uint8_t stack[4096], *frame = len + 32 <= sizeof stack ? stack : malloc(len + 32);
   if (!frame) return -1;
-  size_t flen = wh_env_stamp(bytes, len, id, now, frame);
+  size_t flen = wh_env_stamp(bytes, len, id, now, first, frame);
   int rc = wh_bus_send(r->bus, NULL, 0, frame, flen) ? -1 : 0;
   if (frame != stack) free(frame);
   if (rc) return -1;
@@ -304,7 +308,7 @@ static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
     if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
     if ((slot->id != id && r->ninflight >= RELAY_WINDOW) ||
         s_relay_send(r, id, (const uint8_t *)PQgetvalue(res, i, 1),
-                     (size_t)PQgetlength(res, i, 1), now))
+                     (size_t)PQgetlength(res, i, 1), now, 0))
       return -1;
   }
   return n;
@@ -410,7 +414,9 @@ static void s_relay_pump(wh_relay_t *r) {
   if (!r->line_loaded && s_relay_load_line(r)) return;
   while (r->qlen && r->ninflight < RELAY_WINDOW) {
     s_frame_t *f = &r->queue[r->qhead];
-    if (s_relay_send(r, f->id, f->bytes, f->len, now)) return;
+    /* A queued frame was committed by this process and never sent: rows
+     * are read back from the table only above the newest one queued. */
+    if (s_relay_send(r, f->id, f->bytes, f->len, now, 1)) return;
     free(f->bytes);
     r->qhead = (r->qhead + 1) % RELAY_QUEUE;
     r->qlen--;
@@ -646,6 +652,10 @@ typedef struct {
   int n;
 } s_claims_t;
 
+static int s_same_claim(const wh_claim_t *a, const wh_claim_t *b) {
+  return a->seq == b->seq && !strcmp(a->ticket_id, b->ticket_id) && !strcmp(a->source, b->source);
+}
+
 /* Each returned (source, ticket, seq) was claimed once: it goes to the first
  * message that carries it; a repeat later in the batch was seen. */
 static void s_on_claimed(void *arg, const PGresult *res) {
@@ -704,9 +714,7 @@ static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh
     wh_claim_t *c = &claims[i];
     if (c->claim >= 0) continue;
     for (int k = 0; k < i && c->claim < 0; k++) /* a copy of one claimed just now */
-      if (claims[k].claim == WH_INBOX_APPLY && claims[k].seq == c->seq &&
-          !strcmp(claims[k].ticket_id, c->ticket_id) && !strcmp(claims[k].source, c->source))
-        c->claim = WH_INBOX_SEEN;
+      if (claims[k].claim == WH_INBOX_APPLY && s_same_claim(&claims[k], c)) c->claim = WH_INBOX_SEEN;
     if (c->claim >= 0) continue;
     const char *v[2] = {c->source, c->ticket_id};
     PGresult *res = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);
@@ -844,24 +852,52 @@ static void s_ack_all(wh_consumer_t *c) {
 /* Applies items[from..to) in one transaction: one statement claims them
  * all in the inbox, the service looks up what they need at once, applies
  * each in memory and writes its tables once. Returns 0 when committed,
- * WH_EDB when rolled back (statuses then mean nothing). */
-static int s_apply_batch(wh_consumer_t *c, int from, int to) {
+ * WH_EDB when rolled back (statuses then mean nothing).
+ * trust_first: a first message (seq 1) its relay sent for the first time
+ * (first_send) is applied without asking the database whether it was
+ * before, when the service's state rows record first messages: no one can
+ * have applied it. Should the flag be wrong all the same, the state row's
+ * key refuses the second copy, the batch fails, and the one-by-one retry,
+ * which trusts no flag, finds it seen. */
+static int s_apply_batch(wh_consumer_t *c, int from, int to, int trust_first) {
   wh_pg_t *pg = c->pg;
   if (wh_pg_ready(pg)) return WH_EDB;
-  wh_claim_t claims[CONSUMER_BATCH];
+  wh_claim_t claims[CONSUMER_BATCH], ask[CONSUMER_BATCH];
+  int asked[CONSUMER_BATCH];
   const Whistle__Envelope *apply[CONSUMER_BATCH], *all[CONSUMER_BATCH];
-  int n = to - from, napply = 0;
+  int n = to - from, napply = 0, nask = 0;
+  int lean = c->claim_first.sql != NULL;
   for (int i = 0; i < n; i++) {
     const Whistle__Envelope *env = all[i] = c->items[from + i].env;
     claims[i] = (wh_claim_t){.source = env->sender, .ticket_id = env->ticket_id, .seq = env->seq};
+    if (trust_first && lean && env->first_send && env->seq == 1) {
+      claims[i].claim = WH_INBOX_APPLY;
+    } else {
+      asked[nask] = i;
+      ask[nask++] = claims[i];
+    }
   }
-  /* BEGIN, the claims and the service's lookup go in one round trip. */
+  /* BEGIN, the claims and the service's lookup go in one round trip; with
+   * nothing to ask or look up, BEGIN waits for the first statement. */
   wh_pg_step_t look;
   int has_look = c->ops->lookup ? c->ops->lookup(c->svc, all, n, &look) : 0;
-  int lean = c->claim_first.sql != NULL;
-  if (s_claim(pg, "BEGIN", lean ? &c->claim_first : &s_inbox_claim, lean ? &c->get_first : NULL,
-              claims, n, has_look ? &look : NULL))
-    goto rollback;
+  int open = 0;
+  if (nask) {
+    if (s_claim(pg, "BEGIN", lean ? &c->claim_first : &s_inbox_claim, lean ? &c->get_first : NULL,
+                ask, nask, has_look ? &look : NULL))
+      goto rollback;
+    for (int k = 0; k < nask; k++) claims[asked[k]].claim = ask[k].claim;
+    open = 1;
+  } else if (has_look) {
+    if (wh_pg_pipeline(pg, "BEGIN", &look, 1, WH_PG_OPEN)) goto rollback;
+    open = 1;
+  }
+  /* One message twice in the batch (a first sending, and a resend that
+   * overtook its acknowledgement): the later copy was seen. */
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < i && claims[i].claim == WH_INBOX_APPLY; k++)
+      if (claims[k].claim == WH_INBOX_APPLY && s_same_claim(&claims[k], &claims[i]))
+        claims[i].claim = WH_INBOX_SEEN;
   for (int i = 0; i < n; i++) {
     s_item_t *it = &c->items[from + i];
     if (claims[i].claim == WH_INBOX_SEEN) {
@@ -874,6 +910,10 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
     } else {
       apply[napply++] = it->env;
     }
+  }
+  if (napply && c->ops->prepare && !open) {
+    if (wh_pg_exec(pg, "BEGIN")) goto rollback;
+    open = 1;
   }
   if (napply && c->ops->prepare && c->ops->prepare(c->svc, apply, napply)) goto rollback;
   for (int i = 0; i < n; i++) {
@@ -890,7 +930,7 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to) {
   /* Every table's rows and the COMMIT go in one round trip. */
   wh_pg_step_t steps[WH_CONSUMER_STEPS];
   int nsteps = c->ops->steps ? c->ops->steps(c->svc, steps) : 0;
-  if (wh_pg_pipeline(pg, NULL, steps, nsteps, 1)) goto aborted;
+  if (wh_pg_pipeline(pg, open ? NULL : "BEGIN", steps, nsteps, WH_PG_COMMIT)) goto aborted;
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
@@ -902,7 +942,7 @@ aborted:
 
 static void s_consumer_flush(wh_consumer_t *c) {
   if (c->nitems == 0) return;
-  int rc = s_apply_batch(c, 0, c->nitems);
+  int rc = s_apply_batch(c, 0, c->nitems, 1);
   if (rc == 0) {
     if (c->ops->committed) c->ops->committed(c->svc);
     s_ack_all(c);
@@ -912,7 +952,7 @@ static void s_consumer_flush(wh_consumer_t *c) {
     for (int i = 0; i < c->nitems; i++) {
       s_item_t *it = &c->items[i];
       it->err = 0;
-      if (s_apply_batch(c, i, i + 1) == 0) {
+      if (s_apply_batch(c, i, i + 1, 0) == 0) {
         if (c->ops->committed) c->ops->committed(c->svc);
         s_ack(c, it);
       } else if (!wh_pg_broken(c->pg)) {

@@ -124,6 +124,8 @@ typedef struct {
    * writes no inbox row: the state row, under its primary key, is the record
    * that it was applied (a second copy applied at the same time fails on that
    * key and is then seen). The inbox row starts with the second message.
+   * A first message its relay sends for the first time (first_send) is not
+   * even looked for: no one can have applied it.
    * Every first message the service accepts must write such a row in the
    * same transaction. May be NULL: every message is recorded in the inbox. */
   const char *first_applied;

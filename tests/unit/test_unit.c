@@ -349,13 +349,20 @@ static void codec_envelopes(void **state) {
   size_t len;
   assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
   uint8_t stamped[4096];
-  size_t slen = wh_env_stamp(buf, len, 77, 123456, stamped);
+  size_t slen = wh_env_stamp(buf, len, 77, 123456, 1, stamped);
   Whistle__Envelope *out;
   assert_int_equal(wh_env_unpack(stamped, slen, &out), 0);
   assert_string_equal(out->message_id, "m-1");
   assert_int_equal(out->seq, 3);
   assert_int_equal(out->delivery_tag, 77);
   assert_int_equal(out->sent_at_ms, 123456);
+  assert_true(out->first_send);
+  wh_env_free(out);
+  /* a resend of the same stored bytes does not claim to be the first */
+  slen = wh_env_stamp(buf, len, 77, 123999, 0, stamped);
+  assert_int_equal(wh_env_unpack(stamped, slen, &out), 0);
+  assert_false(out->first_send);
+  assert_int_equal(out->sent_at_ms, 123999);
   assert_int_equal(out->body_case, WHISTLE__ENVELOPE__BODY_SUBMIT);
   assert_string_equal(out->submit->text, t.text);
   wh_env_free(out);
