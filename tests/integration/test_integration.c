@@ -200,8 +200,10 @@ static void s_poll_acks(uv_timer_t *t) {
   if (rig->nacks >= rig->want || wh_clock_now_ms() > rig->deadline) uv_stop(rig->loop);
 }
 
-static void s_send_for(void *sock, const char *ticket, const char *mid, uint32_t seq,
-                       uint64_t tag) {
+/* Sends a relayed TicketReceived; first_send as a relay stamps a message's
+ * first sending. */
+static void s_send_as(void *sock, const char *ticket, const char *mid, uint32_t seq, uint64_t tag,
+                      int first_send) {
   Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
   rec.ticket_id = (char *)ticket;
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
@@ -210,6 +212,7 @@ static void s_send_for(void *sock, const char *ticket, const char *mid, uint32_t
   env.sender = "intake";
   env.seq = seq;
   env.delivery_tag = tag;
+  env.first_send = first_send != 0;
   env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
   env.received = &rec;
   uint8_t *buf;
@@ -217,6 +220,11 @@ static void s_send_for(void *sock, const char *ticket, const char *mid, uint32_t
   assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
   assert_true(zmq_send(sock, buf, len, 0) >= 0);
   free(buf);
+}
+
+static void s_send_for(void *sock, const char *ticket, const char *mid, uint32_t seq,
+                       uint64_t tag) {
+  s_send_as(sock, ticket, mid, seq, tag, 0);
 }
 
 static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
@@ -325,6 +333,45 @@ static void consumer_first_message_recorded_by_state_row(void **state) {
   s_run_until(&rig, 9);
   assert_int_equal(rig.acks[8], WHISTLE__ACK_STATUS__ACK_RETRY);
   assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id = 'WH89'"), 0);
+  s_rig_close(&rig);
+}
+
+/* A first message its relay sends for the first time is applied without
+ * looking for it. The flag is trusted only so far: a copy that carries it
+ * all the same (in a later batch, or beside a resend in the same one) is
+ * seen, not applied twice, and not refused; and it never lets a message
+ * pass its predecessor. */
+static void consumer_first_send_applies_once(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  wh_consumer_ops_t ops = {
+      .body = WHISTLE__ENVELOPE__BODY_RECEIVED,
+      .apply = s_state_apply,
+      .first_applied = "SELECT ticket_id FROM state_row WHERE ticket_id = ANY($2::text[])"};
+  s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS state_row (ticket_id text PRIMARY KEY, n int)",
+             "inproc://it-first-send", &ops);
+  s_send_as(rig.dealer, "WH91", "f-1", 1, 41, 1);
+  s_run_until(&rig, 1);
+  assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_count(rig.pg, "SELECT n FROM state_row WHERE ticket_id = 'WH91'"), 1);
+  /* the same, flagged again, in a batch of its own */
+  s_send_as(rig.dealer, "WH91", "f-1", 1, 41, 1);
+  s_run_until(&rig, 2);
+  assert_int_equal(rig.acks[1], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_count(rig.pg, "SELECT n FROM state_row WHERE ticket_id = 'WH91'"), 1);
+  /* a first sending and a resend of another ticket's first message in one batch */
+  s_send_as(rig.dealer, "WH92", "g-1", 1, 51, 1);
+  s_send_as(rig.dealer, "WH92", "g-1", 1, 51, 0);
+  s_run_until(&rig, 4);
+  assert_int_equal(rig.acks[2], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(rig.acks[3], WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_count(rig.pg, "SELECT n FROM state_row WHERE ticket_id = 'WH92'"), 1);
+  /* a second message, flagged, whose first has not come: it waits */
+  s_send_as(rig.dealer, "WH93", "h-2", 2, 62, 1);
+  s_run_until(&rig, 5);
+  assert_int_equal(rig.acks[4], WHISTLE__ACK_STATUS__ACK_RETRY);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM state_row WHERE ticket_id = 'WH93'"), 0);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id LIKE 'WH9_'"), 0);
   s_rig_close(&rig);
 }
 
@@ -882,6 +929,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(inbox_applies_in_order_once),
       cmocka_unit_test(consumer_same_message_twice_changes_state_once),
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
+      cmocka_unit_test(consumer_first_send_applies_once),
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(relay_holds_input_while_backed_up),
