@@ -2,18 +2,123 @@
 #include "wh_codec.h"
 #include "wh_err.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-int wh_env_unpack(const void *data, size_t len, Whistle__Envelope **env_out) {
+static int s_unpack(ProtobufCAllocator *alloc, const void *data, size_t len,
+                    Whistle__Envelope **env_out) {
   *env_out = NULL;
   if (len > WH_FRAME_MAX) return WH_ETOOBIG;
-  Whistle__Envelope *env = whistle__envelope__unpack(NULL, len, data);
+  Whistle__Envelope *env = whistle__envelope__unpack(alloc, len, data);
   if (!env) return WH_EDECODE;
   *env_out = env;
   return 0;
+}
+
+int wh_env_unpack(const void *data, size_t len, Whistle__Envelope **env_out) {
+  return s_unpack(NULL, data, len, env_out);
+}
+
+/* ---- the arena --------------------------------------------------------- */
+
+#define ARENA_BLOCK (64 * 1024) /* a block's usual size */
+#define ARENA_KEEP 8            /* blocks of the usual size a reset keeps */
+
+/* Under AddressSanitizer every piece is a block of its own, freed at the
+ * reset, so a pointer kept past it is caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_EACH 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_EACH 1
+#endif
+#endif
+#ifndef ARENA_EACH
+#define ARENA_EACH 0
+#endif
+
+typedef struct s_block_s {
+  struct s_block_s *next;
+  size_t cap, used;
+  max_align_t data[]; /* aligned for anything protobuf-c puts there */
+} s_block_t;
+
+struct wh_arena_s {
+  ProtobufCAllocator pc;
+  s_block_t *head; /* the block being cut, then the full ones */
+  s_block_t *spare; /* kept by the last reset */
+};
+
+static void *s_arena_alloc(void *arg, size_t n) {
+  wh_arena_t *a = arg;
+  n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+  s_block_t *b = a->head;
+  if (ARENA_EACH || !b || b->cap - b->used < n) {
+    if (!ARENA_EACH && n <= ARENA_BLOCK && a->spare) {
+      b = a->spare;
+      a->spare = b->next;
+    } else {
+      size_t cap = ARENA_EACH || n > ARENA_BLOCK ? n : ARENA_BLOCK;
+      b = malloc(sizeof *b + cap);
+      if (!b) return NULL;
+      b->cap = cap;
+    }
+    b->used = 0;
+    b->next = a->head;
+    a->head = b;
+  }
+  void *p = (unsigned char *)b->data + b->used;
+  b->used += n;
+  return p;
+}
+
+/* Pieces go back all at once, at the reset. */
+static void s_arena_free(void *arg, void *p) {
+  (void)arg;
+  (void)p;
+}
+
+wh_arena_t *wh_arena_new(void) {
+  wh_arena_t *a = calloc(1, sizeof *a);
+  if (!a) return NULL;
+  a->pc = (ProtobufCAllocator){.alloc = s_arena_alloc, .free = s_arena_free, .allocator_data = a};
+  return a;
+}
+
+void wh_arena_reset(wh_arena_t *a) {
+  int kept = 0;
+  for (s_block_t *s = a->spare; s; s = s->next) kept++;
+  while (a->head) {
+    s_block_t *b = a->head;
+    a->head = b->next;
+    if (b->cap == ARENA_BLOCK && kept < ARENA_KEEP) {
+      b->next = a->spare;
+      a->spare = b;
+      kept++;
+    } else {
+      free(b);
+    }
+  }
+}
+
+void wh_arena_destroy(wh_arena_t **self_p) {
+  if (!self_p || !*self_p) return;
+  wh_arena_t *a = *self_p;
+  *self_p = NULL;
+  wh_arena_reset(a);
+  while (a->spare) {
+    s_block_t *b = a->spare;
+    a->spare = b->next;
+    free(b);
+  }
+  free(a);
+}
+
+int wh_env_unpack_in(wh_arena_t *a, const void *data, size_t len, Whistle__Envelope **env_out) {
+  return s_unpack(&a->pc, data, len, env_out);
 }
 
 void wh_env_free(Whistle__Envelope *env) {

@@ -24,6 +24,21 @@ int wh_env_pack(const Whistle__Envelope *env, uint8_t **buf_out, size_t *len_out
  * not be unpacked. out must hold len + 32 bytes; returns the new length. */
 size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sent_at_ms,
                     int first_send, uint8_t *out);
+/* An arena that envelopes are unpacked into: every piece of an envelope is
+ * cut from a few large blocks, and all of a batch's envelopes go at once
+ * when the arena is reset, where unpacking with malloc cost a service
+ * dozens of allocations and frees per message. Reset keeps a bounded amount
+ * of memory for the next round. */
+typedef struct wh_arena_s wh_arena_t;
+
+wh_arena_t *wh_arena_new(void);
+void wh_arena_destroy(wh_arena_t **self_p);
+/* Forgets everything unpacked into a since the last reset. */
+void wh_arena_reset(wh_arena_t *a);
+/* Like wh_env_unpack, but *env_out lives in a until its next reset (or
+ * destroy): it must not be given to wh_env_free. */
+int wh_env_unpack_in(wh_arena_t *a, const void *data, size_t len, Whistle__Envelope **env_out);
+
 /* Writes a random (v4) UUID as 36 characters plus NUL into out. */
 void wh_uuid(char out[37]);
 

@@ -196,6 +196,7 @@ struct wh_relay_s {
   int64_t acked_ms; /* when the receiver last acknowledged anything */
   wh_bus_t *input;  /* held while this relay is backed up (wh_relay_throttle) */
   int holding;
+  wh_arena_t *arena; /* the answer being read */
 };
 
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
@@ -575,7 +576,7 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   int got = 0, frames = 0;
   while (frames++ < RELAY_WINDOW && wh_bus_recv(bus, &head, &body) == 1) {
     Whistle__Envelope *env;
-    if (wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0) {
+    if (wh_env_unpack_in(r->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0) {
       if (env->body_case == WHISTLE__ENVELOPE__BODY_ACKS) {
         for (size_t i = 0; i < env->acks->n_acks; i++) got += s_relay_take_ack(r, env->acks->acks[i]);
       } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK) {
@@ -583,8 +584,8 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
       } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) {
         wh_warn("%s answered an error: %s", r->dest, env->error->text);
       }
-      wh_env_free(env);
     }
+    wh_arena_reset(r->arena);
     zmq_msg_close(&head);
     zmq_msg_close(&body);
   }
@@ -609,9 +610,11 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *d
   r->emptied_ms = wh_clock_now_ms();
   r->inflight = calloc(SLOTS, sizeof *r->inflight);
   r->queue = calloc(RELAY_QUEUE, sizeof *r->queue);
+  r->arena = wh_arena_new();
   r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, s_relay_on_ack, r);
-  if (!r->bus || !r->inflight || !r->queue || !r->dest) {
+  if (!r->bus || !r->inflight || !r->queue || !r->dest || !r->arena) {
     wh_bus_destroy(&r->bus);
+    wh_arena_destroy(&r->arena);
     free(r->inflight);
     free(r->queue);
     free(r->dest);
@@ -632,6 +635,7 @@ static void s_relay_closed(uv_handle_t *h) {
   free(r->queue);
   wh_rows_free(&r->line_row);
   wh_rows_free(&r->rows);
+  wh_arena_destroy(&r->arena);
   free(r->inflight);
   free(r->dest);
   free(r);
@@ -763,6 +767,7 @@ struct wh_consumer_s {
   void *svc;
   s_item_t items[CONSUMER_BATCH];
   int nitems;
+  wh_arena_t *arena; /* the envelopes of items, until the round ends */
   /* with ops->first_applied: the claim, and the check for one ticket */
   wh_stmt_t claim_first, get_first;
 };
@@ -970,10 +975,7 @@ static void s_consumer_flush(wh_consumer_t *c) {
       }
     }
   }
-  for (int i = 0; i < c->nitems; i++) {
-    zmq_msg_close(&c->items[i].peer);
-    wh_env_free(c->items[i].env);
-  }
+  for (int i = 0; i < c->nitems; i++) zmq_msg_close(&c->items[i].peer);
   c->nitems = 0;
 }
 
@@ -982,7 +984,7 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   zmq_msg_t head, body;
   while (c->nitems < CONSUMER_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
     Whistle__Envelope *env;
-    int rc = wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env);
+    int rc = wh_env_unpack_in(c->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env);
     zmq_msg_close(&body);
     if (rc) {
       wh_warn("bad frame from peer: %s", wh_strerror(rc));
@@ -999,7 +1001,6 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
         zmq_msg_move(&tmp.peer, &head);
         s_ack(c, &tmp);
         zmq_msg_close(&tmp.peer);
-        wh_env_free(env);
         zmq_msg_close(&head);
         continue;
       }
@@ -1010,14 +1011,13 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
       it->env = env;
     } else if (c->ops->request) {
       c->ops->request(c->svc, c, &head, env);
-      wh_env_free(env);
     } else {
       wh_reply_error(bus, &head, WH_EUNEXPECTED, NULL);
-      wh_env_free(env);
     }
     zmq_msg_close(&head);
   }
   s_consumer_flush(c);
+  wh_arena_reset(c->arena); /* every envelope of the round */
 }
 
 wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *endpoint,
@@ -1039,8 +1039,9 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const c
       return NULL;
     }
   }
+  c->arena = wh_arena_new();
   c->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, s_consumer_on_readable, c);
-  if (!c->bus) {
+  if (!c->bus || !c->arena) {
     wh_consumer_destroy(&c);
     return NULL;
   }
@@ -1052,6 +1053,7 @@ void wh_consumer_destroy(wh_consumer_t **self_p) {
   wh_consumer_t *c = *self_p;
   *self_p = NULL;
   wh_bus_destroy(&c->bus);
+  wh_arena_destroy(&c->arena);
   free((char *)c->claim_first.sql);
   free((char *)c->get_first.sql);
   free(c);

@@ -46,6 +46,7 @@ typedef struct {
   wh_relay_t *relay;
   s_req_t reqs[INTAKE_BATCH];
   int nreqs;
+  wh_arena_t *arena; /* the envelopes of reqs, until the batch is answered */
   wh_rows_t rows; /* the batch's ticket rows */
   int from, to;   /* the requests being stored */
   /* Ticket numbers reserved from the ticket_no sequence, not yet used:
@@ -348,9 +349,9 @@ static void s_flush(s_intake_t *in) {
     if (!r->err || r->err == WH_EDB) s_reply(in, r, r->err ? "could not store the report; send it again" : NULL);
     if (!r->err && !r->duplicate) wh_debug("stored %s as %s", r->env->submit->external_id, r->ticket_id);
     zmq_msg_close(&r->peer);
-    wh_env_free(r->env);
   }
   in->nreqs = 0;
+  wh_arena_reset(in->arena);
 }
 
 static void s_on_front(wh_bus_t *bus, void *arg) {
@@ -359,12 +360,9 @@ static void s_on_front(wh_bus_t *bus, void *arg) {
   int64_t now = wh_clock_now_ms();
   while (in->nreqs < INTAKE_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
     Whistle__Envelope *env;
-    int rc = wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env);
+    int rc = wh_env_unpack_in(in->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env);
     zmq_msg_close(&body);
-    if (rc == 0 && env->body_case != WHISTLE__ENVELOPE__BODY_SUBMIT) {
-      rc = WH_EUNEXPECTED;
-      wh_env_free(env);
-    }
+    if (rc == 0 && env->body_case != WHISTLE__ENVELOPE__BODY_SUBMIT) rc = WH_EUNEXPECTED;
     if (rc) {
       wh_warn("refused a frame: %s", wh_strerror(rc));
       wh_reply_error(bus, &head, rc, NULL);
@@ -407,6 +405,7 @@ static void s_stop(wh_service_t *svc) {
   wh_relay_destroy(&in->relay);
   wh_rules_destroy(&in->rules);
   wh_rows_free(&in->rows);
+  wh_arena_destroy(&in->arena);
   free(in);
   svc->data = NULL;
 }
@@ -422,6 +421,8 @@ int intake_start(wh_service_t *svc) {
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   wh_rows_init(&in->rows, 14);
+  in->arena = wh_arena_new();
+  if (!in->arena) return WH_ENOMEM;
   char path[512], err[512];
   wh_service_conf_path(svc, "rules.conf", path, sizeof path);
   in->rules = wh_rules_load(path, NULL, err, sizeof err);
