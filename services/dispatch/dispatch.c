@@ -40,7 +40,7 @@ typedef struct {
   int64_t armed_ms;  /* the deadline the timer is set for */
   int64_t batch_due; /* the earliest deadline this transaction adds */
   /* the batch's rows, written once per table before COMMIT */
-  wh_rows_t orders, deadlines, timeline;
+  wh_rows_t orders, timeline;
   /* leads of the orders repeats in this batch name (looked up by prepare) */
   char (*first)[2][96];
   int nfirst;
@@ -52,10 +52,12 @@ static const wh_stmt_t s_insert_order = {
     "dispatch_insert_order",
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
-    " rule, weight, duplicate_of, opening, created_at, updated_at)"
+    " rule, weight, duplicate_of, opening, created_at, updated_at, due_names, due_ms,"
+    " next_due_at)"
     " SELECT t, 1, st, e, src, cm, g, a, cat, k, b, rm, to_timestamp(at::double precision / 1000),"
     "   col, lv, ld, co::text[], ru, w, dup, op::text[], to_timestamp(n::double precision / 1000),"
-    "   to_timestamp(n::double precision / 1000)"
+    "   to_timestamp(n::double precision / 1000), dn::text[], dm::bigint[],"
+    "   to_timestamp(nullif(nd, 0)::double precision / 1000)"
     " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS st,"
     "   unnest($3::text[]) AS e, unnest($4::text[]) AS src, unnest($5::text[]) AS cm,"
     "   unnest($6::text[]) AS g, unnest($7::text[]) AS a, unnest($8::text[]) AS cat,"
@@ -63,13 +65,8 @@ static const wh_stmt_t s_insert_order = {
     "   unnest($12::bigint[]) AS at, unnest($13::text[]) AS col, unnest($14::bigint[]) AS lv,"
     "   unnest($15::text[]) AS ld, unnest($16::text[]) AS co, unnest($17::text[]) AS ru,"
     "   unnest($18::bigint[]) AS w, unnest($19::text[]) AS dup, unnest($20::text[]) AS op,"
-    "   unnest($21::bigint[]) AS n) AS x"};
-static const wh_stmt_t s_insert_deadline = {
-    "dispatch_insert_deadline",
-    "INSERT INTO deadline (ticket_id, name, due_at)"
-    " SELECT t, n, to_timestamp(d::double precision / 1000)"
-    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS n,"
-    "   unnest($3::bigint[]) AS d) AS x"};
+    "   unnest($21::bigint[]) AS n, unnest($22::text[]) AS dn, unnest($23::text[]) AS dm,"
+    "   unnest($24::bigint[]) AS nd) AS x"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
     "INSERT INTO timeline (ticket_id, at, kind, actor, note)"
@@ -81,15 +78,30 @@ static const wh_stmt_t s_first_orders = {
     "SELECT ticket_id, lead FROM work_order WHERE ticket_id = ANY($1::text[]) FOR UPDATE"};
 static const wh_stmt_t s_next_due = {
     "dispatch_next_due",
-    "SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint FROM deadline"
-    " WHERE met_at IS NULL AND overdue_at IS NULL"};
+    "SELECT (extract(epoch FROM min(next_due_at)) * 1000)::bigint FROM work_order"
+    " WHERE next_due_at IS NOT NULL"};
+/* Marks lapsed the deadlines due by $1 (Unix ms) of up to $2 orders, and
+ * returns them (ticket, name). Every CTE reads the rows as they were before
+ * the update, so `lapsed` names exactly what the update marks. */
 static const wh_stmt_t s_lapse = {
     "dispatch_lapse",
-    "UPDATE deadline SET overdue_at = to_timestamp($1::double precision / 1000)"
-    " WHERE (ticket_id, name) IN (SELECT ticket_id, name FROM deadline"
-    "   WHERE met_at IS NULL AND overdue_at IS NULL"
-    "   AND due_at <= to_timestamp($1::double precision / 1000) ORDER BY due_at LIMIT $2)"
-    " RETURNING ticket_id, name"};
+    "WITH due AS (SELECT ticket_id FROM work_order WHERE next_due_at IS NOT NULL"
+    "   AND next_due_at <= to_timestamp($1::bigint::double precision / 1000)"
+    "   ORDER BY next_due_at LIMIT $2),"
+    " lapsed AS (SELECT w.ticket_id, x.name FROM work_order w JOIN due USING (ticket_id)"
+    "   CROSS JOIN LATERAL unnest(w.due_names, w.due_ms, w.due_overdue_ms, w.due_met_ms)"
+    "     AS x(name, due, overdue, met)"
+    "   WHERE x.overdue IS NULL AND x.met IS NULL AND x.due <= $1::bigint),"
+    " upd AS (UPDATE work_order w SET"
+    "   due_overdue_ms = ARRAY(SELECT CASE WHEN x.overdue IS NULL AND x.met IS NULL"
+    "       AND x.due <= $1::bigint THEN $1::bigint ELSE x.overdue END"
+    "     FROM unnest(w.due_ms, w.due_overdue_ms, w.due_met_ms) WITH ORDINALITY"
+    "       AS x(due, overdue, met, i) ORDER BY x.i),"
+    "   next_due_at = (SELECT to_timestamp(min(x.due)::double precision / 1000)"
+    "     FROM unnest(w.due_ms, w.due_overdue_ms, w.due_met_ms) AS x(due, overdue, met)"
+    "     WHERE x.overdue IS NULL AND x.met IS NULL AND x.due > $1::bigint)"
+    "   FROM due WHERE w.ticket_id = due.ticket_id)"
+    " SELECT ticket_id, name FROM lapsed"};
 static const wh_stmt_t s_bump = {
     "dispatch_bump",
     "UPDATE work_order SET version = version + 1, updated_at = now() WHERE ticket_id = $1"
@@ -123,15 +135,13 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
 static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_dispatch_t *d = arg;
   steps[0] = (wh_pg_step_t){.st = &s_insert_order, .rows = &d->orders};
-  steps[1] = (wh_pg_step_t){.st = &s_insert_deadline, .rows = &d->deadlines};
-  steps[2] = (wh_pg_step_t){.st = &s_insert_timeline, .rows = &d->timeline};
-  wh_relay_step(d->relay, &steps[3]);
-  return 4;
+  steps[1] = (wh_pg_step_t){.st = &s_insert_timeline, .rows = &d->timeline};
+  wh_relay_step(d->relay, &steps[2]);
+  return 3;
 }
 
 static void s_reset(s_dispatch_t *d) {
   wh_rows_reset(&d->orders);
-  wh_rows_reset(&d->deadlines);
   wh_rows_reset(&d->timeline);
   d->nopened = 0;
   d->nfirst = 0;
@@ -166,7 +176,8 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
 }
 
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
-                        const char *co, const char *opening, int64_t now) {
+                        const char *co, const char *opening, int64_t now, const char *due_names,
+                        const char *due_ms, int64_t next_due) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   wh_rows_t *r = &d->orders;
   wh_rows_next(r);
@@ -191,6 +202,9 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_text(r, 18, !strcmp(state, "merged") ? t->duplicate_of : NULL);
   wh_rows_text(r, 19, opening);
   wh_rows_int(r, 20, now);
+  wh_rows_text(r, 21, due_names);
+  wh_rows_text(r, 22, due_ms);
+  wh_rows_int(r, 23, next_due); /* 0: none running */
 }
 
 /* Gathers the rows one decision makes. After the first row is gathered, a
@@ -237,6 +251,11 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
 
   wh_due_t due[WH_MAX_DEADLINES];
   int ndue = 0;
+  /* The order's deadlines, as its due_names and due_ms columns take them. */
+  char *due_names[WH_MAX_DEADLINES];
+  char due_ms[WH_MAX_DEADLINES * 24 + 4] = "{";
+  size_t dm = 1;
+  int64_t next_due = 0;
   Whistle__Deadline dl[WH_MAX_DEADLINES];
   Whistle__Deadline *dlp[WH_MAX_DEADLINES];
   if (!merged) {
@@ -247,10 +266,10 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
       o += (size_t)snprintf(note + o, sizeof notes[2] - o, "%s%s", i ? ", " : "; co ", t->co[i]);
     for (int i = 0; i < ndue; i++) {
       char when[40];
-      wh_rows_next(&d->deadlines);
-      wh_rows_text(&d->deadlines, 0, ticket);
-      wh_rows_text(&d->deadlines, 1, due[i].name);
-      wh_rows_int(&d->deadlines, 2, due[i].due_ms);
+      due_names[i] = (char *)due[i].name;
+      dm += (size_t)snprintf(due_ms + dm, sizeof due_ms - dm, "%s%" PRId64, i ? "," : "",
+                             due[i].due_ms);
+      if (!next_due || due[i].due_ms < next_due) next_due = due[i].due_ms;
       if (due[i].due_ms < d->batch_due) d->batch_due = due[i].due_ms;
       whistle__deadline__init(&dl[i]);
       dl[i].name = (char *)due[i].name;
@@ -270,9 +289,13 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     opening[nopen++] = ats[i];
     opening[nopen++] = notes[i];
   }
-  char open_lit[4096];
-  if (wh_pg_text_array(opening, (size_t)nopen, open_lit, sizeof open_lit)) return WH_EDB;
-  s_order_row(d, t, merged ? "merged" : "dispatched", co, open_lit, now);
+  char open_lit[4096], names_lit[WH_MAX_DEADLINES * 40 + 4];
+  if (wh_pg_text_array(opening, (size_t)nopen, open_lit, sizeof open_lit) ||
+      wh_pg_text_array(due_names, (size_t)ndue, names_lit, sizeof names_lit))
+    return WH_EDB;
+  snprintf(due_ms + dm, sizeof due_ms - dm, "}");
+  s_order_row(d, t, merged ? "merged" : "dispatched", co, open_lit, now, names_lit, due_ms,
+              next_due);
 
   char summary[4600];
   snprintf(summary, sizeof summary, "%s @ %s/%s %s: %s", t->klass, rep->community, rep->grid,
@@ -412,7 +435,7 @@ static void s_on_timer(uv_timer_t *h) {
     PGresult *r = wh_pg_run(pg, &s_lapse, 2, v, NULL, NULL);
     int rc = r ? 0 : WH_EDB;
     int n = r ? PQntuples(r) : 0;
-    more = n == TIMER_BATCH;
+    more = n >= TIMER_BATCH; /* lapsed deadlines: at least one per order taken */
     /* Group lapsed deadlines by ticket: one OVERDUE event per order. */
     char *(*rows)[2] = n ? calloc((size_t)n, sizeof *rows) : NULL;
     for (int i = 0; i < n; i++) {
@@ -511,7 +534,6 @@ static void s_stop(wh_service_t *svc) {
   wh_relay_destroy(&d->relay);
   wh_calendar_destroy(&d->cal);
   wh_rows_free(&d->orders);
-  wh_rows_free(&d->deadlines);
   wh_rows_free(&d->timeline);
   free(d->first);
   uv_timer_stop(&d->timer);
@@ -531,8 +553,7 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&d->orders, 21);
-  wh_rows_init(&d->deadlines, 3);
+  wh_rows_init(&d->orders, 24);
   wh_rows_init(&d->timeline, 5);
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
