@@ -20,6 +20,10 @@
 #define RELAY_STUCK_MS 60000  /* answered "retry" this long: say so in the log */
 #define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
+#define RELAY_BATCH 128 /* envelopes in one frame, at most */
+/* ... and bytes: the frame, with a few bytes of framing per envelope, must
+ * stay within the cap every receiver enforces. */
+#define RELAY_BATCH_BYTES (WH_FRAME_MAX - RELAY_BATCH * 8 - 64)
 
 const wh_migration_t wh_outbox_migration = {
     "000_outbox",
@@ -197,6 +201,11 @@ struct wh_relay_s {
   wh_bus_t *input;  /* held while this relay is backed up (wh_relay_throttle) */
   int holding;
   wh_arena_t *arena; /* the answer being read */
+  /* stamped envelopes that go out together, in one Batch frame */
+  wh_sbuf_t out;
+  size_t out_at[RELAY_BATCH + 1]; /* where each begins in out; then the end */
+  uint64_t out_id[RELAY_BATCH];
+  int nout;
 };
 
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
@@ -275,17 +284,61 @@ void wh_relay_aborted(wh_relay_t *r) {
   wh_rows_reset(&r->rows);
 }
 
-/* Stamps and sends one row; returns 0, or -1 when the socket would block.
- * first: this is the row's first sending, from the memory of the transaction
- * that committed it (see first_send in the envelope). */
+/* Sends what s_relay_send gathered: one frame, a Batch when it holds more
+ * than one envelope. Returns 0, or -1 when the socket would block; the
+ * envelopes are then sent again by the next scan (they are in flight). */
+static int s_relay_flush_out(wh_relay_t *r) {
+  if (r->nout == 0) return 0;
+  int rc;
+  if (r->nout == 1) {
+    rc = wh_bus_send(r->bus, NULL, 0, r->out.buf, r->out.len);
+  } else {
+    ProtobufCBinaryData items[RELAY_BATCH];
+    for (int i = 0; i < r->nout; i++)
+      items[i] = (ProtobufCBinaryData){.len = r->out_at[i + 1] - r->out_at[i],
+                                       .data = (uint8_t *)r->out.buf + r->out_at[i]};
+    Whistle__Batch b = WHISTLE__BATCH__INIT;
+    b.n_envelopes = (size_t)r->nout;
+    b.envelopes = items;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
+    env.batch = &b;
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    rc = wh_env_pack(&env, &frame, &flen);
+    if (rc == 0) {
+      rc = wh_bus_send(r->bus, NULL, 0, frame, flen);
+      free(frame);
+    }
+  }
+  if (rc) /* not sent: due again at the next scan */
+    for (int i = 0; i < r->nout; i++) {
+      s_slot_t *slot = s_find(r->inflight, r->out_id[i]);
+      if (slot->id == r->out_id[i]) slot->sent_ms = 0;
+    }
+  r->nout = 0;
+  r->out.len = 0;
+  return rc ? -1 : 0;
+}
+
+/* Stamps one row and adds it to what goes out together (s_relay_flush_out);
+ * returns 0, or -1 when a full batch could not be sent (the socket would
+ * block). first: this is the row's first sending, from the memory of the
+ * transaction that committed it (see first_send in the envelope). */
 static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now,
                         int first) {
+  if ((r->nout == RELAY_BATCH || r->out.len + len + 32 > RELAY_BATCH_BYTES) && s_relay_flush_out(r))
+    return -1;
   uint8_t stack[4096], *frame = len + 32 <= sizeof stack ? stack : malloc(len + 32);
   if (!frame) return -1;
   size_t flen = wh_env_stamp(bytes, len, id, now, first, frame);
-  int rc = wh_bus_send(r->bus, NULL, 0, frame, flen) ? -1 : 0;
+  size_t at = r->out.len;
+  int rc = wh_sbuf_put(&r->out, frame, flen) ? -1 : 0;
   if (frame != stack) free(frame);
   if (rc) return -1;
+  r->out_at[r->nout] = at;
+  r->out_at[r->nout + 1] = r->out.len;
+  r->out_id[r->nout++] = id;
   s_slot_t *slot = s_find(r->inflight, id);
   if (slot->id != id) {
     *slot = (s_slot_t){.id = id, .first_ms = now};
@@ -376,6 +429,7 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
     if (res) {
       /* Forget what is gone meanwhile (parked). */
       s_relay_send_result(r, res, now);
+      s_relay_flush_out(r);
       for (size_t i = 0; i < SLOTS; i++) {
         s_slot_t *slot = &r->inflight[i];
         if (slot->id && now - slot->sent_ms >= RELAY_RESEND_MS && s_gone(res, slot->id)) {
@@ -410,7 +464,7 @@ static int s_relay_load_line(wh_relay_t *r) {
   return 0;
 }
 
-static void s_relay_pump(wh_relay_t *r) {
+static void s_relay_pump_rows(wh_relay_t *r) {
   int64_t now = wh_clock_now_ms();
   if (!r->line_loaded && s_relay_load_line(r)) return;
   while (r->qlen && r->ninflight < RELAY_WINDOW) {
@@ -427,6 +481,13 @@ static void s_relay_pump(wh_relay_t *r) {
     int n = s_relay_send_rows(r, r->high, room, now);
     if (n >= 0 && n < room) r->behind = 0; /* all read, all sent */
   }
+}
+
+/* Sends what is queued or unread while the window has room, in frames of
+ * many envelopes. */
+static void s_relay_pump(wh_relay_t *r) {
+  s_relay_pump_rows(r);
+  s_relay_flush_out(r);
 }
 
 /* Flow control: while committed messages wait for room in the window (or
@@ -636,6 +697,7 @@ static void s_relay_closed(uv_handle_t *h) {
   wh_rows_free(&r->line_row);
   wh_rows_free(&r->rows);
   wh_arena_destroy(&r->arena);
+  free(r->out.buf);
   free(r->inflight);
   free(r->dest);
   free(r);
@@ -979,6 +1041,32 @@ static void s_consumer_flush(wh_consumer_t *c) {
   c->nitems = 0;
 }
 
+/* Takes one envelope that came from peer (borrowed; copied when kept):
+ * a relayed event joins the batch, a request is answered at once. */
+static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, Whistle__Envelope *env) {
+  if (env->body_case == c->ops->body) {
+    if (!env->ticket_id[0] || !env->sender[0] || env->seq == 0 || !env->message_id[0]) {
+      wh_warn("relayed envelope without ticket, sender, message id or sequence");
+      s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_REJECTED, .err = WH_EMISSING};
+      zmq_msg_init(&tmp.peer);
+      zmq_msg_copy(&tmp.peer, peer);
+      s_ack(c, &tmp);
+      zmq_msg_close(&tmp.peer);
+      return;
+    }
+    if (c->nitems == CONSUMER_BATCH) s_consumer_flush(c); /* a batch frame fills it */
+    s_item_t *it = &c->items[c->nitems++];
+    memset(it, 0, sizeof *it);
+    zmq_msg_init(&it->peer);
+    zmq_msg_copy(&it->peer, peer);
+    it->env = env;
+  } else if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
+    c->ops->request(c->svc, c, peer, env);
+  } else {
+    wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
+  }
+}
+
 static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   wh_consumer_t *c = arg;
   zmq_msg_t head, body;
@@ -989,30 +1077,22 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
     if (rc) {
       wh_warn("bad frame from peer: %s", wh_strerror(rc));
       wh_reply_error(bus, &head, rc, NULL);
-      zmq_msg_close(&head);
-      continue;
-    }
-    if (env->body_case == c->ops->body) {
-      if (!env->ticket_id[0] || !env->sender[0] || env->seq == 0 || !env->message_id[0]) {
-        wh_warn("relayed envelope without ticket, sender, message id or sequence");
-        s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_REJECTED,
-                        .err = WH_EMISSING};
-        zmq_msg_init(&tmp.peer);
-        zmq_msg_move(&tmp.peer, &head);
-        s_ack(c, &tmp);
-        zmq_msg_close(&tmp.peer);
-        zmq_msg_close(&head);
-        continue;
+    } else if (env->body_case == WHISTLE__ENVELOPE__BODY_BATCH) {
+      /* Each envelope of a batch stands alone: one that does not decode is
+       * refused, and the others are taken. */
+      const Whistle__Batch *b = env->batch;
+      for (size_t i = 0; i < b->n_envelopes; i++) {
+        Whistle__Envelope *one;
+        rc = wh_env_unpack_in(c->arena, b->envelopes[i].data, b->envelopes[i].len, &one);
+        if (rc) {
+          wh_warn("bad envelope in a batch from peer: %s", wh_strerror(rc));
+          wh_reply_error(bus, &head, rc, NULL);
+          continue;
+        }
+        s_consumer_take(c, &head, one);
       }
-      s_item_t *it = &c->items[c->nitems++];
-      memset(it, 0, sizeof *it);
-      zmq_msg_init(&it->peer);
-      zmq_msg_move(&it->peer, &head);
-      it->env = env;
-    } else if (c->ops->request) {
-      c->ops->request(c->svc, c, &head, env);
     } else {
-      wh_reply_error(bus, &head, WH_EUNEXPECTED, NULL);
+      s_consumer_take(c, &head, env);
     }
     zmq_msg_close(&head);
   }

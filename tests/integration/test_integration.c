@@ -267,6 +267,70 @@ static void consumer_same_message_twice_changes_state_once(void **state) {
   s_rig_close(&rig);
 }
 
+/* A relay's batch frame: each envelope in it is applied and acknowledged as
+ * if it had come alone; one that does not decode, or lacks its ticket, is
+ * refused without holding the others back; a batch inside a batch is not
+ * taken. */
+static void s_pack_received(const char *ticket, const char *mid, uint32_t seq, uint64_t tag,
+                            uint8_t **buf, size_t *len) {
+  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+  rec.ticket_id = (char *)ticket;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = (char *)mid;
+  env.ticket_id = (char *)ticket;
+  env.sender = "intake";
+  env.seq = seq;
+  env.delivery_tag = tag;
+  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  env.received = &rec;
+  assert_int_equal(wh_env_pack(&env, buf, len), 0);
+}
+
+static void consumer_batch_frame_applies_each(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
+  s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS applied (ticket text)", "inproc://it-batch", &ops);
+  uint8_t *b1, *b2, *b3, *inner, *frame;
+  size_t l1, l2, l3, linner, lframe;
+  s_pack_received("WH61", "k-1", 1, 71, &b1, &l1);
+  s_pack_received("WH62", "k-2", 1, 72, &b2, &l2);
+  s_pack_received("", "k-3", 1, 73, &b3, &l3); /* no ticket */
+  Whistle__Batch nested = WHISTLE__BATCH__INIT;
+  ProtobufCBinaryData one[1] = {{.len = l1, .data = b1}};
+  nested.n_envelopes = 1;
+  nested.envelopes = one;
+  Whistle__Envelope nenv = WHISTLE__ENVELOPE__INIT;
+  nenv.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
+  nenv.batch = &nested;
+  assert_int_equal(wh_env_pack(&nenv, &inner, &linner), 0);
+  ProtobufCBinaryData items[5] = {{.len = l1, .data = b1},
+                                  {.len = 3, .data = (uint8_t *)"\xff\xff\xff"},
+                                  {.len = l2, .data = b2},
+                                  {.len = l3, .data = b3},
+                                  {.len = linner, .data = inner}};
+  Whistle__Batch batch = WHISTLE__BATCH__INIT;
+  batch.n_envelopes = 5;
+  batch.envelopes = items;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
+  env.batch = &batch;
+  assert_int_equal(wh_env_pack(&env, &frame, &lframe), 0);
+  assert_true(zmq_send(rig.dealer, frame, lframe, 0) >= 0);
+  s_run_until(&rig, 3);
+  assert_int_equal(s_ack_of(&rig, "k-1"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_ack_of(&rig, "k-2"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_ack_of(&rig, "k-3"), WHISTLE__ACK_STATUS__ACK_REJECTED);
+  assert_int_equal(rig.applied, 2);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM applied WHERE ticket IN ('WH61', 'WH62')"), 2);
+  free(b1);
+  free(b2);
+  free(b3);
+  free(inner);
+  free(frame);
+  s_rig_close(&rig);
+}
+
 /* ---- state rows as the inbox of first messages ------------------------- */
 
 /* Applies a message the way triage and dispatch do: a first message writes
@@ -409,7 +473,7 @@ static void s_answer(void *router, zmq_msg_t *id, const Whistle__Envelope *env, 
 }
 
 /* Hands each envelope a relay has sent to router to on_env, with the
- * routing id of its sender. */
+ * routing id of its sender; a batch frame's envelopes one by one. */
 static void s_router_each(void *router, void (*on_env)(void *arg, zmq_msg_t *id,
                                                        const Whistle__Envelope *env),
                           void *arg) {
@@ -419,7 +483,17 @@ static void s_router_each(void *router, void (*on_env)(void *arg, zmq_msg_t *id,
   while (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) >= 0 && zmq_msg_recv(&m, router, 0) >= 0) {
     Whistle__Envelope *env;
     if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
-      on_env(arg, &id, env);
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_BATCH) {
+        for (size_t i = 0; i < env->batch->n_envelopes; i++) {
+          Whistle__Envelope *one;
+          ProtobufCBinaryData *b = &env->batch->envelopes[i];
+          assert_int_equal(wh_env_unpack(b->data, b->len, &one), 0);
+          on_env(arg, &id, one);
+          wh_env_free(one);
+        }
+      } else {
+        on_env(arg, &id, env);
+      }
       wh_env_free(env);
     }
     zmq_msg_close(&id);
@@ -930,6 +1004,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(consumer_same_message_twice_changes_state_once),
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(consumer_first_send_applies_once),
+      cmocka_unit_test(consumer_batch_frame_applies_each),
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(relay_holds_input_while_backed_up),
