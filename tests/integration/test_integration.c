@@ -200,10 +200,10 @@ static void s_poll_acks(uv_timer_t *t) {
   if (rig->nacks >= rig->want || wh_clock_now_ms() > rig->deadline) uv_stop(rig->loop);
 }
 
-/* Sends a relayed TicketReceived; first_send as a relay stamps a message's
- * first sending. */
-static void s_send_as(void *sock, const char *ticket, const char *mid, uint32_t seq, uint64_t tag,
-                      int first_send) {
+/* Packs a relayed TicketReceived into *buf (caller frees); first_send as a
+ * relay stamps a message's first sending. */
+static void s_pack_received(const char *ticket, const char *mid, uint32_t seq, uint64_t tag,
+                            int first_send, uint8_t **buf, size_t *len) {
   Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
   rec.ticket_id = (char *)ticket;
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
@@ -215,9 +215,14 @@ static void s_send_as(void *sock, const char *ticket, const char *mid, uint32_t 
   env.first_send = first_send != 0;
   env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
   env.received = &rec;
+  assert_int_equal(wh_env_pack(&env, buf, len), 0);
+}
+
+static void s_send_as(void *sock, const char *ticket, const char *mid, uint32_t seq, uint64_t tag,
+                      int first_send) {
   uint8_t *buf;
   size_t len;
-  assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
+  s_pack_received(ticket, mid, seq, tag, first_send, &buf, &len);
   assert_true(zmq_send(sock, buf, len, 0) >= 0);
   free(buf);
 }
@@ -271,21 +276,6 @@ static void consumer_same_message_twice_changes_state_once(void **state) {
  * if it had come alone; one that does not decode, or lacks its ticket, is
  * refused without holding the others back; a batch inside a batch is not
  * taken. */
-static void s_pack_received(const char *ticket, const char *mid, uint32_t seq, uint64_t tag,
-                            uint8_t **buf, size_t *len) {
-  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
-  rec.ticket_id = (char *)ticket;
-  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.message_id = (char *)mid;
-  env.ticket_id = (char *)ticket;
-  env.sender = "intake";
-  env.seq = seq;
-  env.delivery_tag = tag;
-  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
-  env.received = &rec;
-  assert_int_equal(wh_env_pack(&env, buf, len), 0);
-}
-
 static void consumer_batch_frame_applies_each(void **state) {
   (void)state;
   s_rig_t rig = {0};
@@ -293,9 +283,9 @@ static void consumer_batch_frame_applies_each(void **state) {
   s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS applied (ticket text)", "inproc://it-batch", &ops);
   uint8_t *b1, *b2, *b3, *inner, *frame;
   size_t l1, l2, l3, linner, lframe;
-  s_pack_received("WH61", "k-1", 1, 71, &b1, &l1);
-  s_pack_received("WH62", "k-2", 1, 72, &b2, &l2);
-  s_pack_received("", "k-3", 1, 73, &b3, &l3); /* no ticket */
+  s_pack_received("WH61", "k-1", 1, 71, 0, &b1, &l1);
+  s_pack_received("WH62", "k-2", 1, 72, 0, &b2, &l2);
+  s_pack_received("", "k-3", 1, 73, 0, &b3, &l3); /* no ticket */
   Whistle__Batch nested = WHISTLE__BATCH__INIT;
   ProtobufCBinaryData one[1] = {{.len = l1, .data = b1}};
   nested.n_envelopes = 1;
@@ -349,17 +339,21 @@ static int s_state_apply(void *arg, const Whistle__Envelope *env) {
   return 0;
 }
 
-/* Sends what is given and runs the consumer until that many acks came;
- * returns the status acknowledged for mid, the latest one. */
-static void consumer_first_message_recorded_by_state_row(void **state) {
-  (void)state;
-  s_rig_t rig = {0};
-  wh_consumer_ops_t ops = {
+/* A rig whose consumer records first messages by state rows, as triage,
+ * dispatch and notify do. */
+static void s_state_rig_open(s_rig_t *rig, const char *endpoint) {
+  static const wh_consumer_ops_t ops = {
       .body = WHISTLE__ENVELOPE__BODY_RECEIVED,
       .apply = s_state_apply,
       .first_applied = "SELECT ticket_id FROM state_row WHERE ticket_id = ANY($2::text[])"};
-  s_rig_open(&rig, "CREATE TABLE state_row (ticket_id text PRIMARY KEY, n int)", "inproc://it-lean",
-             &ops);
+  s_rig_open(rig, "CREATE TABLE IF NOT EXISTS state_row (ticket_id text PRIMARY KEY, n int)",
+             endpoint, &ops);
+}
+
+static void consumer_first_message_recorded_by_state_row(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  s_state_rig_open(&rig, "inproc://it-lean");
   /* A first message, twice: applied once, both acknowledged, and no inbox
    * row written: the state row is the record. */
   s_send_for(rig.dealer, "WH88", "a-1", 1, 21);
@@ -408,12 +402,7 @@ static void consumer_first_message_recorded_by_state_row(void **state) {
 static void consumer_first_send_applies_once(void **state) {
   (void)state;
   s_rig_t rig = {0};
-  wh_consumer_ops_t ops = {
-      .body = WHISTLE__ENVELOPE__BODY_RECEIVED,
-      .apply = s_state_apply,
-      .first_applied = "SELECT ticket_id FROM state_row WHERE ticket_id = ANY($2::text[])"};
-  s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS state_row (ticket_id text PRIMARY KEY, n int)",
-             "inproc://it-first-send", &ops);
+  s_state_rig_open(&rig, "inproc://it-first-send");
   s_send_as(rig.dealer, "WH91", "f-1", 1, 41, 1);
   s_run_until(&rig, 1);
   assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
