@@ -117,6 +117,8 @@ void wh_arena_destroy(wh_arena_t **self_p) {
   free(a);
 }
 
+ProtobufCAllocator *wh_arena_allocator(wh_arena_t *a) { return &a->pc; }
+
 int wh_env_unpack_in(wh_arena_t *a, const void *data, size_t len, Whistle__Envelope **env_out) {
   return s_unpack(&a->pc, data, len, env_out);
 }

@@ -81,7 +81,7 @@ static const wh_stmt_t s_next_seq = {
     " ON CONFLICT (party) DO UPDATE SET last = s.last + excluded.last RETURNING party, last"};
 static const wh_stmt_t s_insert_feed = {
     "notify_insert_feed",
-    "INSERT INTO feed (party, seq, ticket_id, kind, version, role, at, item)"
+    "INSERT INTO feed (party, seq, ticket_id, kind, version, role, at, frame)"
     " SELECT p, s, t, k, v, r, to_timestamp(a::double precision / 1000), i"
     " FROM (SELECT unnest($1::text[]) AS p, unnest($2::bigint[]) AS s,"
     "   unnest($3::text[]) AS t, unnest($4::text[]) AS k, unnest($5::bigint[]) AS v,"
@@ -93,7 +93,7 @@ static const wh_stmt_t s_insert_delivery = {
     "   unnest($3::text[]) AS b) AS x RETURNING id"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
-    "SELECT item FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
+    "SELECT item, frame FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
 static const wh_stmt_t s_head = {
     "notify_head", "SELECT last FROM party_seq WHERE party = $1"};
 static const wh_stmt_t s_pending = {
@@ -195,23 +195,8 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   item.role = (char *)role;
   item.at_ms = wh_clock_now_ms();
   item.event = (Whistle__WorkEvent *)ev;
-  size_t ilen = whistle__feed_item__get_packed_size(&item);
-  uint8_t stack[8192], *ibuf = ilen <= sizeof stack ? stack : malloc(ilen);
-  if (!ibuf) return WH_EDB;
-  whistle__feed_item__pack(&item, ibuf);
-  wh_rows_t *r = &n->feed;
-  wh_rows_next(r);
-  wh_rows_text(r, 0, party);
-  wh_rows_int(r, 1, (int64_t)item.seq);
-  wh_rows_text(r, 2, ev->ticket_id);
-  wh_rows_text(r, 3, wh_work_kind_name(ev->kind));
-  wh_rows_int(r, 4, ev->version);
-  wh_rows_text(r, 5, role);
-  wh_rows_int(r, 6, item.at_ms);
-  wh_rows_bytes(r, 7, ibuf, ilen);
-  if (ibuf != stack) free(ibuf);
-
-  /* Publish after commit; keep the frame until then. */
+  /* The frame to publish after commit is also what the feed stores: one
+   * packing. */
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
   env.ticket_id = ev->ticket_id;
   env.seq = ev->version;
@@ -228,6 +213,16 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   if (wh_env_pack(&env, &pq->frame, &pq->len)) return WH_EDB;
   snprintf(pq->party, sizeof pq->party, "%s", party);
   n->nqueue++;
+  wh_rows_t *r = &n->feed;
+  wh_rows_next(r);
+  wh_rows_text(r, 0, party);
+  wh_rows_int(r, 1, (int64_t)item.seq);
+  wh_rows_text(r, 2, ev->ticket_id);
+  wh_rows_text(r, 3, wh_work_kind_name(ev->kind));
+  wh_rows_int(r, 4, ev->version);
+  wh_rows_text(r, 5, role);
+  wh_rows_int(r, 6, item.at_ms);
+  wh_rows_bytes(r, 7, pq->frame, pq->len);
   return 0;
 }
 
@@ -457,11 +452,12 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
   PGresult *r = NULL, *h = NULL;
   Whistle__FeedItem **items = NULL;
   size_t nitems = 0;
+  wh_arena_t *arena = wh_arena_new(); /* the items read back, freed at once */
   if (wh_pg_ready(n->svc->pg) == 0) {
     h = wh_pg_run(n->svc->pg, &s_head, 1, v, NULL, NULL);
     r = wh_pg_run_binary(n->svc->pg, &s_replay, 3, v); /* items as stored, no hex */
   }
-  if (!r || !h) {
+  if (!r || !h || !arena) {
     e.code = wh_err_to_wire(WH_EDB);
     e.text = "feed store unavailable; ask again";
     rep.error = &e;
@@ -470,12 +466,23 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
     items = calloc((size_t)PQntuples(r) + 1, sizeof *items);
     size_t bytes = 0;
     for (int i = 0; i < PQntuples(r); i++) {
-      size_t blen = (size_t)PQgetlength(r, i, 0);
-      const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, 0);
+      /* A row holds the frame as published, or (stored before frames
+       * were) the item alone. */
+      int framed = !PQgetisnull(r, i, 1);
+      size_t blen = (size_t)PQgetlength(r, i, framed);
+      const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, framed);
       /* The answer must fit the frame cap every whistle socket enforces;
        * the client asks again from where this answer stops. */
       if (nitems && bytes + blen + 16 > REPLAY_MAX_BYTES) break;
-      Whistle__FeedItem *it = whistle__feed_item__unpack(NULL, blen, b);
+      Whistle__FeedItem *it = NULL;
+      if (framed) {
+        Whistle__Envelope *fenv;
+        if (wh_env_unpack_in(arena, b, blen, &fenv) == 0 &&
+            fenv->body_case == WHISTLE__ENVELOPE__BODY_FEED)
+          it = fenv->feed;
+      } else {
+        it = whistle__feed_item__unpack(wh_arena_allocator(arena), blen, b);
+      }
       if (!it) { /* notify packed it itself: one that does not decode is damage */
         wh_error("a stored item of feed %s does not decode; the replay skips it", q->party);
         continue;
@@ -487,7 +494,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
     rep.n_items = nitems;
   }
   wh_consumer_reply(c, peer, &out);
-  for (size_t i = 0; i < nitems; i++) whistle__feed_item__free_unpacked(items[i], NULL);
+  wh_arena_destroy(&arena);
   free(items);
   if (r) PQclear(r);
   if (h) PQclear(h);
