@@ -6,7 +6,9 @@
  * flight, and counts a row delivered only when the receiver acknowledges
  * it; what is not acknowledged within the resend interval is sent again,
  * across restarts, because the rows are the truth and memory only a cache.
- * The outbox is a log: a line per destination says what is delivered, and
+ * What a relay has ready goes out as one frame (a Batch of envelopes), and
+ * a row's first sending, from the memory of the transaction that committed
+ * it, is marked first_send. The outbox is a log: a line per destination says what is delivered, and
  * the relay empties the table when all of it is. A service's outbox has
  * one relay (one destination) and one writer, the service itself.
  *
