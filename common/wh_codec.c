@@ -136,14 +136,12 @@ int wh_env_pack(const Whistle__Envelope *env, uint8_t **buf_out, size_t *len_out
   return 0;
 }
 
-size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sent_at_ms,
-                    int first_send, uint8_t *out) {
+size_t wh_env_stamp(uint64_t tag, int64_t sent_at_ms, int first_send, uint8_t *out) {
   Whistle__Envelope tail = WHISTLE__ENVELOPE__INIT;
   tail.delivery_tag = tag;
   tail.sent_at_ms = sent_at_ms;
   tail.first_send = first_send != 0;
-  memcpy(out, packed, len);
-  return len + whistle__envelope__pack(&tail, out + len);
+  return whistle__envelope__pack(&tail, out);
 }
 
 void wh_uuid(char out[37]) {

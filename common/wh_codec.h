@@ -19,11 +19,13 @@ int wh_env_unpack(const void *data, size_t len, Whistle__Envelope **env_out);
 void wh_env_free(Whistle__Envelope *env);
 /* Packs env into a new buffer (caller frees with free()). Returns 0 or WH_ENOMEM. */
 int wh_env_pack(const Whistle__Envelope *env, uint8_t **buf_out, size_t *len_out);
-/* Appends a delivery tag, send time and first_send to an already packed
- * envelope: protobuf merges concatenated messages, so the stored bytes need
- * not be unpacked. out must hold len + 32 bytes; returns the new length. */
-size_t wh_env_stamp(const uint8_t *packed, size_t len, uint64_t tag, int64_t sent_at_ms,
-                    int first_send, uint8_t *out);
+/* Writes the stamp a relay puts after an already packed envelope: its
+ * delivery tag, send time and first_send. Protobuf merges concatenated
+ * messages, so the stored bytes followed by the stamp are the envelope so
+ * stamped, and need not be unpacked. out holds WH_STAMP_MAX bytes; returns
+ * the stamp's length. */
+#define WH_STAMP_MAX 32
+size_t wh_env_stamp(uint64_t tag, int64_t sent_at_ms, int first_send, uint8_t *out);
 /* An arena that envelopes are unpacked into: every piece of an envelope is
  * cut from a few large blocks, and all of a batch's envelopes go at once
  * when the arena is reset, where unpacking with malloc cost a service

@@ -327,15 +327,16 @@ static int s_relay_flush_out(wh_relay_t *r) {
  * transaction that committed it (see first_send in the envelope). */
 static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now,
                         int first) {
-  if ((r->nout == RELAY_BATCH || r->out.len + len + 32 > RELAY_BATCH_BYTES) && s_relay_flush_out(r))
+  if ((r->nout == RELAY_BATCH || r->out.len + len + WH_STAMP_MAX > RELAY_BATCH_BYTES) &&
+      s_relay_flush_out(r))
     return -1;
-  uint8_t stack[4096], *frame = len + 32 <= sizeof stack ? stack : malloc(len + 32);
-  if (!frame) return -1;
-  size_t flen = wh_env_stamp(bytes, len, id, now, first, frame);
+  uint8_t stamp[WH_STAMP_MAX];
+  size_t slen = wh_env_stamp(id, now, first, stamp);
   size_t at = r->out.len;
-  int rc = wh_sbuf_put(&r->out, frame, flen) ? -1 : 0;
-  if (frame != stack) free(frame);
-  if (rc) return -1;
+  if (wh_sbuf_put(&r->out, bytes, len) || wh_sbuf_put(&r->out, stamp, slen)) {
+    r->out.len = at; /* the envelopes before it stay whole */
+    return -1;
+  }
   r->out_at[r->nout] = at;
   r->out_at[r->nout + 1] = r->out.len;
   r->out_id[r->nout++] = id;

@@ -85,3 +85,8 @@ void wh_phone_mask(const char *phone, char *out, size_t outlen) {
     out[o++] = (i < keep_head || i >= n - keep_tail) ? d[i] : '*';
   out[o] = '\0';
 }
+
+uint32_t wh_hash_str(uint32_t h, const char *s) {
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) h = (h ^ *c) * 16777619u;
+  return (h ^ 0xffu) * 16777619u; /* a byte no UTF-8 text holds: "ab"+"c" is not "a"+"bc" */
+}

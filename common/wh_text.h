@@ -3,6 +3,7 @@
 #define WH_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Returns 1 if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates,
  * nothing above U+10FFFF) with no control characters other than tab and
@@ -21,5 +22,10 @@ int wh_phone_check(const char *s);
  * four digits kept, the rest '*' (13911110001 -> 139****0001); numbers of
  * seven digits or fewer keep only their last two. out holds len+1 bytes. */
 void wh_phone_mask(const char *phone, char *out, size_t outlen);
+/* Adds s, and a separator after it, to a string hash (FNV-1a) begun with
+ * WH_HASH_INIT: a batch compares its items by such a hash before comparing
+ * their strings. Returns the new hash. */
+#define WH_HASH_INIT 2166136261u
+uint32_t wh_hash_str(uint32_t h, const char *s);
 
 #endif

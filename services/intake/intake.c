@@ -35,7 +35,7 @@ typedef struct {
   char ticket_id[32];
   int duplicate;
   int same; /* a copy of reqs[same], sent in the same batch; -1 if none */
-  uint32_t key; /* s_report_key: copies are looked for by it first */
+  uint32_t key; /* wh_hash_str of source and external id: copies are looked for by it first */
   int err;
 } s_req_t;
 
@@ -190,15 +190,6 @@ static int s_reserve(s_intake_t *in, int n) {
   return in->nids - in->next >= n ? 0 : WH_EDB;
 }
 
-/* A hash of what makes two reports one (source and external id; FNV-1a):
- * a batch's reports are compared with its earlier ones by it first, not
- * string by string. */
-static uint32_t s_report_key(const Whistle__SubmitTicket *t) {
-  uint32_t h = (2166136261u ^ (uint32_t)t->source) * 16777619u;
-  for (const unsigned char *c = (const unsigned char *)t->external_id; *c; c++)
-    h = (h ^ *c) * 16777619u;
-  return h;
-}
 
 static int s_same_report(const s_req_t *a, const s_req_t *b) {
   return a->key == b->key && a->env->submit->source == b->env->submit->source &&
@@ -218,7 +209,8 @@ static int s_gather_range(s_intake_t *in, int from, int to, int put) {
     r->duplicate = 0;
     r->same = -1;
     if (r->err) continue;
-    r->key = s_report_key(r->env->submit);
+    r->key = wh_hash_str(wh_hash_str(WH_HASH_INIT, wh_source_name(r->env->submit->source)),
+                         r->env->submit->external_id);
     for (int k = from; k < i && r->same < 0; k++)
       if (!in->reqs[k].err && in->reqs[k].same < 0 && s_same_report(&in->reqs[k], r)) r->same = k;
     if (r->same >= 0) continue;

@@ -14,6 +14,7 @@
 #include "wh_org.h"
 #include "wh_outbox.h"
 #include "wh_rules.h"
+#include "wh_text.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ typedef struct {
 /* A report of this batch that may be repeated by a later one. */
 typedef struct {
   char ticket[32], klass[64], community[72], grid[72];
-  uint32_t place; /* s_place of klass, community and grid */
+  uint32_t place; /* wh_hash_str of klass, community and grid: compared first */
   int64_t at;
 } s_head_t;
 
@@ -140,19 +141,6 @@ static void s_copy(char *dst, size_t n, const char *src) {
 
 static int64_t s_abs(int64_t v) { return v < 0 ? -v : v; }
 
-/* A hash of what makes two reports repeats (class, community, grid; FNV-1a):
- * a batch's reports are compared with its earlier ones by it first, not
- * string by string. */
-static uint32_t s_place(const char *klass, const char *community, const char *grid) {
-  uint32_t h = 2166136261u;
-  const char *parts[3] = {klass, community, grid};
-  for (int i = 0; i < 3; i++) {
-    for (const unsigned char *c = (const unsigned char *)parts[i]; *c; c++) h = (h ^ *c) * 16777619u;
-    h = (h ^ 0xffu) * 16777619u; /* a separator no UTF-8 text holds */
-  }
-  return h;
-}
-
 static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_triage_t *t = arg;
   /* Claimed reports come in batch order; the others were looked up too. */
@@ -170,7 +158,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   snprintf(first, sizeof first, "%s", p->first);
   int64_t first_at = p->first_at;
   int64_t window = t->rules->dedup_window_ms;
-  uint32_t place = d->merge && window > 0 ? s_place(d->klass, rep->community, rep->grid) : 0;
+  uint32_t place = wh_hash_str(WH_HASH_INIT, d->klass);
+  place = wh_hash_str(wh_hash_str(place, rep->community), rep->grid);
   for (int h = 0; d->merge && window > 0 && h < t->nheads; h++) {
     s_head_t *e = &t->heads[h];
     if (e->place != place || s_abs(e->at - rep->received_at_ms) > window ||
