@@ -85,6 +85,43 @@ const wh_migration_t wh_outbox_migration_2 = {
 const wh_migration_t wh_outbox_migration_3 = {
     "000_outbox_3_no_autovacuum", "ALTER TABLE outbox SET (autovacuum_enabled = false);"};
 
+/* Carried messages: a service's first message for a ticket may ride in the
+ * state row that its first apply inserts anyway (wh_outbox_carry), in two
+ * columns (out_id from outbox_id_seq, out_payload), instead of a row of its
+ * own in the outbox: a ticket then costs the database one row less per
+ * service. A service that carries defines, in a migration of its own, the
+ * view outbox_carried over its state table, with these columns and types:
+ *   (id bigint, dest text, message_id text, ticket_id text, seq integer,
+ *    payload bytea, created_at timestamptz)
+ * (message_id may be NULL: it is inside the payload). A service that does
+ * not gets an empty one here. outbox_all is what the relay reads: every
+ * message still in the outbox or carried, with parked_at. A carried message
+ * that is parked is copied to outbox_parked like any other, and is known
+ * parked by that copy (indexed by id). outbox_owed lists both kinds. */
+const wh_migration_t wh_outbox_migration_4 = {
+    "000_outbox_4_carried",
+    "DO $$ BEGIN"
+    "  IF to_regclass('outbox_carried') IS NULL THEN"
+    "    CREATE VIEW outbox_carried AS SELECT id, dest, message_id, ticket_id, seq, payload,"
+    "      created_at FROM outbox WHERE false;"
+    "  END IF;"
+    " END $$;"
+    "CREATE INDEX outbox_parked_id ON outbox_parked (id);"
+    "CREATE VIEW outbox_all AS"
+    "  SELECT id, dest, payload, parked_at FROM outbox"
+    "  UNION ALL"
+    "  SELECT c.id, c.dest, c.payload, p.parked_at FROM outbox_carried c"
+    "    LEFT JOIN outbox_parked p ON p.id = c.id;"
+    "DROP VIEW outbox_owed;"
+    "CREATE VIEW outbox_owed AS"
+    "  SELECT o.* FROM ("
+    "    SELECT id, dest, message_id, ticket_id, seq, payload, created_at FROM outbox"
+    "      WHERE parked_at IS NULL"
+    "    UNION ALL"
+    "    SELECT c.* FROM outbox_carried c"
+    "      WHERE NOT EXISTS (SELECT FROM outbox_parked p WHERE p.id = c.id)) o"
+    "  LEFT JOIN outbox_line l ON l.dest = o.dest WHERE o.id > coalesce(l.upto, 0);"};
+
 static const wh_stmt_t s_put = {
     "wh_outbox_put",
     "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
@@ -93,12 +130,12 @@ static const wh_stmt_t s_put = {
 /* Reads by id carry bounds: BRIN narrows a range, not a list. */
 static const wh_stmt_t s_new_rows = {
     "wh_outbox_new",
-    "SELECT id, payload FROM outbox WHERE dest = $1 AND parked_at IS NULL"
+    "SELECT id, payload FROM outbox_all WHERE dest = $1 AND parked_at IS NULL"
     " AND id > $2 AND id <= $3 ORDER BY id LIMIT $4"};
 static const wh_stmt_t s_last_id = {"wh_outbox_last", "SELECT last_value FROM outbox_id_seq"};
 static const wh_stmt_t s_due_rows = {
     "wh_outbox_due",
-    "SELECT id, payload FROM outbox WHERE id >= $2 AND id <= $3 AND id = ANY($1::bigint[])"
+    "SELECT id, payload FROM outbox_all WHERE id >= $2 AND id <= $3 AND id = ANY($1::bigint[])"
     " AND parked_at IS NULL ORDER BY id"};
 static const wh_stmt_t s_line_start = {
     "wh_outbox_line_start",
@@ -109,10 +146,16 @@ static const wh_stmt_t s_line_move = {
     "wh_outbox_line_move",
     "UPDATE outbox_line l SET upto = x.u, at = now() FROM unnest($1::bigint[]) AS x(u)"
     " WHERE l.dest = $2 AND l.upto < x.u"};
+/* Parks row $1 with the error $2; a carried message (not in the outbox) is
+ * copied from its state row, with the message id $3 that the receiver
+ * named, once. */
 static const wh_stmt_t s_parked = {
     "wh_outbox_parked",
     "WITH p AS (UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1 RETURNING *)"
-    " INSERT INTO outbox_parked SELECT * FROM p"};
+    " INSERT INTO outbox_parked SELECT * FROM p"
+    " UNION ALL SELECT id, dest, $3::text, ticket_id, seq, payload, created_at, NULL, now(), $2"
+    "   FROM outbox_carried c WHERE id = $1 AND NOT EXISTS (SELECT FROM p)"
+    "   AND NOT EXISTS (SELECT FROM outbox_parked q WHERE q.id = $1)"};
 static const wh_stmt_t s_inbox_claim = {
     "wh_inbox_claim",
     "WITH x AS (SELECT unnest($1::text[]) AS source, unnest($2::text[]) AS ticket_id,"
@@ -172,6 +215,8 @@ typedef struct {
   uint8_t *bytes; /* the packed envelope, as stored */
   size_t len;
   char mid[37];
+  int carried;    /* in the caller's state row (wh_outbox_carry), not an outbox row */
+  char ticket[40]; /* a carried message is matched to its row by ticket */
 } s_frame_t;
 
 struct wh_relay_s {
@@ -190,7 +235,7 @@ struct wh_relay_s {
   int64_t emptied_ms;
   /* put in the open transaction, not yet stored */
   s_frame_t *put;
-  int nput, capput;
+  int nput, capput, ncarried;
   int put_unmatched; /* the table's answer did not match what was put */
   wh_rows_t rows;
   /* committed, waiting for room in the window (oldest first) */
@@ -211,11 +256,14 @@ struct wh_relay_s {
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
 #define RELAY_QUEUE RELAY_WINDOW
 
-int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
+/* Stamps env with a new message id, sender and time, packs it, and holds
+ * it as the open transaction's next frame. Returns the frame, or NULL. */
+static s_frame_t *s_relay_hold_frame(wh_relay_t *r, const char *sender, Whistle__Envelope *env,
+                                     int carried) {
   if (r->nput == r->capput) {
     int cap = r->capput ? r->capput * 2 : 64;
     s_frame_t *p = realloc(r->put, (size_t)cap * sizeof *p);
-    if (!p) return WH_ENOMEM;
+    if (!p) return NULL;
     r->put = p;
     r->capput = cap;
   }
@@ -228,34 +276,64 @@ int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
   int rc = wh_env_pack(env, &f->bytes, &f->len);
   env->message_id = (char *)protobuf_c_empty_string;
   env->sender = (char *)protobuf_c_empty_string;
-  if (rc) return WH_ENOMEM;
+  if (rc) return NULL;
   f->id = 0;
+  f->carried = carried;
+  snprintf(f->ticket, sizeof f->ticket, "%s", env->ticket_id ? env->ticket_id : "");
+  r->nput++;
+  r->ncarried += carried;
+  return f;
+}
+
+int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
+  s_frame_t *f = s_relay_hold_frame(r, sender, env, 0);
+  if (!f) return WH_ENOMEM;
   wh_rows_next(&r->rows);
   wh_rows_text(&r->rows, 0, f->mid);
   wh_rows_text(&r->rows, 1, env->ticket_id);
   wh_rows_int(&r->rows, 2, env->seq);
   wh_rows_bytes(&r->rows, 3, f->bytes, f->len);
-  r->nput++;
   return 0;
 }
 
-/* The ids the outbox gave the rows put in this transaction. Rows come back
- * in the order they were put; they are matched by message id all the same.
- * Should any be missing, the frames are not sent from memory: the rows are
- * read back from the table instead. */
-static void s_relay_on_put(void *arg, const PGresult *res) {
-  wh_relay_t *r = arg;
+int wh_outbox_carry(wh_relay_t *r, const char *sender, Whistle__Envelope *env, wh_rows_t *rows,
+                    int col) {
+  s_frame_t *f = s_relay_hold_frame(r, sender, env, 1);
+  if (!f) return WH_ENOMEM;
+  wh_rows_bytes(rows, col, f->bytes, f->len);
+  return 0;
+}
+
+/* The ids given to the frames of this transaction: a result's rows are
+ * (id, key), the key a message id for outbox rows and a ticket for carried
+ * ones. Rows come back in the order they were put; they are matched by key
+ * all the same. Should any be missing, the frames are not sent from memory:
+ * the rows are read back from the table instead. */
+static void s_relay_match(wh_relay_t *r, const PGresult *res, int carried) {
   int n = PQntuples(res);
-  if (n != r->nput) r->put_unmatched = 1;
-  for (int i = 0, j = 0; i < n && !r->put_unmatched; i++) {
-    const char *mid = PQgetvalue(res, i, 1);
-    if (strcmp(r->put[j].mid, mid))
-      for (j = 0; j < r->nput && strcmp(r->put[j].mid, mid); j++) {}
-    if (j == r->nput) r->put_unmatched = 1;
-    else r->put[j++].id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
-    if (j == r->nput) j = 0;
+  if (n != (carried ? r->ncarried : r->nput - r->ncarried)) {
+    r->put_unmatched = 1;
+    return;
+  }
+  for (int i = 0, j = 0; i < n; i++) {
+    const char *key = PQgetvalue(res, i, 1);
+    int k = 0;
+    for (; k < r->nput; k++, j = (j + 1) % r->nput) {
+      const s_frame_t *f = &r->put[j];
+      if (f->carried == carried && !f->id && !strcmp(carried ? f->ticket : f->mid, key)) break;
+    }
+    if (k == r->nput) {
+      r->put_unmatched = 1;
+      return;
+    }
+    r->put[j].id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+    j = (j + 1) % r->nput;
   }
 }
+
+static void s_relay_on_put(void *arg, const PGresult *res) { s_relay_match(arg, res, 0); }
+
+void wh_relay_carried(void *relay, const PGresult *res) { s_relay_match(relay, res, 1); }
 
 void wh_relay_step(wh_relay_t *r, wh_pg_step_t *step) {
   *step = (wh_pg_step_t){.st = &s_put, .rows = &r->rows, .nextra = 1,
@@ -279,7 +357,7 @@ void wh_relay_aborted(wh_relay_t *r) {
    * rows, if any, have ids above every row known, and are read back. */
   if (r->nput) r->behind = 1;
   s_frames_free(r->put, r->nput);
-  r->nput = 0;
+  r->nput = r->ncarried = 0;
   r->put_unmatched = 0;
   wh_rows_reset(&r->rows);
 }
@@ -515,7 +593,7 @@ void wh_relay_throttle(wh_relay_t *r, wh_bus_t *input) {
 void wh_relay_committed(wh_relay_t *r) {
   for (int i = 0; i < r->nput; i++) {
     s_frame_t *f = &r->put[i];
-    r->written++;
+    r->written += !f->carried; /* rows of the outbox table, which emptying drops */
     if (f->id > r->head) r->head = f->id;
     if (!r->behind && !r->put_unmatched && f->id && r->qlen < RELAY_QUEUE) {
       r->queue[(r->qhead + r->qlen++) % RELAY_QUEUE] = *f;
@@ -525,7 +603,7 @@ void wh_relay_committed(wh_relay_t *r) {
       free(f->bytes);
     }
   }
-  r->nput = 0;
+  r->nput = r->ncarried = 0;
   r->put_unmatched = 0;
   wh_rows_reset(&r->rows);
   s_relay_pump(r);
@@ -605,8 +683,8 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
     const char *text = a->error && a->error->text ? a->error->text : "rejected";
     wh_error("%s rejected message %s: %s; parked", r->dest, a->message_id, text);
-    const char *v[2] = {tag, text};
-    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 2, v, NULL, NULL);
+    const char *v[3] = {tag, text, a->message_id};
+    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 3, v, NULL, NULL);
     if (!res) {
       if (slot->id == a->delivery_tag) slot->sent_ms = 0; /* not parked: it stays owed */
       return 0;

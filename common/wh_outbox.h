@@ -36,6 +36,7 @@ extern const wh_migration_t wh_outbox_migration;
 extern const wh_migration_t wh_outbox_migration_1;
 extern const wh_migration_t wh_outbox_migration_2;
 extern const wh_migration_t wh_outbox_migration_3;
+extern const wh_migration_t wh_outbox_migration_4;
 
 typedef struct wh_relay_s wh_relay_t;
 
@@ -61,6 +62,17 @@ void wh_relay_throttle(wh_relay_t *relay, wh_bus_t *input);
  *   wh_relay_aborted  after ROLLBACK: forgets them.
  * wh_outbox_put returns 0 or WH_ENOMEM; wh_relay_flush 0 or WH_EDB. */
 int wh_outbox_put(wh_relay_t *relay, const char *sender, Whistle__Envelope *env);
+/* The same for a message that rides in the state row the caller inserts in
+ * this transaction, instead of an outbox row of its own (a ticket's first
+ * message: one row fewer per ticket). The packed envelope becomes column col
+ * of rows (bytea), the row's out_payload. The caller's INSERT gives the row
+ * out_id = nextval('outbox_id_seq') and returns (out_id, ticket_id), in that
+ * order, to wh_relay_carried (its step's on_result, with the relay as arg);
+ * the service's migration defines the view outbox_carried over those
+ * columns (see wh_outbox_migration_4). Returns 0 or WH_ENOMEM. */
+int wh_outbox_carry(wh_relay_t *relay, const char *sender, Whistle__Envelope *env,
+                    wh_rows_t *rows, int col);
+void wh_relay_carried(void *relay, const PGresult *res);
 int wh_relay_flush(wh_relay_t *relay);
 /* The statement that stores what was put, as a step of a caller's pipeline
  * (wh_pg_pipeline) instead of wh_relay_flush. */

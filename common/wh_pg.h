@@ -77,7 +77,7 @@ int wh_pg_broken(wh_pg_t *pg);
  * nothing parsed there. A column's parameter must be cast to the array of
  * its element type: text[] (wh_rows_text), bigint[] (wh_rows_int), bytea[],
  * float8[] or boolean[]. The buffers keep their memory between batches. */
-#define WH_ROWS_MAXCOLS 24
+#define WH_ROWS_MAXCOLS 28
 
 typedef struct {
   char *buf;

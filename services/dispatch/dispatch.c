@@ -53,20 +53,21 @@ static const wh_stmt_t s_insert_order = {
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
     " rule, weight, duplicate_of, opening, created_at, updated_at, due_names, due_ms,"
-    " next_due_at)"
+    " next_due_at, out_id, out_payload)"
     " SELECT t, 1, st, e, src, cm, g, a, cat, k, b, rm, to_timestamp(at::double precision / 1000),"
-    "   col, lv, ld, co::text[], ru, w, dup, op::text[], to_timestamp(n::double precision / 1000),"
+    "   col, lv, ld, co::text[], ru, w, dup, opn::text[], to_timestamp(n::double precision / 1000),"
     "   to_timestamp(n::double precision / 1000), dn::text[], dm::bigint[],"
-    "   to_timestamp(nullif(nd, 0)::double precision / 1000)"
+    "   to_timestamp(nullif(nd, 0)::double precision / 1000), nextval('outbox_id_seq'), ob"
     " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS st,"
     "   unnest($3::text[]) AS e, unnest($4::text[]) AS src, unnest($5::text[]) AS cm,"
     "   unnest($6::text[]) AS g, unnest($7::text[]) AS a, unnest($8::text[]) AS cat,"
     "   unnest($9::text[]) AS k, unnest($10::text[]) AS b, unnest($11::text[]) AS rm,"
     "   unnest($12::bigint[]) AS at, unnest($13::text[]) AS col, unnest($14::bigint[]) AS lv,"
     "   unnest($15::text[]) AS ld, unnest($16::text[]) AS co, unnest($17::text[]) AS ru,"
-    "   unnest($18::bigint[]) AS w, unnest($19::text[]) AS dup, unnest($20::text[]) AS op,"
+    "   unnest($18::bigint[]) AS w, unnest($19::text[]) AS dup, unnest($20::text[]) AS opn,"
     "   unnest($21::bigint[]) AS n, unnest($22::text[]) AS dn, unnest($23::text[]) AS dm,"
-    "   unnest($24::bigint[]) AS nd) AS x"};
+    "   unnest($24::bigint[]) AS nd, unnest($25::bytea[]) AS ob) AS x"
+    " RETURNING out_id, ticket_id"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
     "INSERT INTO timeline (ticket_id, at, kind, actor, note)"
@@ -120,13 +121,16 @@ static void s_timeline(s_dispatch_t *d, const char *ticket, int64_t at_ms, const
   wh_rows_text(r, 4, note);
 }
 
-static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
+/* Puts ev in the outbox; with carry, in the order row gathered last (its
+ * out_payload), for an order's first event. */
+static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, int carry) {
   Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
   out.ticket_id = ev->ticket_id;
   out.seq = ev->version;
   out.trace_id = (char *)(trace ? trace : "");
   out.body_case = WHISTLE__ENVELOPE__BODY_WORK;
   out.work = ev;
+  if (carry) return wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 24);
   return wh_outbox_put(d->relay, "dispatch", &out);
 }
 
@@ -134,7 +138,8 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace) {
  * (orders first: deadlines and repeats refer to them). */
 static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_dispatch_t *d = arg;
-  steps[0] = (wh_pg_step_t){.st = &s_insert_order, .rows = &d->orders};
+  steps[0] = (wh_pg_step_t){.st = &s_insert_order, .rows = &d->orders,
+                            .on_result = wh_relay_carried, .arg = d->relay};
   steps[1] = (wh_pg_step_t){.st = &s_insert_timeline, .rows = &d->timeline};
   wh_relay_step(d->relay, &steps[2]);
   return 3;
@@ -322,7 +327,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     ev.state = "merged";
     ev.lead = first_lead;
     ev.duplicate_of = t->duplicate_of;
-    return s_emit(d, &ev, env->trace_id) ? WH_EDB : 0;
+    return s_emit(d, &ev, env->trace_id, 1) ? WH_EDB : 0;
   }
 
   if (d->nopened < WH_CONSUMER_BATCH) {
@@ -337,7 +342,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   ev.n_co = t->n_co;
   ev.deadlines = dlp;
   ev.n_deadlines = (size_t)ndue;
-  return s_emit(d, &ev, env->trace_id) ? WH_EDB : 0;
+  return s_emit(d, &ev, env->trace_id, 1) ? WH_EDB : 0;
 }
 
 /* ---- the deadline clock ------------------------------------------------ */
@@ -413,7 +418,7 @@ static int s_lapse_one(s_dispatch_t *d, const char *ticket, char **names, size_t
   for (size_t i = 0; i < nnames && o < sizeof note; i++)
     o += (size_t)snprintf(note + o, sizeof note - o, " %s", names[i]);
   s_timeline(d, ticket, now, "overdue", "clock", note);
-  int rc = s_emit(d, &ev, NULL) ? WH_EDB : 0;
+  int rc = s_emit(d, &ev, NULL, 0) ? WH_EDB : 0;
   PQclear(r);
   return rc;
 }
@@ -553,7 +558,7 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&d->orders, 24);
+  wh_rows_init(&d->orders, 25);
   wh_rows_init(&d->timeline, 5);
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);

@@ -7,9 +7,10 @@
  * same source and external id always map to the same ticket, so a pusher that
  * did not hear the answer simply sends again.
  *
- * A batch first goes the short way: BEGIN, a plain INSERT of its reports, the
- * outbox rows and COMMIT in one round trip, with ticket numbers the intake
- * reserved beforehand. Only when that fails (usually because a report was
+ * A batch first goes the short way: BEGIN, a plain INSERT of its reports and
+ * COMMIT in one round trip, with ticket numbers the intake reserved
+ * beforehand; each report's TicketReceived rides in its own row
+ * (wh_outbox_carry). Only when that fails (usually because a report was
  * stored before: its (source, external id) key is taken) does the batch go
  * the careful way, which skips what is stored and looks it up. Reserved
  * numbers that a failure or a restart leaves unused are gaps in the
@@ -47,7 +48,8 @@ typedef struct {
   s_req_t reqs[INTAKE_BATCH];
   int nreqs;
   wh_arena_t *arena; /* the envelopes of reqs, until the batch is answered */
-  wh_rows_t rows; /* the batch's ticket rows */
+  wh_rows_t rows;  /* the batch's ticket rows, the careful way */
+  wh_rows_t crows; /* ... the short way: with the message each carries */
   int from, to;   /* the requests being stored */
   /* Ticket numbers reserved from the ticket_no sequence, not yet used:
    * ids[next..nids). A number is used once its report has committed. */
@@ -70,7 +72,19 @@ typedef struct {
   "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"        \
   "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln, unnest($14::text[]) AS id) AS x"
 /* The short way: every report is new (a taken key fails the batch). */
-static const wh_stmt_t s_insert_new = {"intake_insert_new", INTAKE_INSERT};
+static const wh_stmt_t s_insert_new = {
+    "intake_insert_new",
+    "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address,"
+    " category, body, reporter_name, reporter_phone, care_tags, lat, lng, out_id, out_payload)"
+    " SELECT id, s, e, to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp,"
+    "   ct::text[], la, ln, nextval('outbox_id_seq'), op"
+    " FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS e,"
+    "   unnest($3::bigint[]) AS at, unnest($4::text[]) AS cm, unnest($5::text[]) AS g,"
+    "   unnest($6::text[]) AS a, unnest($7::text[]) AS cat, unnest($8::text[]) AS b,"
+    "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"
+    "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln, unnest($14::text[]) AS id,"
+    "   unnest($15::bytea[]) AS op) AS x"
+    " RETURNING out_id, ticket_id"};
 /* The careful way: a report stored before is skipped, and looked up. */
 static const wh_stmt_t s_insert = {
     "intake_insert",
@@ -104,12 +118,11 @@ static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
   free(buf);
 }
 
-/* Gathers one valid report's row. */
-static int s_gather(s_intake_t *in, s_req_t *r) {
+/* Gathers one valid report's row into w. */
+static int s_gather(wh_rows_t *w, s_req_t *r) {
   Whistle__SubmitTicket *t = r->env->submit;
   char tags[INTAKE_MAX_TAGS * 40 + 4];
   if (wh_pg_text_array(t->care_tags, t->n_care_tags, tags, sizeof tags)) return WH_ETOOLONG;
-  wh_rows_t *w = &in->rows;
   wh_rows_next(w);
   wh_rows_text(w, 0, wh_source_name(t->source));
   wh_rows_text(w, 1, t->external_id);
@@ -128,8 +141,9 @@ static int s_gather(s_intake_t *in, s_req_t *r) {
   return 0;
 }
 
-/* Puts the TicketReceived event of a newly stored report in the outbox. */
-static int s_pass_on(s_intake_t *in, s_req_t *r) {
+/* Puts the TicketReceived event of a newly stored report in the outbox, or,
+ * with carry, in the last row of carry (its out_payload). */
+static int s_pass_on(s_intake_t *in, s_req_t *r, wh_rows_t *carry) {
   Whistle__SubmitTicket *t = r->env->submit;
   /* Downstream sees the phone masked; the full number stays here. */
   char masked[32];
@@ -150,6 +164,7 @@ static int s_pass_on(s_intake_t *in, s_req_t *r) {
   env.trace_id = r->env->trace_id;
   env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
   env.received = &rec;
+  if (carry) return wh_outbox_carry(in->relay, "intake", &env, carry, 14);
   return wh_outbox_put(in->relay, "intake", &env);
 }
 
@@ -197,11 +212,13 @@ static int s_same_report(const s_req_t *a, const s_req_t *b) {
 }
 
 /* Gathers the rows of reqs[from..to) that passed validation, each with the
- * ticket id it is given, and with put their outbox rows too; a report sent
- * twice in the batch is gathered once (`same` names the first). Returns how
- * many reserved numbers it used, or WH_ENOMEM. */
-static int s_gather_range(s_intake_t *in, int from, int to, int put) {
-  wh_rows_reset(&in->rows);
+ * ticket id it is given: with carry, into crows, each with the message it
+ * carries; else into rows. A report sent twice in the batch is gathered once
+ * (`same` names the first). Returns how many reserved numbers it used, or
+ * WH_ENOMEM. */
+static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
+  wh_rows_t *w = carry ? &in->crows : &in->rows;
+  wh_rows_reset(w);
   int used = 0;
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
@@ -215,16 +232,16 @@ static int s_gather_range(s_intake_t *in, int from, int to, int put) {
       if (!in->reqs[k].err && in->reqs[k].same < 0 && s_same_report(&in->reqs[k], r)) r->same = k;
     if (r->same >= 0) continue;
     snprintf(r->ticket_id, sizeof r->ticket_id, TICKET_ID_FMT, in->ids[in->next + used]);
-    if (s_gather(in, r)) {
+    if (s_gather(w, r)) {
       r->err = WH_ETOOLONG;
       r->ticket_id[0] = '\0';
       s_reply(in, r, "care_tags: too long");
       continue;
     }
     used++;
-    if (!put) continue;
+    if (!carry) continue;
     wh_log_ctx(r->ticket_id, r->env->message_id);
-    int rc = s_pass_on(in, r);
+    int rc = s_pass_on(in, r, w);
     wh_log_ctx(NULL, NULL);
     if (rc) return WH_ENOMEM;
   }
@@ -243,16 +260,17 @@ static void s_stored(s_intake_t *in, int from, int to, int used) {
   }
 }
 
-/* The short way: BEGIN, the reports, their outbox rows and COMMIT in one
- * round trip. Returns 0 when committed; WH_EDB when it was not, e.g. because
- * a report's key was taken (then nothing is kept, nothing is sent). */
+/* The short way: BEGIN, the reports with the messages they carry, and
+ * COMMIT in one round trip. Returns 0 when committed; WH_EDB when it was
+ * not, e.g. because a report's key was taken (then nothing is kept, nothing
+ * is sent). */
 static int s_store_new(s_intake_t *in, int from, int to) {
   int used = s_gather_range(in, from, to, 1);
   if (used < 0) goto failed;
-  if (!in->rows.nrows) return 0; /* every one was refused */
-  wh_pg_step_t steps[2] = {{.st = &s_insert_new, .rows = &in->rows, .quiet = 1}};
-  wh_relay_step(in->relay, &steps[1]);
-  if (wh_pg_pipeline(in->svc->pg, "BEGIN", steps, 2, WH_PG_COMMIT)) goto failed;
+  if (!in->crows.nrows) return 0; /* every one was refused */
+  wh_pg_step_t step = {.st = &s_insert_new, .rows = &in->crows, .quiet = 1,
+                       .on_result = wh_relay_carried, .arg = in->relay};
+  if (wh_pg_pipeline(in->svc->pg, "BEGIN", &step, 1, WH_PG_COMMIT)) goto failed;
   wh_relay_committed(in->relay);
   s_stored(in, from, to, used);
   return 0;
@@ -281,7 +299,7 @@ static int s_store_careful(s_intake_t *in, int from, int to) {
     if (r->err || r->same >= 0) continue;
     if (r->ticket_id[0]) {
       wh_log_ctx(r->ticket_id, r->env->message_id);
-      if (s_pass_on(in, r)) goto rollback;
+      if (s_pass_on(in, r, NULL)) goto rollback;
       continue;
     }
     /* Seen before: the same ticket, and nothing new to pass on. */
@@ -397,6 +415,7 @@ static void s_stop(wh_service_t *svc) {
   wh_relay_destroy(&in->relay);
   wh_rules_destroy(&in->rules);
   wh_rows_free(&in->rows);
+  wh_rows_free(&in->crows);
   wh_arena_destroy(&in->arena);
   free(in);
   svc->data = NULL;
@@ -413,6 +432,7 @@ int intake_start(wh_service_t *svc) {
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   wh_rows_init(&in->rows, 14);
+  wh_rows_init(&in->crows, 15);
   in->arena = wh_arena_new();
   if (!in->arena) return WH_ENOMEM;
   char path[512], err[512];

@@ -69,15 +69,17 @@ static const wh_stmt_t s_find_first = {
 static const wh_stmt_t s_insert = {
     "triage_insert",
     "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
-    " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of)"
+    " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of,"
+    " out_id, out_payload)"
     " SELECT t, s, e, to_timestamp(at::double precision / 1000), cm, g, cat, k, col, lv, ld,"
-    "   co::text[], ru, 'rules', w, m, dup"
+    "   co::text[], ru, 'rules', w, m, dup, nextval('outbox_id_seq'), op"
     " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS s, unnest($3::text[]) AS e,"
     "   unnest($4::bigint[]) AS at, unnest($5::text[]) AS cm, unnest($6::text[]) AS g,"
     "   unnest($7::text[]) AS cat, unnest($8::text[]) AS k, unnest($9::text[]) AS col,"
     "   unnest($10::bigint[]) AS lv, unnest($11::text[]) AS ld, unnest($12::text[]) AS co,"
     "   unnest($13::text[]) AS ru, unnest($14::bigint[]) AS w, unnest($15::boolean[]) AS m,"
-    "   unnest($16::text[]) AS dup) AS x"};
+    "   unnest($16::text[]) AS dup, unnest($17::bytea[]) AS op) AS x"
+    " RETURNING out_id, ticket_id"};
 
 static int s_report_ok(const Whistle__Envelope *env) {
   const Whistle__TicketReceived *rec = env->received;
@@ -195,7 +197,6 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   out.trace_id = env->trace_id;
   out.body_case = WHISTLE__ENVELOPE__BODY_TRIAGED;
   out.triaged = &tri;
-  if (wh_outbox_put(t->relay, "triage", &out)) return WH_EDB; /* roll back, try alone */
 
   wh_rows_t *r = &t->rows;
   wh_rows_next(r);
@@ -215,6 +216,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   wh_rows_int(r, 13, d->weight);
   wh_rows_bool(r, 14, d->merge);
   wh_rows_text(r, 15, first[0] ? first : NULL);
+  /* The decision's row carries its TicketTriaged. */
+  if (wh_outbox_carry(t->relay, "triage", &out, r, 16)) return WH_EDB; /* roll back, try alone */
 
   if (d->merge && !first[0] && t->nheads < WH_CONSUMER_BATCH) {
     s_head_t *e = &t->heads[t->nheads++];
@@ -232,7 +235,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
 
 static int s_steps(void *arg, wh_pg_step_t *steps) {
   s_triage_t *t = arg;
-  steps[0] = (wh_pg_step_t){.st = &s_insert, .rows = &t->rows};
+  steps[0] = (wh_pg_step_t){.st = &s_insert, .rows = &t->rows, .on_result = wh_relay_carried,
+                            .arg = t->relay};
   wh_relay_step(t->relay, &steps[1]);
   return 2;
 }
@@ -310,7 +314,7 @@ int triage_start(wh_service_t *svc) {
   svc->data = t;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&t->rows, 16);
+  wh_rows_init(&t->rows, 17);
   wh_rows_init(&t->q, 4);
   if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "dispatch", svc->peer);

@@ -532,6 +532,19 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
            hop[0][nh / 2], hop[1][nh / 2], hop[2][nh / 2]);
   }
   for (int k = 0; k < 3; k++) free(hop[k]);
+  /* BENCH_LATENCY_FILE: one line per ticket of the phase (wall ms at
+   * submit, ms to arrival, then the three hops), to find which hop a slow
+   * second came from. */
+  const char *dump = getenv("BENCH_LATENCY_FILE");
+  FILE *df = dump && *dump ? fopen(dump, "w") : NULL;
+  for (long i = from; df && i < to; i++) {
+    int32_t no = b->tno[i];
+    if (b->state[i] != 2 || no <= 0 || (size_t)no >= b->narrive || !b->arrive_ns[no]) continue;
+    fprintf(df, "%" PRId64 " %.2f %" PRId64 " %" PRId64 " %" PRId64 "\n", b->submit_ms[i],
+            (double)(b->arrive_ns[no] - b->submit_ns[i]) / 1e6, b->hops[no][0] - b->submit_ms[i],
+            b->hops[no][1] - b->hops[no][0], b->hops[no][2] - b->hops[no][1]);
+  }
+  if (df) fclose(df);
   /* When the tail happened: the slowest ticket of each second of the
    * phase, the worst three printed, so a stall can be matched with what the
    * database logged at that time. */

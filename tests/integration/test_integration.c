@@ -71,7 +71,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
   assert_int_equal(wh_pg_ready(pg), 0);
   /* The shared outbox, triage's own, then the shared ones that came later. */
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 5);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 7);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM decision"), 0);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_indexes WHERE indexname = 'outbox_pending'"), 0);
   /* The outbox is a log: no primary key, a BRIN index on id, a line. */
@@ -82,7 +82,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
   assert_int_equal(wh_pg_ready(pg), 0);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 5);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 7);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox_owed"), 0);
   wh_pg_destroy(&pg);
 }
@@ -626,9 +626,10 @@ static void s_flow_input(wh_bus_t *bus, void *arg) {
 
 static void s_stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
-/* A relay over triage's migrations (its outbox emptied) and a receiver
- * bound at endpoint that answers as f->take says, polled every 5 ms. */
-static void s_flow_open(s_flow_t *f, const char *endpoint) {
+/* A relay to dest over triage's migrations (its outbox emptied) and a
+ * receiver bound at endpoint that answers as f->take says, polled every
+ * 5 ms. */
+static void s_flow_open_to(s_flow_t *f, const char *endpoint, const char *dest) {
   memset(f, 0, sizeof *f);
   zmq_msg_init(&f->peer);
   f->pg = wh_pg_new(s_conninfo, triage_migrations);
@@ -638,13 +639,15 @@ static void s_flow_open(s_flow_t *f, const char *endpoint) {
   f->zctx = zmq_ctx_new();
   f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(f->router, endpoint), 0);
-  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, "triage", endpoint);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, dest, endpoint);
   assert_non_null(f->relay);
   uv_timer_init(&f->loop, &f->tick);
   uv_timer_init(&f->loop, &f->stop);
   f->tick.data = f;
   uv_timer_start(&f->tick, s_flow_tick, 5, 5);
 }
+
+static void s_flow_open(s_flow_t *f, const char *endpoint) { s_flow_open_to(f, endpoint, "triage"); }
 
 static void s_flow_close(s_flow_t *f) {
   uv_close((uv_handle_t *)&f->tick, NULL);
@@ -811,6 +814,121 @@ static void relay_line_restart_and_emptying(void **state) {
   assert_int_equal(f.seen, 9);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   assert_true(s_line_at_newest(f.pg));
+  s_flow_close(&f);
+}
+
+/* Triage's decision rows carry their TicketTriaged (out_id, out_payload),
+ * as its own INSERT does. */
+static const wh_stmt_t s_carry_insert = {
+    "test_carry_insert",
+    "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
+    " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, out_id,"
+    " out_payload)"
+    " SELECT t, 'hotline', t, now(), 'c', 'g', 'cat', 'k', 'red', 1, 'lead', '{}', 'r', 'rules',"
+    "   0, false, nextval('outbox_id_seq'), p FROM unnest($1::text[], $2::bytea[]) AS x(t, p)"
+    " RETURNING out_id, ticket_id"};
+
+/* Commits, in one transaction, a decision row carrying its message for
+ * each of tickets, and (with also) one outbox row of ticket `also`; then
+ * the relay sends them, or (forget) memory drops them. */
+static void s_flow_carry(s_flow_t *f, const char *const *tickets, int n, const char *also,
+                         int forget) {
+  wh_rows_t rows;
+  wh_rows_init(&rows, 2);
+  for (int i = 0; i < n; i++) {
+    Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
+    tri.lead = "lead";
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.ticket_id = (char *)tickets[i];
+    env.seq = 1;
+    env.body_case = WHISTLE__ENVELOPE__BODY_TRIAGED;
+    env.triaged = &tri;
+    wh_rows_next(&rows);
+    wh_rows_text(&rows, 0, tickets[i]);
+    assert_int_equal(wh_outbox_carry(f->relay, "triage", &env, &rows, 1), 0);
+  }
+  if (also) {
+    Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.ticket_id = (char *)also;
+    env.seq = 2;
+    env.body_case = WHISTLE__ENVELOPE__BODY_TRIAGED;
+    env.triaged = &tri;
+    assert_int_equal(wh_outbox_put(f->relay, "triage", &env), 0);
+  }
+  wh_pg_step_t steps[2] = {{.st = &s_carry_insert, .rows = &rows, .on_result = wh_relay_carried,
+                            .arg = f->relay}};
+  wh_relay_step(f->relay, &steps[1]);
+  assert_int_equal(wh_pg_pipeline(f->pg, "BEGIN", steps, 2, WH_PG_COMMIT), 0);
+  if (forget) wh_relay_aborted(f->relay);
+  else wh_relay_committed(f->relay);
+  wh_rows_free(&rows);
+}
+
+/* A message carried in its state row is sent, acknowledged, read back
+ * when memory lost it, parked when refused, sent again after a restart
+ * when unanswered, and not after; emptying the outbox leaves it in its
+ * row. */
+static void relay_carried_messages(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open_to(&f, "inproc://it-carry", "dispatch");
+  assert_int_equal(wh_pg_exec(f.pg, "TRUNCATE decision, outbox_parked"), 0);
+  f.take = 1;
+  s_flow_run(&f, 200);
+  /* Three carried and one outbox row in one transaction, sent from memory. */
+  const char *three[3] = {"WH70", "WH71", "WH72"};
+  s_flow_carry(&f, three, 3, "WH70", 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_carried"), 3);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 4);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 4);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Committed, but forgotten by memory: read back from its row. */
+  const char *lost[1] = {"WH73"};
+  s_flow_carry(&f, lost, 1, NULL, 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed WHERE ticket_id = 'WH73'"), 1);
+  s_flow_run(&f, 700);
+  assert_int_equal(f.seen, 5);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Refused: parked once, whole, and no longer owed. */
+  f.refuse = 1;
+  const char *bad[1] = {"WH74"};
+  s_flow_carry(&f, bad, 1, NULL, 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 6);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH74'"
+                                 " AND dest = 'dispatch' AND seq = 1 AND last_error <> ''"
+                                 " AND length(payload) > 0"),
+                   1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Unanswered, then the relay restarts: sent again, and only that one. */
+  f.refuse = 0;
+  f.take = 0;
+  const char *quiet[1] = {"WH75"};
+  s_flow_carry(&f, quiet, 1, NULL, 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 7);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 1);
+  f.take = 1;
+  f.ntags = 0;
+  wh_relay_destroy(&f.relay);
+  uv_run(&f.loop, UV_RUN_NOWAIT);
+  f.relay = wh_relay_new(&f.loop, f.zctx, f.pg, "dispatch", "inproc://it-carry");
+  assert_non_null(f.relay);
+  s_flow_run(&f, 700);
+  assert_int_equal(f.seen, 8);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Emptying the outbox a while later keeps the carried rows, sends
+   * nothing again, and the parked copy stays. */
+  wh_clock_set_offset_ms(61000);
+  s_flow_run(&f, 700);
+  wh_clock_set_offset_ms(0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_carried"), 6);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH74'"), 1);
+  assert_int_equal(f.seen, 8);
   s_flow_close(&f);
 }
 
@@ -999,6 +1117,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(relay_holds_input_while_backed_up),
       cmocka_unit_test(relay_reads_back_a_row_memory_lost),
       cmocka_unit_test(relay_line_restart_and_emptying),
+      cmocka_unit_test(relay_carried_messages),
       cmocka_unit_test(rows_round_trip_every_type),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
