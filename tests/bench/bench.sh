@@ -19,7 +19,9 @@
 # run and every statement slower than 50 ms. Run as root, it applies the
 # database machine's kernel settings (deploy/sysctl/60-whistle-db.conf) for
 # its duration and restores the old values at exit; BENCH_SYSCTL=0 leaves
-# the kernel alone.
+# the kernel alone. BENCH_LATENCY_FILE=path makes whistle-bench write one
+# line per ticket of the latency phase: wall ms at submit, ms to arrival,
+# and the ms of each hop (to dispatch, to notify, to the feed here).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COUNT=${1:-100000}
