@@ -176,7 +176,7 @@ typedef struct {
   uint64_t id; /* 0 = empty */
   int64_t sent_ms;
   int64_t first_ms; /* when this process first sent it */
-  int warned;       /* told the log it is stuck behind a missing predecessor */
+  int warned;       /* told the log it is stuck (unanswered, or behind a missing predecessor) */
 } s_slot_t;
 
 #define SLOTS (RELAY_WINDOW * 4)
@@ -487,11 +487,24 @@ static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t n
  * is gone was acknowledged meanwhile. */
 static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
   wh_sbuf_t ids = {0};
-  int n = 0;
-  uint64_t lo = UINT64_MAX, hi = 0;
+  int n = 0, stuck = 0;
+  uint64_t lo = UINT64_MAX, hi = 0, oldest = 0;
+  int64_t waited = 0;
   for (size_t i = 0; i < SLOTS; i++) {
-    uint64_t id = r->inflight[i].id;
-    if (!id || now - r->inflight[i].sent_ms < RELAY_RESEND_MS) continue;
+    s_slot_t *slot = &r->inflight[i];
+    uint64_t id = slot->id;
+    if (!id || now - slot->sent_ms < RELAY_RESEND_MS) continue;
+    /* Sent and sent again for a minute without an answer: the receiver is
+     * down, or cannot take it (its database failing). Said once per row,
+     * in one line per scan. */
+    if (!slot->warned && slot->sent_ms && now - slot->first_ms >= RELAY_STUCK_MS) {
+      slot->warned = 1;
+      stuck++;
+      if (now - slot->first_ms > waited) {
+        waited = now - slot->first_ms;
+        oldest = id;
+      }
+    }
     char num[24];
     int len = snprintf(num, sizeof num, "%s%" PRIu64, n ? "," : "{", id);
     if (wh_sbuf_put(&ids, num, (size_t)len)) break;
@@ -499,6 +512,10 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
     if (id < lo) lo = id;
     if (id > hi) hi = id;
   }
+  if (stuck)
+    wh_warn("%s has not acknowledged %d message%s for a minute or more (the oldest, outbox row"
+            " %" PRIu64 ", sent first %" PRId64 " s ago); sending them again until it does",
+            r->dest, stuck, stuck == 1 ? "" : "s", oldest, waited / 1000);
   if (n && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
     char lo_s[24], hi_s[24];
     snprintf(lo_s, sizeof lo_s, "%" PRIu64, lo);
@@ -1100,19 +1117,27 @@ static void s_consumer_flush(wh_consumer_t *c) {
     s_ack_all(c);
   } else if (!wh_pg_broken(c->pg)) {
     /* One message made the batch fail: apply them one by one, so only that
-     * one is refused and the rest go through. */
+     * one is refused and the rest go through. Refused means the database
+     * refused its data (wh_pg_refused), which it will do every time: the
+     * sender parks it. Any other failure (out of space, read-only, a
+     * timeout, a statement this build got wrong) is the database's or
+     * ours, not the message's: it and the rest go unanswered, and the
+     * sender sends them again until they pass. */
     for (int i = 0; i < c->nitems; i++) {
       s_item_t *it = &c->items[i];
       it->err = 0;
       if (s_apply_batch(c, i, i + 1, 0) == 0) {
         if (c->ops->committed) c->ops->committed(c->svc);
         s_ack(c, it);
-      } else if (!wh_pg_broken(c->pg)) {
+      } else if (!wh_pg_broken(c->pg) && wh_pg_refused(c->pg)) {
         it->status = WHISTLE__ACK_STATUS__ACK_REJECTED;
         it->err = WH_EDB;
         s_ack(c, it);
       } else {
-        break; /* the database went away: no ack, the sender resends */
+        if (!wh_pg_broken(c->pg))
+          wh_warn("%s seq %u from %s not taken: the database failed, not the message;"
+                  " left to be sent again", it->env->ticket_id, it->env->seq, it->env->sender);
+        break; /* no ack: the sender resends */
       }
     }
   }

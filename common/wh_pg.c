@@ -29,6 +29,7 @@ struct wh_pg_s {
   const wh_stmt_t *prepared[64]; /* statements prepared on this connection */
   int nprepared;
   int broken;
+  char sqlstate[6]; /* of the last statement that failed; "" if none said */
   int64_t retry_at, retry_ms, logged_at; /* monotonic ms; 0 = up */
   long failures;                         /* attempts since it went down */
 };
@@ -63,11 +64,22 @@ static int s_ok(PGresult *r) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* Remembers why r failed (its SQLSTATE), for wh_pg_refused. */
+static void s_failed(wh_pg_t *pg, const PGresult *r) {
+  const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", code ? code : "");
+}
+
+int wh_pg_refused(const wh_pg_t *pg) {
+  return !strncmp(pg->sqlstate, "22", 2) || !strncmp(pg->sqlstate, "23", 2);
+}
+
 int wh_pg_exec(wh_pg_t *pg, const char *sql) {
   if (!pg->conn) return WH_EDB;
   PGresult *r = PQexec(pg->conn, sql);
   int ok = s_ok(r);
   if (!ok) {
+    s_failed(pg, r);
     wh_error("sql failed: %s", PQerrorMessage(pg->conn));
     if (PQstatus(pg->conn) != CONNECTION_OK) pg->broken = 1;
   }
@@ -193,6 +205,7 @@ int wh_pg_broken(wh_pg_t *pg) {
 
 static PGresult *s_check(wh_pg_t *pg, PGresult *r, const char *what) {
   if (s_ok(r)) return r;
+  s_failed(pg, r);
   wh_error("%s failed: %s", what, pg->conn ? PQerrorMessage(pg->conn) : "no connection");
   if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) pg->broken = 1;
   PQclear(r);
@@ -424,6 +437,7 @@ static int s_flush_all(PGconn *conn) {
 
 int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit) {
   if (!pg->conn || pg->broken || nsteps > WH_PIPELINE_MAX - 3) return WH_EDB;
+  pg->sqlstate[0] = '\0';
   /* Statements are prepared outside the pipeline, once per connection. */
   const char *v[WH_ROWS_MAXCOLS + 4];
   int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4];
@@ -483,6 +497,7 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
       if (expect[e] >= 0 && steps[expect[e]].on_result) steps[expect[e]].on_result(steps[expect[e]].arg, r);
     } else {
       if (!failed && st != PGRES_PIPELINE_ABORTED) {
+        s_failed(pg, r);
         if (expect[e] >= 0 && steps[expect[e]].quiet)
           wh_debug("%s failed: %s", steps[expect[e]].st->name, PQresultErrorMessage(r));
         else

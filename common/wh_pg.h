@@ -62,6 +62,12 @@ int wh_pg_text_array(char *const *items, size_t n, char *out, size_t len);
 void wh_pg_rollback(wh_pg_t *pg);
 /* 1 if the last failure broke the connection (so retrying may help). */
 int wh_pg_broken(wh_pg_t *pg);
+/* 1 if the statement that failed last was refused for what it was given: a
+ * data exception or an integrity constraint violation (SQLSTATE classes 22
+ * and 23), which the same input meets every time. Any other failure (the
+ * server out of space or read-only, a timeout, a lock, a statement this
+ * build got wrong) may pass another time, or after a fix. */
+int wh_pg_refused(const wh_pg_t *pg);
 
 /* ---- many rows, one statement ----------------------------------------
  * A batch's rows for one table are gathered column by column into arrays

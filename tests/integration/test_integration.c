@@ -272,6 +272,51 @@ static void consumer_same_message_twice_changes_state_once(void **state) {
   s_rig_close(&rig);
 }
 
+/* The database fails, not the message (here: out of disk space, raised by a
+ * trigger while `failing` holds a row): nothing is refused or answered, so
+ * the sender keeps its messages and sends them again; once the database
+ * works, they are applied, once. Data the database refuses (a value too
+ * long for its column) is refused, and the rest of the batch goes through. */
+static void consumer_database_failure_refuses_nothing(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
+  s_rig_open(&rig,
+             "DROP TABLE IF EXISTS applied, failing;"
+             "CREATE TABLE applied (ticket varchar(8));"
+             "CREATE TABLE failing (on_ boolean);"
+             "INSERT INTO failing VALUES (true);"
+             "CREATE FUNCTION applied_fail() RETURNS trigger LANGUAGE plpgsql AS $$"
+             " BEGIN IF EXISTS (SELECT FROM failing) THEN"
+             "   RAISE EXCEPTION 'no space left' USING ERRCODE = 'disk_full'; END IF;"
+             " RETURN NEW; END $$;"
+             "CREATE TRIGGER applied_fail BEFORE INSERT ON applied"
+             " FOR EACH ROW EXECUTE FUNCTION applied_fail()",
+             "inproc://it-dbfail", &ops);
+  s_send_for(rig.dealer, "WH41", "d-1", 1, 41);
+  s_send_for(rig.dealer, "WH42", "d-2", 1, 42);
+  rig.want = 1;
+  rig.deadline = wh_clock_now_ms() + 1000;
+  uv_timer_start(&rig.timer, s_poll_acks, 10, 10);
+  uv_run(rig.loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&rig.timer);
+  assert_int_equal(rig.nacks, 0); /* neither refused nor acknowledged */
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id IN ('WH41', 'WH42')"), 0);
+  /* The database works again; the sender sends them again, with one whose
+   * ticket does not fit the column. */
+  assert_int_equal(wh_pg_exec(rig.pg, "DELETE FROM failing"), 0);
+  s_send_for(rig.dealer, "WH41", "d-1", 1, 41);
+  s_send_for(rig.dealer, "WH42", "d-2", 1, 42);
+  s_send_for(rig.dealer, "WH4300000", "d-3", 1, 43);
+  s_run_until(&rig, 3);
+  assert_int_equal(s_ack_of(&rig, "d-1"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_ack_of(&rig, "d-2"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_ack_of(&rig, "d-3"), WHISTLE__ACK_STATUS__ACK_REJECTED);
+  assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM applied"), 2);
+  assert_int_equal(wh_pg_exec(rig.pg, "DROP TABLE applied, failing; DROP FUNCTION applied_fail()"), 0);
+  s_rig_close(&rig);
+}
+
 /* A relay's batch frame: each envelope in it is applied and acknowledged as
  * if it had come alone; one that does not decode, or lacks its ticket, is
  * refused without holding the others back; a batch inside a batch is not
@@ -866,9 +911,9 @@ static void s_flow_carry(s_flow_t *f, const char *const *tickets, int n, const c
 }
 
 /* A message carried in its state row is sent, acknowledged, read back
- * when memory lost it, parked when refused, sent again after a restart
- * when unanswered, and not after; emptying the outbox leaves it in its
- * row. */
+ * when memory lost it, parked when refused, sent again when unanswered (and
+ * the log says so after a minute) and after a restart, and not after;
+ * emptying the outbox leaves it in its row. */
 static void relay_carried_messages(void **state) {
   (void)state;
   s_flow_t f;
@@ -911,6 +956,26 @@ static void relay_carried_messages(void **state) {
   s_flow_run(&f, 200);
   assert_int_equal(f.seen, 7);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 1);
+  /* A minute unanswered: the log says so, once. */
+  char path[] = "/tmp/whistle-it-log-XXXXXX";
+  int fd = mkstemp(path), saved = dup(2);
+  assert_true(fd >= 0 && saved >= 0);
+  assert_int_equal(dup2(fd, 2), 2);
+  wh_clock_set_offset_ms(61000);
+  s_flow_run(&f, 1200);
+  wh_clock_set_offset_ms(0);
+  dup2(saved, 2);
+  close(saved);
+  char log[4096] = "";
+  ssize_t got = pread(fd, log, sizeof log - 1, 0);
+  close(fd);
+  unlink(path);
+  assert_true(got > 0);
+  const char *say = strstr(log, "dispatch has not acknowledged 1 message for a minute");
+  assert_non_null(say);
+  assert_null(strstr(say + strlen("dispatch has"), "has not acknowledged"));
+  assert_true(f.seen >= 8); /* sent again meanwhile */
+  f.seen = 8;
   f.take = 1;
   f.ntags = 0;
   wh_relay_destroy(&f.relay);
@@ -918,7 +983,7 @@ static void relay_carried_messages(void **state) {
   f.relay = wh_relay_new(&f.loop, f.zctx, f.pg, "dispatch", "inproc://it-carry");
   assert_non_null(f.relay);
   s_flow_run(&f, 700);
-  assert_int_equal(f.seen, 8);
+  assert_int_equal(f.seen, 9);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   /* Emptying the outbox a while later keeps the carried rows, sends
    * nothing again, and the parked copy stays. */
@@ -928,7 +993,7 @@ static void relay_carried_messages(void **state) {
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_carried"), 6);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH74'"), 1);
-  assert_int_equal(f.seen, 8);
+  assert_int_equal(f.seen, 9);
   s_flow_close(&f);
 }
 
@@ -1112,6 +1177,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(consumer_first_send_applies_once),
       cmocka_unit_test(consumer_batch_frame_applies_each),
+      cmocka_unit_test(consumer_database_failure_refuses_nothing),
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(relay_holds_input_while_backed_up),
