@@ -83,6 +83,7 @@ huge_undo() { [ -z "$huge_old" ] || echo "$huge_old" > "$HUGE" 2>/dev/null || tr
 cleanup() {
   [ "${BENCH_KEEP:-0}" = 1 ] || "$STACK" destroy >/dev/null 2>&1 || true
   huge_undo
+  sysctl_undo
 }
 trap cleanup EXIT
 sysctl_apply
