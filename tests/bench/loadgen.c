@@ -18,6 +18,8 @@
  *   4. cost: CPU seconds per 1,000 tickets of each service and of PostgreSQL
  *      (the postmaster and all its children) over the throughput phase;
  *      each service's RSS after 10,000 tickets, at the end, and its peak.
+ *   5. with --disk DIR, after the latency phase: the disk's own flush
+ *      latency beside the cluster, a tail no commit on it can beat.
  *
  * Prints a table, then one JSON object as its last line. */
 #include "wh_clock.h"
@@ -27,6 +29,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -590,6 +593,48 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
   free(lat);
 }
 
+/* ---- the disk's own latency ---------------------------------------------- */
+
+#define DISK_PROBE_S 5
+
+/* What one commit's flush costs on this disk without PostgreSQL: 8 KB
+ * written and flushed (fdatasync) every 2 ms for DISK_PROBE_S seconds, in a
+ * file in dir (the cluster's own file system) that is unlinked at once.
+ * Fills ms with p50, p99, p99.9 and max; returns the number of flushes, or
+ * -1 when dir cannot take the file. */
+static long s_disk_probe(const char *dir, double ms[4]) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/whistle-bench-disk-probe", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  unlink(path);
+  static char block[8192];
+  memset(block, 'w', sizeof block);
+  size_t cap = DISK_PROBE_S * 1000, n = 0;
+  int64_t *lat = malloc(cap * sizeof *lat);
+  int64_t end = s_now_ns() + DISK_PROBE_S * 1000000000LL;
+  off_t at = 0;
+  while (lat && n < cap && s_now_ns() < end) {
+    int64_t t = s_now_ns();
+    if (pwrite(fd, block, sizeof block, at) != (ssize_t)sizeof block || fdatasync(fd)) break;
+    lat[n++] = s_now_ns() - t;
+    at = (at + (off_t)sizeof block) % (16 << 20);
+    usleep(2000);
+  }
+  close(fd);
+  if (!n) {
+    free(lat);
+    return -1;
+  }
+  qsort(lat, n, sizeof *lat, s_cmp_i64);
+  ms[0] = (double)lat[(n - 1) * 50 / 100] / 1e6;
+  ms[1] = (double)lat[(n - 1) * 99 / 100] / 1e6;
+  ms[2] = (double)lat[(n - 1) * 999 / 1000] / 1e6;
+  ms[3] = (double)lat[n - 1] / 1e6;
+  free(lat);
+  return (long)n;
+}
+
 /* ---- the durable check: replay every party's feed ------------------------ */
 
 typedef struct {
@@ -728,7 +773,7 @@ static void s_usage(void) {
   fprintf(stderr,
           "usage: whistle-bench --intake EP --feed EP --notify EP --conf DIR [--count N]\n"
           "         [--rate R] [--seconds S] [--window W] [--seed X] [--ceiling T]\n"
-          "         [--pid NAME=PID]... [--pg-pid PID]\n");
+          "         [--pid NAME=PID]... [--pg-pid PID] [--disk DIR]\n");
   exit(2);
 }
 
@@ -766,7 +811,8 @@ int main(int argc, char **argv) {
       {"conf", 1, 0, 'c'},   {"count", 1, 0, 'N'},   {"rate", 1, 0, 'r'},
       {"seconds", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"seed", 1, 0, 'x'},
       {"ceiling", 1, 0, 'C'}, {"pid", 1, 0, 'p'},    {"pg-pid", 1, 0, 'g'},
-      {0, 0, 0, 0}};
+      {"disk", 1, 0, 'd'},   {0, 0, 0, 0}};
+  const char *disk = NULL;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -788,6 +834,7 @@ int main(int argc, char **argv) {
       break;
     }
     case 'g': s_add_proc(&b, "postgres", atoi(optarg), 1); break;
+    case 'd': disk = optarg; break;
     default: s_usage();
     }
   }
@@ -836,6 +883,16 @@ int main(int argc, char **argv) {
   s_latency(&b, b.count, b.total, &lat);
   printf("  p50 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms over %ld tickets%s\n", lat.p50,
          lat.p99, lat.p999, lat.max, lat.tickets, s_stolen(total0, steal0, stolen, sizeof stolen));
+  double flush[4] = {-1, -1, -1, -1};
+  if (disk) {
+    long n = s_disk_probe(disk, flush);
+    if (n > 0)
+      printf("disk: 8 KB written and flushed every 2 ms for %d s beside the cluster: p50 %.1f ms"
+             "  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms over %ld flushes\n",
+             DISK_PROBE_S, flush[0], flush[1], flush[2], flush[3], n);
+    else
+      fprintf(stderr, "whistle-bench: %s: cannot probe the disk: %s\n", disk, strerror(errno));
+  }
   printf("durable check: replaying every party's feed\n");
   fflush(stdout);
   long lost = -1, duplicated = -1, items = 0;
@@ -876,6 +933,8 @@ int main(int argc, char **argv) {
   printf("%-34s %12ld\n%-34s %12.1f\n%-34s %12.1f\n%-34s %12.1f\n%-34s %12.1f\n",
          "latency at tickets/s", b.rate, "p50 ms", lat.p50, "p99 ms", lat.p99, "p99.9 ms", lat.p999,
          "max ms", lat.max);
+  if (flush[2] >= 0)
+    printf("%-34s %12.1f\n", "the disk's own flush, p99.9 ms", flush[2]);
   printf("%-34s %12ld\n%-34s %12ld\n", "lost", lost, "duplicated", duplicated);
 
   json_object *j = json_object_new_object();
@@ -892,6 +951,10 @@ int main(int argc, char **argv) {
   json_object_object_add(j, "duplicated", json_object_new_int64(duplicated));
   json_object_object_add(j, "rss_kb", rss);
   json_object_object_add(j, "cpu_s_per_1k", cpu);
+  if (flush[2] >= 0) {
+    json_object_object_add(j, "disk_flush_p999_ms", R2(flush[2]));
+    json_object_object_add(j, "disk_flush_max_ms", R2(flush[3]));
+  }
   printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
   json_object_put(j);
 
