@@ -712,6 +712,12 @@ static void s_flow_run(s_flow_t *f, int ms) {
   uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 
+/* Runs the loop until the receiver has seen `seen` messages, or for at most
+ * ms: a slow machine may need more than one scan. */
+static void s_flow_until(s_flow_t *f, int seen, int ms) {
+  for (int waited = 0; f->seen < seen && waited < ms; waited += 100) s_flow_run(f, 100);
+}
+
 /* Commits n messages of ticket `ticket` in one transaction; then the relay
  * sends them, or (forget) memory drops them as if they had rolled back. */
 static void s_flow_put(s_flow_t *f, const char *ticket, int n, int forget) {
@@ -788,7 +794,8 @@ static void relay_reads_back_a_row_memory_lost(void **state) {
   s_flow_run(&f, 200); /* started: the table is read, nothing owed */
   s_flow_put(&f, "WH63", 1, 1);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 1);
-  s_flow_run(&f, 700);
+  s_flow_until(&f, 1, 5000);
+  s_flow_run(&f, 100); /* its acknowledgement */
   assert_int_equal(f.seen, 1);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   s_flow_close(&f);
@@ -934,7 +941,8 @@ static void relay_carried_messages(void **state) {
   const char *lost[1] = {"WH73"};
   s_flow_carry(&f, lost, 1, NULL, 1);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed WHERE ticket_id = 'WH73'"), 1);
-  s_flow_run(&f, 700);
+  s_flow_until(&f, 5, 5000);
+  s_flow_run(&f, 100);
   assert_int_equal(f.seen, 5);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   /* Refused: parked once, whole, and no longer owed. */
@@ -982,7 +990,8 @@ static void relay_carried_messages(void **state) {
   uv_run(&f.loop, UV_RUN_NOWAIT);
   f.relay = wh_relay_new(&f.loop, f.zctx, f.pg, "dispatch", "inproc://it-carry");
   assert_non_null(f.relay);
-  s_flow_run(&f, 700);
+  s_flow_until(&f, 9, 5000);
+  s_flow_run(&f, 100);
   assert_int_equal(f.seen, 9);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   /* Emptying the outbox a while later keeps the carried rows, sends
