@@ -17,7 +17,7 @@
 #define RELAY_READ_SPAN (4 * RELAY_WINDOW) /* ids one read-back looks through */
 #define RELAY_EMPTY_ROWS 20000 /* rows written since the table was emptied: empty it */
 #define RELAY_EMPTY_MS 60000   /* ... or this long since, whatever it holds */
-#define RELAY_STUCK_MS 60000  /* answered "retry" this long: say so in the log */
+#define RELAY_STUCK_MS 60000  /* unanswered, or answered "retry", this long: say so in the log */
 #define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
 #define RELAY_BATCH 128 /* envelopes in one frame, at most */

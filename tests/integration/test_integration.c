@@ -243,13 +243,18 @@ static int s_ack_of(const s_rig_t *rig, const char *mid) {
   return st;
 }
 
-/* Runs the consumer until want acks in all have come. */
-static void s_run_until(s_rig_t *rig, int want) {
+/* Runs the consumer until want acks in all have come, or for at most ms. */
+static void s_run_for(s_rig_t *rig, int want, int ms) {
   rig->want = want;
-  rig->deadline = wh_clock_now_ms() + 10000;
+  rig->deadline = wh_clock_now_ms() + ms;
   uv_timer_start(&rig->timer, s_poll_acks, 10, 10);
   uv_run(rig->loop, UV_RUN_DEFAULT);
   uv_timer_stop(&rig->timer);
+}
+
+/* Runs the consumer until want acks in all have come. */
+static void s_run_until(s_rig_t *rig, int want) {
+  s_run_for(rig, want, 10000);
   assert_int_equal(rig->nacks, want);
 }
 
@@ -295,11 +300,7 @@ static void consumer_database_failure_refuses_nothing(void **state) {
              "inproc://it-dbfail", &ops);
   s_send_for(rig.dealer, "WH41", "d-1", 1, 41);
   s_send_for(rig.dealer, "WH42", "d-2", 1, 42);
-  rig.want = 1;
-  rig.deadline = wh_clock_now_ms() + 1000;
-  uv_timer_start(&rig.timer, s_poll_acks, 10, 10);
-  uv_run(rig.loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&rig.timer);
+  s_run_for(&rig, 1, 1000);
   assert_int_equal(rig.nacks, 0); /* neither refused nor acknowledged */
   assert_int_equal(s_count(rig.pg, "SELECT count(*) FROM inbox WHERE ticket_id IN ('WH41', 'WH42')"), 0);
   /* The database works again; the sender sends them again, with one whose
