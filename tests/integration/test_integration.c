@@ -713,6 +713,28 @@ static void s_flow_run(s_flow_t *f, int ms) {
   uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 
+/* The log, captured: s_log_start sends stderr to a temporary file (its
+ * descriptor in cap[0], the saved stderr in cap[1]); s_log_end puts stderr
+ * back and reads what was written into log (len bytes at most, NUL
+ * ended), removing the file. */
+static void s_log_start(int cap[2]) {
+  char path[] = "/tmp/whistle-it-log-XXXXXX"; /* mkstemp's template */
+  cap[0] = mkstemp(path);
+  cap[1] = dup(2);
+  assert_true(cap[0] >= 0 && cap[1] >= 0);
+  unlink(path); /* open until s_log_end */
+  assert_int_equal(dup2(cap[0], 2), 2);
+}
+
+static ssize_t s_log_end(int cap[2], char *log, size_t len) {
+  dup2(cap[1], 2);
+  close(cap[1]);
+  ssize_t n = pread(cap[0], log, len - 1, 0);
+  close(cap[0]);
+  log[n > 0 ? n : 0] = '\0';
+  return n;
+}
+
 /* Runs the loop until the receiver has seen `seen` messages, or for at most
  * ms: a slow machine may need more than one scan. */
 static void s_flow_until(s_flow_t *f, int seen, int ms) {
@@ -966,20 +988,13 @@ static void relay_carried_messages(void **state) {
   assert_int_equal(f.seen, 7);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 1);
   /* A minute unanswered: the log says so, once. */
-  char path[] = "/tmp/whistle-it-log-XXXXXX";
-  int fd = mkstemp(path), saved = dup(2);
-  assert_true(fd >= 0 && saved >= 0);
-  assert_int_equal(dup2(fd, 2), 2);
+  int cap[2];
+  s_log_start(cap);
   wh_clock_set_offset_ms(61000);
   s_flow_run(&f, 1200);
   wh_clock_set_offset_ms(0);
-  dup2(saved, 2);
-  close(saved);
-  char log[4096] = "";
-  ssize_t got = pread(fd, log, sizeof log - 1, 0);
-  close(fd);
-  unlink(path);
-  assert_true(got > 0);
+  char log[4096];
+  assert_true(s_log_end(cap, log, sizeof log) > 0);
   const char *say = strstr(log, "dispatch has not acknowledged 1 message for a minute");
   assert_non_null(say);
   assert_null(strstr(say + strlen("dispatch has"), "has not acknowledged"));
@@ -1146,25 +1161,18 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   assert_int_equal(wh_relay_flush(relay), 0);
   assert_int_equal(wh_pg_exec(pg, "COMMIT"), 0);
   /* The log, captured: the relay must say, once, that the row is stuck. */
-  char path[] = "/tmp/whistle-it-log-XXXXXX";
-  int fd = mkstemp(path), saved = dup(2);
-  assert_true(fd >= 0 && saved >= 0);
-  assert_int_equal(dup2(fd, 2), 2);
+  int cap[2];
+  s_log_start(cap);
   wh_relay_committed(relay);
   uv_timer_t t;
   uv_timer_init(&loop, &t);
   t.data = &k;
   uv_timer_start(&t, s_retrier, 20, 20);
   uv_run(&loop, UV_RUN_DEFAULT);
-  dup2(saved, 2);
-  close(saved);
+  char log[8192];
+  ssize_t n = s_log_end(cap, log, sizeof log);
   wh_clock_set_offset_ms(0);
-  char log[8192] = "";
-  ssize_t n = pread(fd, log, sizeof log - 1, 0);
-  close(fd);
-  unlink(path);
   assert_true(n > 0);
-  log[n] = '\0';
   assert_true(k.seen >= 4);
   char *hit = strstr(log, "dispatch has waited");
   assert_non_null(hit);
