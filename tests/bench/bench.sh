@@ -102,8 +102,12 @@ fi
 
 # The log says what the database did when a stall shows in the latency phase
 # (the load generator prints its slowest seconds, in UTC as the log is).
+# A slow statement is logged without its parameters: they are arrays of a
+# whole batch, and printing them (hundreds of KB a line) made a slow second
+# slower still when the host was stalling.
 psql -d postgres -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
-     -c "ALTER SYSTEM SET log_min_duration_statement = 50" -c "SELECT pg_reload_conf()" >/dev/null
+     -c "ALTER SYSTEM SET log_min_duration_statement = 50" \
+     -c "ALTER SYSTEM SET log_parameter_max_length = 0" -c "SELECT pg_reload_conf()" >/dev/null
 echo "== PostgreSQL $(psql -d postgres -c 'SHOW server_version') on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 for s in fsync synchronous_commit full_page_writes wal_sync_method wal_level shared_buffers \
          wal_buffers max_wal_size checkpoint_timeout commit_delay lc_collate; do
