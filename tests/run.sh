@@ -23,7 +23,7 @@ for build in "$@"; do
   # One PostgreSQL for the integration tests of this build.
   WHISTLE_VAR=$var/integration WHISTLE_BIN=$build/bin "$ROOT/deploy/local/stack.sh" pg-up >/dev/null
   WHISTLE_TEST_DB=$(. "$var/integration/stack.env"
-                    echo "host=127.0.0.1 port=$WHISTLE_PGPORT user=whistle dbname=postgres")
+                    echo "host=${WHISTLE_PGHOST:-127.0.0.1} port=$WHISTLE_PGPORT user=whistle dbname=postgres")
   export WHISTLE_TEST_DB
   run "$build integration" "$build/bin/test_integration"
   WHISTLE_VAR=$var/integration "$ROOT/deploy/local/stack.sh" destroy >/dev/null || true

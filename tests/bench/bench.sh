@@ -91,7 +91,9 @@ sysctl_apply
 "$STACK" destroy >/dev/null 2>&1 || true
 "$STACK" pg-up >/dev/null
 . "$WHISTLE_VAR/stack.env"
-psql() { "$PGBIN/psql" -h 127.0.0.1 -p "$WHISTLE_PGPORT" -U whistle -qAtX "$@"; }
+# The ceiling reaches the cluster the way the services do.
+PGHOST_BENCH=${WHISTLE_PGHOST:-127.0.0.1}
+psql() { "$PGBIN/psql" -h "$PGHOST_BENCH" -p "$WHISTLE_PGPORT" -U whistle -qAtX "$@"; }
 huge_apply
 if [ "${BENCH_STATEMENTS:-0}" = 1 ]; then
   psql -d postgres -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
@@ -136,7 +138,7 @@ script=$WHISTLE_VAR/ceiling.sql
 } > "$script"
 cpu_now() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
 read -r cpu0 steal0 <<<"$(cpu_now)"
-out=$("$PGBIN/pgbench" -h 127.0.0.1 -p "$WHISTLE_PGPORT" -U whistle -n -c 4 -j 2 -T "$CEIL_SECS" \
+out=$("$PGBIN/pgbench" -h "$PGHOST_BENCH" -p "$WHISTLE_PGPORT" -U whistle -n -c 4 -j 2 -T "$CEIL_SECS" \
       -f "$script" whistle_ceiling 2>&1) || { echo "$out" >&2; exit 1; }
 tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
 ceiling=$(awk -v t="$tps" 'BEGIN { printf "%.0f", t * 100 }')
