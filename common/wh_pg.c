@@ -28,6 +28,7 @@ struct wh_pg_s {
   const char *session; /* settings for every new connection */
   const wh_stmt_t *prepared[64]; /* statements prepared on this connection */
   int nprepared;
+  unsigned long conn_no; /* counts connections made, so rows know theirs */
   int broken;
   char sqlstate[6]; /* of the last statement that failed; "" if none said */
   int64_t retry_at, retry_ms, logged_at; /* monotonic ms; 0 = up */
@@ -146,6 +147,7 @@ int wh_pg_ready(wh_pg_t *pg) {
   if (pg->retry_at && s_mono_ms() < pg->retry_at) return WH_EDB;
   pg->broken = 0;
   pg->nprepared = 0;
+  pg->conn_no++;
   pg->conn = PQconnectdb(pg->conninfo);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
     char why[512];
@@ -302,6 +304,11 @@ void wh_rows_init(wh_rows_t *r, int ncols) {
   r->ncols = ncols < WH_ROWS_MAXCOLS ? ncols : WH_ROWS_MAXCOLS;
 }
 
+void wh_rows_init_record(wh_rows_t *r, int ncols, const char *type) {
+  wh_rows_init(r, ncols);
+  r->record = type;
+}
+
 void wh_rows_reset(wh_rows_t *r) {
   for (int i = 0; i < r->ncols; i++) {
     r->col[i].len = 0;
@@ -310,6 +317,7 @@ void wh_rows_reset(wh_rows_t *r) {
   }
   r->nrows = 0;
   r->oom = 0;
+  r->next_col = 0;
 }
 
 void wh_rows_free(wh_rows_t *r) {
@@ -317,10 +325,11 @@ void wh_rows_free(wh_rows_t *r) {
   memset(r, 0, sizeof *r);
 }
 
-void wh_rows_next(wh_rows_t *r) { r->nrows++; }
-
-/* Element type oids (pg_type.h), as array_recv checks them. */
-enum { s_BOOL = 16, s_BYTEA = 17, s_INT8 = 20, s_TEXT = 25, s_FLOAT8 = 701 };
+/* Element type oids (pg_type.h), as array_recv and record_recv check them. */
+enum {
+  s_BOOL = 16, s_BYTEA = 17, s_INT8 = 20, s_TEXT = 25, s_FLOAT8 = 701, s_TEXT_ARRAY = 1009,
+  s_INT8_ARRAY = 1016, s_TIMESTAMPTZ = 1184
+};
 /* The array header: ndim, flags (has nulls), element type, length, lower
  * bound; filled in when the rows are sent. */
 #define s_HEADER 20
@@ -333,27 +342,147 @@ static void s_be64(unsigned char *o, uint64_t v) {
   for (int i = 7; i >= 0; i--, v >>= 8) o[i] = (unsigned char)v;
 }
 
+/* Record mode: the row just gathered gets its length, once it has every
+ * column. */
+static void s_row_end(wh_rows_t *r) {
+  if (!r->nrows) return;
+  wh_sbuf_t *b = &r->col[0];
+  if (r->next_col != r->ncols) {
+    wh_error("row %d of %s has %d of its %d columns", r->nrows, r->record, r->next_col, r->ncols);
+    r->oom = 1;
+    return;
+  }
+  if (r->oom) return;
+  s_be32((unsigned char *)b->buf + r->row_at, (uint32_t)(b->len - r->row_at - 4));
+}
+
+void wh_rows_next(wh_rows_t *r) {
+  if (r->record) {
+    /* An element: its length, then the record's column count. */
+    s_row_end(r);
+    wh_sbuf_t *b = &r->col[0];
+    if (s_reserve(r, b, (b->len ? 0 : s_HEADER) + 8)) return;
+    if (b->len == 0) b->len = s_HEADER;
+    r->row_at = b->len;
+    s_be32((unsigned char *)b->buf + b->len + 4, (uint32_t)r->ncols);
+    b->len += 8;
+    r->next_col = 0;
+  }
+  r->nrows++;
+}
+
 /* Appends one element of col: its length (-1 for NULL, p then unused) and
- * its n bytes. The first element also makes room for the header. */
+ * its n bytes; in record mode a field, its type first. The first element
+ * also makes room for the header. */
 static void s_elem(wh_rows_t *r, int col, unsigned type, const void *p, int64_t n) {
-  wh_sbuf_t *b = &r->col[col];
+  if (col < 0 || col >= r->ncols || (r->record && col != r->next_col)) {
+    wh_error("%s: column %d given out of order", r->record ? r->record : "rows", col);
+    r->oom = 1;
+    return;
+  }
+  wh_sbuf_t *b = &r->col[r->record ? 0 : col];
   if (r->type[col] && r->type[col] != type) {
     wh_error("column %d given two types (%u, %u)", col, r->type[col], type);
     r->oom = 1;
     return;
   }
   r->type[col] = type;
-  size_t need = (b->len ? 0 : s_HEADER) + 4 + (n > 0 ? (size_t)n : 0);
+  size_t need = (b->len ? 0 : s_HEADER) + (r->record ? 8 : 4) + (n > 0 ? (size_t)n : 0);
   if (n > INT32_MAX || s_reserve(r, b, need)) {
     r->oom = 1;
     return;
   }
   if (b->len == 0) b->len = s_HEADER;
   unsigned char *o = (unsigned char *)b->buf + b->len;
+  if (r->record) {
+    s_be32(o, type);
+    o += 4;
+    b->len += 4;
+    r->next_col++;
+  }
   s_be32(o, n < 0 ? UINT32_MAX : (uint32_t)n);
   if (n > 0) memcpy(o + 4, p, (size_t)n);
   b->len += 4 + (n > 0 ? (size_t)n : 0);
   if (n < 0) r->nulls[col] = 1;
+}
+
+/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC). */
+#define s_PG_EPOCH_US INT64_C(946684800000000)
+
+void wh_rows_time(wh_rows_t *r, int col, const int64_t *ms) {
+  unsigned char o[8];
+  if (ms) s_be64(o, (uint64_t)(*ms * 1000 - s_PG_EPOCH_US));
+  s_elem(r, col, s_TIMESTAMPTZ, o, ms ? 8 : -1);
+}
+
+/* A one-dimensional binary array of n elements of type elem, as one field
+ * of a record: the header, then each element's length and bytes. */
+static void s_array_field(wh_rows_t *r, int col, unsigned type, unsigned elem,
+                          const void *const *items, const size_t *lens, size_t n) {
+  if (!r->record) {
+    wh_error("column %d: arrays of arrays need record mode", col);
+    r->oom = 1;
+    return;
+  }
+  size_t total = n ? s_HEADER : 12;
+  for (size_t i = 0; i < n; i++) total += 4 + lens[i];
+  if (total > INT32_MAX || n > INT32_MAX) {
+    r->oom = 1;
+    return;
+  }
+  /* The field is written in place: its header first, then the elements. */
+  s_elem(r, col, type, NULL, 0);
+  wh_sbuf_t *b = &r->col[0];
+  if (r->oom || s_reserve(r, b, total)) return;
+  unsigned char *o = (unsigned char *)b->buf + b->len;
+  s_be32(o - 4, (uint32_t)total);
+  s_be32(o, n ? 1 : 0); /* an empty array has no dimensions */
+  s_be32(o + 4, 0);
+  s_be32(o + 8, elem);
+  size_t at = 12;
+  if (n) {
+    s_be32(o + 12, (uint32_t)n);
+    s_be32(o + 16, 1);
+    at = s_HEADER;
+  }
+  for (size_t i = 0; i < n; i++) {
+    s_be32(o + at, (uint32_t)lens[i]);
+    memcpy(o + at + 4, items[i], lens[i]);
+    at += 4 + lens[i];
+  }
+  b->len += total;
+}
+
+void wh_rows_texts(wh_rows_t *r, int col, const char *const *items, size_t n) {
+  const void *p[64];
+  size_t l[64];
+  if (n > 64) {
+    wh_error("column %d: %zu items, at most 64", col, n);
+    r->oom = 1;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    p[i] = items[i];
+    l[i] = strlen(items[i]);
+  }
+  s_array_field(r, col, s_TEXT_ARRAY, s_TEXT, p, l, n);
+}
+
+void wh_rows_ints(wh_rows_t *r, int col, const int64_t *items, size_t n) {
+  unsigned char v[64][8];
+  const void *p[64];
+  size_t l[64];
+  if (n > 64) {
+    wh_error("column %d: %zu items, at most 64", col, n);
+    r->oom = 1;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    s_be64(v[i], (uint64_t)items[i]);
+    p[i] = v[i];
+    l[i] = 8;
+  }
+  s_array_field(r, col, s_INT8_ARRAY, s_INT8, p, l, n);
 }
 
 void wh_rows_text(wh_rows_t *r, int col, const char *s) {
@@ -383,9 +512,47 @@ void wh_rows_bool(wh_rows_t *r, int col, int v) {
   s_elem(r, col, s_BOOL, &o, 1);
 }
 
+/* The parameters rows take: one in record mode, else one per column. */
+static int s_rows_params(const wh_rows_t *r) { return r->record ? 1 : r->ncols; }
+
+/* Record mode: looks up the composite type's oid on this connection, once. */
+static int s_rows_ready(wh_pg_t *pg, wh_rows_t *r) {
+  if (!r->record || (r->record_oid && r->record_conn == pg->conn_no)) return 0;
+  const char *v[1] = {r->record};
+  PGresult *res = PQexecParams(pg->conn, "SELECT to_regtype($1)::oid", 1, NULL, v, NULL, NULL, 0);
+  unsigned oid = 0;
+  if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+    oid = (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+  else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    s_failed(pg, res);
+  PQclear(res);
+  if (!oid) {
+    wh_error("the database has no type %s", r->record);
+    return -1;
+  }
+  r->record_oid = oid;
+  r->record_conn = pg->conn_no;
+  return 0;
+}
+
 /* Fills every column's header and points v, len and fmt at them. Every
  * column must hold nrows elements. Returns 0, or -1 when one does not. */
 static int s_rows_close(wh_rows_t *r, const char **v, int *len, int *fmt) {
+  if (r->record) {
+    s_row_end(r);
+    wh_sbuf_t *b = &r->col[0];
+    if (r->oom || b->len < s_HEADER) return -1;
+    unsigned char *h = (unsigned char *)b->buf;
+    s_be32(h, 1);
+    s_be32(h + 4, 0);
+    s_be32(h + 8, r->record_oid);
+    s_be32(h + 12, (uint32_t)r->nrows);
+    s_be32(h + 16, 1);
+    v[0] = b->buf;
+    len[0] = (int)b->len;
+    fmt[0] = 1;
+    return 0;
+  }
   for (int i = 0; i < r->ncols; i++) {
     wh_sbuf_t *b = &r->col[i];
     if (b->len < s_HEADER) {
@@ -412,13 +579,15 @@ PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra
     return NULL;
   }
   const char *v[WH_ROWS_MAXCOLS + 4];
-  int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4];
-  if (r->ncols + nextra > (int)(sizeof v / sizeof *v) || s_rows_close(r, v, len, fmt)) return NULL;
+  int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4], np = s_rows_params(r);
+  if (!pg->conn || pg->broken || s_rows_ready(pg, r) ||
+      np + nextra > (int)(sizeof v / sizeof *v) || s_rows_close(r, v, len, fmt))
+    return NULL;
   for (int i = 0; i < nextra; i++) {
-    v[r->ncols + i] = extra[i];
-    len[r->ncols + i] = fmt[r->ncols + i] = 0;
+    v[np + i] = extra[i];
+    len[np + i] = fmt[np + i] = 0;
   }
-  return wh_pg_run(pg, st, r->ncols + nextra, v, len, fmt);
+  return wh_pg_run(pg, st, np + nextra, v, len, fmt);
 }
 
 /* ---- many statements, one round trip ---------------------------------- */
@@ -443,7 +612,8 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
   int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4];
   for (int i = 0; i < nsteps; i++)
     if (steps[i].rows && steps[i].rows->nrows &&
-        (steps[i].rows->oom || s_prepare(pg, steps[i].st) != 0))
+        (steps[i].rows->oom || s_prepare(pg, steps[i].st) != 0 ||
+         s_rows_ready(pg, steps[i].rows)))
       return WH_EDB;
   PGconn *c = pg->conn;
   if (PQsetnonblocking(c, 1) || !PQenterPipelineMode(c)) {
@@ -458,7 +628,8 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
   for (int i = 0; i < nsteps && ok; i++) {
     wh_rows_t *r = steps[i].rows;
     if (!r || !r->nrows) continue;
-    if (r->ncols + steps[i].nextra > (int)(sizeof v / sizeof *v)) {
+    int nr = s_rows_params(r);
+    if (nr + steps[i].nextra > (int)(sizeof v / sizeof *v)) {
       ok = 0;
       break;
     }
@@ -467,11 +638,11 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
       break;
     }
     for (int k = 0; k < steps[i].nextra; k++) {
-      v[r->ncols + k] = steps[i].extra[k];
-      len[r->ncols + k] = fmt[r->ncols + k] = 0;
+      v[nr + k] = steps[i].extra[k];
+      len[nr + k] = fmt[nr + k] = 0;
     }
     const wh_stmt_t *st = steps[i].st;
-    int np = r->ncols + steps[i].nextra;
+    int np = nr + steps[i].nextra;
     ok &= PQsendQueryPrepared(c, st->name, np, v, len, fmt, 0);
     expect[nexp++] = i;
   }

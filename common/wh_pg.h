@@ -101,9 +101,26 @@ typedef struct {
   int ncols;
   int nrows; /* rows begun with wh_rows_next */
   int oom;   /* an append failed, or a column mixed types: running refuses */
+  /* Record mode (wh_rows_init_record): every row is one element of an array
+   * of a composite type, all in col[0]. */
+  const char *record;  /* the composite type's name, or NULL */
+  unsigned record_oid; /* its oid, looked up on the connection of record_conn */
+  unsigned long record_conn;
+  size_t row_at;       /* where the current row's length goes */
+  int next_col;        /* the column the current row takes next */
 } wh_rows_t;
 
 void wh_rows_init(wh_rows_t *r, int ncols);
+/* Record mode: the rows go as ONE parameter, an array of the composite type
+ * named type (which the service's migrations create, its fields in column
+ * order), to be read as "INSERT ... SELECT r.a, r.b, ... FROM
+ * unnest($1::type[]) AS r". Unnesting one array in FROM costs the database
+ * about half of what walking one array per column in the select list does
+ * (measured: 3.4-5 against 6.5 us a row of 17 columns). Columns must be
+ * given in order, each exactly once per row; a column may also be an array
+ * (wh_rows_texts, wh_rows_ints), sent in binary where a text literal had to
+ * be parsed. The type's oid is looked up once per connection. */
+void wh_rows_init_record(wh_rows_t *r, int ncols, const char *type);
 void wh_rows_reset(wh_rows_t *r);
 void wh_rows_free(wh_rows_t *r);
 /* Begins a row; every column must then be given exactly once. */
@@ -113,6 +130,11 @@ void wh_rows_int(wh_rows_t *r, int col, int64_t v);
 void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n); /* as bytea */
 void wh_rows_float(wh_rows_t *r, int col, const double *v); /* NULL: SQL NULL */
 void wh_rows_bool(wh_rows_t *r, int col, int v);
+/* A moment in ms since the epoch, as timestamptz; NULL: SQL NULL. */
+void wh_rows_time(wh_rows_t *r, int col, const int64_t *ms);
+/* Record mode only: a text[] or bigint[] of n items as one column. */
+void wh_rows_texts(wh_rows_t *r, int col, const char *const *items, size_t n);
+void wh_rows_ints(wh_rows_t *r, int col, const int64_t *items, size_t n);
 /* Runs st with column i as parameter $i+1 (a binary array), followed by
  * nextra further text parameters. Returns as wh_pg_run does (NULL on any
  * failure, out of memory included). Call it with at least one row. */

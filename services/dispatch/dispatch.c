@@ -54,19 +54,11 @@ static const wh_stmt_t s_insert_order = {
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
     " rule, weight, duplicate_of, opening, created_at, updated_at, due_names, due_ms,"
     " next_due_at, out_id, out_payload)"
-    " SELECT t, 1, st, e, src, cm, g, a, cat, k, b, rm, to_timestamp(at::double precision / 1000),"
-    "   col, lv, ld, co::text[], ru, w, dup, opn::text[], to_timestamp(n::double precision / 1000),"
-    "   to_timestamp(n::double precision / 1000), dn::text[], dm::bigint[],"
-    "   to_timestamp(nullif(nd, 0)::double precision / 1000), nextval('outbox_id_seq'), ob"
-    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS st,"
-    "   unnest($3::text[]) AS e, unnest($4::text[]) AS src, unnest($5::text[]) AS cm,"
-    "   unnest($6::text[]) AS g, unnest($7::text[]) AS a, unnest($8::text[]) AS cat,"
-    "   unnest($9::text[]) AS k, unnest($10::text[]) AS b, unnest($11::text[]) AS rm,"
-    "   unnest($12::bigint[]) AS at, unnest($13::text[]) AS col, unnest($14::bigint[]) AS lv,"
-    "   unnest($15::text[]) AS ld, unnest($16::text[]) AS co, unnest($17::text[]) AS ru,"
-    "   unnest($18::bigint[]) AS w, unnest($19::text[]) AS dup, unnest($20::text[]) AS opn,"
-    "   unnest($21::bigint[]) AS n, unnest($22::text[]) AS dn, unnest($23::text[]) AS dm,"
-    "   unnest($24::bigint[]) AS nd, unnest($25::bytea[]) AS ob) AS x"
+    " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
+    "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
+    "   r.co, r.rule, r.weight, r.duplicate_of, r.opening, r.at, r.at, r.due_names, r.due_ms,"
+    "   r.next_due_at, nextval('outbox_id_seq'), r.out_payload"
+    " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
@@ -180,9 +172,11 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
   return rc;
 }
 
+/* The order's row (work_order_row, see sql/008_order_row.sql); its last
+ * field, the carried message, is added by wh_outbox_carry. */
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
-                        const char *co, const char *opening, int64_t now, const char *due_names,
-                        const char *due_ms, int64_t next_due) {
+                        char *const *opening, int nopen, int64_t now, char *const *due_names,
+                        const int64_t *due_ms, int ndue, int64_t next_due) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   wh_rows_t *r = &d->orders;
   wh_rows_next(r);
@@ -197,19 +191,19 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_text(r, 8, t->klass);
   wh_rows_text(r, 9, rep->text);
   wh_rows_text(r, 10, rep->reporter ? rep->reporter->phone : "");
-  wh_rows_int(r, 11, rep->received_at_ms);
+  wh_rows_time(r, 11, &rep->received_at_ms);
   wh_rows_text(r, 12, wh_color_name(t->color));
   wh_rows_int(r, 13, t->level);
   wh_rows_text(r, 14, t->lead);
-  wh_rows_text(r, 15, co);
+  wh_rows_texts(r, 15, (const char *const *)t->co, t->n_co);
   wh_rows_text(r, 16, t->rule);
   wh_rows_int(r, 17, t->weight);
   wh_rows_text(r, 18, !strcmp(state, "merged") ? t->duplicate_of : NULL);
-  wh_rows_text(r, 19, opening);
-  wh_rows_int(r, 20, now);
-  wh_rows_text(r, 21, due_names);
-  wh_rows_text(r, 22, due_ms);
-  wh_rows_int(r, 23, next_due); /* 0: none running */
+  wh_rows_texts(r, 19, (const char *const *)opening, (size_t)nopen);
+  wh_rows_time(r, 20, &now);
+  wh_rows_texts(r, 21, (const char *const *)due_names, (size_t)ndue);
+  wh_rows_ints(r, 22, due_ms, (size_t)ndue);
+  wh_rows_time(r, 23, next_due ? &next_due : NULL); /* NULL: none running */
 }
 
 /* Gathers the rows one decision makes. After the first row is gathered, a
@@ -224,8 +218,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   const char *ticket = t->ticket->ticket_id;
   int64_t now = wh_clock_now_ms();
-  char co[WH_MAX_CO * 100 + 4];
-  if (wh_pg_text_array(t->co, t->n_co, co, sizeof co)) return WH_EFIELD;
+  for (size_t i = 0; i < t->n_co; i++)
+    if (strnlen(t->co[i], 96) >= 96) return WH_EFIELD;
 
   /* A repeat merges under the first order, if dispatch has it: opened
    * earlier in this batch, or found by prepare. */
@@ -258,8 +252,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   int ndue = 0;
   /* The order's deadlines, as its due_names and due_ms columns take them. */
   char *due_names[WH_MAX_DEADLINES];
-  char due_ms[WH_MAX_DEADLINES * 24 + 4] = "{";
-  size_t dm = 1;
+  int64_t due_ms[WH_MAX_DEADLINES];
   int64_t next_due = 0;
   Whistle__Deadline dl[WH_MAX_DEADLINES];
   Whistle__Deadline *dlp[WH_MAX_DEADLINES];
@@ -272,8 +265,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     for (int i = 0; i < ndue; i++) {
       char when[40];
       due_names[i] = (char *)due[i].name;
-      dm += (size_t)snprintf(due_ms + dm, sizeof due_ms - dm, "%s%" PRId64, i ? "," : "",
-                             due[i].due_ms);
+      due_ms[i] = due[i].due_ms;
       if (!next_due || due[i].due_ms < next_due) next_due = due[i].due_ms;
       if (due[i].due_ms < d->batch_due) d->batch_due = due[i].due_ms;
       whistle__deadline__init(&dl[i]);
@@ -294,12 +286,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     opening[nopen++] = ats[i];
     opening[nopen++] = notes[i];
   }
-  char open_lit[4096], names_lit[WH_MAX_DEADLINES * 40 + 4];
-  if (wh_pg_text_array(opening, (size_t)nopen, open_lit, sizeof open_lit) ||
-      wh_pg_text_array(due_names, (size_t)ndue, names_lit, sizeof names_lit))
-    return WH_EDB;
-  snprintf(due_ms + dm, sizeof due_ms - dm, "}");
-  s_order_row(d, t, merged ? "merged" : "dispatched", co, open_lit, now, names_lit, due_ms,
+  s_order_row(d, t, merged ? "merged" : "dispatched", opening, nopen, now, due_names, due_ms, ndue,
               next_due);
 
   char summary[4600];
@@ -558,7 +545,7 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&d->orders, 25);
+  wh_rows_init_record(&d->orders, 25, "work_order_row");
   wh_rows_init(&d->timeline, 5);
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
