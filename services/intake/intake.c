@@ -60,30 +60,23 @@ typedef struct {
 /* A ticket id is "WH" and its number, at least eight digits. */
 #define TICKET_ID_FMT "WH%08" PRId64
 
-/* The report columns, $1..$13, then the ticket ids ($14). */
+/* The reports, as ticket_row (sql/003_ticket_row.sql). */
 #define INTAKE_INSERT                                                                         \
   "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address," \
   " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"                      \
-  " SELECT id, s, e, to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp,"    \
-  "   ct::text[], la, ln"                                                                     \
-  " FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS e,"                           \
-  "   unnest($3::bigint[]) AS at, unnest($4::text[]) AS cm, unnest($5::text[]) AS g,"         \
-  "   unnest($6::text[]) AS a, unnest($7::text[]) AS cat, unnest($8::text[]) AS b,"           \
-  "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"        \
-  "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln, unnest($14::text[]) AS id) AS x"
+  " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"         \
+  "   r.address, r.category, r.body, r.reporter_name, r.reporter_phone, r.care_tags, r.lat,"  \
+  "   r.lng"                                                                                  \
+  " FROM unnest($1::ticket_row[]) AS r"
 /* The short way: every report is new (a taken key fails the batch). */
 static const wh_stmt_t s_insert_new = {
     "intake_insert_new",
     "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address,"
     " category, body, reporter_name, reporter_phone, care_tags, lat, lng, out_id, out_payload)"
-    " SELECT id, s, e, to_timestamp(at::double precision / 1000), cm, g, a, cat, b, rn, rp,"
-    "   ct::text[], la, ln, nextval('outbox_id_seq'), op"
-    " FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS e,"
-    "   unnest($3::bigint[]) AS at, unnest($4::text[]) AS cm, unnest($5::text[]) AS g,"
-    "   unnest($6::text[]) AS a, unnest($7::text[]) AS cat, unnest($8::text[]) AS b,"
-    "   unnest($9::text[]) AS rn, unnest($10::text[]) AS rp, unnest($11::text[]) AS ct,"
-    "   unnest($12::float8[]) AS la, unnest($13::float8[]) AS ln, unnest($14::text[]) AS id,"
-    "   unnest($15::bytea[]) AS op) AS x"
+    " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"
+    "   r.address, r.category, r.body, r.reporter_name, r.reporter_phone, r.care_tags, r.lat,"
+    "   r.lng, nextval('outbox_id_seq'), r.out_payload"
+    " FROM unnest($1::ticket_row[]) AS r"
     " RETURNING out_id, ticket_id"};
 /* The careful way: a report stored before is skipped, and looked up. */
 static const wh_stmt_t s_insert = {
@@ -121,12 +114,11 @@ static void s_reply(s_intake_t *in, s_req_t *r, const char *detail) {
 /* Gathers one valid report's row into w. */
 static int s_gather(wh_rows_t *w, s_req_t *r) {
   Whistle__SubmitTicket *t = r->env->submit;
-  char tags[INTAKE_MAX_TAGS * 40 + 4];
-  if (wh_pg_text_array(t->care_tags, t->n_care_tags, tags, sizeof tags)) return WH_ETOOLONG;
+  if (t->n_care_tags > INTAKE_MAX_TAGS) return WH_ETOOLONG; /* validated before */
   wh_rows_next(w);
   wh_rows_text(w, 0, wh_source_name(t->source));
   wh_rows_text(w, 1, t->external_id);
-  wh_rows_int(w, 2, t->received_at_ms);
+  wh_rows_time(w, 2, &t->received_at_ms);
   wh_rows_text(w, 3, t->community);
   wh_rows_text(w, 4, t->grid);
   wh_rows_text(w, 5, t->address);
@@ -134,7 +126,7 @@ static int s_gather(wh_rows_t *w, s_req_t *r) {
   wh_rows_text(w, 7, t->text);
   wh_rows_text(w, 8, t->reporter ? t->reporter->name : "");
   wh_rows_text(w, 9, t->reporter ? t->reporter->phone : "");
-  wh_rows_text(w, 10, tags);
+  wh_rows_texts(w, 10, (const char *const *)t->care_tags, t->n_care_tags);
   wh_rows_float(w, 11, t->location ? &t->location->lat : NULL);
   wh_rows_float(w, 12, t->location ? &t->location->lng : NULL);
   wh_rows_text(w, 13, r->ticket_id);
@@ -239,7 +231,10 @@ static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
       continue;
     }
     used++;
-    if (!carry) continue;
+    if (!carry) { /* the careful way carries no message */
+      wh_rows_bytes(w, 14, "", 0);
+      continue;
+    }
     wh_log_ctx(r->ticket_id, r->env->message_id);
     int rc = s_pass_on(in, r, w);
     wh_log_ctx(NULL, NULL);
@@ -431,8 +426,8 @@ int intake_start(wh_service_t *svc) {
   svc->data = in;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&in->rows, 14);
-  wh_rows_init(&in->crows, 15);
+  wh_rows_init_record(&in->rows, 15, "ticket_row");
+  wh_rows_init_record(&in->crows, 15, "ticket_row");
   in->arena = wh_arena_new();
   if (!in->arena) return WH_ENOMEM;
   char path[512], err[512];

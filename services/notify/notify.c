@@ -82,15 +82,13 @@ static const wh_stmt_t s_next_seq = {
 static const wh_stmt_t s_insert_feed = {
     "notify_insert_feed",
     "INSERT INTO feed (party, seq, ticket_id, kind, version, role, at, frame)"
-    " SELECT p, s, t, k, v, r, to_timestamp(a::double precision / 1000), i"
-    " FROM (SELECT unnest($1::text[]) AS p, unnest($2::bigint[]) AS s,"
-    "   unnest($3::text[]) AS t, unnest($4::text[]) AS k, unnest($5::bigint[]) AS v,"
-    "   unnest($6::text[]) AS r, unnest($7::bigint[]) AS a, unnest($8::bytea[]) AS i) AS x"};
+    " SELECT r.party, r.seq, r.ticket_id, r.kind, r.version, r.role, r.at, r.frame"
+    " FROM unnest($1::feed_row[]) AS r"};
 static const wh_stmt_t s_insert_delivery = {
     "notify_insert_delivery",
     "INSERT INTO delivery (ticket_id, channel, recipient, body)"
-    " SELECT t, 'reporter', r, b FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS r,"
-    "   unnest($3::text[]) AS b) AS x RETURNING id"};
+    " SELECT r.ticket_id, 'reporter', r.recipient, r.body FROM unnest($1::delivery_row[]) AS r"
+    " RETURNING id"};
 static const wh_stmt_t s_replay = {
     "notify_replay",
     "SELECT item, frame FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
@@ -221,7 +219,7 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   wh_rows_text(r, 3, wh_work_kind_name(ev->kind));
   wh_rows_int(r, 4, ev->version);
   wh_rows_text(r, 5, role);
-  wh_rows_int(r, 6, item.at_ms);
+  wh_rows_time(r, 6, &item.at_ms);
   wh_rows_bytes(r, 7, pq->frame, pq->len);
   return 0;
 }
@@ -540,8 +538,8 @@ int notify_start(wh_service_t *svc) {
   svc->on_stop = s_stop;
   const char *center = getenv("WHISTLE_CENTER");
   snprintf(n->center, sizeof n->center, "%s", center && *center ? center : "center");
-  wh_rows_init(&n->feed, 8);
-  wh_rows_init(&n->delivery, 3);
+  wh_rows_init_record(&n->feed, 8, "feed_row");
+  wh_rows_init_record(&n->delivery, 3, "delivery_row");
   wh_rows_init(&n->sent, 1);
   n->parties = calloc(MAX_PARTIES, sizeof *n->parties);
   if (!n->parties) return WH_ENOMEM;

@@ -71,14 +71,10 @@ static const wh_stmt_t s_insert = {
     "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
     " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of,"
     " out_id, out_payload)"
-    " SELECT t, s, e, to_timestamp(at::double precision / 1000), cm, g, cat, k, col, lv, ld,"
-    "   co::text[], ru, 'rules', w, m, dup, nextval('outbox_id_seq'), op"
-    " FROM (SELECT unnest($1::text[]) AS t, unnest($2::text[]) AS s, unnest($3::text[]) AS e,"
-    "   unnest($4::bigint[]) AS at, unnest($5::text[]) AS cm, unnest($6::text[]) AS g,"
-    "   unnest($7::text[]) AS cat, unnest($8::text[]) AS k, unnest($9::text[]) AS col,"
-    "   unnest($10::bigint[]) AS lv, unnest($11::text[]) AS ld, unnest($12::text[]) AS co,"
-    "   unnest($13::text[]) AS ru, unnest($14::bigint[]) AS w, unnest($15::boolean[]) AS m,"
-    "   unnest($16::text[]) AS dup, unnest($17::bytea[]) AS op) AS x"
+    " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"
+    "   r.category, r.klass, r.color, r.level, r.lead, r.co, r.rule, 'rules', r.weight,"
+    "   r.mergeable, r.duplicate_of, nextval('outbox_id_seq'), r.out_payload"
+    " FROM unnest($1::decision_row[]) AS r"
     " RETURNING out_id, ticket_id"};
 
 static int s_report_ok(const Whistle__Envelope *env) {
@@ -174,10 +170,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     }
   }
 
-  char co[WH_MAX_CO * 100 + 4];
   char *cov[WH_MAX_CO];
   for (int i = 0; i < d->nco; i++) cov[i] = d->co[i];
-  if (wh_pg_text_array(cov, (size_t)d->nco, co, sizeof co)) return WH_EFIELD;
 
   Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
   tri.ticket = (Whistle__TicketReceived *)rec;
@@ -203,7 +197,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   wh_rows_text(r, 0, rec->ticket_id);
   wh_rows_text(r, 1, wh_source_name(rep->source));
   wh_rows_text(r, 2, rep->external_id);
-  wh_rows_int(r, 3, rep->received_at_ms);
+  wh_rows_time(r, 3, &rep->received_at_ms);
   wh_rows_text(r, 4, rep->community);
   wh_rows_text(r, 5, rep->grid);
   wh_rows_text(r, 6, rep->category);
@@ -211,7 +205,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   wh_rows_text(r, 8, wh_color_name(d->color));
   wh_rows_int(r, 9, d->level);
   wh_rows_text(r, 10, d->lead);
-  wh_rows_text(r, 11, co);
+  wh_rows_texts(r, 11, (const char *const *)cov, (size_t)d->nco);
   wh_rows_text(r, 12, d->rule);
   wh_rows_int(r, 13, d->weight);
   wh_rows_bool(r, 14, d->merge);
@@ -314,7 +308,7 @@ int triage_start(wh_service_t *svc) {
   svc->data = t;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init(&t->rows, 17);
+  wh_rows_init_record(&t->rows, 17, "decision_row");
   wh_rows_init(&t->q, 4);
   if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "dispatch", svc->peer);
