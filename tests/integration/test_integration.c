@@ -1277,10 +1277,15 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   wh_clock_set_offset_ms(0);
   assert_true(n > 0);
   assert_true(k.seen >= 4);
+  /* Said once, not at every resend. The resend scan may see the minute go
+   * by before the relay has read the first "retry" (both run on the loop
+   * after the clock moved): then it is the scan that says so. */
   char *hit = strstr(log, "dispatch has waited");
+  if (!hit) hit = strstr(log, "dispatch has not acknowledged");
   assert_non_null(hit);
   assert_non_null(strstr(hit, "outbox row"));
-  assert_null(strstr(hit + 1, "dispatch has waited")); /* said once, not at every resend */
+  assert_null(strstr(hit + 1, "dispatch has waited"));
+  assert_null(strstr(hit + 1, "dispatch has not acknowledged"));
   uv_close((uv_handle_t *)&t, NULL);
   wh_relay_destroy(&relay);
   uv_run(&loop, UV_RUN_DEFAULT);
