@@ -453,14 +453,20 @@ static void s_array_field(wh_rows_t *r, int col, unsigned type, unsigned elem,
   b->len += total;
 }
 
+/* The items one array field may hold. */
+#define s_MAX_ITEMS 64
+
+static int s_items_fit(wh_rows_t *r, int col, size_t n) {
+  if (n <= s_MAX_ITEMS) return 1;
+  wh_error("column %d: %zu items, at most %d", col, n, s_MAX_ITEMS);
+  r->oom = 1;
+  return 0;
+}
+
 void wh_rows_texts(wh_rows_t *r, int col, const char *const *items, size_t n) {
-  const void *p[64];
-  size_t l[64];
-  if (n > 64) {
-    wh_error("column %d: %zu items, at most 64", col, n);
-    r->oom = 1;
-    return;
-  }
+  const void *p[s_MAX_ITEMS];
+  size_t l[s_MAX_ITEMS];
+  if (!s_items_fit(r, col, n)) return;
   for (size_t i = 0; i < n; i++) {
     p[i] = items[i];
     l[i] = strlen(items[i]);
@@ -469,14 +475,10 @@ void wh_rows_texts(wh_rows_t *r, int col, const char *const *items, size_t n) {
 }
 
 void wh_rows_ints(wh_rows_t *r, int col, const int64_t *items, size_t n) {
-  unsigned char v[64][8];
-  const void *p[64];
-  size_t l[64];
-  if (n > 64) {
-    wh_error("column %d: %zu items, at most 64", col, n);
-    r->oom = 1;
-    return;
-  }
+  unsigned char v[s_MAX_ITEMS][8];
+  const void *p[s_MAX_ITEMS];
+  size_t l[s_MAX_ITEMS];
+  if (!s_items_fit(r, col, n)) return;
   for (size_t i = 0; i < n; i++) {
     s_be64(v[i], (uint64_t)items[i]);
     p[i] = v[i];

@@ -132,7 +132,8 @@ void wh_rows_float(wh_rows_t *r, int col, const double *v); /* NULL: SQL NULL */
 void wh_rows_bool(wh_rows_t *r, int col, int v);
 /* A moment in ms since the epoch, as timestamptz; NULL: SQL NULL. */
 void wh_rows_time(wh_rows_t *r, int col, const int64_t *ms);
-/* Record mode only: a text[] or bigint[] of n items as one column. */
+/* Record mode only: a text[] or bigint[] of n items (at most 64) as one
+ * column. */
 void wh_rows_texts(wh_rows_t *r, int col, const char *const *items, size_t n);
 void wh_rows_ints(wh_rows_t *r, int col, const int64_t *items, size_t n);
 /* Runs st with column i as parameter $i+1 (a binary array), followed by
