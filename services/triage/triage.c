@@ -58,24 +58,40 @@ typedef struct {
 static const wh_stmt_t s_find_first = {
     "triage_first",
     "SELECT x.n, d.ticket_id, round(extract(epoch FROM d.received_at) * 1000)::bigint"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY"
-    "   AS x(klass, community, grid, at, n)"
+    " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY"
+    "   AS x(place, klass, community, grid, at, n)"
     " CROSS JOIN LATERAL (SELECT ticket_id, received_at FROM decision"
-    "   WHERE klass = x.klass AND community = x.community AND grid = x.grid"
+    "   WHERE place = x.place AND klass = x.klass AND community = x.community AND grid = x.grid"
     "   AND open AND duplicate_of IS NULL AND mergeable"
-    "   AND received_at BETWEEN to_timestamp((x.at - $5::bigint)::double precision / 1000)"
-    "                       AND to_timestamp((x.at + $5::bigint)::double precision / 1000)"
+    "   AND received_at BETWEEN to_timestamp((x.at - $6::bigint)::double precision / 1000)"
+    "                       AND to_timestamp((x.at + $6::bigint)::double precision / 1000)"
     "   ORDER BY received_at, ticket_id LIMIT 1) d"};
 static const wh_stmt_t s_insert = {
     "triage_insert",
     "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
     " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of,"
-    " out_id, out_payload)"
+    " out_id, out_payload, place)"
     " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"
     "   r.category, r.klass, r.color, r.level, r.lead, r.co, r.rule, 'rules', r.weight,"
-    "   r.mergeable, r.duplicate_of, nextval('outbox_id_seq'), r.out_payload"
+    "   r.mergeable, r.duplicate_of, nextval('outbox_id_seq'), r.out_payload, r.place"
     " FROM unnest($1::decision_row[]) AS r"
     " RETURNING out_id, ticket_id"};
+
+/* The repeat lookup's number for a place: FNV-1a (64 bits) of klass,
+ * community and grid joined by U+001F, as decision_place() computes it in
+ * sql/005_repeat_place.sql. */
+static int64_t s_place(const char *klass, const char *community, const char *grid) {
+  const char *parts[3] = {klass, community, grid};
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (int i = 0; i < 3; i++) {
+    if (i) h = (h ^ 0x1f) * UINT64_C(1099511628211);
+    for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+      h = (h ^ *p) * UINT64_C(1099511628211);
+  }
+  int64_t v;
+  memcpy(&v, &h, sizeof v);
+  return v;
+}
 
 static int s_report_ok(const Whistle__Envelope *env) {
   const Whistle__TicketReceived *rec = env->received;
@@ -118,10 +134,11 @@ static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_p
     if (!p->d.merge || t->rules->dedup_window_ms <= 0) continue;
     t->map[t->q.nrows] = i;
     wh_rows_next(&t->q);
-    wh_rows_text(&t->q, 0, p->d.klass);
-    wh_rows_text(&t->q, 1, rep->community);
-    wh_rows_text(&t->q, 2, rep->grid);
-    wh_rows_int(&t->q, 3, rep->received_at_ms);
+    wh_rows_int(&t->q, 0, s_place(p->d.klass, rep->community, rep->grid));
+    wh_rows_text(&t->q, 1, p->d.klass);
+    wh_rows_text(&t->q, 2, rep->community);
+    wh_rows_text(&t->q, 3, rep->grid);
+    wh_rows_int(&t->q, 4, rep->received_at_ms);
   }
   if (!t->q.nrows) return 0;
   snprintf(t->window, sizeof t->window, "%" PRId64, t->rules->dedup_window_ms);
@@ -212,6 +229,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   wh_rows_text(r, 15, first[0] ? first : NULL);
   /* The decision's row carries its TicketTriaged. */
   if (wh_outbox_carry(t->relay, "triage", &out, r, 16)) return WH_EDB; /* roll back, try alone */
+  wh_rows_int(r, 17, s_place(d->klass, rep->community, rep->grid));
 
   if (d->merge && !first[0] && t->nheads < WH_CONSUMER_BATCH) {
     s_head_t *e = &t->heads[t->nheads++];
@@ -308,8 +326,8 @@ int triage_start(wh_service_t *svc) {
   svc->data = t;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init_record(&t->rows, 17, "decision_row");
-  wh_rows_init(&t->q, 4);
+  wh_rows_init_record(&t->rows, 18, "decision_row");
+  wh_rows_init(&t->q, 5);
   if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, t);

@@ -172,6 +172,12 @@ static void scenarios(void **state) {
   wh_pg_t *notify = s_db("scenarios", "WHISTLE_NOTIFY_DB");
   assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 28);
   s_wait_orders(dispatch, 28, 60);
+  /* Triage's number for each decision's place (its C code) is the one the
+   * database computes (decision_place, which filled the rows stored before). */
+  wh_pg_t *triage = s_db("scenarios", "WHISTLE_TRIAGE_DB");
+  assert_int_equal(s_count(triage, "SELECT count(*) FROM decision WHERE place IS NOT NULL"
+                                   " AND place = decision_place(klass, community, grid)"), 28);
+  wh_pg_destroy(&triage);
 
   for (size_t i = 0; i < n; i++) {
     json_object *c = json_object_array_get_idx(cases, i), *expect, *v;
