@@ -411,7 +411,15 @@ static void s_elem(wh_rows_t *r, int col, unsigned type, const void *p, int64_t 
 
 void wh_rows_time(wh_rows_t *r, int col, const int64_t *ms) {
   unsigned char o[8];
-  if (ms) s_be64(o, (uint64_t)(*ms * 1000 - s_PG_EPOCH_US));
+  if (ms) {
+    /* A time too far off to convert goes as one PostgreSQL refuses (past
+     * its last timestamp, short of infinity): a data exception, like any
+     * other time out of its range. */
+    int64_t us = *ms > INT64_C(9000000000000000) || *ms < -INT64_C(9000000000000000)
+                     ? INT64_MAX - 1
+                     : *ms * 1000 - s_PG_EPOCH_US;
+    s_be64(o, (uint64_t)us);
+  }
   s_elem(r, col, s_TIMESTAMPTZ, o, ms ? 8 : -1);
 }
 

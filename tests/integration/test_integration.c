@@ -1198,6 +1198,22 @@ static void rows_as_records(void **state) {
   wh_rows_int(&rows, 0, 8);
   assert_null(wh_rows_run(pg, &s_record_insert, &rows, 0, NULL));
   assert_int_equal(s_count(pg, "SELECT count(*) FROM record_rt"), 9);
+  /* A time out of the database's range is refused as data, whatever its
+   * size, and nothing is written. */
+  static const int64_t far[] = {INT64_MAX, INT64_MIN, -INT64_C(9000000000000000)};
+  for (int i = 0; i < 3; i++) {
+    wh_rows_reset(&rows);
+    wh_rows_next(&rows);
+    wh_rows_int(&rows, 0, 9);
+    wh_rows_text(&rows, 1, "far");
+    wh_rows_texts(&rows, 2, NULL, 0);
+    wh_rows_ints(&rows, 3, NULL, 0);
+    wh_rows_time(&rows, 4, &far[i]);
+    wh_rows_bytes(&rows, 5, "", 0);
+    assert_null(wh_rows_run(pg, &s_record_insert, &rows, 0, NULL));
+    assert_true(wh_pg_refused(pg));
+  }
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM record_rt"), 9);
   /* A type the database does not have: nothing runs. */
   wh_rows_t other;
   wh_rows_init_record(&other, 1, "no_such_row");
