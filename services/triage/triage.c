@@ -27,12 +27,13 @@ typedef struct {
   wh_decision_t d;
   char first[32];   /* the open issue in the database this repeats, or "" */
   int64_t first_at; /* its received_at */
+  int64_t place;    /* s_place of its klass, community and grid */
 } s_pre_t;
 
 /* A report of this batch that may be repeated by a later one. */
 typedef struct {
   char ticket[32], klass[64], community[72], grid[72];
-  uint32_t place; /* wh_hash_str of klass, community and grid: compared first */
+  int64_t place; /* s_place of klass, community and grid: compared first */
   int64_t at;
 } s_head_t;
 
@@ -131,10 +132,11 @@ static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_p
                       .channel = wh_source_name(rep->source), .community = rep->community,
                       .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags};
     wh_rules_decide(t->rules, t->org, &in, &p->d);
+    p->place = s_place(p->d.klass, rep->community, rep->grid);
     if (!p->d.merge || t->rules->dedup_window_ms <= 0) continue;
     t->map[t->q.nrows] = i;
     wh_rows_next(&t->q);
-    wh_rows_int(&t->q, 0, s_place(p->d.klass, rep->community, rep->grid));
+    wh_rows_int(&t->q, 0, p->place);
     wh_rows_text(&t->q, 1, p->d.klass);
     wh_rows_text(&t->q, 2, rep->community);
     wh_rows_text(&t->q, 3, rep->grid);
@@ -173,8 +175,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   snprintf(first, sizeof first, "%s", p->first);
   int64_t first_at = p->first_at;
   int64_t window = t->rules->dedup_window_ms;
-  uint32_t place = wh_hash_str(WH_HASH_INIT, d->klass);
-  place = wh_hash_str(wh_hash_str(place, rep->community), rep->grid);
+  int64_t place = p->place;
   for (int h = 0; d->merge && window > 0 && h < t->nheads; h++) {
     s_head_t *e = &t->heads[h];
     if (e->place != place || s_abs(e->at - rep->received_at_ms) > window ||
@@ -229,7 +230,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   wh_rows_text(r, 15, first[0] ? first : NULL);
   /* The decision's row carries its TicketTriaged. */
   if (wh_outbox_carry(t->relay, "triage", &out, r, 16)) return WH_EDB; /* roll back, try alone */
-  wh_rows_int(r, 17, s_place(d->klass, rep->community, rep->grid));
+  wh_rows_int(r, 17, place);
 
   if (d->merge && !first[0] && t->nheads < WH_CONSUMER_BATCH) {
     s_head_t *e = &t->heads[t->nheads++];
