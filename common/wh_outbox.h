@@ -37,6 +37,7 @@ extern const wh_migration_t wh_outbox_migration_1;
 extern const wh_migration_t wh_outbox_migration_2;
 extern const wh_migration_t wh_outbox_migration_3;
 extern const wh_migration_t wh_outbox_migration_4;
+extern const wh_migration_t wh_outbox_migration_5;
 
 typedef struct wh_relay_s wh_relay_t;
 

@@ -19,6 +19,7 @@
 #define WH_PG_RETRY_FIRST_MS 50
 #define WH_PG_RETRY_MAX_MS 1000
 #define WH_PG_LOG_MS 30000
+#define WH_PG_WRITER_LOCK "727275" /* held by a service's session (s_claim_writer) */
 #define WH_PIPELINE_MAX 16 /* statements in one pipeline */
 
 struct wh_pg_s {
@@ -86,6 +87,29 @@ int wh_pg_exec(wh_pg_t *pg, const char *sql) {
   }
   PQclear(r);
   return ok ? 0 : WH_EDB;
+}
+
+/* A service is its database's one writer: outbox ids follow commit order
+ * only because one session, one transaction at a time, takes them (see
+ * wh_outbox.c), and the outbox sequence hands each session a range of ids
+ * of its own. A second process of the same service on the same database (a
+ * copy started by mistake, or a restarted one whose old session is not yet
+ * gone) would break that order, so it waits, retrying as for a database that
+ * is down, until this session-level lock is free. It goes with the session:
+ * a process that dies, or loses its connection, lets it go. A reader (no
+ * migrations: whistlectl) takes nothing. Returns 0 when this session holds
+ * it, 1 when another does, or WH_EDB. */
+static int s_claim_writer(wh_pg_t *pg) {
+  if (!pg->migrations) return 0;
+  PGresult *r = PQexec(pg->conn, "SELECT pg_try_advisory_lock(" WH_PG_WRITER_LOCK ")");
+  int ok = s_ok(r) && PQntuples(r) == 1;
+  int got = ok && PQgetvalue(r, 0, 0)[0] == 't';
+  if (!ok) {
+    s_failed(pg, r);
+    wh_error("sql failed: %s", PQerrorMessage(pg->conn));
+  }
+  PQclear(r);
+  return got ? 0 : ok ? 1 : WH_EDB;
 }
 
 static int s_migrate(wh_pg_t *pg) {
@@ -158,9 +182,18 @@ int wh_pg_ready(wh_pg_t *pg) {
     s_down(pg, why);
     return WH_EDB;
   }
+  const char *why = "could not prepare the database";
   if (wh_pg_exec(pg, "SET client_min_messages = warning") ||
-      (pg->session && wh_pg_exec(pg, pg->session)) || s_migrate(pg))
+      (pg->session && wh_pg_exec(pg, pg->session)))
     goto fail;
+  int writer = s_claim_writer(pg);
+  if (writer) {
+    if (writer == 1)
+      why = "another process holds this database as its writer (advisory lock " WH_PG_WRITER_LOCK
+            "); waiting for it to go";
+    goto fail;
+  }
+  if (s_migrate(pg)) goto fail;
   if (pg->failures) wh_info("database connected after %ld failed attempt%s", pg->failures,
                             pg->failures == 1 ? "" : "s");
   else wh_info("database connected");
@@ -170,7 +203,7 @@ int wh_pg_ready(wh_pg_t *pg) {
 fail:
   PQfinish(pg->conn);
   pg->conn = NULL;
-  s_down(pg, "could not prepare the database");
+  s_down(pg, why);
   return WH_EDB;
 }
 

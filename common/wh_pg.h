@@ -3,8 +3,10 @@
  * Connecting applies the service's versioned migrations (under an advisory
  * lock, so two starting processes do not race) and prepares every statement
  * the service registered; a lost connection is re-established, with the same
- * preparation, on the next wh_pg_ready(). Parameters are always passed
- * separately from SQL text. */
+ * preparation, on the next wh_pg_ready(). A handle with migrations is its
+ * database's one writer: its session holds an advisory lock, and a second
+ * such handle on the same database waits (wh_pg_ready fails, retrying) until
+ * the first lets go. Parameters are always passed separately from SQL text. */
 #ifndef WH_PG_H
 #define WH_PG_H
 

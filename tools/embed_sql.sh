@@ -24,6 +24,7 @@ name=$1; out=$2; shift 2
   echo "  &wh_outbox_migration_2,"
   echo "  &wh_outbox_migration_3,"
   echo "  &wh_outbox_migration_4,"
+  echo "  &wh_outbox_migration_5,"
   echo "  NULL};"
 } > "$out.tmp"
 mv "$out.tmp" "$out"

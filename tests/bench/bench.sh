@@ -117,7 +117,7 @@ for s in fsync synchronous_commit full_page_writes wal_sync_method wal_level sha
 done
 printf '   %-20s %s\n' huge_pages "$(psql -d postgres -c 'SHOW huge_pages'), $(awk '/HugePages_(Total|Free|Rsvd)/ {v[$1] = $2}
   END {n = v["HugePages_Total:"] - v["HugePages_Free:"] + v["HugePages_Rsvd:"];
-       print (n > 0 ? n " pages of 2 MB held (vm.nr_hugepages, for this run)" : "none held")}' /proc/meminfo)"
+       s = n > 0 ? n " pages of 2 MB held (vm.nr_hugepages, for this run)" : "none held"; print s}' /proc/meminfo)"
 printf '   %-20s %s%s\n' vm.dirty_background_bytes "$(cat /proc/sys/vm/dirty_background_bytes)" \
   "$([ ${#sysctl_restore[@]} -gt 0 ] && echo ' (deploy/sysctl, for this run)')"
 [ "$(psql -d postgres -c 'SHOW fsync')" = on ] && [ "$(psql -d postgres -c 'SHOW synchronous_commit')" = on ] ||
