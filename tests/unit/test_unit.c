@@ -225,6 +225,34 @@ static void rules_category_trusted_over_keywords(void **state) {
   assert_string_equal(d.rule, "rule:parking-standing-dispute");
 }
 
+/* A keyword is found wherever it stands in the text, whatever stands
+ * around it (triage rules out most keywords by the characters the text
+ * holds before it searches). */
+static void rules_keywords_found_anywhere(void **state) {
+  s_policy_t *p = *state;
+  char text[1024];
+  assert_string_equal(s_decide(p, "wenhan", "", "着火了").lead, "fire");
+  assert_string_equal(s_decide(p, "wenhan", "", "着火").lead, "fire");
+  /* At the end of a long report, after text that shares bytes with it. */
+  size_t o = 0;
+  while (o < 600) o += (size_t)snprintf(text + o, sizeof text - o, "%s", "看火车着急，");
+  snprintf(text + o, sizeof text - o, "%s", "着火");
+  assert_string_equal(s_decide(p, "wenhan", "", text).lead, "fire");
+  text[o] = '\0';
+  assert_string_equal(s_decide(p, "wenhan", "", text).rule, "unplaced");
+  /* Right after bytes that are not whole characters. */
+  assert_string_equal(s_decide(p, "wenhan", "", "\x80\xe7\xe7\x9d着火").lead, "fire");
+  assert_string_equal(s_decide(p, "wenhan", "", "ab\xe7着火\xe7").lead, "fire");
+  /* `none`: a keyword that must be absent. */
+  assert_string_equal(s_decide(p, "wenhan", "", "3号楼电梯坏了").klass, "elevator");
+  assert_string_not_equal(s_decide(p, "wenhan", "", "加装电梯的事，电梯坏了").klass, "elevator");
+  /* `all` with `any`: both must hold. */
+  assert_string_equal(s_decide(p, "wenhan", "", "楼道里有人给电动车充电").klass,
+                      "stairwell_charging");
+  assert_string_not_equal(s_decide(p, "wenhan", "", "门口有人给电动车充电").klass,
+                          "stairwell_charging");
+}
+
 static void rules_places_and_unplaced(void **state) {
   s_policy_t *p = *state;
   /* An unknown community keeps departments, its own parties go to center. */
@@ -440,6 +468,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(calendar_errors_name_file_and_line),
       cmocka_unit_test(rules_route_reports_never_seen),
       cmocka_unit_test(rules_category_trusted_over_keywords),
+      cmocka_unit_test(rules_keywords_found_anywhere),
       cmocka_unit_test(rules_places_and_unplaced),
       cmocka_unit_test(rules_care_tags_weigh),
       cmocka_unit_test(rules_errors_name_file_and_line),
