@@ -1,5 +1,6 @@
 /* wh_log - lines to stderr: time, level, service, context, text. */
 #include "wh_log.h"
+#include "wh_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,8 @@ void wh_log_init(const char *service) {
 }
 
 void wh_log_ctx(const char *ticket_id, const char *message_id) {
-  snprintf(s_ticket, sizeof s_ticket, "%s", ticket_id ? ticket_id : "");
-  snprintf(s_msg, sizeof s_msg, "%s", message_id ? message_id : "");
+  wh_str_copy(s_ticket, sizeof s_ticket, ticket_id); /* per message: no formatting */
+  wh_str_copy(s_msg, sizeof s_msg, message_id);
 }
 
 void wh__log(int level, const char *fmt, ...) {

@@ -1,5 +1,6 @@
 /* wh_org - load and query the org chart. */
 #include "wh_org.h"
+#include "wh_text.h"
 #include "wh_config.h"
 #include "wh_err.h"
 
@@ -133,17 +134,21 @@ static const wh_community_t *s_community(const wh_org_t *o, const char *code) {
 void wh_org_resolve(const wh_org_t *o, const char *community, const char *code, char *out,
                     size_t outlen) {
   if (s_is_dept(o, code)) {
-    snprintf(out, outlen, "%s", code);
+    wh_str_copy(out, outlen, code);
     return;
   }
   const wh_community_t *c = s_community(o, community);
   if (c && s_is_kind(o, code))
     for (char **p = c->parties; *p; p++)
       if (!strcmp(*p, code)) {
-        snprintf(out, outlen, "%s.%s", c->code, code);
+        wh_str_t s; /* "<community>.<kind>" */
+        wh_str_init(&s, out, outlen);
+        wh_str_add(&s, c->code);
+        wh_str_add(&s, ".");
+        wh_str_add(&s, code);
         return;
       }
-  snprintf(out, outlen, "%s", o->center);
+  wh_str_copy(out, outlen, o->center);
 }
 
 int wh_org_valid_party(const wh_org_t *o, const char *party) {

@@ -5,6 +5,7 @@
 #include "wh_codec.h"
 #include "wh_err.h"
 #include "wh_log.h"
+#include "wh_text.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -290,7 +291,7 @@ static s_frame_t *s_relay_hold_frame(wh_relay_t *r, const char *sender, Whistle_
   if (rc) return NULL;
   f->id = 0;
   f->carried = carried;
-  snprintf(f->ticket, sizeof f->ticket, "%s", env->ticket_id ? env->ticket_id : "");
+  wh_str_copy(f->ticket, sizeof f->ticket, env->ticket_id);
   r->nput++;
   r->ncarried += carried;
   return f;

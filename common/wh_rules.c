@@ -2,6 +2,7 @@
 #include "wh_rules.h"
 #include "wh_config.h"
 #include "wh_err.h"
+#include "wh_text.h"
 #include "whistle.pb-c.h"
 
 #include <stdint.h>
@@ -304,7 +305,7 @@ static void s_set_route(const wh_org_t *org, const char *community, const wh_rou
     wh_org_resolve(org, community, *p, party, sizeof party);
     int dup = !strcmp(party, out->lead);
     for (int k = 0; k < out->nco && !dup; k++) dup = !strcmp(out->co[k], party);
-    if (!dup) snprintf(out->co[out->nco++], sizeof out->co[0], "%s", party);
+    if (!dup) wh_str_copy(out->co[out->nco++], sizeof out->co[0], party);
   }
 }
 
@@ -326,13 +327,19 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     if (hit->has_lead) route.lead = hit->route.lead;
     if (hit->has_co) route.co = hit->route.co;
     s_set_route(org, rep->community, &route, out);
-    snprintf(out->klass, sizeof out->klass, "%s", hit->klass);
-    snprintf(out->rule, sizeof out->rule, "rule:%s", hit->name);
+    wh_str_copy(out->klass, sizeof out->klass, hit->klass);
+    wh_str_t rule;
+    wh_str_init(&rule, out->rule, sizeof out->rule);
+    wh_str_add(&rule, "rule:");
+    wh_str_add(&rule, hit->name);
     out->merge = base ? base->merge : 1;
   } else if (given) {
     s_set_route(org, rep->community, &given->route, out);
-    snprintf(out->klass, sizeof out->klass, "%s", given->code);
-    snprintf(out->rule, sizeof out->rule, "category:%s", given->code);
+    wh_str_copy(out->klass, sizeof out->klass, given->code);
+    wh_str_t rule;
+    wh_str_init(&rule, out->rule, sizeof out->rule);
+    wh_str_add(&rule, "category:");
+    wh_str_add(&rule, given->code);
     out->merge = given->merge;
   } else {
     s_set_route(org, rep->community, &r->unplaced, out);

@@ -1,4 +1,5 @@
-/* wh_text - UTF-8 validation (RFC 3629), field checks, phone masking. */
+/* wh_text - UTF-8 validation (RFC 3629), field checks, phone masking, and
+ * strings built by appending (wh_str_t). */
 #include "wh_text.h"
 #include "wh_err.h"
 
@@ -89,4 +90,50 @@ void wh_phone_mask(const char *phone, char *out, size_t outlen) {
 uint32_t wh_hash_str(uint32_t h, const char *s) {
   for (const unsigned char *c = (const unsigned char *)s; *c; c++) h = (h ^ *c) * 16777619u;
   return (h ^ 0xffu) * 16777619u; /* a byte no UTF-8 text holds: "ab"+"c" is not "a"+"bc" */
+}
+
+void wh_str_init(wh_str_t *s, char *buf, size_t cap) {
+  s->buf = buf;
+  s->cap = cap;
+  s->len = 0;
+  s->full = 0;
+  buf[0] = '\0';
+}
+
+void wh_str_addn(wh_str_t *s, const char *text, size_t n) {
+  if (s->full) return;
+  size_t room = s->cap - 1 - s->len;
+  if (n > room) {
+    n = room;
+    /* Back off to the start of the character the cut falls in. */
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--;
+    s->full = 1;
+  }
+  memcpy(s->buf + s->len, text, n);
+  s->len += n;
+  s->buf[s->len] = '\0';
+}
+
+void wh_str_add(wh_str_t *s, const char *text) {
+  if (text) wh_str_addn(s, text, strlen(text));
+}
+
+void wh_str_int(wh_str_t *s, int64_t v) {
+  char d[24];
+  size_t i = sizeof d;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    d[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) d[--i] = '-';
+  if (sizeof d - i > s->cap - 1 - s->len) s->full = 1; /* a number is never cut */
+  wh_str_addn(s, d + i, sizeof d - i);
+}
+
+char *wh_str_copy(char *buf, size_t cap, const char *text) {
+  wh_str_t s;
+  wh_str_init(&s, buf, cap);
+  wh_str_add(&s, text);
+  return buf;
 }

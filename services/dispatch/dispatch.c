@@ -16,6 +16,7 @@
 #include "wh_log.h"
 #include "wh_outbox.h"
 #include "wh_rules.h"
+#include "wh_text.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -227,10 +228,10 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   if (t->duplicate_of[0]) {
     for (int i = 0; i < d->nopened && !first_lead[0]; i++)
       if (!strcmp(d->opened[i].ticket, t->duplicate_of))
-        snprintf(first_lead, sizeof first_lead, "%s", d->opened[i].lead);
+        wh_str_copy(first_lead, sizeof first_lead, d->opened[i].lead);
     for (int i = 0; i < d->nfirst && !first_lead[0]; i++)
       if (!strcmp(d->first[i][0], t->duplicate_of))
-        snprintf(first_lead, sizeof first_lead, "%s", d->first[i][1]);
+        wh_str_copy(first_lead, sizeof first_lead, d->first[i][1]);
     if (!first_lead[0])
       wh_warn("repeat of %s, which dispatch does not have; dispatching it", t->duplicate_of);
   }
@@ -240,13 +241,29 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
    * is kept on the order row itself, as (kind, actor, at_ms, note) fours:
    * the timeline table holds only what happens after. */
   char notes[3][512], ats[3][24];
+  wh_str_t note, at;
   char *opening[12];
   int nopen = 0;
-  snprintf(notes[0], sizeof notes[0], "%s from %s", rep->external_id, wh_source_name(rep->source));
-  snprintf(ats[0], sizeof ats[0], "%" PRId64, rep->received_at_ms);
-  snprintf(notes[1], sizeof notes[1], "%s %s, level %u, lead %s (%s)", t->klass,
-           wh_color_name(t->color), t->level, t->lead, t->rule);
-  snprintf(ats[1], sizeof ats[1], "%" PRId64, t->decided_at_ms ? t->decided_at_ms : now);
+  wh_str_init(&note, notes[0], sizeof notes[0]); /* "<external id> from <source>" */
+  wh_str_add(&note, rep->external_id);
+  wh_str_add(&note, " from ");
+  wh_str_add(&note, wh_source_name(rep->source));
+  wh_str_init(&at, ats[0], sizeof ats[0]);
+  wh_str_int(&at, rep->received_at_ms);
+  /* "<class> <colour>, level <n>, lead <party> (<rule>)" */
+  wh_str_init(&note, notes[1], sizeof notes[1]);
+  wh_str_add(&note, t->klass);
+  wh_str_add(&note, " ");
+  wh_str_add(&note, wh_color_name(t->color));
+  wh_str_add(&note, ", level ");
+  wh_str_int(&note, t->level);
+  wh_str_add(&note, ", lead ");
+  wh_str_add(&note, t->lead);
+  wh_str_add(&note, " (");
+  wh_str_add(&note, t->rule);
+  wh_str_add(&note, ")");
+  wh_str_init(&at, ats[1], sizeof ats[1]);
+  wh_str_int(&at, t->decided_at_ms ? t->decided_at_ms : now);
 
   wh_due_t due[WH_MAX_DEADLINES];
   int ndue = 0;
@@ -258,10 +275,14 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   Whistle__Deadline *dlp[WH_MAX_DEADLINES];
   if (!merged) {
     ndue = wh_calendar_deadlines(d->cal, (int)t->level, rep->received_at_ms, due);
-    char *note = notes[2];
-    size_t o = (size_t)snprintf(note, sizeof notes[2], "lead %s", t->lead);
-    for (size_t i = 0; i < t->n_co && o < sizeof notes[2]; i++)
-      o += (size_t)snprintf(note + o, sizeof notes[2] - o, "%s%s", i ? ", " : "; co ", t->co[i]);
+    /* "lead <party>; co <party>, <party>; <deadline> by <time>; ..." */
+    wh_str_init(&note, notes[2], sizeof notes[2]);
+    wh_str_add(&note, "lead ");
+    wh_str_add(&note, t->lead);
+    for (size_t i = 0; i < t->n_co; i++) {
+      wh_str_add(&note, i ? ", " : "; co ");
+      wh_str_add(&note, t->co[i]);
+    }
     for (int i = 0; i < ndue; i++) {
       char when[40];
       due_names[i] = (char *)due[i].name;
@@ -272,11 +293,15 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
       dl[i].name = (char *)due[i].name;
       dl[i].due_at_ms = due[i].due_ms;
       dlp[i] = &dl[i];
-      if (o < sizeof notes[2])
-        o += (size_t)snprintf(note + o, sizeof notes[2] - o, "; %s by %s", due[i].name,
-                              wh_time_format(due[i].due_ms, when, sizeof when));
+      if (!note.full) {
+        wh_str_add(&note, "; ");
+        wh_str_add(&note, due[i].name);
+        wh_str_add(&note, " by ");
+        wh_str_add(&note, wh_time_format(due[i].due_ms, when, sizeof when));
+      }
     }
-    snprintf(ats[2], sizeof ats[2], "%" PRId64, now);
+    wh_str_init(&at, ats[2], sizeof ats[2]);
+    wh_str_int(&at, now);
   }
   static char *const kinds[3][2] = {
       {"received", "intake"}, {"triaged", "triage"}, {"dispatched", "dispatch"}};
@@ -289,9 +314,18 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_order_row(d, t, merged ? "merged" : "dispatched", opening, nopen, now, due_names, due_ms, ndue,
               next_due);
 
-  char summary[4600];
-  snprintf(summary, sizeof summary, "%s @ %s/%s %s: %s", t->klass, rep->community, rep->grid,
-           rep->address, rep->text);
+  char summary[4600]; /* "<class> @ <community>/<grid> <address>: <text>" */
+  wh_str_t sum;
+  wh_str_init(&sum, summary, sizeof summary);
+  wh_str_add(&sum, t->klass);
+  wh_str_add(&sum, " @ ");
+  wh_str_add(&sum, rep->community);
+  wh_str_add(&sum, "/");
+  wh_str_add(&sum, rep->grid);
+  wh_str_add(&sum, " ");
+  wh_str_add(&sum, rep->address);
+  wh_str_add(&sum, ": ");
+  wh_str_add(&sum, rep->text);
   const char *masked = rep->reporter ? rep->reporter->phone : "";
   Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
   ev.ticket_id = (char *)ticket;
@@ -319,8 +353,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
 
   if (d->nopened < WH_CONSUMER_BATCH) {
     s_opened_t *op = &d->opened[d->nopened++];
-    snprintf(op->ticket, sizeof op->ticket, "%s", ticket);
-    snprintf(op->lead, sizeof op->lead, "%s", t->lead);
+    wh_str_copy(op->ticket, sizeof op->ticket, ticket);
+    wh_str_copy(op->lead, sizeof op->lead, t->lead);
   }
   ev.kind = WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED;
   ev.state = "dispatched";

@@ -209,7 +209,7 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   }
   s_pub_t *pq = &n->queue[n->nqueue];
   if (wh_env_pack(&env, &pq->frame, &pq->len)) return WH_EDB;
-  snprintf(pq->party, sizeof pq->party, "%s", party);
+  wh_str_copy(pq->party, sizeof pq->party, party);
   n->nqueue++;
   wh_rows_t *r = &n->feed;
   wh_rows_next(r);
@@ -227,17 +227,24 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
 static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   if (!ev->reporter_masked[0]) return;
   char body[512], when[40];
+  wh_str_t b;
+  wh_str_init(&b, body, sizeof body);
+  wh_str_add(&b, "您反映的问题已受理（工单 ");
+  wh_str_add(&b, ev->ticket_id);
   if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED) {
-    snprintf(body, sizeof body,
-             "您反映的问题已受理（工单 %s），与正在办理的工单 %s 为同一问题，已合并办理。",
-             ev->ticket_id, ev->duplicate_of);
+    wh_str_add(&b, "），与正在办理的工单 ");
+    wh_str_add(&b, ev->duplicate_of);
+    wh_str_add(&b, " 为同一问题，已合并办理。");
   } else {
-    const char *due = ev->n_deadlines
-                          ? wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, when,
-                                           sizeof when)
-                          : "";
-    snprintf(body, sizeof body, "您反映的问题已受理（工单 %s），已派 %s 办理%s%s。", ev->ticket_id,
-             ev->lead, due[0] ? "，办理时限 " : "", due);
+    wh_str_add(&b, "），已派 ");
+    wh_str_add(&b, ev->lead);
+    wh_str_add(&b, " 办理");
+    if (ev->n_deadlines) {
+      wh_str_add(&b, "，办理时限 ");
+      wh_str_add(&b, wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, when,
+                                    sizeof when));
+    }
+    wh_str_add(&b, "。");
   }
   wh_rows_next(&n->delivery);
   wh_rows_text(&n->delivery, 0, ev->ticket_id);
@@ -245,13 +252,20 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   wh_rows_text(&n->delivery, 2, body);
   /* The sink line, less the time it is written at, NUL-terminated. */
   char line[1024];
-  int len = snprintf(line, sizeof line, "ticket=%s\tto=%s\t%s", ev->ticket_id,
-                     ev->reporter_masked, body);
-  if (len < 0 || (size_t)len >= sizeof line || n->lines.len + (size_t)len + 1 > SINK_LINES_MAX) {
+  wh_str_t l;
+  wh_str_init(&l, line, sizeof line);
+  wh_str_add(&l, "ticket=");
+  wh_str_add(&l, ev->ticket_id);
+  wh_str_add(&l, "\tto=");
+  wh_str_add(&l, ev->reporter_masked);
+  wh_str_add(&l, "\t");
+  wh_str_add(&l, body);
+  size_t len = l.len;
+  if (l.full || n->lines.len + len + 1 > SINK_LINES_MAX) {
     n->backlog = 1; /* the log has it; the flush reads it back */
     return;
   }
-  if (wh_sbuf_put(&n->lines, line, (size_t)len + 1)) { /* the line and its NUL */
+  if (wh_sbuf_put(&n->lines, line, len + 1)) { /* the line and its NUL */
     n->backlog = 1;
     return;
   }
@@ -309,7 +323,12 @@ static void s_clear_msgs(s_notify_t *n) {
 
 /* Appends one sink line, stamped with the time it is written. */
 static int s_sink_line(FILE *f, const char *line) {
-  return fprintf(f, "%" PRId64 "\t%s\n", wh_clock_now_ms(), line) > 0;
+  char stamp[24];
+  wh_str_t s;
+  wh_str_init(&s, stamp, sizeof stamp);
+  wh_str_int(&s, wh_clock_now_ms());
+  wh_str_add(&s, "\t");
+  return fputs(stamp, f) >= 0 && fputs(line, f) >= 0 && putc('\n', f) != EOF;
 }
 
 /* Marks messages the sink took (ok) or refused, in one statement. What

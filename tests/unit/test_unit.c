@@ -31,6 +31,45 @@ static int64_t T(const char *s) {
   return ms;
 }
 
+/* Strings built by appending: what does not fit is cut whole characters
+ * at a time, and the result stays valid UTF-8. */
+static void strings_built_by_appending(void **state) {
+  (void)state;
+  char buf[16];
+  wh_str_t s;
+  wh_str_init(&s, buf, sizeof buf);
+  wh_str_add(&s, "WH");
+  wh_str_int(&s, 42);
+  wh_str_add(&s, NULL);
+  wh_str_add(&s, " ");
+  wh_str_int(&s, -7);
+  assert_string_equal(buf, "WH42 -7");
+  assert_false(s.full);
+  wh_str_init(&s, buf, sizeof buf);
+  wh_str_int(&s, INT64_MIN);
+  assert_string_equal(buf, "");
+  assert_true(s.full); /* 20 characters do not fit in 15 */
+  char big[32];
+  wh_str_init(&s, big, sizeof big);
+  wh_str_int(&s, INT64_MIN);
+  assert_string_equal(big, "-9223372036854775808");
+  /* 盲道被花坛挡住了: three bytes a character; 15 bytes of room hold five. */
+  wh_str_init(&s, buf, sizeof buf);
+  wh_str_add(&s, "盲道被花坛挡住了");
+  assert_string_equal(buf, "盲道被花坛");
+  assert_true(s.full);
+  wh_str_add(&s, "x"); /* nothing after a cut */
+  assert_string_equal(buf, "盲道被花坛");
+  wh_str_init(&s, buf, sizeof buf);
+  wh_str_add(&s, "ab");
+  wh_str_add(&s, "盲道被花坛挡"); /* 13 bytes of room: four characters */
+  assert_string_equal(buf, "ab盲道被花");
+  assert_true(wh_utf8_ok(buf, strlen(buf)));
+  assert_string_equal(wh_str_copy(buf, 4, "abcdef"), "abc");
+  assert_string_equal(wh_str_copy(buf, 1, "abc"), "");
+  assert_string_equal(wh_str_copy(buf, sizeof buf, NULL), "");
+}
+
 static void utf8_checks(void **state) {
   (void)state;
   assert_true(wh_utf8_ok("盲道被花坛挡住了", strlen("盲道被花坛挡住了")));
@@ -461,6 +500,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(codec_arena),
       cmocka_unit_test(utf8_checks),
+      cmocka_unit_test(strings_built_by_appending),
       cmocka_unit_test(phone_masking),
       cmocka_unit_test(time_parsing),
       cmocka_unit_test(calendar_working_days),
