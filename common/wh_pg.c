@@ -539,7 +539,7 @@ void wh_rows_int(wh_rows_t *r, int col, int64_t v) {
 }
 
 void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n) {
-  s_elem(r, col, s_BYTEA, p, (int64_t)n);
+  s_elem(r, col, s_BYTEA, p, p ? (int64_t)n : -1);
 }
 
 void wh_rows_float(wh_rows_t *r, int col, const double *v) {

@@ -129,7 +129,7 @@ void wh_rows_free(wh_rows_t *r);
 void wh_rows_next(wh_rows_t *r);
 void wh_rows_text(wh_rows_t *r, int col, const char *s); /* NULL: SQL NULL */
 void wh_rows_int(wh_rows_t *r, int col, int64_t v);
-void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n); /* as bytea */
+void wh_rows_bytes(wh_rows_t *r, int col, const void *p, size_t n); /* bytea; p NULL: NULL */
 void wh_rows_float(wh_rows_t *r, int col, const double *v); /* NULL: SQL NULL */
 void wh_rows_bool(wh_rows_t *r, int col, int v);
 /* A moment in ms since the epoch, as timestamptz; NULL: SQL NULL. */

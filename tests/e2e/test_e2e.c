@@ -445,7 +445,7 @@ static const char *s_restart_kinds[][2] = {
  * sequence with nothing skipped or repeated, and the pages end at the head.
  * Returns how many pages stopped short of what was asked because of the
  * cap; *items gets the count of items replayed. */
-static int s_replay_all(const char *endpoint, const char *party, long *items) {
+static int s_replay_all(const char *endpoint, const char *party, long *items, wh_pg_t *notify) {
   void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
   int linger = 0, tmo = 10000;
   zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
@@ -488,8 +488,28 @@ static int s_replay_all(const char *endpoint, const char *party, long *items) {
     head = r->head_seq;
     assert_true(r->n_items > 0 || from > head);
     for (size_t i = 0; i < r->n_items; i++) {
-      assert_int_equal(r->items[i]->seq, from);
-      assert_string_equal(r->items[i]->party, party);
+      const Whistle__FeedItem *it = r->items[i];
+      assert_int_equal(it->seq, from);
+      assert_string_equal(it->party, party);
+      assert_non_null(it->event);
+      assert_string_equal(it->event->ticket_id, it->ticket_id);
+      assert_int_equal(it->event->version, it->version);
+      if (notify) { /* the item is the row's: a shared frame is readdressed */
+        char seq[24];
+        snprintf(seq, sizeof seq, "%" PRIu64, from);
+        const char *v[2] = {party, seq};
+        PGresult *row = wh_pg_query(notify,
+                                    "SELECT ticket_id, role, version,"
+                                    " (extract(epoch FROM at) * 1000)::bigint FROM feed"
+                                    " WHERE party = $1 AND seq = $2", 2, v);
+        assert_non_null(row);
+        assert_int_equal(PQntuples(row), 1);
+        assert_string_equal(it->ticket_id, PQgetvalue(row, 0, 0));
+        assert_string_equal(it->role, PQgetvalue(row, 0, 1));
+        assert_int_equal(it->version, atol(PQgetvalue(row, 0, 2)));
+        assert_int_equal(it->at_ms, atoll(PQgetvalue(row, 0, 3)));
+        PQclear(row);
+      }
       from++;
     }
     *items += (long)r->n_items;
@@ -596,12 +616,26 @@ static void restart(void **state) {
   char notify_ep[256];
   s_env("restart", "WHISTLE_NOTIFY", notify_ep, sizeof notify_ep);
   long replayed = 0;
-  int capped = s_replay_all(notify_ep, PQgetvalue(busiest, 0, 0), &replayed);
+  int capped = s_replay_all(notify_ep, PQgetvalue(busiest, 0, 0), &replayed, NULL);
   print_message("%s's feed: %ld items replayed, %d answers cut short by the frame cap\n",
                 PQgetvalue(busiest, 0, 0), replayed, capped);
   assert_int_equal(replayed, atol(PQgetvalue(busiest, 0, 1)));
   assert_true(capped > 0);
   PQclear(busiest);
+  /* A co-party's item of a first event is stored without its frame (the
+   * lead's item holds the event): its feed replays whole, each item
+   * addressed to it, as the live feed published it. */
+  PGresult *co = wh_pg_query(notify, "SELECT party, count(*) FROM feed GROUP BY party"
+                                     " ORDER BY count(*) FILTER (WHERE role = 'co' AND frame IS NULL"
+                                     " AND item IS NULL) DESC LIMIT 1", 0, NULL);
+  assert_non_null(co);
+  assert_true(s_count(notify, "SELECT count(*) FROM feed WHERE role = 'co' AND frame IS NULL") > 0);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM feed WHERE role = 'lead' AND frame IS NULL"), 0);
+  s_replay_all(notify_ep, PQgetvalue(co, 0, 0), &replayed, notify);
+  print_message("%s's feed: %ld items replayed and each checked against its row\n",
+                PQgetvalue(co, 0, 0), replayed);
+  assert_int_equal(replayed, atol(PQgetvalue(co, 0, 1)));
+  PQclear(co);
   /* Each ticket is on the feed of the lead dispatch gave it. */
   PGresult *r = wh_pg_query(dispatch, "SELECT ticket_id, lead FROM work_order ORDER BY ticket_id", 0, NULL);
   assert_non_null(r);
