@@ -90,16 +90,20 @@ static const wh_stmt_t s_insert_delivery = {
     " SELECT r.ticket_id, 'reporter', r.recipient, r.body FROM unnest($1::delivery_row[]) AS r"
     " RETURNING id"};
 /* A row's item: its frame, or (stored before frames were) the item alone,
- * or, for a co-party's item of a ticket's first event, the frame of that
- * event's lead item (feed_first finds it), which the replay readdresses
- * with the row's own party, number, role and time. */
+ * or neither: a co-party's item of a ticket's first event shares the frame
+ * of that event's lead item, which s_lead_frames reads. */
 static const wh_stmt_t s_replay = {
     "notify_replay",
-    "SELECT f.item, coalesce(f.frame, l.frame), f.frame IS NULL AND f.item IS NULL, f.seq, f.role,"
-    "   (extract(epoch FROM f.at) * 1000)::bigint"
-    " FROM feed f LEFT JOIN feed l ON f.frame IS NULL AND f.item IS NULL"
-    "   AND l.ticket_id = f.ticket_id AND l.version = 1 AND l.role = 'lead'"
-    " WHERE f.party = $1 AND f.seq >= $2 ORDER BY f.seq LIMIT $3"};
+    "SELECT item, frame, seq, role, (extract(epoch FROM at) * 1000)::bigint, ticket_id"
+    " FROM feed WHERE party = $1 AND seq >= $2 ORDER BY seq LIMIT $3"};
+/* A statement of its own, not a join in s_replay: right after a burst the
+ * statistics still describe the feed as it was, a few hundred items, and
+ * the planner joined by reading every lead item once per row (seconds an
+ * answer). Here its only sensible path is feed_first. */
+static const wh_stmt_t s_lead_frames = {
+    "notify_lead_frames",
+    "SELECT ticket_id, frame FROM feed WHERE ticket_id = ANY($1::text[])"
+    " AND version = 1 AND role = 'lead'"};
 static const wh_stmt_t s_head = {
     "notify_head", "SELECT last FROM party_seq WHERE party = $1"};
 static const wh_stmt_t s_pending = {
@@ -192,7 +196,7 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int nenv) 
  * publish after commit. A co-party's item of a ticket's first event is
  * stored without its frame: the lead's item, written in the same
  * statement, holds the same event, and the replay readdresses that one
- * (s_replay). Two copies of every first event cost the database a
+ * (s_lead_frames). Two copies of every first event cost the database a
  * tenth of what a ticket writes. */
 static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *party,
                       const char *role) {
@@ -452,6 +456,35 @@ static void s_aborted(void *arg) {
   s_clear_msgs(n);
 }
 
+/* Reads, into *lf, the lead frames that the shared rows of replay result r
+ * need (none: *lf stays NULL). Returns 1, or 0 when the read failed. */
+static int s_lead_frames_of(s_notify_t *n, const PGresult *r, PGresult **lf) {
+  const char *ids[REPLAY_MAX];
+  size_t nids = 0, cap = 8;
+  for (int i = 0; i < PQntuples(r) && nids < REPLAY_MAX; i++)
+    if (PQgetisnull(r, i, 0) && PQgetisnull(r, i, 1)) {
+      ids[nids++] = PQgetvalue(r, i, 5);
+      cap += 2 * (size_t)PQgetlength(r, i, 5) + 4; /* quoted, each byte escaped at worst */
+    }
+  if (!nids) return 1;
+  char *arr = malloc(cap);
+  if (!arr || wh_pg_text_array((char *const *)ids, nids, arr, cap)) {
+    free(arr);
+    return 0;
+  }
+  const char *v[1] = {arr};
+  *lf = wh_pg_run_binary(n->svc->pg, &s_lead_frames, 1, v);
+  free(arr);
+  return *lf != NULL;
+}
+
+/* The row of lf holding ticket's lead frame, or -1. */
+static int s_lead_frame(const PGresult *lf, const char *ticket) {
+  for (int k = 0; lf && k < PQntuples(lf); k++)
+    if (!strcmp(PQgetvalue(lf, k, 0), ticket)) return k;
+  return -1;
+}
+
 static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
                       const Whistle__Envelope *env) {
   s_notify_t *n = arg;
@@ -485,11 +518,14 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
   Whistle__FeedItem **items = NULL;
   size_t nitems = 0;
   wh_arena_t *arena = wh_arena_new(); /* the items read back, freed at once */
+  PGresult *lf = NULL; /* the lead frames that shared rows need */
+  int lf_ok = 1;
   if (wh_pg_ready(n->svc->pg) == 0) {
     h = wh_pg_run(n->svc->pg, &s_head, 1, v, NULL, NULL);
     r = wh_pg_run_binary(n->svc->pg, &s_replay, 3, v); /* items as stored, no hex */
+    if (r) lf_ok = s_lead_frames_of(n, r, &lf);
   }
-  if (!r || !h || !arena) {
+  if (!r || !h || !arena || !lf_ok) {
     e.code = wh_err_to_wire(WH_EDB);
     e.text = "feed store unavailable; ask again";
     rep.error = &e;
@@ -498,16 +534,22 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
     items = calloc((size_t)PQntuples(r) + 1, sizeof *items);
     size_t bytes = 0;
     for (int i = 0; i < PQntuples(r); i++) {
-      /* The frame as published (or as the lead's, shared), or the item. */
+      /* The frame as published (or its lead's, shared), or the item. */
       int framed = !PQgetisnull(r, i, 1);
-      int shared = PQgetvalue(r, i, 2)[0] != 0;
-      if (!framed && PQgetisnull(r, i, 0)) { /* shared, and the lead's item is gone */
-        wh_error("item %" PRIu64 " of feed %s has no frame of its own and its lead's is"
-                 " missing; the replay skips it", wh_pg_get_u64(r, i, 3), q->party);
-        continue;
-      }
+      int shared = !framed && PQgetisnull(r, i, 0);
       size_t blen = (size_t)PQgetlength(r, i, framed);
       const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, framed);
+      if (shared) {
+        int k = s_lead_frame(lf, PQgetvalue(r, i, 5));
+        if (k < 0) {
+          wh_error("item %" PRIu64 " of feed %s has no frame of its own and its lead's is"
+                   " missing; the replay skips it", wh_pg_get_u64(r, i, 2), q->party);
+          continue;
+        }
+        framed = 1;
+        blen = (size_t)PQgetlength(lf, k, 1);
+        b = (const uint8_t *)PQgetvalue(lf, k, 1);
+      }
       /* The answer must fit the frame cap every whistle socket enforces;
        * the client asks again from where this answer stops. */
       if (nitems && bytes + blen + 16 > REPLAY_MAX_BYTES) break;
@@ -519,9 +561,9 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
           it = fenv->feed;
         if (it && shared) { /* the lead's item: this row's party, number, role, time */
           it->party = (char *)q->party;
-          it->seq = wh_pg_get_u64(r, i, 3);
-          it->role = PQgetvalue(r, i, 4);
-          it->at_ms = (int64_t)wh_pg_get_u64(r, i, 5);
+          it->seq = wh_pg_get_u64(r, i, 2);
+          it->role = PQgetvalue(r, i, 3);
+          it->at_ms = (int64_t)wh_pg_get_u64(r, i, 4);
         }
       } else {
         it = whistle__feed_item__unpack(wh_arena_allocator(arena), blen, b);
@@ -541,6 +583,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
   free(items);
   if (r) PQclear(r);
   if (h) PQclear(h);
+  if (lf) PQclear(lf);
 }
 
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_WORK,
