@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../services/intake/intake.h"
@@ -117,6 +118,17 @@ static void time_parsing(void **state) {
   char buf[40];
   assert_string_equal(wh_time_format(T("2025-06-02T02:12:00Z"), buf, sizeof buf),
                       "2025-06-02T10:12:00+08:00");
+  assert_string_equal(wh_time_format(T("2025-12-31T16:00:00Z"), buf, sizeof buf),
+                      "2026-01-01T00:00:00+08:00");
+  /* The same as strftime says, across four centuries. */
+  for (int64_t ms = -2208988800000; ms < 10000000000000; ms += 9876543210987 / 1000) {
+    char want[40];
+    time_t t = (time_t)(ms / 1000) + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    assert_string_equal(wh_time_format(ms, buf, sizeof buf), want);
+  }
 }
 
 static wh_calendar_t *s_cal(void) {
