@@ -143,9 +143,7 @@ void wh_org_resolve(const wh_org_t *o, const char *community, const char *code, 
       if (!strcmp(*p, code)) {
         wh_str_t s; /* "<community>.<kind>" */
         wh_str_init(&s, out, outlen);
-        wh_str_add(&s, c->code);
-        wh_str_add(&s, ".");
-        wh_str_add(&s, code);
+        wh_str_cat(&s, c->code, ".", code, (char *)NULL);
         return;
       }
   wh_str_copy(out, outlen, o->center);

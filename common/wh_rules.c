@@ -330,16 +330,14 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     wh_str_copy(out->klass, sizeof out->klass, hit->klass);
     wh_str_t rule;
     wh_str_init(&rule, out->rule, sizeof out->rule);
-    wh_str_add(&rule, "rule:");
-    wh_str_add(&rule, hit->name);
+    wh_str_cat(&rule, "rule:", hit->name, (char *)NULL);
     out->merge = base ? base->merge : 1;
   } else if (given) {
     s_set_route(org, rep->community, &given->route, out);
     wh_str_copy(out->klass, sizeof out->klass, given->code);
     wh_str_t rule;
     wh_str_init(&rule, out->rule, sizeof out->rule);
-    wh_str_add(&rule, "category:");
-    wh_str_add(&rule, given->code);
+    wh_str_cat(&rule, "category:", given->code, (char *)NULL);
     out->merge = given->merge;
   } else {
     s_set_route(org, rep->community, &r->unplaced, out);

@@ -4,6 +4,7 @@
 #include "wh_err.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <string.h>
 
 int wh_utf8_ok(const char *str, size_t len) {
@@ -116,6 +117,14 @@ void wh_str_addn(wh_str_t *s, const char *text, size_t n) {
 
 void wh_str_add(wh_str_t *s, const char *text) {
   if (text) wh_str_addn(s, text, strlen(text));
+}
+
+void wh_str_cat(wh_str_t *s, ...) {
+  va_list ap;
+  va_start(ap, s);
+  for (const char *p = va_arg(ap, const char *); p; p = va_arg(ap, const char *))
+    wh_str_add(s, p);
+  va_end(ap);
 }
 
 void wh_str_int(wh_str_t *s, int64_t v) {

@@ -46,6 +46,9 @@ void wh_str_init(wh_str_t *s, char *buf, size_t cap);
 void wh_str_add(wh_str_t *s, const char *text);
 /* Appends n bytes of text. */
 void wh_str_addn(wh_str_t *s, const char *text, size_t n);
+/* Appends each of the strings that follow, up to a NULL, as wh_str_add
+ * does: wh_str_cat(&s, klass, " @ ", grid, (char *)NULL). */
+void wh_str_cat(wh_str_t *s, ...);
 /* Appends v in decimal, or nothing when it does not fit whole. */
 void wh_str_int(wh_str_t *s, int64_t v);
 /* Copies text into buf[0..cap) as wh_str_add would; returns buf. */

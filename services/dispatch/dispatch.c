@@ -245,23 +245,14 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   char *opening[12];
   int nopen = 0;
   wh_str_init(&note, notes[0], sizeof notes[0]); /* "<external id> from <source>" */
-  wh_str_add(&note, rep->external_id);
-  wh_str_add(&note, " from ");
-  wh_str_add(&note, wh_source_name(rep->source));
+  wh_str_cat(&note, rep->external_id, " from ", wh_source_name(rep->source), (char *)NULL);
   wh_str_init(&at, ats[0], sizeof ats[0]);
   wh_str_int(&at, rep->received_at_ms);
   /* "<class> <colour>, level <n>, lead <party> (<rule>)" */
   wh_str_init(&note, notes[1], sizeof notes[1]);
-  wh_str_add(&note, t->klass);
-  wh_str_add(&note, " ");
-  wh_str_add(&note, wh_color_name(t->color));
-  wh_str_add(&note, ", level ");
+  wh_str_cat(&note, t->klass, " ", wh_color_name(t->color), ", level ", (char *)NULL);
   wh_str_int(&note, t->level);
-  wh_str_add(&note, ", lead ");
-  wh_str_add(&note, t->lead);
-  wh_str_add(&note, " (");
-  wh_str_add(&note, t->rule);
-  wh_str_add(&note, ")");
+  wh_str_cat(&note, ", lead ", t->lead, " (", t->rule, ")", (char *)NULL);
   wh_str_init(&at, ats[1], sizeof ats[1]);
   wh_str_int(&at, t->decided_at_ms ? t->decided_at_ms : now);
 
@@ -277,12 +268,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     ndue = wh_calendar_deadlines(d->cal, (int)t->level, rep->received_at_ms, due);
     /* "lead <party>; co <party>, <party>; <deadline> by <time>; ..." */
     wh_str_init(&note, notes[2], sizeof notes[2]);
-    wh_str_add(&note, "lead ");
-    wh_str_add(&note, t->lead);
-    for (size_t i = 0; i < t->n_co; i++) {
-      wh_str_add(&note, i ? ", " : "; co ");
-      wh_str_add(&note, t->co[i]);
-    }
+    wh_str_cat(&note, "lead ", t->lead, (char *)NULL);
+    for (size_t i = 0; i < t->n_co; i++) wh_str_cat(&note, i ? ", " : "; co ", t->co[i], (char *)NULL);
     for (int i = 0; i < ndue; i++) {
       char when[40];
       due_names[i] = (char *)due[i].name;
@@ -293,12 +280,9 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
       dl[i].name = (char *)due[i].name;
       dl[i].due_at_ms = due[i].due_ms;
       dlp[i] = &dl[i];
-      if (!note.full) {
-        wh_str_add(&note, "; ");
-        wh_str_add(&note, due[i].name);
-        wh_str_add(&note, " by ");
-        wh_str_add(&note, wh_time_format(due[i].due_ms, when, sizeof when));
-      }
+      if (!note.full)
+        wh_str_cat(&note, "; ", due[i].name, " by ",
+                   wh_time_format(due[i].due_ms, when, sizeof when), (char *)NULL);
     }
     wh_str_init(&at, ats[2], sizeof ats[2]);
     wh_str_int(&at, now);
@@ -317,15 +301,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   char summary[4600]; /* "<class> @ <community>/<grid> <address>: <text>" */
   wh_str_t sum;
   wh_str_init(&sum, summary, sizeof summary);
-  wh_str_add(&sum, t->klass);
-  wh_str_add(&sum, " @ ");
-  wh_str_add(&sum, rep->community);
-  wh_str_add(&sum, "/");
-  wh_str_add(&sum, rep->grid);
-  wh_str_add(&sum, " ");
-  wh_str_add(&sum, rep->address);
-  wh_str_add(&sum, ": ");
-  wh_str_add(&sum, rep->text);
+  wh_str_cat(&sum, t->klass, " @ ", rep->community, "/", rep->grid, " ", rep->address, ": ",
+             rep->text, (char *)NULL);
   const char *masked = rep->reporter ? rep->reporter->phone : "";
   Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
   ev.ticket_id = (char *)ticket;

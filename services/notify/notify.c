@@ -248,21 +248,16 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   char body[512], when[40];
   wh_str_t b;
   wh_str_init(&b, body, sizeof body);
-  wh_str_add(&b, "您反映的问题已受理（工单 ");
-  wh_str_add(&b, ev->ticket_id);
+  wh_str_cat(&b, "您反映的问题已受理（工单 ", ev->ticket_id, (char *)NULL);
   if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED) {
-    wh_str_add(&b, "），与正在办理的工单 ");
-    wh_str_add(&b, ev->duplicate_of);
-    wh_str_add(&b, " 为同一问题，已合并办理。");
+    wh_str_cat(&b, "），与正在办理的工单 ", ev->duplicate_of, " 为同一问题，已合并办理。",
+               (char *)NULL);
   } else {
-    wh_str_add(&b, "），已派 ");
-    wh_str_add(&b, ev->lead);
-    wh_str_add(&b, " 办理");
-    if (ev->n_deadlines) {
-      wh_str_add(&b, "，办理时限 ");
-      wh_str_add(&b, wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, when,
-                                    sizeof when));
-    }
+    wh_str_cat(&b, "），已派 ", ev->lead, " 办理", (char *)NULL);
+    if (ev->n_deadlines)
+      wh_str_cat(&b, "，办理时限 ",
+                 wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, when, sizeof when),
+                 (char *)NULL);
     wh_str_add(&b, "。");
   }
   wh_rows_next(&n->delivery);
@@ -273,12 +268,7 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   char line[1024];
   wh_str_t l;
   wh_str_init(&l, line, sizeof line);
-  wh_str_add(&l, "ticket=");
-  wh_str_add(&l, ev->ticket_id);
-  wh_str_add(&l, "\tto=");
-  wh_str_add(&l, ev->reporter_masked);
-  wh_str_add(&l, "\t");
-  wh_str_add(&l, body);
+  wh_str_cat(&l, "ticket=", ev->ticket_id, "\tto=", ev->reporter_masked, "\t", body, (char *)NULL);
   size_t len = l.len;
   if (l.full || n->lines.len + len + 1 > SINK_LINES_MAX) {
     n->backlog = 1; /* the log has it; the flush reads it back */

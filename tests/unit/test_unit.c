@@ -66,6 +66,10 @@ static void strings_built_by_appending(void **state) {
   wh_str_add(&s, "盲道被花坛挡"); /* 13 bytes of room: four characters */
   assert_string_equal(buf, "ab盲道被花");
   assert_true(wh_utf8_ok(buf, strlen(buf)));
+  wh_str_init(&s, buf, sizeof buf);
+  wh_str_cat(&s, "a", "", "bc", (char *)NULL);
+  wh_str_cat(&s, (char *)NULL);
+  assert_string_equal(buf, "abc");
   assert_string_equal(wh_str_copy(buf, 4, "abcdef"), "abc");
   assert_string_equal(wh_str_copy(buf, 1, "abc"), "");
   assert_string_equal(wh_str_copy(buf, sizeof buf, NULL), "");
