@@ -20,6 +20,7 @@
 #define RELAY_EMPTY_MS 60000   /* ... or this long since, whatever it holds */
 #define RELAY_STUCK_MS 60000  /* unanswered, or answered "retry", this long: say so in the log */
 #define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
+#define RELAY_LINE_MS 50      /* acknowledgements move the stored line this long after, at once */
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
 #define RELAY_BATCH 128 /* envelopes in one frame, at most */
 /* ... and bytes: the frame, with a few bytes of framing per envelope, must
@@ -236,6 +237,8 @@ struct wh_relay_s {
   wh_bus_t *bus;
   char *dest;
   uv_timer_t scan;
+  uv_timer_t line_timer; /* armed by an acknowledgement: store the line soon */
+  int open_handles;      /* timers still to close */
   s_slot_t *inflight;
   int ninflight;
   uint64_t high;   /* newest id sent or queued by this process */
@@ -739,6 +742,8 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
   return 0;
 }
 
+static void s_relay_on_line_timer(uv_timer_t *t) { s_relay_store_line(t->data); }
+
 static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   wh_relay_t *r = arg;
   zmq_msg_t head, body;
@@ -759,7 +764,11 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
     zmq_msg_close(&body);
   }
   if (got) {
-    s_relay_store_line(r);
+    /* The line follows the acknowledgements of the next RELAY_LINE_MS in
+     * one update, not one transaction per answer: at a few hundred tickets
+     * a second that was a transaction of its own per ticket and stage. */
+    if (!uv_is_active((uv_handle_t *)&r->line_timer))
+      uv_timer_start(&r->line_timer, s_relay_on_line_timer, RELAY_LINE_MS, 0);
     r->acked_ms = wh_clock_now_ms();
     s_relay_pump(r);
   }
@@ -793,11 +802,15 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *d
   uv_timer_init(loop, &r->scan);
   r->scan.data = r;
   uv_timer_start(&r->scan, s_relay_on_scan, 50, RELAY_SCAN_MS);
+  uv_timer_init(loop, &r->line_timer);
+  r->line_timer.data = r;
+  r->open_handles = 2;
   return r;
 }
 
 static void s_relay_closed(uv_handle_t *h) {
   wh_relay_t *r = h->data;
+  if (--r->open_handles) return;
   s_frames_free(r->put, r->nput);
   for (int i = 0; i < r->qlen; i++) free(r->queue[(r->qhead + i) % RELAY_QUEUE].bytes);
   free(r->put);
@@ -816,7 +829,11 @@ void wh_relay_destroy(wh_relay_t **self_p) {
   wh_relay_t *r = *self_p;
   *self_p = NULL;
   wh_bus_destroy(&r->bus);
+  /* Acknowledgements still to be recorded: a stop records them, when the
+   * database is there, so a restart does not send those messages again. */
+  if (uv_is_active((uv_handle_t *)&r->line_timer) && wh_pg_conn(r->pg)) s_relay_store_line(r);
   uv_close((uv_handle_t *)&r->scan, s_relay_closed);
+  uv_close((uv_handle_t *)&r->line_timer, s_relay_closed);
 }
 
 /* ---- inbox ------------------------------------------------------------- */

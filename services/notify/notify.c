@@ -8,8 +8,9 @@
  * replay from any sequence and gets the stored items. Messages to reporters go
  * into a delivery log in the same transaction; after commit they are written
  * to the sink from memory, with the ids the insert returned. Messages go out
- * oldest first, so "sent" is a line in the log (delivery_mark): a batch the
- * sink took moves it past its newest id, in one single-row update. What the
+ * oldest first, so "sent" is a line in the log (delivery_mark): what the
+ * sink took moves it past the newest id, one single-row update for all the
+ * batches of SINK_MARK_MS (before anything is read back). What the
  * sink refused, or a crash left between commit and mark, stays pending above
  * the line and is read back and tried again, oldest first, before any newer
  * message goes out. */
@@ -33,6 +34,7 @@
 #define SINK_MAX_ATTEMPTS 10
 #define SINK_BATCH 500
 #define SINK_LINES_MAX (4u << 20) /* a batch's reporter messages kept in memory */
+#define SINK_MARK_MS 50 /* what the sink took is marked this long after, at once */
 
 typedef struct {
   char party[96];
@@ -65,7 +67,11 @@ typedef struct {
   wh_sbuf_t lines; /* this batch's messages to reporters, as sink lines */
   size_t nmsgs;
   wh_rows_t sent; /* their delivery ids, from the insert: one column */
+  int64_t sent_max; /* the newest of them */
   uv_timer_t sink_timer;
+  int64_t mark_upto;    /* the newest message the sink took, not yet marked */
+  uv_timer_t mark_timer; /* marks it */
+  wh_rows_t mark;
   char center[96];
   s_party_t *parties;
   int nparties;
@@ -303,9 +309,12 @@ static void s_on_delivery_ids(void *arg, const PGresult *res) {
     n->backlog = 1; /* not the rows we kept: let the log speak */
     return;
   }
+  n->sent_max = 0;
   for (int i = 0; i < PQntuples(res); i++) {
+    int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
     wh_rows_next(&n->sent);
-    wh_rows_int(&n->sent, 0, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+    wh_rows_int(&n->sent, 0, id);
+    if (id > n->sent_max) n->sent_max = id;
   }
 }
 
@@ -357,6 +366,22 @@ static int s_mark(s_notify_t *n, wh_rows_t *ids, int ok) {
   return wh_pg_pipeline(pg, NULL, &step, 1, WH_PG_OPEN);
 }
 
+/* Marks what the memory path's sink writes took, in one statement for
+ * every batch of the last SINK_MARK_MS: at a few hundred reports a second
+ * a mark of its own per batch was a transaction per ticket. A mark that
+ * fails leaves them pending, to be read back and written again. */
+static void s_store_mark(s_notify_t *n) {
+  uv_timer_stop(&n->mark_timer);
+  if (!n->mark_upto) return;
+  wh_rows_reset(&n->mark);
+  wh_rows_next(&n->mark);
+  wh_rows_int(&n->mark, 0, n->mark_upto);
+  n->mark_upto = 0;
+  if (s_mark(n, &n->mark, 1)) n->backlog = 1;
+}
+
+static void s_on_mark_timer(uv_timer_t *h) { s_store_mark(h->data); }
+
 static void s_sink_failed(s_notify_t *n) {
   wh_warn("reporter sink %s refused messages; retrying", n->svc->sink ? n->svc->sink : "(none)");
   n->backlog = 1;
@@ -371,6 +396,7 @@ static void s_flush_deliveries(s_notify_t *n) {
     uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
     return;
   }
+  s_store_mark(n); /* what the sink took is not read back */
   PGresult *r = wh_pg_run(pg, &s_pending, 0, NULL, NULL, NULL);
   if (!r) {
     uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
@@ -407,16 +433,22 @@ static void s_flush_deliveries(s_notify_t *n) {
 static void s_on_sink_timer(uv_timer_t *h) { s_flush_deliveries(h->data); }
 
 /* The memory path: this batch's messages, just committed as pending, go to
- * the sink as they are and are marked sent in one statement. */
+ * the sink as they are, and are marked sent with the batches that follow
+ * within SINK_MARK_MS (s_store_mark). */
 static void s_send_batch(s_notify_t *n) {
   FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
   const char *line = n->lines.buf;
   for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1) ok = s_sink_line(f, line);
   if (f && fclose(f) != 0) ok = 0;
-  int marked = s_mark(n, &n->sent, ok) == 0;
-  if (!ok) s_sink_failed(n);
-  else if (!marked) n->backlog = 1;
+  if (!ok) {
+    s_mark(n, &n->sent, 0); /* an attempt on each */
+    s_sink_failed(n);
+    return;
+  }
+  if (n->sent_max > n->mark_upto) n->mark_upto = n->sent_max;
+  if (!uv_is_active((uv_handle_t *)&n->mark_timer))
+    uv_timer_start(&n->mark_timer, s_on_mark_timer, SINK_MARK_MS, 0);
 }
 
 static void s_committed(void *arg) {
@@ -597,9 +629,12 @@ static void s_stop(wh_service_t *svc) {
   wh_rows_free(&n->feed);
   wh_rows_free(&n->delivery);
   free(n->lines.buf);
+  if (n->mark_upto && wh_pg_conn(svc->pg)) s_store_mark(n); /* a stop marks what was written */
   wh_rows_free(&n->sent);
+  wh_rows_free(&n->mark);
   uv_timer_stop(&n->sink_timer);
   uv_close((uv_handle_t *)&n->sink_timer, NULL);
+  uv_close((uv_handle_t *)&n->mark_timer, NULL);
   uv_run(svc->loop, UV_RUN_NOWAIT);
   free(n);
   svc->data = NULL;
@@ -619,10 +654,13 @@ int notify_start(wh_service_t *svc) {
   wh_rows_init_record(&n->feed, 8, "feed_row");
   wh_rows_init_record(&n->delivery, 3, "delivery_row");
   wh_rows_init(&n->sent, 1);
+  wh_rows_init(&n->mark, 1);
   n->parties = calloc(MAX_PARTIES, sizeof *n->parties);
   if (!n->parties) return WH_ENOMEM;
   uv_timer_init(svc->loop, &n->sink_timer);
   n->sink_timer.data = n;
+  uv_timer_init(svc->loop, &n->mark_timer);
+  n->mark_timer.data = n;
   n->pub = wh_bus_new(svc->loop, svc->zctx, ZMQ_PUB, svc->pub, 1, NULL, NULL);
   n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;

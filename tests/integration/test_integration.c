@@ -26,6 +26,16 @@ extern const wh_migration_t *const triage_migrations[];
 
 static char s_conninfo[1024];
 
+/* Connects pg, which must succeed. A handle that migrates takes its
+ * database's writer lock, which the connection of a test just ended may
+ * hold until its backend has exited: it is waited for, as a restarting
+ * service waits. */
+static void s_ready(wh_pg_t *pg) {
+  int64_t until = wh_clock_now_ms() + 5000;
+  while (wh_pg_ready(pg) && wh_clock_now_ms() < until) usleep(20000);
+  assert_int_equal(wh_pg_ready(pg), 0);
+}
+
 static void s_admin(const char *sql) {
   const char *base = getenv("WHISTLE_TEST_DB");
   wh_pg_t *pg = wh_pg_new(base, NULL);
@@ -69,7 +79,7 @@ static long s_count(wh_pg_t *pg, const char *sql) {
 static void migrations_from_empty_and_rerun(void **state) {
   (void)state;
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   /* The shared outbox, triage's own, then the shared ones that came later. */
   assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 11);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM decision"), 0);
@@ -81,7 +91,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   wh_pg_destroy(&pg);
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 11);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox_owed"), 0);
   wh_pg_destroy(&pg);
@@ -112,7 +122,7 @@ static void one_writer_per_database(void **state) {
 static void inbox_applies_in_order_once(void **state) {
   (void)state;
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
   assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 1), WH_INBOX_APPLY);
   assert_int_equal(wh_inbox_claim(pg, "intake", "WH1", 1), WH_INBOX_SEEN);
@@ -158,7 +168,7 @@ typedef struct {
 static void s_rig_open(s_rig_t *rig, const char *table, const char *endpoint,
                        const wh_consumer_ops_t *ops) {
   rig->pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(rig->pg), 0);
+  s_ready(rig->pg);
   assert_int_equal(wh_pg_exec(rig->pg, table), 0);
   rig->loop = &rig->loop_s;
   uv_loop_init(rig->loop);
@@ -583,7 +593,7 @@ static void relay_resends_until_acknowledged(void **state) {
   (void)state;
   s_recv_t r = {0};
   r.pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(r.pg), 0);
+  s_ready(r.pg);
   assert_int_equal(wh_pg_exec(r.pg, "TRUNCATE outbox"), 0);
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -701,7 +711,7 @@ static void s_flow_open_to(s_flow_t *f, const char *endpoint, const char *dest) 
   memset(f, 0, sizeof *f);
   zmq_msg_init(&f->peer);
   f->pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(f->pg), 0);
+  s_ready(f->pg);
   assert_int_equal(wh_pg_exec(f->pg, "TRUNCATE outbox"), 0);
   uv_loop_init(&f->loop);
   f->zctx = zmq_ctx_new();
@@ -1069,7 +1079,7 @@ static const wh_stmt_t s_rows_drop = {
 static void rows_round_trip_every_type(void **state) {
   (void)state;
   wh_pg_t *pg = wh_pg_new(s_conninfo, NULL);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   assert_int_equal(wh_pg_exec(pg, "DROP TABLE IF EXISTS rows_rt;"
                                   "CREATE TABLE rows_rt (n bigint, t text, i bigint, b bytea,"
                                   " f float8, ok boolean)"), 0);
@@ -1172,7 +1182,7 @@ static void s_record_row(wh_rows_t *rows, int k) {
 static void rows_as_records(void **state) {
   (void)state;
   wh_pg_t *pg = wh_pg_new(s_conninfo, NULL);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   assert_int_equal(wh_pg_exec(pg, "DROP TABLE IF EXISTS record_rt; DROP TYPE IF EXISTS record_rt_row;"
                                   "CREATE TYPE record_rt_row AS (n bigint, t text, tags text[],"
                                   " ints bigint[], at timestamptz, b bytea);"
@@ -1212,7 +1222,7 @@ static void rows_as_records(void **state) {
   /* A new connection looks the type up again. */
   wh_pg_destroy(&pg);
   pg = wh_pg_new(s_conninfo, NULL);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   wh_rows_reset(&rows);
   s_record_row(&rows, 1);
   r = wh_rows_run(pg, &s_record_insert, &rows, 0, NULL);
@@ -1291,7 +1301,7 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   (void)state;
   s_stuck_t k = {0};
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
-  assert_int_equal(wh_pg_ready(pg), 0);
+  s_ready(pg);
   assert_int_equal(wh_pg_exec(pg, "TRUNCATE outbox"), 0);
   uv_loop_t loop;
   uv_loop_init(&loop);
