@@ -81,7 +81,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
   s_ready(pg);
   /* The shared outbox, triage's own, then the shared ones that came later. */
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 11);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 12);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM decision"), 0);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_indexes WHERE indexname = 'outbox_pending'"), 0);
   /* The outbox is a log: no primary key, a BRIN index on id, a line. */
@@ -92,7 +92,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
   s_ready(pg);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 11);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 12);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox_owed"), 0);
   wh_pg_destroy(&pg);
 }
