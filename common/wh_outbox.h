@@ -98,8 +98,12 @@ int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n);
 /* The same for one message: returns a WH_INBOX_* value or WH_EDB. */
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq);
 
-/* Envelopes a consumer applies in one transaction at most. */
-#define WH_CONSUMER_BATCH 256
+/* Envelopes a consumer applies in one transaction at most. Under load
+ * every batch is full: at 512 rather than 256 a stage's fixed cost per
+ * transaction (its round trips, its commit) is spread over twice the
+ * tickets, and the machine does 3-6% less work per ticket (paired bursts);
+ * at 1024, a relay's whole window, the stages wait on each other more. */
+#define WH_CONSUMER_BATCH 512
 /* Statements a service writes a batch with, at most. */
 #define WH_CONSUMER_STEPS 8
 

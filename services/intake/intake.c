@@ -28,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INTAKE_BATCH 256
+/* Reports stored in one transaction at most (see WH_CONSUMER_BATCH). */
+#define INTAKE_BATCH 512
 
 typedef struct {
   zmq_msg_t peer;
