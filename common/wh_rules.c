@@ -50,6 +50,10 @@ void wh_rules_destroy(wh_rules_t **self_p) {
     wh_strv_free(u->all);
     wh_strv_free(u->none);
     wh_strv_free(u->channels);
+    free(u->category_idx);
+    free(u->any_bits);
+    free(u->all_bits);
+    free(u->none_bits);
     s_route_free(&u->route);
   }
   free(r->rules);
@@ -93,6 +97,8 @@ static int s_route(const config_setting_t *s, wh_route_t *r, int need, int *has_
   *has_lead = lead != NULL;
   return 0;
 }
+
+static int s_compile(wh_rules_t *r, wh_rule_t *u);
 
 wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size_t errlen) {
   config_t cfg;
@@ -170,6 +176,10 @@ wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size
       wh_config_fail(e, err, errlen,
                      "rule '%s': give colour, level and lead, or a class that is a category",
                      name);
+      goto fail;
+    }
+    if (s_compile(r, u)) {
+      snprintf(err, errlen, "%s: out of memory", path);
       goto fail;
     }
   }
@@ -263,34 +273,69 @@ static void s_chars_of(s_chars_t *set, const char *text) {
     }
 }
 
-/* 0 when the text cannot hold kw; else 1, and the search decides. */
-static int s_may_hold(const s_chars_t *set, const char *kw) {
+/* The bits of kw's first WH_KW_BITS characters. */
+static void s_kw_bits(const char *kw, wh_kwbits_t *b) {
   uint32_t c;
-  for (const unsigned char *p = (const unsigned char *)kw; *p; p++)
-    if (s_char_at(p, &c)) {
-      unsigned bit = s_char_bit(c);
-      if (!(set->bits[bit >> 6] >> (bit & 63) & 1)) return 0;
-    }
+  b->n = 0;
+  for (const unsigned char *p = (const unsigned char *)kw; *p && b->n < WH_KW_BITS; p++)
+    if (s_char_at(p, &c)) b->bit[b->n++] = (uint16_t)s_char_bit(c);
+}
+
+static wh_kwbits_t *s_kw_list(char **kws) {
+  size_t n = wh_strv_len(kws);
+  wh_kwbits_t *b = calloc(n + 1, sizeof *b);
+  for (size_t i = 0; b && i < n; i++) s_kw_bits(kws[i], &b[i]);
+  return b;
+}
+
+/* What a rule's conditions need at every report, worked out once. */
+static int s_compile(wh_rules_t *r, wh_rule_t *u) {
+  size_t n = wh_strv_len(u->category);
+  u->category_idx = malloc((n + 1) * sizeof *u->category_idx);
+  u->any_bits = s_kw_list(u->any);
+  u->all_bits = s_kw_list(u->all);
+  u->none_bits = s_kw_list(u->none);
+  if (!u->category_idx || !u->any_bits || !u->all_bits || !u->none_bits) return WH_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    u->category_idx[i] = (int)(wh_rules_category(r, u->category[i]) - r->categories);
+  u->category_idx[n] = -1;
+  const wh_category_t *base = wh_rules_category(r, u->klass);
+  if (!base && u->category[0]) base = wh_rules_category(r, u->category[0]);
+  u->base_idx = base ? (int)(base - r->categories) : -1;
+  return 0;
+}
+
+/* 0 when the text cannot hold the keyword of bits b; else 1. */
+static int s_may_hold_bits(const s_chars_t *set, const wh_kwbits_t *b) {
+  for (int i = 0; i < b->n; i++)
+    if (!(set->bits[b->bit[i] >> 6] >> (b->bit[i] & 63) & 1)) return 0;
   return 1;
 }
 
-static int s_holds(const s_chars_t *set, const char *text, const char *kw) {
-  return s_may_hold(set, kw) && strstr(text, kw) != NULL;
+static int s_holds(const s_chars_t *set, const char *text, const char *kw, const wh_kwbits_t *b) {
+  return s_may_hold_bits(set, b) && strstr(text, kw) != NULL;
 }
 
-static int s_matches(const wh_rule_t *u, const wh_report_t *rep, const s_chars_t *chars) {
+/* cat: the report's category as an index into the categories, -1 when it
+ * has none or one the rules do not know. */
+static int s_matches(const wh_rule_t *u, const wh_report_t *rep, int cat, const s_chars_t *chars) {
   if (u->uncategorized && rep->category[0]) return 0;
-  if (u->category[0] && !(rep->category[0] && s_in(u->category, rep->category))) return 0;
+  if (u->category_idx[0] >= 0) {
+    const int *c = u->category_idx;
+    while (*c >= 0 && *c != cat) c++;
+    if (cat < 0 || *c < 0) return 0;
+  }
   if (u->channels[0] && !s_in(u->channels, rep->channel)) return 0;
   if (u->any[0]) {
     int hit = 0;
-    for (char **p = u->any; *p && !hit; p++) hit = s_holds(chars, rep->text, *p);
+    for (size_t i = 0; u->any[i] && !hit; i++)
+      hit = s_holds(chars, rep->text, u->any[i], &u->any_bits[i]);
     if (!hit) return 0;
   }
-  for (char **p = u->all; *p; p++)
-    if (!s_holds(chars, rep->text, *p)) return 0;
-  for (char **p = u->none; *p; p++)
-    if (s_holds(chars, rep->text, *p)) return 0;
+  for (size_t i = 0; u->all[i]; i++)
+    if (!s_holds(chars, rep->text, u->all[i], &u->all_bits[i])) return 0;
+  for (size_t i = 0; u->none[i]; i++)
+    if (s_holds(chars, rep->text, u->none[i], &u->none_bits[i])) return 0;
   return 1;
 }
 
@@ -313,14 +358,14 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
                      wh_decision_t *out) {
   memset(out, 0, sizeof *out);
   const wh_category_t *given = rep->category[0] ? wh_rules_category(r, rep->category) : NULL;
+  int cat = given ? (int)(given - r->categories) : -1;
   const wh_rule_t *hit = NULL;
   s_chars_t chars;
   s_chars_of(&chars, rep->text);
   for (size_t i = 0; i < r->nrules && !hit; i++)
-    if (s_matches(&r->rules[i], rep, &chars)) hit = &r->rules[i];
+    if (s_matches(&r->rules[i], rep, cat, &chars)) hit = &r->rules[i];
   if (hit) {
-    const wh_category_t *base = wh_rules_category(r, hit->klass);
-    if (!base) base = hit->category[0] ? wh_rules_category(r, hit->category[0]) : NULL;
+    const wh_category_t *base = hit->base_idx >= 0 ? &r->categories[hit->base_idx] : NULL;
     wh_route_t route = base ? base->route : hit->route;
     if (hit->has_color) route.color = hit->route.color;
     if (hit->has_level) route.level = hit->route.level;

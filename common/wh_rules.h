@@ -35,6 +35,15 @@ typedef struct {
   wh_route_t route;
 } wh_category_t;
 
+/* A keyword's characters as bits of the set a report's text is checked
+ * against (wh_rules.c), worked out once when the rules load; a keyword of
+ * more characters keeps its first WH_KW_BITS, which rule out as surely. */
+#define WH_KW_BITS 15
+typedef struct {
+  uint16_t n;
+  uint16_t bit[WH_KW_BITS];
+} wh_kwbits_t;
+
 typedef struct {
   char *name;
   char **category; /* conditions */
@@ -46,6 +55,12 @@ typedef struct {
   char *klass; /* outcome */
   int has_color, has_level, has_lead, has_co;
   wh_route_t route;
+  /* worked out at load: category as indexes into the rules' categories
+   * (-1 ends), the keywords' characters (in the order of any, all, none),
+   * and the category the outcome takes what it does not set from */
+  int *category_idx;
+  wh_kwbits_t *any_bits, *all_bits, *none_bits;
+  int base_idx; /* -1: none */
 } wh_rule_t;
 
 typedef struct {
