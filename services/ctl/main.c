@@ -418,10 +418,7 @@ static int s_show(s_ctx_t *c, const char *ticket) {
   json_object *tl = json_object_new_array();
   r = wh_pg_query(pg,
                   "SELECT to_char(at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'), kind, actor, note"
-                  " FROM (SELECT to_timestamp(w.opening[i + 2]::double precision / 1000) AS at, i AS o,"
-                  "   0::bigint AS id, w.opening[i] AS kind, w.opening[i + 1] AS actor, w.opening[i + 3] AS note"
-                  "   FROM work_order w, generate_series(1, coalesce(cardinality(w.opening), 0), 4) AS i"
-                  "   WHERE w.ticket_id = $1"
+                  " FROM (SELECT at, o, 0::bigint AS id, kind, actor, note FROM opening WHERE ticket_id = $1"
                   "  UNION ALL SELECT at, 100, id, kind, actor, note FROM timeline WHERE ticket_id = $1) t"
                   " ORDER BY at, o, id",
                   1, v + 1);

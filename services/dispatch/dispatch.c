@@ -53,11 +53,11 @@ static const wh_stmt_t s_insert_order = {
     "dispatch_insert_order",
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
-    " rule, weight, duplicate_of, opening, created_at, updated_at, due_names, due_ms,"
+    " rule, weight, duplicate_of, decided_at, created_at, updated_at, due_names, due_ms,"
     " next_due_at, out_id, out_payload)"
     " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
     "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
-    "   r.co, r.rule, r.weight, r.duplicate_of, r.opening, r.at, r.at, r.due_names, r.due_ms,"
+    "   r.co, r.rule, r.weight, r.duplicate_of, r.decided_at, r.at, r.at, r.due_names, r.due_ms,"
     "   r.next_due_at, nextval('outbox_id_seq'), r.out_payload"
     " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};
@@ -173,10 +173,10 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
   return rc;
 }
 
-/* The order's row (work_order_row, see sql/008_order_row.sql); its last
- * field, the carried message, is added by wh_outbox_carry. */
+/* The order's row (work_order_row, see sql/010_opening_derived.sql); its
+ * last field, the carried message, is added by wh_outbox_carry. */
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
-                        char *const *opening, int nopen, int64_t now, char *const *due_names,
+                        int64_t decided, int64_t now, char *const *due_names,
                         const int64_t *due_ms, int ndue, int64_t next_due) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   wh_rows_t *r = &d->orders;
@@ -200,7 +200,7 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_text(r, 16, t->rule);
   wh_rows_int(r, 17, t->weight);
   wh_rows_text(r, 18, !strcmp(state, "merged") ? t->duplicate_of : NULL);
-  wh_rows_texts(r, 19, (const char *const *)opening, (size_t)nopen);
+  wh_rows_time(r, 19, &decided);
   wh_rows_time(r, 20, &now);
   wh_rows_texts(r, 21, (const char *const *)due_names, (size_t)ndue);
   wh_rows_ints(r, 22, due_ms, (size_t)ndue);
@@ -238,24 +238,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   int merged = first_lead[0] != '\0';
 
   /* The order's opening (received, triaged and, unless merged, dispatched)
-   * is kept on the order row itself, as (kind, actor, at_ms, note) fours:
-   * the timeline table holds only what happens after. */
-  char notes[3][512], ats[3][24];
-  wh_str_t note, at;
-  char *opening[12];
-  int nopen = 0;
-  wh_str_init(&note, notes[0], sizeof notes[0]); /* "<external id> from <source>" */
-  wh_str_cat(&note, rep->external_id, " from ", wh_source_name(rep->source), (char *)NULL);
-  wh_str_init(&at, ats[0], sizeof ats[0]);
-  wh_str_int(&at, rep->received_at_ms);
-  /* "<class> <colour>, level <n>, lead <party> (<rule>)" */
-  wh_str_init(&note, notes[1], sizeof notes[1]);
-  wh_str_cat(&note, t->klass, " ", wh_color_name(t->color), ", level ", (char *)NULL);
-  wh_str_int(&note, t->level);
-  wh_str_cat(&note, ", lead ", t->lead, " (", t->rule, ")", (char *)NULL);
-  wh_str_init(&at, ats[1], sizeof ats[1]);
-  wh_str_int(&at, t->decided_at_ms ? t->decided_at_ms : now);
-
+   * is not written: the view opening works it out from the row. */
   wh_due_t due[WH_MAX_DEADLINES];
   int ndue = 0;
   /* The order's deadlines, as its due_names and due_ms columns take them. */
@@ -266,12 +249,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   Whistle__Deadline *dlp[WH_MAX_DEADLINES];
   if (!merged) {
     ndue = wh_calendar_deadlines(d->cal, (int)t->level, rep->received_at_ms, due);
-    /* "lead <party>; co <party>, <party>; <deadline> by <time>; ..." */
-    wh_str_init(&note, notes[2], sizeof notes[2]);
-    wh_str_cat(&note, "lead ", t->lead, (char *)NULL);
-    for (size_t i = 0; i < t->n_co; i++) wh_str_cat(&note, i ? ", " : "; co ", t->co[i], (char *)NULL);
     for (int i = 0; i < ndue; i++) {
-      char when[40];
       due_names[i] = (char *)due[i].name;
       due_ms[i] = due[i].due_ms;
       if (!next_due || due[i].due_ms < next_due) next_due = due[i].due_ms;
@@ -280,23 +258,10 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
       dl[i].name = (char *)due[i].name;
       dl[i].due_at_ms = due[i].due_ms;
       dlp[i] = &dl[i];
-      if (!note.full)
-        wh_str_cat(&note, "; ", due[i].name, " by ",
-                   wh_time_format(due[i].due_ms, when, sizeof when), (char *)NULL);
     }
-    wh_str_init(&at, ats[2], sizeof ats[2]);
-    wh_str_int(&at, now);
   }
-  static char *const kinds[3][2] = {
-      {"received", "intake"}, {"triaged", "triage"}, {"dispatched", "dispatch"}};
-  for (int i = 0; i < (merged ? 2 : 3); i++) {
-    opening[nopen++] = kinds[i][0];
-    opening[nopen++] = kinds[i][1];
-    opening[nopen++] = ats[i];
-    opening[nopen++] = notes[i];
-  }
-  s_order_row(d, t, merged ? "merged" : "dispatched", opening, nopen, now, due_names, due_ms, ndue,
-              next_due);
+  s_order_row(d, t, merged ? "merged" : "dispatched", t->decided_at_ms ? t->decided_at_ms : now,
+              now, due_names, due_ms, ndue, next_due);
 
   char summary[4600]; /* "<class> @ <community>/<grid> <address>: <text>" */
   wh_str_t sum;

@@ -242,6 +242,14 @@ static void scenarios(void **state) {
       assert_true(strlen(s_str(e, "note")) > 0);
     }
     if (!dup) assert_non_null(strstr(s_str(json_object_array_get_idx(timeline, 2), "note"), s_str(o, "lead")));
+    /* The dispatch's note, worked out from the order's row, names each
+     * deadline and when it falls, as the deadlines list does. */
+    for (size_t k = 0; !dup && k < json_object_array_length(deadlines); k++) {
+      json_object *d = json_object_array_get_idx(deadlines, k);
+      char want[160];
+      snprintf(want, sizeof want, "; %s by %s", s_str(d, "name"), s_str(d, "due_at"));
+      assert_non_null(strstr(s_str(json_object_array_get_idx(timeline, 2), "note"), want));
+    }
     if (!dup) assert_true(json_object_array_length(deadlines) >= 1);
     assert_non_null(s_str(o, "ticket_id"));
     assert_string_equal(s_str(o, "external_id"), s_str(c, "external_id"));
