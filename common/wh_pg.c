@@ -647,9 +647,19 @@ static int s_flush_all(PGconn *conn) {
   }
 }
 
+/* A pipeline's BEGIN and COMMIT, prepared like its steps: sent as text,
+ * each was parsed and planned anew, at every transaction. */
+static const wh_stmt_t s_begin = {"wh_begin", "BEGIN"};
+static const wh_stmt_t s_commit = {"wh_commit", "COMMIT"};
+static const wh_stmt_t s_lazily = {"wh_commit_lazily", "SET LOCAL synchronous_commit = off"};
+
 int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit) {
   if (!pg->conn || pg->broken || nsteps > WH_PIPELINE_MAX - 3) return WH_EDB;
   pg->sqlstate[0] = '\0';
+  const wh_stmt_t *begin = first && !strcmp(first, "BEGIN") ? &s_begin : NULL;
+  if ((begin && s_prepare(pg, begin)) || (commit && s_prepare(pg, &s_commit)) ||
+      (commit == WH_PG_COMMIT_LAZILY && s_prepare(pg, &s_lazily)))
+    return WH_EDB;
   /* Statements are prepared outside the pipeline, once per connection. */
   const char *v[WH_ROWS_MAXCOLS + 4];
   int len[WH_ROWS_MAXCOLS + 4], fmt[WH_ROWS_MAXCOLS + 4];
@@ -664,7 +674,10 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     return WH_EDB;
   }
   int ok = 1, expect[WH_PIPELINE_MAX], nexp = 0;
-  if (first) {
+  if (begin) {
+    ok &= PQsendQueryPrepared(c, begin->name, 0, NULL, NULL, NULL, 0);
+    expect[nexp++] = -1;
+  } else if (first) {
     ok &= PQsendQueryParams(c, first, 0, NULL, NULL, NULL, NULL, 0);
     expect[nexp++] = -1;
   }
@@ -690,11 +703,11 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
     expect[nexp++] = i;
   }
   if (ok && commit == WH_PG_COMMIT_LAZILY) {
-    ok &= PQsendQueryParams(c, "SET LOCAL synchronous_commit = off", 0, NULL, NULL, NULL, NULL, 0);
+    ok &= PQsendQueryPrepared(c, s_lazily.name, 0, NULL, NULL, NULL, 0);
     expect[nexp++] = -1;
   }
   if (ok && commit) {
-    ok &= PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    ok &= PQsendQueryPrepared(c, s_commit.name, 0, NULL, NULL, NULL, 0);
     expect[nexp++] = -1;
   }
   ok &= PQpipelineSync(c) && s_flush_all(c) == 0;
