@@ -360,7 +360,7 @@ int wh_relay_flush(wh_relay_t *r) {
   if (r->nput == 0) return 0;
   wh_pg_step_t step;
   wh_relay_step(r, &step);
-  return wh_pg_pipeline(r->pg, NULL, &step, 1, 0);
+  return wh_pg_pipeline(r->pg, 0, &step, 1, 0);
 }
 
 static void s_frames_free(s_frame_t *f, int n) {
@@ -883,7 +883,7 @@ static const char s_claim_first_fmt[] =
     " SELECT * FROM f UNION ALL SELECT * FROM ins UNION ALL SELECT * FROM upd";
 static const char s_first_get_fmt[] = "SELECT 1 FROM (%s) a WHERE ticket_id = $1";
 
-static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh_stmt_t *get_first,
+static int s_claim(wh_pg_t *pg, int begin, const wh_stmt_t *st, const wh_stmt_t *get_first,
                    wh_claim_t *claims, int n, wh_pg_step_t *also) {
   if (n <= 0) return 0;
   wh_rows_t rows;
@@ -898,7 +898,7 @@ static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh
   s_claims_t cs = {claims, n};
   wh_pg_step_t steps[2] = {{.st = st, .rows = &rows, .on_result = s_on_claimed, .arg = &cs}};
   if (also) steps[1] = *also;
-  int rc = wh_pg_pipeline(pg, first, steps, also ? 2 : 1, 0);
+  int rc = wh_pg_pipeline(pg, begin, steps, also ? 2 : 1, 0);
   wh_rows_free(&rows);
   if (rc) return WH_EDB;
   for (int i = 0; i < n; i++) {
@@ -929,7 +929,7 @@ static int s_claim(wh_pg_t *pg, const char *first, const wh_stmt_t *st, const wh
 }
 
 int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n) {
-  return s_claim(pg, NULL, &s_inbox_claim, NULL, claims, n, NULL);
+  return s_claim(pg, 0, &s_inbox_claim, NULL, claims, n, NULL);
 }
 
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq) {
@@ -1075,13 +1075,13 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to, int trust_first) {
   int has_look = c->ops->lookup ? c->ops->lookup(c->svc, all, n, &look) : 0;
   int open = 0;
   if (nask) {
-    if (s_claim(pg, "BEGIN", lean ? &c->claim_first : &s_inbox_claim, lean ? &c->get_first : NULL,
+    if (s_claim(pg, 1, lean ? &c->claim_first : &s_inbox_claim, lean ? &c->get_first : NULL,
                 ask, nask, has_look ? &look : NULL))
       goto rollback;
     for (int k = 0; k < nask; k++) claims[asked[k]].claim = ask[k].claim;
     open = 1;
   } else if (has_look) {
-    if (wh_pg_pipeline(pg, "BEGIN", &look, 1, WH_PG_OPEN)) goto rollback;
+    if (wh_pg_pipeline(pg, 1, &look, 1, WH_PG_OPEN)) goto rollback;
     open = 1;
   }
   /* One message twice in the batch, a first sending and a resend that the
@@ -1128,7 +1128,7 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to, int trust_first) {
   /* Every table's rows and the COMMIT go in one round trip. */
   wh_pg_step_t steps[WH_CONSUMER_STEPS];
   int nsteps = c->ops->steps ? c->ops->steps(c->svc, steps) : 0;
-  if (wh_pg_pipeline(pg, open ? NULL : "BEGIN", steps, nsteps, WH_PG_COMMIT)) goto aborted;
+  if (wh_pg_pipeline(pg, !open, steps, nsteps, WH_PG_COMMIT)) goto aborted;
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);

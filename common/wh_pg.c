@@ -653,11 +653,10 @@ static const wh_stmt_t s_begin = {"wh_begin", "BEGIN"};
 static const wh_stmt_t s_commit = {"wh_commit", "COMMIT"};
 static const wh_stmt_t s_lazily = {"wh_commit_lazily", "SET LOCAL synchronous_commit = off"};
 
-int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit) {
+int wh_pg_pipeline(wh_pg_t *pg, int begin, wh_pg_step_t *steps, int nsteps, int commit) {
   if (!pg->conn || pg->broken || nsteps > WH_PIPELINE_MAX - 3) return WH_EDB;
   pg->sqlstate[0] = '\0';
-  const wh_stmt_t *begin = first && !strcmp(first, "BEGIN") ? &s_begin : NULL;
-  if ((begin && s_prepare(pg, begin)) || (commit && s_prepare(pg, &s_commit)) ||
+  if ((begin && s_prepare(pg, &s_begin)) || (commit && s_prepare(pg, &s_commit)) ||
       (commit == WH_PG_COMMIT_LAZILY && s_prepare(pg, &s_lazily)))
     return WH_EDB;
   /* Statements are prepared outside the pipeline, once per connection. */
@@ -675,10 +674,7 @@ int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nste
   }
   int ok = 1, expect[WH_PIPELINE_MAX], nexp = 0;
   if (begin) {
-    ok &= PQsendQueryPrepared(c, begin->name, 0, NULL, NULL, NULL, 0);
-    expect[nexp++] = -1;
-  } else if (first) {
-    ok &= PQsendQueryParams(c, first, 0, NULL, NULL, NULL, NULL, 0);
+    ok &= PQsendQueryPrepared(c, s_begin.name, 0, NULL, NULL, NULL, 0);
     expect[nexp++] = -1;
   }
   for (int i = 0; i < nsteps && ok; i++) {
@@ -763,5 +759,5 @@ int wh_pg_run_lazily(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *rows, int next
                      const char *const *extra) {
   if (!rows->nrows) return 0;
   wh_pg_step_t step = {.st = st, .rows = rows, .nextra = nextra, .extra = extra};
-  return wh_pg_pipeline(pg, "BEGIN", &step, 1, WH_PG_COMMIT_LAZILY);
+  return wh_pg_pipeline(pg, 1, &step, 1, WH_PG_COMMIT_LAZILY);
 }

@@ -147,7 +147,7 @@ PGresult *wh_rows_run(wh_pg_t *pg, const wh_stmt_t *st, wh_rows_t *r, int nextra
 /* ---- many statements, one round trip ---------------------------------
  * A step is one statement whose parameters are a wh_rows_t (plus extra
  * text parameters); a step without rows is skipped. wh_pg_pipeline sends
- * `first` (e.g. "BEGIN", may be NULL), the steps, and COMMIT when commit is
+ * BEGIN when begin is set, the steps, and COMMIT when commit is
  * set, back to back in libpq's pipeline mode, then reads every answer: one
  * round trip instead of one per statement. Each step's result goes to its
  * on_result (may be NULL) in order. Returns 0 when every statement
@@ -169,7 +169,7 @@ typedef struct {
  * resend the receiver absorbs, a reporter message written twice). */
 enum { WH_PG_OPEN = 0, WH_PG_COMMIT = 1, WH_PG_COMMIT_LAZILY = 2 };
 
-int wh_pg_pipeline(wh_pg_t *pg, const char *first, wh_pg_step_t *steps, int nsteps, int commit);
+int wh_pg_pipeline(wh_pg_t *pg, int begin, wh_pg_step_t *steps, int nsteps, int commit);
 /* Runs st with rows (and extra) as a transaction of its own, committed
  * lazily: BEGIN, the statement and COMMIT in one round trip. Returns 0 or
  * WH_EDB (rolled back); 0 at once when rows is empty. */

@@ -428,7 +428,7 @@ static void s_on_timer(uv_timer_t *h) {
     if (r) PQclear(r);
     wh_pg_step_t steps[WH_CONSUMER_STEPS];
     int nsteps = s_steps(d, steps);
-    if (rc || wh_pg_pipeline(pg, NULL, steps, nsteps, 1)) {
+    if (rc || wh_pg_pipeline(pg, 0, steps, nsteps, 1)) {
       wh_pg_rollback(pg);
       s_reset(d);
       wh_relay_aborted(d->relay);

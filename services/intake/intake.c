@@ -266,7 +266,7 @@ static int s_store_new(s_intake_t *in, int from, int to) {
   if (!in->crows.nrows) return 0; /* every one was refused */
   wh_pg_step_t step = {.st = &s_insert_new, .rows = &in->crows, .quiet = 1,
                        .on_result = wh_relay_carried, .arg = in->relay};
-  if (wh_pg_pipeline(in->svc->pg, "BEGIN", &step, 1, WH_PG_COMMIT)) goto failed;
+  if (wh_pg_pipeline(in->svc->pg, 1, &step, 1, WH_PG_COMMIT)) goto failed;
   wh_relay_committed(in->relay);
   s_stored(in, from, to, used);
   return 0;
@@ -288,7 +288,7 @@ static int s_store_careful(s_intake_t *in, int from, int to) {
   in->to = to;
   for (int i = from; i < to; i++) in->reqs[i].ticket_id[0] = '\0';
   wh_pg_step_t step = {.st = &s_insert, .rows = &in->rows, .on_result = s_on_stored, .arg = in};
-  if (wh_pg_pipeline(pg, "BEGIN", &step, 1, WH_PG_OPEN)) goto rollback;
+  if (wh_pg_pipeline(pg, 1, &step, 1, WH_PG_OPEN)) goto rollback;
   PGresult *res;
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
@@ -313,7 +313,7 @@ static int s_store_careful(s_intake_t *in, int from, int to) {
   wh_log_ctx(NULL, NULL);
   /* The outbox rows and the COMMIT go in one round trip. */
   wh_relay_step(in->relay, &step);
-  if (wh_pg_pipeline(pg, NULL, &step, 1, WH_PG_COMMIT)) goto rollback;
+  if (wh_pg_pipeline(pg, 0, &step, 1, WH_PG_COMMIT)) goto rollback;
   wh_relay_committed(in->relay);
   s_stored(in, from, to, used);
   return 0;

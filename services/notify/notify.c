@@ -363,7 +363,7 @@ static int s_mark(s_notify_t *n, wh_rows_t *ids, int ok) {
   snprintf(max, sizeof max, "%d", SINK_MAX_ATTEMPTS);
   const char *v[1] = {max};
   wh_pg_step_t step = {.st = &s_failed, .rows = ids, .nextra = 1, .extra = v};
-  return wh_pg_pipeline(pg, NULL, &step, 1, WH_PG_OPEN);
+  return wh_pg_pipeline(pg, 0, &step, 1, WH_PG_OPEN);
 }
 
 /* Marks what the memory path's sink writes took, in one statement for

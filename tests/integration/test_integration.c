@@ -977,7 +977,7 @@ static void s_flow_carry(s_flow_t *f, const char *const *tickets, int n, const c
   wh_pg_step_t steps[2] = {{.st = &s_carry_insert, .rows = &rows, .on_result = wh_relay_carried,
                             .arg = f->relay}};
   wh_relay_step(f->relay, &steps[1]);
-  assert_int_equal(wh_pg_pipeline(f->pg, "BEGIN", steps, 2, WH_PG_COMMIT), 0);
+  assert_int_equal(wh_pg_pipeline(f->pg, 1, steps, 2, WH_PG_COMMIT), 0);
   if (forget) wh_relay_aborted(f->relay);
   else wh_relay_committed(f->relay);
   wh_rows_free(&rows);
