@@ -91,6 +91,11 @@ typedef struct {
   long pre_from, pre_to;
   uint8_t *pre;
   size_t *pre_off; /* ticket pre_from + i is pre[pre_off[i] .. pre_off[i + 1]) */
+  /* replies and live feed items are unpacked here, and it is emptied every
+   * 256 of them: the load generator shares the machine's two cores with
+   * what it measures */
+  wh_arena_t *arena;
+  int arena_used;
 } s_bench_t;
 
 static int64_t s_now_ns(void) {
@@ -305,6 +310,16 @@ static size_t s_ticket(const s_bench_t *b, long idx, uint8_t *buf, size_t cap) {
 
 #define TICKET_MAX 4096
 
+/* Packs ticket idx into buf (TICKET_MAX bytes); returns its length. */
+static size_t s_pack(const s_bench_t *b, long idx, uint8_t *buf) {
+  size_t len = s_ticket(b, idx, buf, TICKET_MAX);
+  if (!len) {
+    fprintf(stderr, "whistle-bench: ticket %ld does not fit\n", idx);
+    exit(2);
+  }
+  return len;
+}
+
 /* Packs tickets [from, to) into one buffer, each as s_send would. */
 static void s_pregenerate(s_bench_t *b, long from, long to) {
   size_t cap = (size_t)(to - from) * 1200 + TICKET_MAX, used = 0;
@@ -317,12 +332,7 @@ static void s_pregenerate(s_bench_t *b, long from, long to) {
       if (!(b->pre = realloc(b->pre, cap))) exit(3);
     }
     b->pre_off[i - from] = used;
-    size_t len = s_ticket(b, i, b->pre + used, TICKET_MAX);
-    if (!len) {
-      fprintf(stderr, "whistle-bench: ticket %ld does not fit\n", i);
-      exit(2);
-    }
-    used += len;
+    used += s_pack(b, i, b->pre + used);
   }
   b->pre_off[to - from] = used;
   b->pre_from = from;
@@ -339,12 +349,7 @@ static int s_send(s_bench_t *b, long idx) {
     zmq_msg_init_data(&m, b->pre + off, len, NULL, NULL);
     if ((rc = zmq_msg_send(&m, b->front, ZMQ_DONTWAIT)) < 0) zmq_msg_close(&m);
   } else {
-    size_t len = s_ticket(b, idx, buf, sizeof buf);
-    if (!len) {
-      fprintf(stderr, "whistle-bench: ticket %ld does not fit\n", idx);
-      exit(2);
-    }
-    rc = zmq_send(b->front, buf, len, ZMQ_DONTWAIT);
+    rc = zmq_send(b->front, buf, s_pack(b, idx, buf), ZMQ_DONTWAIT);
   }
   if (rc < 0) return -1;
   if (b->state[idx] == 0) {
@@ -357,20 +362,25 @@ static int s_send(s_bench_t *b, long idx) {
 
 /* ---- what comes back ----------------------------------------------------- */
 
+/* One message's unpacking is done with: every 256, the arena is emptied. */
+static void s_arena_turn(s_bench_t *b) {
+  if (++b->arena_used == 256) {
+    wh_arena_reset(b->arena);
+    b->arena_used = 0;
+  }
+}
+
 static int32_t s_ticket_no(const char *id) {
   if (strncmp(id, "WH", 2)) return 0;
   return (int32_t)strtol(id + 2, NULL, 10);
 }
 
 static void s_on_reply(s_bench_t *b) {
-  static wh_arena_t *arena;
-  static int used;
-  if (!arena && !(arena = wh_arena_new())) exit(3);
   zmq_msg_t m;
   zmq_msg_init(&m);
   while (zmq_msg_recv(&m, b->front, ZMQ_DONTWAIT) >= 0) {
     Whistle__Envelope *env;
-    if (wh_env_unpack_in(arena, zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+    if (wh_env_unpack_in(b->arena, zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
       long idx = strtol(env->message_id, NULL, 10);
       if (env->body_case == WHISTLE__ENVELOPE__BODY_SUBMIT_REPLY && idx >= 0 && idx < b->total &&
           b->state[idx] == 1) {
@@ -401,22 +411,15 @@ static void s_on_reply(s_bench_t *b) {
         fprintf(stderr, "whistle-bench: intake: %s\n", env->error->text);
       }
     }
-    if (++used == 256) {
-      wh_arena_reset(arena);
-      used = 0;
-    }
+    s_arena_turn(b);
     zmq_msg_close(&m);
     zmq_msg_init(&m);
   }
   zmq_msg_close(&m);
 }
 
-/* Live feed items are unpacked into an arena, reset every 256 items: the
- * load generator shares the machine's two cores with what it measures. */
+/* Live feed items are unpacked into the arena (s_arena_turn). */
 static void s_on_feed(s_bench_t *b) {
-  static wh_arena_t *arena;
-  static int used;
-  if (!arena && !(arena = wh_arena_new())) exit(3);
   zmq_msg_t topic, m;
   zmq_msg_init(&topic);
   zmq_msg_init(&m);
@@ -424,7 +427,7 @@ static void s_on_feed(s_bench_t *b) {
     if (!zmq_msg_more(&topic) || zmq_msg_recv(&m, b->sub, ZMQ_DONTWAIT) < 0) continue;
     int64_t now = s_now_ns();
     Whistle__Envelope *env;
-    if (wh_env_unpack_in(arena, zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
+    if (wh_env_unpack_in(b->arena, zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0) {
       Whistle__FeedItem *it = env->body_case == WHISTLE__ENVELOPE__BODY_FEED ? env->feed : NULL;
       if (it && !strcmp(it->role, "lead") &&
           (it->kind == WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED ||
@@ -456,10 +459,7 @@ static void s_on_feed(s_bench_t *b) {
         }
       }
     }
-    if (++used == 256) {
-      wh_arena_reset(arena);
-      used = 0;
-    }
+    s_arena_turn(b);
     zmq_msg_close(&m);
     zmq_msg_init(&m);
   }
@@ -904,6 +904,7 @@ int main(int argc, char **argv) {
   b.submit_ms = calloc((size_t)b.total, sizeof *b.submit_ms);
   b.tno = calloc((size_t)b.total, sizeof *b.tno);
   b.state = calloc((size_t)b.total, 1);
+  if (!(b.arena = wh_arena_new())) return 3;
   b.ctx = zmq_ctx_new();
   b.front = zmq_socket(b.ctx, ZMQ_DEALER);
   b.sub = zmq_socket(b.ctx, ZMQ_SUB);
@@ -1028,5 +1029,6 @@ int main(int argc, char **argv) {
   free(b.retry_at);
   free(b.pre);
   free(b.pre_off);
+  wh_arena_destroy(&b.arena);
   return lost == 0 && duplicated == 0 && b.refused == 0 ? 0 : 1;
 }
