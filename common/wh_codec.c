@@ -119,6 +119,8 @@ void wh_arena_destroy(wh_arena_t **self_p) {
 
 ProtobufCAllocator *wh_arena_allocator(wh_arena_t *a) { return &a->pc; }
 
+void *wh_arena_alloc(wh_arena_t *a, size_t n) { return s_arena_alloc(a, n ? n : 1); }
+
 int wh_env_unpack_in(wh_arena_t *a, const void *data, size_t len, Whistle__Envelope **env_out) {
   return s_unpack(&a->pc, data, len, env_out);
 }

@@ -40,6 +40,8 @@ void wh_arena_reset(wh_arena_t *a);
 /* The arena as a protobuf-c allocator (borrowed), to unpack other messages
  * into it. */
 ProtobufCAllocator *wh_arena_allocator(wh_arena_t *a);
+/* n bytes from a, until its next reset; NULL when out of memory. */
+void *wh_arena_alloc(wh_arena_t *a, size_t n);
 /* Like wh_env_unpack, but *env_out lives in a until its next reset (or
  * destroy): it must not be given to wh_env_free. */
 int wh_env_unpack_in(wh_arena_t *a, const void *data, size_t len, Whistle__Envelope **env_out);

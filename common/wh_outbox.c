@@ -161,12 +161,13 @@ static const wh_stmt_t s_line_move = {
     " WHERE l.dest = $2 AND l.upto < x.u"};
 /* Parks row $1 with the error $2; a carried message (not in the outbox) is
  * copied from its state row, with the message id $3 that the receiver
- * named, once. */
+ * named, once; one that is not stored, with the bytes $4 built from it. */
 static const wh_stmt_t s_parked = {
     "wh_outbox_parked",
     "WITH p AS (UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1 RETURNING *)"
     " INSERT INTO outbox_parked SELECT * FROM p"
-    " UNION ALL SELECT id, dest, $3::text, ticket_id, seq, payload, created_at, NULL, now(), $2"
+    " UNION ALL SELECT id, dest, $3::text, ticket_id, seq, coalesce(payload, $4), created_at,"
+    "   NULL, now(), $2"
     "   FROM outbox_carried c WHERE id = $1 AND NOT EXISTS (SELECT FROM p)"
     "   AND NOT EXISTS (SELECT FROM outbox_parked q WHERE q.id = $1)"};
 static const wh_stmt_t s_inbox_claim = {
@@ -227,7 +228,7 @@ typedef struct {
   uint64_t id;
   uint8_t *bytes; /* the packed envelope, as stored */
   size_t len;
-  char mid[37];
+  char mid[64];
   int carried;    /* in the caller's state row (wh_outbox_carry), not an outbox row */
   char ticket[40]; /* a carried message is matched to its row by ticket */
 } s_frame_t;
@@ -261,6 +262,7 @@ struct wh_relay_s {
   wh_bus_t *input;  /* held while this relay is backed up (wh_relay_throttle) */
   int holding;
   wh_arena_t *arena; /* the answer being read */
+  const wh_builder_t *builder; /* builds carried messages that are not stored */
   /* stamped envelopes that go out together, in one Batch frame */
   wh_sbuf_t out;
   size_t out_at[RELAY_BATCH + 1]; /* where each begins in out; then the end */
@@ -271,8 +273,32 @@ struct wh_relay_s {
 /* Committed frames kept in memory at most; beyond, the rows are read back. */
 #define RELAY_QUEUE RELAY_WINDOW
 
-/* Stamps env with a new message id, sender and time, packs it, and holds
- * it as the open transaction's next frame. Returns the frame, or NULL. */
+/* The message id of a carried message that is built from its row: the
+ * same every time, and unique, since a sender carries one message per
+ * ticket and sequence number. */
+static void s_built_id(char *out, size_t len, const char *sender, const Whistle__Envelope *env) {
+  snprintf(out, len, "%s:%s:%" PRIu32, sender, env->ticket_id, env->seq);
+}
+
+/* Packs env as stored (or as built again from its row): with message id
+ * mid and the sender, never claiming first_send (the relay stamps that).
+ * Returns 0 or WH_ENOMEM; env is left as it was given. */
+static int s_pack_stored(Whistle__Envelope *env, const char *sender, const char *mid,
+                         uint8_t **bytes, size_t *len) {
+  env->message_id = (char *)mid;
+  env->sender = (char *)sender;
+  env->first_send = 0;
+  int rc = wh_env_pack(env, bytes, len);
+  env->message_id = (char *)protobuf_c_empty_string;
+  env->sender = (char *)protobuf_c_empty_string;
+  return rc;
+}
+
+/* Stamps env with a message id, sender and time, packs it, and holds it as
+ * the open transaction's next frame: carried (1) in the caller's row, or
+ * built (2) from it; else (0) an outbox row. A built message keeps the
+ * caller's creation time and gets its id from sender, ticket and seq.
+ * Returns the frame, or NULL. */
 static s_frame_t *s_relay_hold_frame(wh_relay_t *r, const char *sender, Whistle__Envelope *env,
                                      int carried) {
   if (r->nput == r->capput) {
@@ -283,20 +309,18 @@ static s_frame_t *s_relay_hold_frame(wh_relay_t *r, const char *sender, Whistle_
     r->capput = cap;
   }
   s_frame_t *f = &r->put[r->nput];
-  wh_uuid(f->mid);
-  env->message_id = f->mid;
-  env->sender = (char *)sender;
-  env->created_at_ms = wh_clock_now_ms();
-  env->first_send = 0; /* the stored bytes never claim it; the relay stamps it */
-  int rc = wh_env_pack(env, &f->bytes, &f->len);
-  env->message_id = (char *)protobuf_c_empty_string;
-  env->sender = (char *)protobuf_c_empty_string;
-  if (rc) return NULL;
+  if (carried == 2) {
+    s_built_id(f->mid, sizeof f->mid, sender, env);
+  } else {
+    wh_uuid(f->mid);
+    env->created_at_ms = wh_clock_now_ms();
+  }
+  if (s_pack_stored(env, sender, f->mid, &f->bytes, &f->len)) return NULL;
   f->id = 0;
-  f->carried = carried;
+  f->carried = carried != 0;
   wh_str_copy(f->ticket, sizeof f->ticket, env->ticket_id);
   r->nput++;
-  r->ncarried += carried;
+  r->ncarried += carried != 0;
   return f;
 }
 
@@ -317,6 +341,65 @@ int wh_outbox_carry(wh_relay_t *r, const char *sender, Whistle__Envelope *env, w
   if (!f) return WH_ENOMEM;
   wh_rows_bytes(rows, col, f->bytes, f->len);
   return 0;
+}
+
+int wh_outbox_carry_built(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
+  return s_relay_hold_frame(r, sender, env, 2) ? 0 : WH_ENOMEM;
+}
+
+void wh_relay_builder(wh_relay_t *r, const wh_builder_t *builder) { r->builder = builder; }
+
+/* Messages built again from their rows, for one read: id -> bytes. */
+typedef struct {
+  uint64_t id;
+  uint8_t *bytes;
+  size_t len;
+} s_built_t;
+
+/* Builds the carried messages of ids[0..n) (ascending) from their rows
+ * with the service's builder, into built (n entries; an id whose row is
+ * not found, or does not build, keeps no bytes). Returns 0, or -1 when
+ * the rows could not be read. */
+static int s_relay_build(wh_relay_t *r, const uint64_t *ids, int n, s_built_t *built) {
+  const wh_builder_t *b = r->builder;
+  wh_sbuf_t list = {0};
+  int oom = 0;
+  for (int i = 0; i < n; i++) {
+    built[i] = (s_built_t){.id = ids[i]};
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, i ? "," : "{", ids[i]);
+    oom |= wh_sbuf_put(&list, num, (size_t)len);
+  }
+  oom |= wh_sbuf_put(&list, "}", 1);
+  char lo[24], hi[24];
+  snprintf(lo, sizeof lo, "%" PRIu64, ids[0]);
+  snprintf(hi, sizeof hi, "%" PRIu64, ids[n - 1]);
+  const char *v[3] = {list.buf, lo, hi};
+  PGresult *res = oom || !b || wh_pg_ready(r->pg) ? NULL : wh_pg_run_binary(r->pg, b->st, 3, v);
+  free(list.buf);
+  if (!res) return -1;
+  wh_arena_t *arena = wh_arena_new();
+  for (int k = 0, i = 0; arena && k < PQntuples(res); k++) {
+    uint64_t id = wh_pg_get_u64(res, k, 0);
+    for (int m = 0; m < n && built[i].id != id; m++) i = (i + 1) % n;
+    if (built[i].id != id || built[i].bytes) continue;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    char mid[64];
+    if (b->build(b->arg, res, k, &env, arena) == 0) {
+      s_built_id(mid, sizeof mid, b->sender, &env);
+      if (s_pack_stored(&env, b->sender, mid, &built[i].bytes, &built[i].len))
+        built[i].bytes = NULL;
+    }
+    wh_arena_reset(arena);
+  }
+  wh_arena_destroy(&arena);
+  PQclear(res);
+  return 0;
+}
+
+static void s_built_free(s_built_t *built, int n) {
+  for (int i = 0; i < n; i++) free(built[i].bytes);
+  free(built);
 }
 
 /* The ids given to the frames of this transaction: a result's rows are
@@ -450,16 +533,53 @@ static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t
  * or the window is full). */
 static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
   int n = PQntuples(res);
-  for (int i = 0; i < n; i++) {
+  /* Carried messages that are not stored (payload NULL) are built again
+   * from their rows first, all in one statement. */
+  uint64_t *ids = NULL;
+  s_built_t *built = NULL;
+  int nbuilt = 0;
+  for (int i = 0; i < n; i++)
+    if (PQgetisnull(res, i, 1)) nbuilt++;
+  if (nbuilt) {
+    ids = malloc((size_t)nbuilt * sizeof *ids);
+    built = calloc((size_t)nbuilt, sizeof *built);
+    nbuilt = 0;
+    for (int i = 0; ids && built && i < n; i++)
+      if (PQgetisnull(res, i, 1)) ids[nbuilt++] = wh_pg_get_u64(res, i, 0);
+    int rc = ids && built ? s_relay_build(r, ids, nbuilt, built) : -1;
+    free(ids);
+    if (rc) {
+      s_built_free(built, nbuilt);
+      return -1;
+    }
+  }
+  int sent = n;
+  for (int i = 0, b = 0; i < n; i++) {
     uint64_t id = wh_pg_get_u64(res, i, 0);
+    const uint8_t *bytes = (const uint8_t *)PQgetvalue(res, i, 1);
+    size_t len = (size_t)PQgetlength(res, i, 1);
+    if (PQgetisnull(res, i, 1)) {
+      bytes = built[b].bytes;
+      len = built[b++].len;
+    }
     s_slot_t *slot = s_find(r->inflight, id);
     if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
-    if ((slot->id != id && r->ninflight >= RELAY_WINDOW) ||
-        s_relay_send(r, id, (const uint8_t *)PQgetvalue(res, i, 1),
-                     (size_t)PQgetlength(res, i, 1), now, 0))
-      return -1;
+    if (!bytes) {
+      /* Its row is there (the read found it) but did not build: it waits,
+       * and the messages after it with it, until a fixed build runs. */
+      wh_error("could not build the message of outbox row %" PRIu64 " for %s from its row;"
+               " it and what follows it wait",
+               id, r->dest);
+      sent = -1;
+      break;
+    }
+    if ((slot->id != id && r->ninflight >= RELAY_WINDOW) || s_relay_send(r, id, bytes, len, now, 0)) {
+      sent = -1;
+      break;
+    }
   }
-  return n;
+  s_built_free(built, nbuilt);
+  return sent;
 }
 
 /* Reads undelivered rows after `after` from the table, RELAY_READ_SPAN ids
@@ -715,8 +835,13 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
     const char *text = a->error && a->error->text ? a->error->text : "rejected";
     wh_error("%s rejected message %s: %s; parked", r->dest, a->message_id, text);
-    const char *v[3] = {tag, text, a->message_id};
-    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 3, v, NULL, NULL);
+    /* A carried message that is not stored is parked whole: built again. */
+    s_built_t built = {0};
+    if (r->builder && s_relay_build(r, &a->delivery_tag, 1, &built)) built.bytes = NULL;
+    const char *v[4] = {tag, text, a->message_id, (const char *)built.bytes};
+    int lens[4] = {0, 0, 0, (int)built.len}, fmts[4] = {0, 0, 0, 1};
+    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 4, v, lens, fmts);
+    free(built.bytes);
     if (!res) {
       if (slot->id == a->delivery_tag) slot->sent_ms = 0; /* not parked: it stays owed */
       return 0;

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "wh_bus.h"
+#include "wh_codec.h"
 #include "wh_pg.h"
 #include "whistle.pb-c.h"
 
@@ -74,6 +75,34 @@ int wh_outbox_put(wh_relay_t *relay, const char *sender, Whistle__Envelope *env)
 int wh_outbox_carry(wh_relay_t *relay, const char *sender, Whistle__Envelope *env,
                     wh_rows_t *rows, int col);
 void wh_relay_carried(void *relay, const PGresult *res);
+/* The same for a message that is not stored at all: everything it is made
+ * of is in the state row (out_payload stays NULL), and the relay builds it
+ * again from that row (wh_relay_builder) whenever it must read it back: a
+ * carried message is sent from memory once, and read back only after a
+ * restart, a resend or a backlog, while its bytes would be written to the
+ * table and its log for every ticket. env->created_at_ms must be set, and
+ * stored in the row, by the caller; the message id is
+ * "<sender>:<ticket>:<seq>", the same every time it is built. The caller's
+ * INSERT returns (out_id, ticket_id) to wh_relay_carried as above. */
+int wh_outbox_carry_built(wh_relay_t *relay, const char *sender, Whistle__Envelope *env);
+
+/* How a service builds its carried messages again from their rows. */
+typedef struct {
+  const char *sender;
+  /* Selects the rows of the out ids in $1 (a bigint[]), which lie from $2
+   * to $3 (bigint; a block range index narrows a range, not a list), with
+   * out_id as column 0. Its result comes in binary (wh_pg_get_*). */
+  const wh_stmt_t *st;
+  /* Fills env (ticket_id, seq, trace_id, created_at_ms, the body) from
+   * row `row` of res exactly as it was filled when the message was put:
+   * strings may point into res or into arena. Returns 0 or an error. */
+  int (*build)(void *arg, const PGresult *res, int row, Whistle__Envelope *env,
+               wh_arena_t *arena);
+  void *arg;
+} wh_builder_t;
+/* Gives relay the builder of its service's carried messages (borrowed; it
+ * must outlive the relay). */
+void wh_relay_builder(wh_relay_t *relay, const wh_builder_t *builder);
 int wh_relay_flush(wh_relay_t *relay);
 /* The statement that stores what was put, as a step of a caller's pipeline
  * (wh_pg_pipeline) instead of wh_relay_flush. */

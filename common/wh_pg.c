@@ -4,6 +4,7 @@
 #include "wh_log.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,6 +293,87 @@ uint64_t wh_pg_get_u64(const PGresult *r, int row, int col) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++) v = v << 8 | p[i];
   return v;
+}
+
+int64_t wh_pg_get_time_ms(const PGresult *r, int row, int col) {
+  if (PQgetlength(r, row, col) != 8) return 0;
+  /* microseconds since 2000-01-01 */
+  int64_t us = (int64_t)wh_pg_get_u64(r, row, col) + INT64_C(946684800000000);
+  return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+}
+
+double wh_pg_get_f64(const PGresult *r, int row, int col) {
+  uint64_t bits = wh_pg_get_u64(r, row, col);
+  double v;
+  if (PQgetlength(r, row, col) != 8) return NAN;
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+static uint32_t s_get_be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Walks a binary one-dimensional array: its header (dimensions, a flag
+ * for NULLs, the element type; then size and lower bound per dimension),
+ * then each element as a length and its bytes. Calls each(i, bytes, n) for
+ * every element; returns the count, or -1 when malformed or each refuses. */
+static int s_array_each(const PGresult *r, int row, int col, int max,
+                        int (*each)(void *arg, int i, const unsigned char *p, uint32_t n),
+                        void *arg) {
+  if (PQgetisnull(r, row, col) || PQfformat(r, col) != 1) return -1;
+  const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+  size_t len = (size_t)PQgetlength(r, row, col);
+  if (len < 12) return -1;
+  uint32_t ndim = s_get_be32(p);
+  if (ndim == 0) return 0;
+  if (ndim != 1 || len < 20) return -1;
+  uint32_t count = s_get_be32(p + 12);
+  if (count > (uint32_t)max) return -1;
+  size_t at = 20;
+  for (uint32_t i = 0; i < count; i++) {
+    if (len - at < 4) return -1;
+    uint32_t n = s_get_be32(p + at);
+    at += 4;
+    if (n == UINT32_MAX || n > len - at) return -1; /* a NULL element, or cut short */
+    if (each(arg, (int)i, p + at, n)) return -1;
+    at += n;
+  }
+  return at == len ? (int)count : -1;
+}
+
+typedef struct {
+  char **items;
+  char *buf;
+  size_t len, used;
+} s_texts_t;
+
+static int s_text_each(void *arg, int i, const unsigned char *p, uint32_t n) {
+  s_texts_t *t = arg;
+  if (t->len - t->used < (size_t)n + 1) return -1;
+  t->items[i] = t->buf + t->used;
+  memcpy(t->items[i], p, n);
+  t->items[i][n] = '\0';
+  t->used += (size_t)n + 1;
+  return 0;
+}
+
+int wh_pg_get_texts(const PGresult *r, int row, int col, char **items, int max, char *buf,
+                    size_t len) {
+  s_texts_t t = {items, buf, len, 0};
+  return s_array_each(r, row, col, max, s_text_each, &t);
+}
+
+static int s_int_each(void *arg, int i, const unsigned char *p, uint32_t n) {
+  if (n != 8) return -1;
+  uint64_t v = 0;
+  for (int k = 0; k < 8; k++) v = v << 8 | p[k];
+  ((int64_t *)arg)[i] = (int64_t)v;
+  return 0;
+}
+
+int wh_pg_get_ints(const PGresult *r, int row, int col, int64_t *items, int max) {
+  return s_array_each(r, row, col, max, s_int_each, items);
 }
 
 PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values) {

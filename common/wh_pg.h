@@ -53,6 +53,19 @@ PGresult *wh_pg_run_binary(wh_pg_t *pg, const wh_stmt_t *st, int nparams,
                            const char *const *values);
 /* A bigint from a binary result; 0 when the field is not 8 bytes. */
 uint64_t wh_pg_get_u64(const PGresult *r, int row, int col);
+/* A timestamptz from a binary result, in ms since the epoch (rounded
+ * down); 0 when the field is not 8 bytes. */
+int64_t wh_pg_get_time_ms(const PGresult *r, int row, int col);
+/* A float8 from a binary result; NaN when the field is not 8 bytes. */
+double wh_pg_get_f64(const PGresult *r, int row, int col);
+/* The elements of a one-dimensional text[] in a binary result: each is
+ * copied, NUL-terminated, into buf (len bytes), and items[i] points at it.
+ * Returns how many (an empty array has none), or -1 when the field is not
+ * such an array, holds a NULL, or does not fit max items or len bytes. */
+int wh_pg_get_texts(const PGresult *r, int row, int col, char **items, int max, char *buf,
+                    size_t len);
+/* The same for a bigint[]. */
+int wh_pg_get_ints(const PGresult *r, int row, int col, int64_t *items, int max);
 /* Like wh_pg_run for ad-hoc SQL with parameters (used by the ctl and tests). */
 PGresult *wh_pg_query(wh_pg_t *pg, const char *sql, int nparams, const char *const *values);
 /* Writes items as a Postgres text[] literal ({"a","b"}, each quoted and

@@ -38,6 +38,7 @@ typedef struct {
   int duplicate;
   int same; /* a copy of reqs[same], sent in the same batch; -1 if none */
   uint32_t key; /* wh_hash_str of source and external id: copies are looked for by it first */
+  int64_t stored_ms; /* intake's clock when it gathered the row: stored_at */
   int err;
 } s_req_t;
 
@@ -46,6 +47,7 @@ typedef struct {
   wh_rules_t *rules;
   wh_bus_t *front;
   wh_relay_t *relay;
+  wh_builder_t builder; /* builds a carried TicketReceived again from its row */
   s_req_t reqs[INTAKE_BATCH];
   int nreqs;
   wh_arena_t *arena; /* the envelopes of reqs, until the batch is answered */
@@ -64,21 +66,31 @@ typedef struct {
 /* The reports, as ticket_row (sql/003_ticket_row.sql). */
 #define INTAKE_INSERT                                                                         \
   "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address," \
-  " category, body, reporter_name, reporter_phone, care_tags, lat, lng)"                      \
+  " category, body, reporter_name, reporter_phone, care_tags, lat, lng, stored_at, trace_id)"  \
   " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"         \
   "   r.address, r.category, r.body, r.reporter_name, r.reporter_phone, r.care_tags, r.lat,"  \
-  "   r.lng"                                                                                  \
+  "   r.lng, r.stored_at, r.trace_id"                                                         \
   " FROM unnest($1::ticket_row[]) AS r"
-/* The short way: every report is new (a taken key fails the batch). */
+/* The short way: every report is new (a taken key fails the batch). Its
+ * TicketReceived is carried, and not stored: s_build makes it again. */
 static const wh_stmt_t s_insert_new = {
     "intake_insert_new",
     "INSERT INTO ticket (ticket_id, source, external_id, received_at, community, grid, address,"
-    " category, body, reporter_name, reporter_phone, care_tags, lat, lng, out_id, out_payload)"
+    " category, body, reporter_name, reporter_phone, care_tags, lat, lng, stored_at, trace_id,"
+    " out_id)"
     " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"
     "   r.address, r.category, r.body, r.reporter_name, r.reporter_phone, r.care_tags, r.lat,"
-    "   r.lng, nextval('outbox_id_seq'), r.out_payload"
+    "   r.lng, r.stored_at, r.trace_id, nextval('outbox_id_seq')"
     " FROM unnest($1::ticket_row[]) AS r"
     " RETURNING out_id, ticket_id"};
+/* What s_build makes a carried TicketReceived of (see wh_builder_t). */
+static const wh_stmt_t s_built_rows = {
+    "intake_built_rows",
+    "SELECT out_id, ticket_id, source, external_id, received_at, community, grid, address,"
+    " category, body, reporter_name, reporter_phone, care_tags, lat, lng, stored_at,"
+    " coalesce(trace_id, '')"
+    " FROM ticket WHERE out_id = ANY($1::bigint[]) AND out_id BETWEEN $2::bigint AND $3::bigint"
+    " AND out_payload IS NULL"};
 /* The careful way: a report stored before is skipped, and looked up. */
 static const wh_stmt_t s_insert = {
     "intake_insert",
@@ -134,31 +146,106 @@ static int s_gather(wh_rows_t *w, s_req_t *r) {
   return 0;
 }
 
-/* Puts the TicketReceived event of a newly stored report in the outbox, or,
- * with carry, in the last row of carry (its out_payload). */
-static int s_pass_on(s_intake_t *in, s_req_t *r, wh_rows_t *carry) {
-  Whistle__SubmitTicket *t = r->env->submit;
-  /* Downstream sees the phone masked; the full number stays here. */
+/* The row's last fields, after its out_payload: when intake stored it, and
+ * the channel's trace id. */
+static void s_gather_end(wh_rows_t *w, const s_req_t *r) {
+  wh_rows_time(w, 15, &r->stored_ms);
+  wh_rows_text(w, 16, r->env->trace_id);
+}
+
+/* The TicketReceived of a report, in env and the messages it points to:
+ * what the report's row holds, and nothing else (not a field the sender
+ * added that this build does not know), so that it is built again from the
+ * row (s_build) byte for byte. Downstream sees the phone masked (into
+ * masked); the full number stays here. */
+typedef struct {
+  Whistle__Envelope env;
+  Whistle__TicketReceived rec;
+  Whistle__SubmitTicket report;
+  Whistle__Reporter reporter;
+  Whistle__Location location;
   char masked[32];
-  const char *phone = t->reporter ? t->reporter->phone : "";
-  wh_phone_mask(phone, masked, sizeof masked);
-  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
-  rep.name = t->reporter ? t->reporter->name : (char *)"";
-  rep.phone = masked;
-  Whistle__SubmitTicket fwd = *t;
-  fwd.reporter = &rep;
-  Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
-  rec.ticket_id = r->ticket_id;
-  rec.report = &fwd;
-  rec.stored_at_ms = wh_clock_now_ms();
-  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.ticket_id = r->ticket_id;
-  env.seq = 1;
-  env.trace_id = r->env->trace_id;
-  env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
-  env.received = &rec;
-  if (carry) return wh_outbox_carry(in->relay, "intake", &env, carry, 14);
-  return wh_outbox_put(in->relay, "intake", &env);
+} s_received_t;
+
+static void s_received(s_received_t *m, const char *ticket_id, const Whistle__SubmitTicket *t,
+                       const char *name, const char *phone, const double *lat, const double *lng,
+                       int64_t stored_ms, const char *trace_id) {
+  whistle__envelope__init(&m->env);
+  whistle__ticket_received__init(&m->rec);
+  whistle__submit_ticket__init(&m->report);
+  whistle__reporter__init(&m->reporter);
+  whistle__location__init(&m->location);
+  wh_phone_mask(phone, m->masked, sizeof m->masked);
+  m->reporter.name = (char *)name;
+  m->reporter.phone = m->masked;
+  m->report.source = t->source;
+  m->report.external_id = t->external_id;
+  m->report.received_at_ms = t->received_at_ms;
+  m->report.community = t->community;
+  m->report.grid = t->grid;
+  m->report.address = t->address;
+  m->report.category = t->category;
+  m->report.text = t->text;
+  m->report.reporter = &m->reporter;
+  m->report.n_care_tags = t->n_care_tags;
+  m->report.care_tags = t->care_tags;
+  if (lat && lng) {
+    m->location.lat = *lat;
+    m->location.lng = *lng;
+    m->report.location = &m->location;
+  }
+  m->rec.ticket_id = (char *)ticket_id;
+  m->rec.report = &m->report;
+  m->rec.stored_at_ms = stored_ms;
+  m->env.ticket_id = (char *)ticket_id;
+  m->env.seq = 1;
+  m->env.trace_id = (char *)trace_id;
+  m->env.created_at_ms = stored_ms;
+  m->env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+  m->env.received = &m->rec;
+}
+
+/* Puts the TicketReceived event of a newly stored report in the outbox, or,
+ * with carry, carries it in the report's row, built from it. */
+static int s_pass_on(s_intake_t *in, s_req_t *r, int carry) {
+  const Whistle__SubmitTicket *t = r->env->submit;
+  s_received_t m;
+  s_received(&m, r->ticket_id, t, t->reporter ? t->reporter->name : "",
+             t->reporter ? t->reporter->phone : "", t->location ? &t->location->lat : NULL,
+             t->location ? &t->location->lng : NULL, r->stored_ms, r->env->trace_id);
+  if (carry) return wh_outbox_carry_built(in->relay, "intake", &m.env);
+  return wh_outbox_put(in->relay, "intake", &m.env);
+}
+
+/* Builds a carried TicketReceived again from row k of s_built_rows, as
+ * s_pass_on built it from the report. */
+static int s_build(void *arg, const PGresult *res, int k, Whistle__Envelope *env,
+                   wh_arena_t *arena) {
+  (void)arg;
+  s_received_t *m = wh_arena_alloc(arena, sizeof *m);
+  char **tags = wh_arena_alloc(arena, INTAKE_MAX_TAGS * sizeof *tags);
+  char *tagbuf = wh_arena_alloc(arena, INTAKE_MAX_TAGS * 64);
+  if (!m || !tags || !tagbuf) return WH_ENOMEM;
+  Whistle__SubmitTicket t = WHISTLE__SUBMIT_TICKET__INIT;
+  t.source = wh_source_parse(PQgetvalue(res, k, 2));
+  t.external_id = PQgetvalue(res, k, 3);
+  t.received_at_ms = wh_pg_get_time_ms(res, k, 4);
+  t.community = PQgetvalue(res, k, 5);
+  t.grid = PQgetvalue(res, k, 6);
+  t.address = PQgetvalue(res, k, 7);
+  t.category = PQgetvalue(res, k, 8);
+  t.text = PQgetvalue(res, k, 9);
+  int ntags = wh_pg_get_texts(res, k, 12, tags, INTAKE_MAX_TAGS, tagbuf, INTAKE_MAX_TAGS * 64);
+  if (ntags < 0) return WH_EFIELD;
+  t.n_care_tags = (size_t)ntags;
+  t.care_tags = tags;
+  double lat = wh_pg_get_f64(res, k, 13), lng = wh_pg_get_f64(res, k, 14);
+  int located = !PQgetisnull(res, k, 13) && !PQgetisnull(res, k, 14);
+  s_received(m, PQgetvalue(res, k, 1), &t, PQgetvalue(res, k, 10), PQgetvalue(res, k, 11),
+             located ? &lat : NULL, located ? &lng : NULL, wh_pg_get_time_ms(res, k, 15),
+             PQgetvalue(res, k, 16));
+  *env = m->env; /* what it points at is in the arena, or in res */
+  return 0;
 }
 
 /* A report comes back when it was new; the first request that carries it
@@ -225,6 +312,7 @@ static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
       if (!in->reqs[k].err && in->reqs[k].same < 0 && s_same_report(&in->reqs[k], r)) r->same = k;
     if (r->same >= 0) continue;
     snprintf(r->ticket_id, sizeof r->ticket_id, TICKET_ID_FMT, in->ids[in->next + used]);
+    r->stored_ms = wh_clock_now_ms();
     if (s_gather(w, r)) {
       r->err = WH_ETOOLONG;
       r->ticket_id[0] = '\0';
@@ -232,12 +320,13 @@ static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
       continue;
     }
     used++;
-    if (!carry) { /* the careful way carries no message */
-      wh_rows_bytes(w, 14, "", 0);
-      continue;
-    }
+    /* out_payload: neither way stores a message in the row (the careful
+     * way puts it in the outbox, the short way builds it from the row). */
+    wh_rows_bytes(w, 14, NULL, 0);
+    s_gather_end(w, r);
+    if (!carry) continue;
     wh_log_ctx(r->ticket_id, r->env->message_id);
-    int rc = s_pass_on(in, r, w);
+    int rc = s_pass_on(in, r, 1);
     wh_log_ctx(NULL, NULL);
     if (rc) return WH_ENOMEM;
   }
@@ -295,7 +384,7 @@ static int s_store_careful(s_intake_t *in, int from, int to) {
     if (r->err || r->same >= 0) continue;
     if (r->ticket_id[0]) {
       wh_log_ctx(r->ticket_id, r->env->message_id);
-      if (s_pass_on(in, r, NULL)) goto rollback;
+      if (s_pass_on(in, r, 0)) goto rollback;
       continue;
     }
     /* Seen before: the same ticket, and nothing new to pass on. */
@@ -427,8 +516,8 @@ int intake_start(wh_service_t *svc) {
   svc->data = in;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init_record(&in->rows, 15, "ticket_row");
-  wh_rows_init_record(&in->crows, 15, "ticket_row");
+  wh_rows_init_record(&in->rows, 17, "ticket_row");
+  wh_rows_init_record(&in->crows, 17, "ticket_row");
   in->arena = wh_arena_new();
   if (!in->arena) return WH_ENOMEM;
   char path[512], err[512];
@@ -439,6 +528,8 @@ int intake_start(wh_service_t *svc) {
     return WH_ECONFIG;
   }
   in->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "triage", svc->peer);
+  in->builder = (wh_builder_t){.sender = "intake", .st = &s_built_rows, .build = s_build, .arg = in};
+  if (in->relay) wh_relay_builder(in->relay, &in->builder);
   in->front = wh_bus_new(svc->loop, svc->zctx, ZMQ_ROUTER, svc->listen, 1, s_on_front, in);
   if (!in->relay || !in->front) return WH_EZMQ;
   wh_relay_throttle(in->relay, in->front);

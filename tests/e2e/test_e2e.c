@@ -8,6 +8,8 @@
  *   restart     1,000 tickets while each process, PostgreSQL included, is
  *               killed with SIGKILL and restarted: each ticket reaches its
  *               lead's feed exactly once, in order per ticket
+ *   carried_built  a message built again from its row, when resent and
+ *               after a restart, is the one first sent from memory
  *
  * WHISTLE_ROOT, WHISTLE_BIN and WHISTLE_E2E_VAR come from tests/run.sh. */
 #include <setjmp.h>
@@ -680,6 +682,172 @@ static void restart(void **state) {
   s_stack("restart", "down");
 }
 
+/* An envelope as the relay stored or built it: the stamps of one sending
+ * (sent_at, delivery tag, first_send) taken off, packed anew. Caller frees
+ * *out. */
+static void s_unstamped(const Whistle__Envelope *env, uint8_t **out, size_t *len) {
+  Whistle__Envelope e = *env;
+  e.sent_at_ms = 0;
+  e.delivery_tag = 0;
+  e.first_send = 0;
+  assert_int_equal(wh_env_pack(&e, out, len), 0);
+}
+
+#define BUILT_MAX 64
+
+typedef struct {
+  uint64_t tag;
+  uint8_t *first; /* as first sent, from memory */
+  size_t first_len;
+  int copies;     /* sendings seen */
+  int same;       /* later sendings equal to the first */
+} s_sent_t;
+
+/* Takes every envelope that has arrived at router (alone or in a Batch),
+ * recording each sending of each delivery tag in sent (n of them). When ack
+ * is set, acknowledges each. */
+static void s_take_sent(void *router, s_sent_t *sent, int *n, int ack) {
+  for (;;) {
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&id);
+      zmq_msg_close(&body);
+      return;
+    }
+    assert_true(zmq_msg_recv(&body, router, 0) >= 0);
+    Whistle__Envelope *frame;
+    assert_int_equal(wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &frame), 0);
+    size_t count = frame->body_case == WHISTLE__ENVELOPE__BODY_BATCH ? frame->batch->n_envelopes : 1;
+    for (size_t i = 0; i < count; i++) {
+      Whistle__Envelope *env = frame;
+      if (frame->body_case == WHISTLE__ENVELOPE__BODY_BATCH)
+        assert_int_equal(wh_env_unpack(frame->batch->envelopes[i].data,
+                                       frame->batch->envelopes[i].len, &env), 0);
+      uint8_t *bytes;
+      size_t len;
+      s_unstamped(env, &bytes, &len);
+      int k = 0;
+      while (k < *n && sent[k].tag != env->delivery_tag) k++;
+      if (k == *n) {
+        assert_true(*n < BUILT_MAX);
+        /* The first sending comes from the memory of the transaction. */
+        assert_true(env->first_send);
+        sent[(*n)++] = (s_sent_t){.tag = env->delivery_tag, .first = bytes, .first_len = len};
+      } else {
+        assert_false(env->first_send);
+        sent[k].same += len == sent[k].first_len && !memcmp(bytes, sent[k].first, len);
+        free(bytes);
+      }
+      sent[k].copies++;
+      if (ack) {
+        Whistle__Ack a = WHISTLE__ACK__INIT;
+        a.message_id = env->message_id;
+        a.delivery_tag = env->delivery_tag;
+        Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+        out.body_case = WHISTLE__ENVELOPE__BODY_ACK;
+        out.ack = &a;
+        uint8_t *abuf;
+        size_t alen;
+        assert_int_equal(wh_env_pack(&out, &abuf, &alen), 0);
+        zmq_send(router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+        zmq_send(router, abuf, alen, 0);
+        free(abuf);
+      }
+      if (env != frame) wh_env_free(env);
+    }
+    wh_env_free(frame);
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+  }
+}
+
+/* Takes what arrives for ms milliseconds. */
+static void s_take_for(void *router, s_sent_t *sent, int *n, int ack, int ms) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    s_take_sent(router, sent, n, ack);
+    usleep(50 * 1000);
+  }
+}
+
+/* 1 when each of n messages was sent at least `copies` times. */
+static int s_all_sent(const s_sent_t *sent, int n, int copies) {
+  for (int i = 0; i < n; i++)
+    if (sent[i].copies < copies) return 0;
+  return 1;
+}
+
+/* A ticket's TicketReceived rides in its row and is not stored: intake
+ * builds it again from the row whenever it is read back. What a resend,
+ * and a restarted intake, send is byte for byte what was first sent from
+ * memory. Triage's place is taken by this test, which answers late. */
+static void carried_built(void **state) {
+  (void)state;
+  s_stack("built", "up");
+  s_stack("built", "kill triage");
+  s_stack("built", "kill intake");
+  char ep[1024];
+  s_env("built", "WHISTLE_TRIAGE", ep, sizeof ep);
+  void *zctx = zmq_ctx_new();
+  void *router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(router, ep), 0);
+  s_stack("built", "start intake"); /* it connects to this one */
+
+  /* The scenarios, and reports with a place on the map, care tags, no
+   * reporter, no category, a trace id of the channel's. */
+  char path[1024];
+  snprintf(path, sizeof path, "%s/built/more.jsonl", s_var);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "{\"source\":\"app\",\"external_id\":\"b-1\",\"received_at\":\"2025-06-02T10:12:00.123+08:00\","
+             "\"community\":\"xiangdong\",\"grid\":\"xiangdong-1\",\"address\":\"\","
+             "\"text\":\"路灯不亮\\\"三盏\\\"，晚上很黑\",\"location\":{\"lat\":31.2345678,\"lng\":121.4567891},"
+             "\"care_tags\":[\"elderly_alone\",\"disabled\"]}\n");
+  fprintf(f, "{\"source\":\"qr\",\"external_id\":\"b-2\",\"received_at\":\"2025-06-03T09:30:00+08:00\","
+             "\"community\":\"xiangdong\",\"grid\":\"xiangdong-2\",\"category\":\"noise\","
+             "\"text\":\"夜间施工噪音\",\"reporter\":{\"name\":\"\",\"phone\":\"\"}}\n");
+  fclose(f);
+  int st;
+  char *out = s_capture(&st, "cat %s/tests/data/scenarios.jsonl %s | " CTL("built") " submit",
+                        s_root, path, s_var, s_bin);
+  assert_int_equal(st, 0);
+  free(out);
+  s_sent_t sent[BUILT_MAX];
+  int n = 0;
+  s_take_for(router, sent, &n, 0, 500);
+  assert_int_equal(n, 30);
+  wh_pg_t *intake = s_db("built", "WHISTLE_INTAKE_DB");
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket WHERE out_payload IS NULL"
+                                   " AND out_id IS NOT NULL"), 30);
+  /* Unanswered: sent again after two seconds, built from the rows. */
+  for (int i = 0; i < 60 && !s_all_sent(sent, n, 2); i++) s_take_for(router, sent, &n, 0, 100);
+  assert_true(s_all_sent(sent, n, 2));
+  for (int i = 0; i < n; i++) assert_int_equal(sent[i].same, sent[i].copies - 1);
+  /* Intake restarts: what it had sent is read back, built, and sent again. */
+  for (int i = 0; i < n; i++) {
+    sent[i].copies = 1;
+    sent[i].same = 0;
+  }
+  s_stack("built", "kill intake");
+  s_stack("built", "start intake");
+  for (int i = 0; i < 100 && !s_all_sent(sent, n, 2); i++) s_take_for(router, sent, &n, 0, 100);
+  assert_true(s_all_sent(sent, n, 2));
+  for (int i = 0; i < n; i++) assert_int_equal(sent[i].same, sent[i].copies - 1);
+  assert_int_equal(n, 30);
+  /* Answered: nothing is sent again. */
+  s_take_for(router, sent, &n, 1, 3000);
+  for (int i = 0; i < n; i++) sent[i].copies = 0;
+  s_take_for(router, sent, &n, 1, 2500);
+  assert_int_equal(n, 30);
+  assert_true(s_all_sent(sent, n, 0) && !s_all_sent(sent, n, 1));
+  for (int i = 0; i < n; i++) free(sent[i].first);
+  wh_pg_destroy(&intake);
+  zmq_close(router);
+  zmq_ctx_term(zctx);
+  s_stack("built", "down");
+}
+
 int main(int argc, char **argv) {
   s_root = getenv("WHISTLE_ROOT");
   s_bin = getenv("WHISTLE_BIN");
@@ -692,6 +860,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(scenarios),
       cmocka_unit_test(bad_input),
       cmocka_unit_test(restart),
+      cmocka_unit_test(carried_built),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
