@@ -662,6 +662,7 @@ typedef struct {
   int take;   /* acknowledge what arrives; else keep it for later */
   int refuse; /* with take: answer "rejected" instead */
   int seen, reads;
+  char last_mid[64], last_lead[32]; /* of the last TicketTriaged that arrived */
   zmq_msg_t peer;
   uint64_t tags[2 * WH_RELAY_WINDOW];
   int ntags;
@@ -675,6 +676,10 @@ static void s_flow_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) 
   s_flow_t *f = arg;
   f->seen++;
   zmq_msg_copy(&f->peer, id);
+  if (env->body_case == WHISTLE__ENVELOPE__BODY_TRIAGED) {
+    snprintf(f->last_mid, sizeof f->last_mid, "%s", env->message_id);
+    snprintf(f->last_lead, sizeof f->last_lead, "%s", env->triaged->lead);
+  }
   if (f->take && f->refuse)
     s_answer_tag(f->router, &f->peer, "", env->delivery_tag, WHISTLE__ACK_STATUS__ACK_REJECTED);
   else if (f->take) s_flow_ack_tag(f, env->delivery_tag);
@@ -1065,6 +1070,115 @@ static void relay_carried_messages(void **state) {
   s_flow_close(&f);
 }
 
+/* Carried messages that are not stored: decision rows whose out_payload
+ * is NULL, built again from lead and decided_at. */
+static const wh_stmt_t s_built_insert = {
+    "test_built_insert",
+    "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
+    " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, decided_at,"
+    " out_id)"
+    " SELECT t, 'hotline', t, now(), 'c', 'g', 'cat', 'k', 'red', 1, 'lead-' || t, '{}', 'r',"
+    "   'rules', 0, false, to_timestamp(1700000000), nextval('outbox_id_seq')"
+    " FROM unnest($1::text[]) AS t RETURNING out_id, ticket_id"};
+static const wh_stmt_t s_built_rows = {
+    "test_built_rows",
+    "SELECT out_id, ticket_id, lead, decided_at FROM decision WHERE out_id = ANY($1::bigint[])"
+    " AND out_id BETWEEN $2::bigint AND $3::bigint AND out_payload IS NULL"};
+
+/* The message of one such row, as s_flow_carry_built put it. */
+static void s_built_env(Whistle__Envelope *env, Whistle__TicketTriaged *tri, const char *ticket,
+                        const char *lead, int64_t at_ms) {
+  whistle__envelope__init(env);
+  whistle__ticket_triaged__init(tri);
+  tri->lead = (char *)lead;
+  env->ticket_id = (char *)ticket;
+  env->seq = 1;
+  env->created_at_ms = at_ms;
+  env->body_case = WHISTLE__ENVELOPE__BODY_TRIAGED;
+  env->triaged = tri;
+}
+
+static int s_build(void *arg, const PGresult *res, int k, Whistle__Envelope *env,
+                   wh_arena_t *arena) {
+  (void)arg;
+  Whistle__TicketTriaged *tri = wh_arena_alloc(arena, sizeof *tri);
+  if (!tri) return WH_ENOMEM;
+  s_built_env(env, tri, PQgetvalue(res, k, 1), PQgetvalue(res, k, 2),
+              wh_pg_get_time_ms(res, k, 3));
+  return 0;
+}
+
+static const wh_builder_t s_builder = {.sender = "triage", .st = &s_built_rows, .build = s_build};
+
+static void s_flow_carry_built(s_flow_t *f, const char *ticket, int forget) {
+  wh_rows_t rows;
+  wh_rows_init(&rows, 1);
+  wh_rows_next(&rows);
+  wh_rows_text(&rows, 0, ticket);
+  char lead[32];
+  snprintf(lead, sizeof lead, "lead-%s", ticket);
+  Whistle__Envelope env;
+  Whistle__TicketTriaged tri;
+  s_built_env(&env, &tri, ticket, lead, INT64_C(1700000000000));
+  assert_int_equal(wh_outbox_carry_built(f->relay, "triage", &env), 0);
+  wh_pg_step_t step = {.st = &s_built_insert, .rows = &rows, .on_result = wh_relay_carried,
+                       .arg = f->relay};
+  assert_int_equal(wh_pg_pipeline(f->pg, 1, &step, 1, WH_PG_COMMIT), 0);
+  if (forget) wh_relay_aborted(f->relay);
+  else wh_relay_committed(f->relay);
+  wh_rows_free(&rows);
+}
+
+/* A carried message that is not stored goes from memory; read back, it is
+ * built again from its row (the same id, the same content); refused, it is
+ * parked whole, as built. */
+static void relay_built_messages(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open_to(&f, "inproc://it-built", "dispatch");
+  wh_relay_builder(f.relay, &s_builder);
+  assert_int_equal(wh_pg_exec(f.pg, "TRUNCATE decision, outbox_parked"), 0);
+  f.take = 1;
+  s_flow_run(&f, 200);
+  s_flow_carry_built(&f, "WH80", 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 1);
+  assert_string_equal(f.last_mid, "triage:WH80:1");
+  assert_string_equal(f.last_lead, "lead-WH80");
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Forgotten by memory: read back, built from its row. */
+  s_flow_carry_built(&f, "WH81", 1);
+  f.last_mid[0] = f.last_lead[0] = '\0';
+  s_flow_until(&f, 2, 5000);
+  s_flow_run(&f, 100);
+  assert_int_equal(f.seen, 2);
+  assert_string_equal(f.last_mid, "triage:WH81:1");
+  assert_string_equal(f.last_lead, "lead-WH81");
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  /* Refused: parked with the bytes built from its row. */
+  f.refuse = 1;
+  s_flow_carry_built(&f, "WH82", 0);
+  s_flow_run(&f, 200);
+  assert_int_equal(f.seen, 3);
+  PGresult *r = wh_pg_query(f.pg, "SELECT payload FROM outbox_parked WHERE ticket_id = 'WH82'", 0,
+                            NULL);
+  assert_non_null(r);
+  assert_int_equal(PQntuples(r), 1);
+  size_t len;
+  unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0), &len);
+  Whistle__Envelope *env;
+  assert_int_equal(wh_env_unpack(bytes, len, &env), 0);
+  assert_string_equal(env->message_id, "triage:WH82:1");
+  assert_int_equal(env->created_at_ms, INT64_C(1700000000000));
+  assert_int_equal(env->body_case, WHISTLE__ENVELOPE__BODY_TRIAGED);
+  assert_string_equal(env->triaged->lead, "lead-WH82");
+  wh_env_free(env);
+  PQfreemem(bytes);
+  PQclear(r);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  s_flow_close(&f);
+}
+
 /* Batched rows go as binary arrays: every value comes back as it was
  * given, hostile text, NULLs, zero bytes and extreme numbers included, in
  * one statement, and in the lazily committed transaction. */
@@ -1370,6 +1484,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(relay_reads_back_a_row_memory_lost),
       cmocka_unit_test(relay_line_restart_and_emptying),
       cmocka_unit_test(relay_carried_messages),
+      cmocka_unit_test(relay_built_messages),
       cmocka_unit_test(rows_round_trip_every_type),
       cmocka_unit_test(rows_as_records),
   };
