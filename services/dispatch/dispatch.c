@@ -37,6 +37,7 @@ typedef struct {
   wh_calendar_t *cal;
   wh_consumer_t *in;
   wh_relay_t *relay;
+  wh_builder_t builder; /* builds an order's dispatched event again from its row */
   uv_timer_t timer;
   int64_t armed_ms;  /* the deadline the timer is set for */
   int64_t batch_due; /* the earliest deadline this transaction adds */
@@ -54,13 +55,24 @@ static const wh_stmt_t s_insert_order = {
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
     " rule, weight, duplicate_of, decided_at, created_at, updated_at, due_names, due_ms,"
-    " next_due_at, out_id, out_payload)"
+    " next_due_at, out_id, out_payload, trace_id)"
     " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
     "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
     "   r.co, r.rule, r.weight, r.duplicate_of, r.decided_at, r.at, r.at, r.due_names, r.due_ms,"
-    "   r.next_due_at, nextval('outbox_id_seq'), r.out_payload"
+    "   r.next_due_at, nextval('outbox_id_seq'), r.out_payload, r.trace_id"
     " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};
+/* What s_build makes a dispatched event of (see wh_builder_t): the order as
+ * it was opened, in its row or, once changed, in work_order_first. */
+#define BUILT_COLUMNS                                                                          \
+  "out_id, ticket_id, state, klass, community, grid, address, body, reporter_masked, color,"  \
+  " level::bigint, lead, co, due_names, due_ms, created_at, coalesce(trace_id, '')"
+static const wh_stmt_t s_built_rows = {
+    "dispatch_built_rows",
+    "SELECT " BUILT_COLUMNS " FROM work_order WHERE out_id = ANY($1::bigint[])"
+    " AND out_id BETWEEN $2::bigint AND $3::bigint AND out_payload IS NULL"
+    " UNION ALL SELECT " BUILT_COLUMNS " FROM work_order_first WHERE out_id = ANY($1::bigint[])"
+    " AND out_payload IS NULL"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
     "INSERT INTO timeline (ticket_id, at, kind, actor, note)"
@@ -114,17 +126,96 @@ static void s_timeline(s_dispatch_t *d, const char *ticket, int64_t at_ms, const
   wh_rows_text(r, 4, note);
 }
 
-/* Puts ev in the outbox; with carry, in the order row gathered last (its
- * out_payload), for an order's first event. */
-static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, int carry) {
+enum { EMIT_OUTBOX, EMIT_CARRY, EMIT_BUILT };
+
+/* Puts ev in the outbox; or, for an order's first event, carries it in the
+ * order row gathered last: stored in its out_payload (EMIT_CARRY), or built
+ * from the row (EMIT_BUILT). A carried event ends the row with its trace id. */
+static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, int how) {
   Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
   out.ticket_id = ev->ticket_id;
   out.seq = ev->version;
   out.trace_id = (char *)(trace ? trace : "");
+  out.created_at_ms = ev->at_ms;
   out.body_case = WHISTLE__ENVELOPE__BODY_WORK;
   out.work = ev;
-  if (carry) return wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 24);
-  return wh_outbox_put(d->relay, "dispatch", &out);
+  int rc;
+  if (how == EMIT_OUTBOX) return wh_outbox_put(d->relay, "dispatch", &out);
+  if (how == EMIT_CARRY) {
+    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 24);
+  } else {
+    wh_rows_bytes(&d->orders, 24, NULL, 0);
+    rc = wh_outbox_carry_built(d->relay, "dispatch", &out);
+  }
+  wh_rows_text(&d->orders, 25, out.trace_id);
+  return rc;
+}
+
+/* "<class> @ <community>/<grid> <address>: <text>", for the party reading
+ * its feed; cut to fit buf. */
+static void s_summary(char *buf, size_t len, const char *klass, const char *community,
+                      const char *grid, const char *address, const char *text) {
+  wh_str_t sum;
+  wh_str_init(&sum, buf, len);
+  wh_str_cat(&sum, klass, " @ ", community, "/", grid, " ", address, ": ", text, (char *)NULL);
+}
+
+#define SUMMARY_MAX 4600
+
+/* A dispatched event, built again from row k of s_built_rows exactly as
+ * s_apply made it. */
+static int s_build(void *arg, const PGresult *res, int k, Whistle__Envelope *env,
+                   wh_arena_t *arena) {
+  (void)arg;
+  if (strcmp(PQgetvalue(res, k, 2), "dispatched")) return WH_EFIELD;
+  Whistle__WorkEvent *ev = wh_arena_alloc(arena, sizeof *ev);
+  char *summary = wh_arena_alloc(arena, SUMMARY_MAX);
+  char **co = wh_arena_alloc(arena, WH_MAX_CO * sizeof *co);
+  char *cobuf = wh_arena_alloc(arena, WH_MAX_CO * 96);
+  char **names = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *names);
+  char *namebuf = wh_arena_alloc(arena, WH_MAX_DEADLINES * 64);
+  int64_t *due = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *due);
+  Whistle__Deadline *dl = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *dl);
+  Whistle__Deadline **dlp = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *dlp);
+  if (!ev || !summary || !co || !cobuf || !names || !namebuf || !due || !dl || !dlp)
+    return WH_ENOMEM;
+  int nco = wh_pg_get_texts(res, k, 12, co, WH_MAX_CO, cobuf, WH_MAX_CO * 96);
+  int nnames = wh_pg_get_texts(res, k, 13, names, WH_MAX_DEADLINES, namebuf, WH_MAX_DEADLINES * 64);
+  int ndue = wh_pg_get_ints(res, k, 14, due, WH_MAX_DEADLINES);
+  if (nco < 0 || nnames < 0 || ndue != nnames) return WH_EFIELD;
+  for (int i = 0; i < ndue; i++) {
+    whistle__deadline__init(&dl[i]);
+    dl[i].name = names[i];
+    dl[i].due_at_ms = due[i];
+    dlp[i] = &dl[i];
+  }
+  s_summary(summary, SUMMARY_MAX, PQgetvalue(res, k, 3), PQgetvalue(res, k, 4),
+            PQgetvalue(res, k, 5), PQgetvalue(res, k, 6), PQgetvalue(res, k, 7));
+  whistle__work_event__init(ev);
+  ev->ticket_id = PQgetvalue(res, k, 1);
+  ev->version = 1;
+  ev->color = wh_color_parse(PQgetvalue(res, k, 9));
+  ev->level = (uint32_t)wh_pg_get_u64(res, k, 10);
+  ev->community = PQgetvalue(res, k, 4);
+  ev->grid = PQgetvalue(res, k, 5);
+  ev->summary = summary;
+  ev->reporter_masked = PQgetvalue(res, k, 8);
+  ev->at_ms = wh_pg_get_time_ms(res, k, 15);
+  ev->kind = WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED;
+  ev->state = PQgetvalue(res, k, 2);
+  ev->lead = PQgetvalue(res, k, 11);
+  ev->co = co;
+  ev->n_co = (size_t)nco;
+  ev->deadlines = dlp;
+  ev->n_deadlines = (size_t)ndue;
+  whistle__envelope__init(env);
+  env->ticket_id = ev->ticket_id;
+  env->seq = 1;
+  env->trace_id = PQgetvalue(res, k, 16);
+  env->created_at_ms = ev->at_ms;
+  env->body_case = WHISTLE__ENVELOPE__BODY_WORK;
+  env->work = ev;
+  return 0;
 }
 
 /* The statements that write the transaction's gathered rows, one per table
@@ -174,7 +265,7 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
 }
 
 /* The order's row (work_order_row, see sql/010_opening_derived.sql); its
- * last field, the carried message, is added by wh_outbox_carry. */
+ * last fields, the carried message and the trace id, are added by s_emit. */
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
                         int64_t decided, int64_t now, char *const *due_names,
                         const int64_t *due_ms, int ndue, int64_t next_due) {
@@ -263,11 +354,9 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_order_row(d, t, merged ? "merged" : "dispatched", t->decided_at_ms ? t->decided_at_ms : now,
               now, due_names, due_ms, ndue, next_due);
 
-  char summary[4600]; /* "<class> @ <community>/<grid> <address>: <text>" */
-  wh_str_t sum;
-  wh_str_init(&sum, summary, sizeof summary);
-  wh_str_cat(&sum, t->klass, " @ ", rep->community, "/", rep->grid, " ", rep->address, ": ",
-             rep->text, (char *)NULL);
+  char summary[SUMMARY_MAX];
+  s_summary(summary, sizeof summary, t->klass, rep->community, rep->grid, rep->address,
+            rep->text);
   const char *masked = rep->reporter ? rep->reporter->phone : "";
   Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
   ev.ticket_id = (char *)ticket;
@@ -290,7 +379,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     ev.state = "merged";
     ev.lead = first_lead;
     ev.duplicate_of = t->duplicate_of;
-    return s_emit(d, &ev, env->trace_id, 1) ? WH_EDB : 0;
+    return s_emit(d, &ev, env->trace_id, EMIT_CARRY) ? WH_EDB : 0;
   }
 
   if (d->nopened < WH_CONSUMER_BATCH) {
@@ -305,7 +394,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   ev.n_co = t->n_co;
   ev.deadlines = dlp;
   ev.n_deadlines = (size_t)ndue;
-  return s_emit(d, &ev, env->trace_id, 1) ? WH_EDB : 0;
+  return s_emit(d, &ev, env->trace_id, EMIT_BUILT) ? WH_EDB : 0;
 }
 
 /* ---- the deadline clock ------------------------------------------------ */
@@ -381,7 +470,7 @@ static int s_lapse_one(s_dispatch_t *d, const char *ticket, char **names, size_t
   for (size_t i = 0; i < nnames && o < sizeof note; i++)
     o += (size_t)snprintf(note + o, sizeof note - o, " %s", names[i]);
   s_timeline(d, ticket, now, "overdue", "clock", note);
-  int rc = s_emit(d, &ev, NULL, 0) ? WH_EDB : 0;
+  int rc = s_emit(d, &ev, NULL, EMIT_OUTBOX) ? WH_EDB : 0;
   PQclear(r);
   return rc;
 }
@@ -521,7 +610,7 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init_record(&d->orders, 25, "work_order_row");
+  wh_rows_init_record(&d->orders, 26, "work_order_row");
   wh_rows_init(&d->timeline, 5);
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
@@ -530,6 +619,8 @@ int dispatch_start(wh_service_t *svc) {
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
   d->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "notify", svc->peer);
+  d->builder = (wh_builder_t){.sender = "dispatch", .st = &s_built_rows, .build = s_build, .arg = d};
+  if (d->relay) wh_relay_builder(d->relay, &d->builder);
   d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, d);
   if (!d->relay || !d->in) return WH_EZMQ;
   wh_relay_throttle(d->relay, wh_consumer_bus(d->in));

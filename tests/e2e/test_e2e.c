@@ -693,7 +693,7 @@ static void s_unstamped(const Whistle__Envelope *env, uint8_t **out, size_t *len
   assert_int_equal(wh_env_pack(&e, out, len), 0);
 }
 
-#define BUILT_MAX 64
+#define BUILT_MAX 128
 
 typedef struct {
   uint64_t tag;
@@ -778,20 +778,67 @@ static int s_all_sent(const s_sent_t *sent, int n, int copies) {
   return 1;
 }
 
-/* A ticket's TicketReceived rides in its row and is not stored: intake
- * builds it again from the row whenever it is read back. What a resend,
- * and a restarted intake, send is byte for byte what was first sent from
- * memory. Triage's place is taken by this test, which answers late. */
+/* Checks what `service` of stack "built" sends to router, which stands in
+ * for its receiver: at least `want` messages, each first sent from memory;
+ * left unanswered, each sent again (read back, a carried one built from its
+ * row), and after the service restarts, again: every sending the same,
+ * byte for byte, as the first. Then answers them all: nothing more comes. */
+static void s_built_check(void *router, const char *service, int want) {
+  s_sent_t sent[BUILT_MAX];
+  int n = 0;
+  for (int i = 0; i < 50 && n < want; i++) s_take_for(router, sent, &n, 0, 100);
+  assert_true(n >= want);
+  /* Unanswered: sent again after two seconds. */
+  for (int i = 0; i < 60 && !s_all_sent(sent, n, 2); i++) s_take_for(router, sent, &n, 0, 100);
+  assert_true(s_all_sent(sent, n, 2));
+  for (int i = 0; i < n; i++) assert_int_equal(sent[i].same, sent[i].copies - 1);
+  /* A restart: what it had sent is read back, and sent again. */
+  for (int i = 0; i < n; i++) {
+    sent[i].copies = 1;
+    sent[i].same = 0;
+  }
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "kill %s", service);
+  s_stack("built", cmd);
+  snprintf(cmd, sizeof cmd, "start %s", service);
+  s_stack("built", cmd);
+  int had = n;
+  for (int i = 0; i < 100 && !s_all_sent(sent, n, 2); i++) s_take_for(router, sent, &n, 0, 100);
+  assert_true(s_all_sent(sent, n, 2));
+  for (int i = 0; i < n; i++) assert_int_equal(sent[i].same, sent[i].copies - 1);
+  assert_int_equal(n, had);
+  /* Answered: nothing is sent again. */
+  s_take_for(router, sent, &n, 1, 3000);
+  for (int i = 0; i < n; i++) sent[i].copies = 0;
+  s_take_for(router, sent, &n, 1, 2500);
+  assert_int_equal(n, had);
+  assert_true(s_all_sent(sent, n, 0) && !s_all_sent(sent, n, 1));
+  for (int i = 0; i < n; i++) free(sent[i].first);
+}
+
+/* A router bound at the endpoint KEY of stack "built", in zctx. */
+static void *s_stand_in(void *zctx, const char *key) {
+  char ep[1024];
+  s_env("built", key, ep, sizeof ep);
+  void *router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(router, ep), 0);
+  return router;
+}
+
+/* A ticket's TicketReceived, and an order's dispatched event, ride in their
+ * rows and are not stored: intake and dispatch build them again from the
+ * rows whenever they are read back. What a resend, and a restarted service,
+ * send is byte for byte what was first sent from memory, for an order that
+ * changed since it was opened too (its deadlines lapsed: built from the row
+ * as it was). The receiver's place is taken by this test, which answers
+ * late. */
 static void carried_built(void **state) {
   (void)state;
   s_stack("built", "up");
   s_stack("built", "kill triage");
   s_stack("built", "kill intake");
-  char ep[1024];
-  s_env("built", "WHISTLE_TRIAGE", ep, sizeof ep);
   void *zctx = zmq_ctx_new();
-  void *router = zmq_socket(zctx, ZMQ_ROUTER);
-  assert_int_equal(zmq_bind(router, ep), 0);
+  void *router = s_stand_in(zctx, "WHISTLE_TRIAGE");
   s_stack("built", "start intake"); /* it connects to this one */
 
   /* The scenarios, and reports with a place on the map, care tags, no
@@ -813,35 +860,31 @@ static void carried_built(void **state) {
                         s_root, path, s_var, s_bin);
   assert_int_equal(st, 0);
   free(out);
-  s_sent_t sent[BUILT_MAX];
-  int n = 0;
-  s_take_for(router, sent, &n, 0, 500);
-  assert_int_equal(n, 30);
   wh_pg_t *intake = s_db("built", "WHISTLE_INTAKE_DB");
   assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket WHERE out_payload IS NULL"
                                    " AND out_id IS NOT NULL"), 30);
-  /* Unanswered: sent again after two seconds, built from the rows. */
-  for (int i = 0; i < 60 && !s_all_sent(sent, n, 2); i++) s_take_for(router, sent, &n, 0, 100);
-  assert_true(s_all_sent(sent, n, 2));
-  for (int i = 0; i < n; i++) assert_int_equal(sent[i].same, sent[i].copies - 1);
-  /* Intake restarts: what it had sent is read back, built, and sent again. */
-  for (int i = 0; i < n; i++) {
-    sent[i].copies = 1;
-    sent[i].same = 0;
-  }
-  s_stack("built", "kill intake");
-  s_stack("built", "start intake");
-  for (int i = 0; i < 100 && !s_all_sent(sent, n, 2); i++) s_take_for(router, sent, &n, 0, 100);
-  assert_true(s_all_sent(sent, n, 2));
-  for (int i = 0; i < n; i++) assert_int_equal(sent[i].same, sent[i].copies - 1);
-  assert_int_equal(n, 30);
-  /* Answered: nothing is sent again. */
-  s_take_for(router, sent, &n, 1, 3000);
-  for (int i = 0; i < n; i++) sent[i].copies = 0;
-  s_take_for(router, sent, &n, 1, 2500);
-  assert_int_equal(n, 30);
-  assert_true(s_all_sent(sent, n, 0) && !s_all_sent(sent, n, 1));
-  for (int i = 0; i < n; i++) free(sent[i].first);
+  s_built_check(router, "intake", 30);
+  zmq_close(router);
+
+  /* Dispatch, with notify's place taken: the scenarios again (as new
+   * reports), their deadlines long lapsed. */
+  s_stack("built", "kill notify");
+  s_stack("built", "kill dispatch");
+  router = s_stand_in(zctx, "WHISTLE_NOTIFY");
+  s_stack("built", "start dispatch");
+  s_stack("built", "start triage");
+  out = s_capture(&st, "sed 's/\"external_id\":\"/\"external_id\":\"d-/' %s/tests/data/scenarios.jsonl | "
+                  CTL("built") " submit", s_root, s_var, s_bin);
+  assert_int_equal(st, 0);
+  free(out);
+  wh_pg_t *dispatch = s_db("built", "WHISTLE_DISPATCH_DB");
+  s_wait_orders(dispatch, 28, 30);
+  s_built_check(router, "dispatch", 28);
+  assert_true(s_count(dispatch, "SELECT count(*) FROM work_order WHERE state = 'dispatched'"
+                                " AND out_payload IS NULL") >= 20);
+  /* The orders changed (lapsed) before notify took their events. */
+  assert_true(s_count(dispatch, "SELECT count(*) FROM work_order_first") >= 20);
+  wh_pg_destroy(&dispatch);
   wh_pg_destroy(&intake);
   zmq_close(router);
   zmq_ctx_term(zctx);
