@@ -267,7 +267,8 @@ static void s_chars_of(s_chars_t *set, const char *text) {
   memset(set, 0, sizeof *set);
   uint32_t c;
   for (const unsigned char *p = (const unsigned char *)text; *p; p++)
-    if (s_char_at(p, &c)) {
+    /* Most of a Chinese text's bytes continue a character: they start none. */
+    if ((*p & 0xC0) != 0x80 && s_char_at(p, &c)) {
       unsigned bit = s_char_bit(c);
       set->bits[bit >> 6] |= 1ull << (bit & 63);
     }
