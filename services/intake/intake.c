@@ -30,6 +30,7 @@
 
 /* Reports stored in one transaction at most (see WH_CONSUMER_BATCH). */
 #define INTAKE_BATCH 512
+_Static_assert((INTAKE_BATCH & (INTAKE_BATCH - 1)) == 0, "firsts is indexed by a mask");
 
 typedef struct {
   zmq_msg_t peer;
@@ -54,6 +55,9 @@ typedef struct {
   wh_rows_t rows;  /* the batch's ticket rows, the careful way */
   wh_rows_t crows; /* ... the short way: with the message each carries */
   int from, to;   /* the requests being stored */
+  /* The first copy of each report of the range being gathered, by key:
+   * 1 + its index in reqs, 0 for none (open addressing). */
+  uint16_t firsts[4 * INTAKE_BATCH];
   /* Ticket numbers reserved from the ticket_no sequence, not yet used:
    * ids[next..nids). A number is used once its report has committed. */
   int64_t ids[INTAKE_BATCH];
@@ -299,6 +303,8 @@ static int s_same_report(const s_req_t *a, const s_req_t *b) {
 static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
   wh_rows_t *w = carry ? &in->crows : &in->rows;
   wh_rows_reset(w);
+  memset(in->firsts, 0, sizeof in->firsts);
+  const size_t mask = sizeof in->firsts / sizeof *in->firsts - 1;
   int used = 0;
   for (int i = from; i < to; i++) {
     s_req_t *r = &in->reqs[i];
@@ -308,9 +314,16 @@ static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
     if (r->err) continue;
     r->key = wh_hash_str(wh_hash_str(WH_HASH_INIT, wh_source_name(r->env->submit->source)),
                          r->env->submit->external_id);
-    for (int k = from; k < i && r->same < 0; k++)
-      if (!in->reqs[k].err && in->reqs[k].same < 0 && s_same_report(&in->reqs[k], r)) r->same = k;
-    if (r->same >= 0) continue;
+    size_t at = r->key & mask;
+    /* (a first copy refused while gathering copies nothing) */
+    while (in->firsts[at] && (in->reqs[in->firsts[at] - 1].err ||
+                              !s_same_report(&in->reqs[in->firsts[at] - 1], r)))
+      at = (at + 1) & mask;
+    if (in->firsts[at]) {
+      r->same = in->firsts[at] - 1;
+      continue;
+    }
+    in->firsts[at] = (uint16_t)(i + 1);
     snprintf(r->ticket_id, sizeof r->ticket_id, TICKET_ID_FMT, in->ids[in->next + used]);
     r->stored_ms = wh_clock_now_ms();
     if (s_gather(w, r)) {
