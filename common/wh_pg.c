@@ -295,10 +295,12 @@ uint64_t wh_pg_get_u64(const PGresult *r, int row, int col) {
   return v;
 }
 
+/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC). */
+#define s_PG_EPOCH_US INT64_C(946684800000000)
+
 int64_t wh_pg_get_time_ms(const PGresult *r, int row, int col) {
   if (PQgetlength(r, row, col) != 8) return 0;
-  /* microseconds since 2000-01-01 */
-  int64_t us = (int64_t)wh_pg_get_u64(r, row, col) + INT64_C(946684800000000);
+  int64_t us = (int64_t)wh_pg_get_u64(r, row, col) + s_PG_EPOCH_US;
   return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
 }
 
@@ -521,8 +523,6 @@ static void s_elem(wh_rows_t *r, int col, unsigned type, const void *p, int64_t 
   if (n < 0) r->nulls[col] = 1;
 }
 
-/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC). */
-#define s_PG_EPOCH_US INT64_C(946684800000000)
 
 void wh_rows_time(wh_rows_t *r, int col, const int64_t *ms) {
   unsigned char o[8];
