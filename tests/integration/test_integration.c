@@ -93,6 +93,10 @@ static void migrations_from_empty_and_rerun(void **state) {
                                " AND attname IN ('out_payload', 'rule') AND attstattarget = 0"), 2);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'decision'::regclass"
                                " AND attnum > 0 AND attstattarget = 0"), 2);
+  /* A service's session never JIT-compiles: compiling one statement took
+   * 60 ms of a burst's wake. */
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_settings WHERE name = 'jit'"
+                               " AND setting = 'off'"), 1);
   wh_pg_destroy(&pg);
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
