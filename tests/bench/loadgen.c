@@ -689,15 +689,33 @@ static long s_disk_probe(const char *dir, double ms[4]) {
 
 typedef struct {
   uint64_t *keys;
-  size_t cap;
+  size_t cap, n;
 } s_set_t;
 
-static int s_set_add(s_set_t *s, uint64_t key) { /* returns 1 if it was there */
+/* Returns 1 if the key was there, 0 if added, -1 out of memory. The table
+ * doubles at half full: a stack that kept its feeds across runs holds
+ * millions of items. */
+static int s_set_add(s_set_t *s, uint64_t key) {
   if (!key) key = 1;
+  if (2 * (s->n + 1) > s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 1u << 20;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    if (!keys) return -1;
+    for (size_t j = 0; j < s->cap; j++) {
+      if (!s->keys[j]) continue;
+      size_t i = s->keys[j] & (cap - 1);
+      while (keys[i]) i = (i + 1) & (cap - 1);
+      keys[i] = s->keys[j];
+    }
+    free(s->keys);
+    s->keys = keys;
+    s->cap = cap;
+  }
   for (size_t i = key & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
     if (s->keys[i] == key) return 1;
     if (!s->keys[i]) {
       s->keys[i] = key;
+      s->n++;
       return 0;
     }
   }
@@ -751,7 +769,13 @@ static long s_replay_party(void *sock, const char *party, uint16_t *lead_count,
     for (size_t i = 0; i < rr->n_items; i++) {
       Whistle__FeedItem *it = rr->items[i];
       items++;
-      if (s_set_add(seen, s_fnv(party, it->ticket_id, it->version))) (*dup_items)++;
+      int again = s_set_add(seen, s_fnv(party, it->ticket_id, it->version));
+      if (again < 0) {
+        fprintf(stderr, "whistle-bench: replay of %s: out of memory\n", party);
+        wh_env_free(rep);
+        return -1;
+      }
+      if (again) (*dup_items)++;
       int32_t no = s_ticket_no(it->ticket_id);
       if (!strcmp(it->role, "lead") && no > 0 && (size_t)no < nlead &&
           (it->kind == WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED ||
