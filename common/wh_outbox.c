@@ -787,7 +787,10 @@ static void s_relay_store_line(wh_relay_t *r) {
   wh_rows_next(&r->line_row);
   wh_rows_int(&r->line_row, 0, (int64_t)r->line);
   const char *v[1] = {r->dest};
-  if (wh_pg_run_lazily(r->pg, &s_line_move, &r->line_row, 1, v) == 0) r->line_stored = r->line;
+  wh_pg_step_t steps[2] = {{.st = &s_line_move, .rows = &r->line_row, .nextra = 1, .extra = v},
+                           {.st = r->builder ? r->builder->taken : NULL, .rows = &r->line_row}};
+  int nsteps = steps[1].st ? 2 : 1;
+  if (wh_pg_pipeline(r->pg, 1, steps, nsteps, WH_PG_COMMIT_LAZILY) == 0) r->line_stored = r->line;
 }
 
 /* Empties the table once everything it holds is delivered: nothing in

@@ -99,6 +99,11 @@ typedef struct {
   int (*build)(void *arg, const PGresult *res, int row, Whistle__Envelope *env,
                wh_arena_t *arena);
   void *arg;
+  /* Optional: drops what the service kept only to build messages that the
+   * receiver has now taken. Its $1 (a bigint[] of one) is the relay's
+   * line: every message at or below it was acknowledged, or parked whole.
+   * It runs in the transaction that stores the line. */
+  const wh_stmt_t *taken;
 } wh_builder_t;
 /* Gives relay the builder of its service's carried messages (borrowed; it
  * must outlive the relay). */

@@ -73,6 +73,13 @@ static const wh_stmt_t s_built_rows = {
     " AND out_id BETWEEN $2::bigint AND $3::bigint AND out_payload IS NULL"
     " UNION ALL SELECT " BUILT_COLUMNS " FROM work_order_first WHERE out_id = ANY($1::bigint[])"
     " AND out_payload IS NULL"};
+/* Copies kept only to build events that notify has now taken go (see
+ * wh_builder_t.taken): without this the table kept every one for good, an
+ * order apiece that changed before notify took its event, without bound
+ * while notify was down and deadlines lapsed. */
+static const wh_stmt_t s_first_taken = {
+    "dispatch_first_taken",
+    "DELETE FROM work_order_first WHERE out_id <= (SELECT max(u) FROM unnest($1::bigint[]) AS u)"};
 static const wh_stmt_t s_insert_timeline = {
     "dispatch_insert_timeline",
     "INSERT INTO timeline (ticket_id, at, kind, actor, note)"
@@ -619,7 +626,8 @@ int dispatch_start(wh_service_t *svc) {
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
   d->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "notify", svc->peer);
-  d->builder = (wh_builder_t){.sender = "dispatch", .st = &s_built_rows, .build = s_build, .arg = d};
+  d->builder = (wh_builder_t){.sender = "dispatch", .st = &s_built_rows, .build = s_build, .arg = d,
+                                .taken = &s_first_taken};
   if (d->relay) wh_relay_builder(d->relay, &d->builder);
   d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, d);
   if (!d->relay || !d->in) return WH_EZMQ;
