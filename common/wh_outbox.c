@@ -778,7 +778,8 @@ static uint64_t s_relay_line(const wh_relay_t *r) {
 
 /* Moves the line in the table, committed lazily: a line lost in a crash
  * only means rows above the older line are sent again, and the receiver's
- * inbox makes the repeats harmless. */
+ * inbox makes the repeats harmless. The builder's `taken` statement goes
+ * in the same transaction, so what it drops is never above a stored line. */
 static void s_relay_store_line(wh_relay_t *r) {
   uint64_t line = s_relay_line(r);
   if (line > r->line) r->line = line;
