@@ -693,8 +693,8 @@ typedef struct {
 } s_set_t;
 
 /* Returns 1 if the key was there, 0 if added, -1 out of memory. The table
- * doubles at half full: a stack that kept its feeds across runs holds
- * millions of items. */
+ * starts at 2^20 slots and doubles at half full: a stack that kept its
+ * feeds across runs holds millions of items. */
 static int s_set_add(s_set_t *s, uint64_t key) {
   if (!key) key = 1;
   if (2 * (s->n + 1) > s->cap) {
@@ -795,12 +795,11 @@ static int s_durable_check(s_bench_t *b, long *lost, long *duplicated, long *ite
     if (b->tno[i] > maxno) maxno = b->tno[i];
   size_t nlead = (size_t)maxno + 1;
   uint16_t *lead = calloc(nlead, sizeof *lead);
-  s_set_t seen = {.cap = 1u << 21};
-  seen.keys = calloc(seen.cap, sizeof *seen.keys);
+  s_set_t seen = {0}; /* allocated by its first s_set_add */
   void *sock = zmq_socket(b->ctx, ZMQ_DEALER);
   int linger = 0;
   zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-  if (!lead || !seen.keys || zmq_connect(sock, b->notify)) return -1;
+  if (!lead || zmq_connect(sock, b->notify)) return -1;
   long items = 0, dup_items = 0;
   char party[160];
   int rc = 0;
