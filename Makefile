@@ -90,6 +90,7 @@ $(BIN)/test_unit: $(OBJ)/tests/unit/test_unit.o $(OBJ)/services/intake/validate.
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 $(BIN)/test_integration: $(OBJ)/tests/integration/test_integration.o $(OBJ)/gen/triage_sql.o \
+                         $(OBJ)/gen/dispatch_sql.o \
                          $(COMMON_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@

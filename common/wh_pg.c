@@ -184,12 +184,7 @@ int wh_pg_ready(wh_pg_t *pg) {
     return WH_EDB;
   }
   const char *why = "could not prepare the database";
-  /* No JIT: a service's statements touch a handful of rows, but a generic
-   * plan's estimate can pass jit_above_cost (dispatch's scan for lapsed
-   * deadlines is costed at 190,000 for the rows it might find), and then
-   * each execution spends 60 ms compiling it with LLVM while the messages
-   * behind it wait: a stall every minute in a burst's wake. */
-  if (wh_pg_exec(pg, "SET client_min_messages = warning; SET jit = off") ||
+  if (wh_pg_exec(pg, "SET client_min_messages = warning") ||
       (pg->session && wh_pg_exec(pg, pg->session)))
     goto fail;
   int writer = s_claim_writer(pg);

@@ -9,6 +9,7 @@
  * an OVERDUE event goes out through the outbox with the order's new version
  * as its sequence. */
 #include "dispatch.h"
+#include "lapse.h"
 #include "wh_calendar.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TIMER_BATCH 500
 #define TIMER_RECHECK_MS 60000
 
 /* A work order opened earlier in this batch, which a repeat may merge under. */
@@ -93,28 +93,8 @@ static const wh_stmt_t s_next_due = {
     "dispatch_next_due",
     "SELECT (extract(epoch FROM min(next_due_at)) * 1000)::bigint FROM work_order"
     " WHERE next_due_at IS NOT NULL"};
-/* Marks lapsed the deadlines due by $1 (Unix ms) of up to $2 orders, and
- * returns them (ticket, name). Every CTE reads the rows as they were before
- * the update, so `lapsed` names exactly what the update marks. */
-static const wh_stmt_t s_lapse = {
-    "dispatch_lapse",
-    "WITH due AS (SELECT ticket_id FROM work_order WHERE next_due_at IS NOT NULL"
-    "   AND next_due_at <= to_timestamp($1::bigint::double precision / 1000)"
-    "   ORDER BY next_due_at LIMIT $2),"
-    " lapsed AS (SELECT w.ticket_id, x.name FROM work_order w JOIN due USING (ticket_id)"
-    "   CROSS JOIN LATERAL unnest(w.due_names, w.due_ms, w.due_overdue_ms, w.due_met_ms)"
-    "     AS x(name, due, overdue, met)"
-    "   WHERE x.overdue IS NULL AND x.met IS NULL AND x.due <= $1::bigint),"
-    " upd AS (UPDATE work_order w SET"
-    "   due_overdue_ms = ARRAY(SELECT CASE WHEN x.overdue IS NULL AND x.met IS NULL"
-    "       AND x.due <= $1::bigint THEN $1::bigint ELSE x.overdue END"
-    "     FROM unnest(w.due_ms, w.due_overdue_ms, w.due_met_ms) WITH ORDINALITY"
-    "       AS x(due, overdue, met, i) ORDER BY x.i),"
-    "   next_due_at = (SELECT to_timestamp(min(x.due)::double precision / 1000)"
-    "     FROM unnest(w.due_ms, w.due_overdue_ms, w.due_met_ms) AS x(due, overdue, met)"
-    "     WHERE x.overdue IS NULL AND x.met IS NULL AND x.due > $1::bigint)"
-    "   FROM due WHERE w.ticket_id = due.ticket_id)"
-    " SELECT ticket_id, name FROM lapsed"};
+/* lapse.h says why the scan's batch is a literal. */
+static const wh_stmt_t s_lapse = {"dispatch_lapse", DISPATCH_LAPSE_SQL};
 static const wh_stmt_t s_bump = {
     "dispatch_bump",
     "UPDATE work_order SET version = version + 1, updated_at = now() WHERE ticket_id = $1"
@@ -492,14 +472,13 @@ static void s_on_timer(uv_timer_t *h) {
   int64_t now = wh_clock_now_ms();
   int more = 0;
   if (wh_pg_ready(pg) == 0 && wh_pg_exec(pg, "BEGIN") == 0) {
-    char at[24], lim[12];
+    char at[24];
     snprintf(at, sizeof at, "%" PRId64, now);
-    snprintf(lim, sizeof lim, "%d", TIMER_BATCH);
-    const char *v[2] = {at, lim};
-    PGresult *r = wh_pg_run(pg, &s_lapse, 2, v, NULL, NULL);
+    const char *v[1] = {at};
+    PGresult *r = wh_pg_run(pg, &s_lapse, 1, v, NULL, NULL);
     int rc = r ? 0 : WH_EDB;
     int n = r ? PQntuples(r) : 0;
-    more = n >= TIMER_BATCH; /* lapsed deadlines: at least one per order taken */
+    more = n >= DISPATCH_LAPSE_BATCH; /* lapsed deadlines: at least one per order taken */
     /* Group lapsed deadlines by ticket: one OVERDUE event per order. */
     char *(*rows)[2] = n ? calloc((size_t)n, sizeof *rows) : NULL;
     for (int i = 0; i < n; i++) {
