@@ -796,10 +796,16 @@ static int s_durable_check(s_bench_t *b, long *lost, long *duplicated, long *ite
   size_t nlead = (size_t)maxno + 1;
   uint16_t *lead = calloc(nlead, sizeof *lead);
   s_set_t seen = {0}; /* allocated by its first s_set_add */
-  void *sock = zmq_socket(b->ctx, ZMQ_DEALER);
+  void *sock = lead ? zmq_socket(b->ctx, ZMQ_DEALER) : NULL;
   int linger = 0;
-  zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-  if (!lead || zmq_connect(sock, b->notify)) return -1;
+  if (sock) zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (!sock || zmq_connect(sock, b->notify)) {
+    fprintf(stderr, "whistle-bench: cannot replay the feeds from %s: %s\n", b->notify,
+            lead ? zmq_strerror(zmq_errno()) : "out of memory");
+    if (sock) zmq_close(sock);
+    free(lead);
+    return -1;
+  }
   long items = 0, dup_items = 0;
   char party[160];
   int rc = 0;
