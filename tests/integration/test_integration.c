@@ -97,6 +97,18 @@ static void migrations_from_empty_and_rerun(void **state) {
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'decision'::regclass"
                                " AND attnum > 0 AND attstattarget = 0"), 2);
   wh_pg_destroy(&pg);
+  /* A service's session never JIT-compiles (a compile took 60 ms of a
+   * burst's wake) and hears no notices, whatever options its conninfo gives,
+   * which it keeps. */
+  char conninfo[1200];
+  snprintf(conninfo, sizeof conninfo, "%s options='-c statement_timeout=12345'", s_conninfo);
+  pg = wh_pg_new(conninfo, triage_migrations);
+  s_ready(pg);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_settings WHERE"
+                               " (name = 'jit' AND setting = 'off')"
+                               " OR (name = 'client_min_messages' AND setting = 'warning')"
+                               " OR (name = 'statement_timeout' AND setting = '12345')"), 3);
+  wh_pg_destroy(&pg);
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
   s_ready(pg);
