@@ -27,7 +27,7 @@ struct wh_pg_s {
   char *conninfo;
   PGconn *conn;
   const wh_migration_t *const *migrations;
-  const char *session; /* settings for every new connection */
+  const char *session; /* options for every new connection ("-c x=y ...") */
   const wh_stmt_t *prepared[64]; /* statements prepared on this connection */
   int nprepared;
   unsigned long conn_no; /* counts connections made, so rows know theirs */
@@ -51,7 +51,7 @@ wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations
   return pg;
 }
 
-void wh_pg_set_session(wh_pg_t *pg, const char *sql) { pg->session = sql; }
+void wh_pg_set_session(wh_pg_t *pg, const char *options) { pg->session = options; }
 
 void wh_pg_destroy(wh_pg_t **self_p) {
   if (!self_p || !*self_p) return;
@@ -171,8 +171,10 @@ static void s_down(wh_pg_t *pg, const char *why) {
  *   60 ms compiling with LLVM while the messages behind it wait. Given at
  *   start, not by SET: in paired bursts, SET jit = off cost PostgreSQL 5-7%
  *   more CPU per ticket, for reasons not found.
- * - warnings and errors only, not notices. */
-static PGconn *s_connect(const char *conninfo) {
+ * - warnings and errors only, not notices.
+ * Then the handle's own (session, from wh_pg_set_session); a later setting
+ * of one name wins. */
+static PGconn *s_connect(const char *conninfo, const char *session) {
   static const char ours[] = "-c jit=off -c client_min_messages=warning";
   char *err = NULL;
   PQconninfoOption *given = PQconninfoParse(conninfo, &err);
@@ -183,11 +185,13 @@ static PGconn *s_connect(const char *conninfo) {
   const char *theirs = "";
   for (PQconninfoOption *o = given; o->keyword; o++)
     if (!strcmp(o->keyword, "options") && o->val) theirs = o->val;
-  size_t n = strlen(theirs) + sizeof ours + 1;
+  if (!session) session = "";
+  size_t n = strlen(theirs) + sizeof ours + strlen(session) + 2;
   char *options = malloc(n);
   PGconn *conn = NULL;
   if (options) {
-    snprintf(options, n, "%s%s%s", theirs, *theirs ? " " : "", ours);
+    snprintf(options, n, "%s%s%s%s%s", theirs, *theirs ? " " : "", ours, *session ? " " : "",
+             session);
     /* The conninfo is expanded first; the options after it replace its own. */
     const char *keys[] = {"dbname", "options", NULL};
     const char *vals[] = {conninfo, options, NULL};
@@ -208,7 +212,7 @@ int wh_pg_ready(wh_pg_t *pg) {
   pg->broken = 0;
   pg->nprepared = 0;
   pg->conn_no++;
-  pg->conn = s_connect(pg->conninfo);
+  pg->conn = s_connect(pg->conninfo, pg->session);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
     char why[512];
     snprintf(why, sizeof why, "%s", pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
@@ -219,7 +223,6 @@ int wh_pg_ready(wh_pg_t *pg) {
     return WH_EDB;
   }
   const char *why = "could not prepare the database";
-  if (pg->session && wh_pg_exec(pg, pg->session)) goto fail;
   int writer = s_claim_writer(pg);
   if (writer) {
     if (writer == 1)

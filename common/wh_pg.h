@@ -30,9 +30,10 @@ typedef struct wh_pg_s wh_pg_t;
  * migration list is borrowed and must outlive the handle. */
 wh_pg_t *wh_pg_new(const char *conninfo, const wh_migration_t *const *migrations);
 void wh_pg_destroy(wh_pg_t **self_p);
-/* Settings (e.g. "SET x = y; SET z = w") run on every new connection before
- * migrating and preparing. sql is borrowed and must outlive the handle. */
-void wh_pg_set_session(wh_pg_t *pg, const char *sql);
+/* Settings every new connection starts with, as libpq's options give them
+ * ("-c x=y -c z=w"), after any the conninfo names. options is borrowed and
+ * must outlive the handle. */
+void wh_pg_set_session(wh_pg_t *pg, const char *options);
 /* Connects (migrating and preparing) if not connected. Returns 0 or WH_EDB. */
 int wh_pg_ready(wh_pg_t *pg);
 /* Returns the live connection (borrowed), or NULL when down. */

@@ -44,7 +44,7 @@ void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, 
  * that a plan made while a table was empty, when scanning it whole looked
  * cheapest, does not go on scanning it whole as it grows. */
 static const char s_session[] =
-    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
+    "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
 static void s_on_trim(uv_timer_t *t);
 

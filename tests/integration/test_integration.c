@@ -99,15 +99,17 @@ static void migrations_from_empty_and_rerun(void **state) {
   wh_pg_destroy(&pg);
   /* A service's session never JIT-compiles (a compile took 60 ms of a
    * burst's wake) and hears no notices, whatever options its conninfo gives,
-   * which it keeps. */
+   * which it keeps, as it keeps the service's own. */
   char conninfo[1200];
   snprintf(conninfo, sizeof conninfo, "%s options='-c statement_timeout=12345'", s_conninfo);
   pg = wh_pg_new(conninfo, triage_migrations);
+  wh_pg_set_session(pg, "-c enable_seqscan=off");
   s_ready(pg);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_settings WHERE"
                                " (name = 'jit' AND setting = 'off')"
                                " OR (name = 'client_min_messages' AND setting = 'warning')"
-                               " OR (name = 'statement_timeout' AND setting = '12345')"), 3);
+                               " OR (name = 'statement_timeout' AND setting = '12345')"
+                               " OR (name = 'enable_seqscan' AND setting = 'off')"), 4);
   wh_pg_destroy(&pg);
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
