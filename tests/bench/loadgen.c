@@ -556,14 +556,27 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
   struct tm tm;
   strftime(b->latency_start, sizeof b->latency_start, "%H:%M:%S UTC", gmtime_r(&began, &tm));
   long next = from;
+  /* The machine's CPU time at each second of the schedule, so each slow
+   * second can say how much of it the hypervisor took. */
+  long nsec = (to - from + b->rate - 1) / b->rate, sampled = 0;
+  long long(*cpu)[2] = calloc((size_t)nsec + 1, sizeof *cpu);
+  if (cpu) s_machine_cpu(&cpu[0][0], &cpu[0][1]);
   while (next < to) {
     int64_t due = t0 + (next - from) * gap, now = s_now_ns();
+    for (long sec = (next - from) / b->rate; cpu && sampled < sec && sampled < nsec;) {
+      sampled++;
+      s_machine_cpu(&cpu[sampled][0], &cpu[sampled][1]);
+    }
     if (now >= due) {
       if (s_send(b, next) == 0) next++;
       else s_poll(b, 1);
       continue;
     }
     s_poll(b, (due - now + 999999) / 1000000); /* round up: never spin */
+  }
+  while (cpu && sampled < nsec) {
+    sampled++;
+    s_machine_cpu(&cpu[sampled][0], &cpu[sampled][1]);
   }
   r->missing = s_settle(b, to);
   int64_t *lat = malloc((size_t)(to - from) * sizeof *lat);
@@ -608,8 +621,8 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
   if (df) fclose(df);
   /* When the tail happened: the slowest ticket of each second of the
    * phase, the worst three printed, so a stall can be matched with what the
-   * database logged at that time. */
-  long nsec = (to - from + b->rate - 1) / b->rate;
+   * database logged at that time, and with the machine's CPU time that the
+   * hypervisor took in that second (from 1%). */
   int64_t *worst = calloc((size_t)nsec, sizeof *worst);
   for (long i = from; worst && i < to; i++) {
     int32_t no = b->tno[i];
@@ -624,12 +637,18 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
       long at = 0;
       for (long sec = 1; sec < nsec; sec++)
         if (worst[sec] > worst[at]) at = sec;
-      printf(" %lds %.1f ms%s", at, (double)worst[at] / 1e6, k < 2 && k + 1 < nsec ? "," : "");
+      printf(" %lds %.1f ms", at, (double)worst[at] / 1e6);
+      long long total = cpu ? cpu[at + 1][0] - cpu[at][0] : 0;
+      long long steal = cpu ? cpu[at + 1][1] - cpu[at][1] : 0;
+      if (total > 0 && steal * 100 >= total)
+        printf(" (%.0f%% stolen)", 100.0 * (double)steal / (double)total);
+      printf("%s", k < 2 && k + 1 < nsec ? "," : "");
       worst[at] = -1;
     }
     printf(" (phase began %s)\n", b->latency_start);
   }
   free(worst);
+  free(cpu);
   qsort(lat, (size_t)n, sizeof *lat, s_cmp_i64);
   r->tickets = n;
   r->seconds = (double)(to - from) / (double)b->rate;
