@@ -550,6 +550,15 @@ static int s_cmp_i64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Fills cpu[*sampled + 1 .. upto] with the machine's CPU time now: the
+ * seconds of a schedule that have begun since the last call. */
+static void s_cpu_upto(long long (*cpu)[2], long *sampled, long upto) {
+  while (cpu && *sampled < upto) {
+    ++*sampled;
+    s_machine_cpu(&cpu[*sampled][0], &cpu[*sampled][1]);
+  }
+}
+
 static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
   int64_t t0 = s_now_ns(), gap = 1000000000LL / b->rate;
   time_t began = time(NULL);
@@ -558,15 +567,12 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
   long next = from;
   /* The machine's CPU time at each second of the schedule, so each slow
    * second can say how much of it the hypervisor took. */
-  long nsec = (to - from + b->rate - 1) / b->rate, sampled = 0;
+  long nsec = (to - from + b->rate - 1) / b->rate, sampled = -1;
   long long(*cpu)[2] = calloc((size_t)nsec + 1, sizeof *cpu);
-  if (cpu) s_machine_cpu(&cpu[0][0], &cpu[0][1]);
+  s_cpu_upto(cpu, &sampled, 0);
   while (next < to) {
     int64_t due = t0 + (next - from) * gap, now = s_now_ns();
-    for (long sec = (next - from) / b->rate; cpu && sampled < sec && sampled < nsec;) {
-      sampled++;
-      s_machine_cpu(&cpu[sampled][0], &cpu[sampled][1]);
-    }
+    s_cpu_upto(cpu, &sampled, (next - from) / b->rate);
     if (now >= due) {
       if (s_send(b, next) == 0) next++;
       else s_poll(b, 1);
@@ -574,10 +580,7 @@ static void s_latency(s_bench_t *b, long from, long to, s_result_t *r) {
     }
     s_poll(b, (due - now + 999999) / 1000000); /* round up: never spin */
   }
-  while (cpu && sampled < nsec) {
-    sampled++;
-    s_machine_cpu(&cpu[sampled][0], &cpu[sampled][1]);
-  }
+  s_cpu_upto(cpu, &sampled, nsec);
   r->missing = s_settle(b, to);
   int64_t *lat = malloc((size_t)(to - from) * sizeof *lat);
   long n = 0;
