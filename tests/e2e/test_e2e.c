@@ -136,8 +136,8 @@ static const char *s_short(const char *party) {
   return dot ? dot + 1 : party;
 }
 
-/* Polls dispatch until it holds n work orders; fails after timeout. */
-/* Waits until the count that sql answers is between lo and hi. */
+/* Polls until the count that sql answers is between lo and hi; fails after
+ * timeout. */
 static void s_wait_count(wh_pg_t *pg, const char *sql, long lo, long hi, int seconds) {
   long have = 0;
   for (int i = 0; i < seconds * 10; i++) {
@@ -148,6 +148,7 @@ static void s_wait_count(wh_pg_t *pg, const char *sql, long lo, long hi, int sec
   fail_msg("%s: %ld, expected %ld to %ld", sql, have, lo, hi);
 }
 
+/* Polls dispatch until it holds n work orders; fails after timeout. */
 static void s_wait_orders(wh_pg_t *dispatch, long n, int seconds) {
   s_wait_count(dispatch, "SELECT count(*) FROM work_order", n, LONG_MAX, seconds);
 }
