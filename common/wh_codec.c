@@ -8,12 +8,47 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* Whether m, or a message inside it, holds a field numbered 0. protobuf-c
+ * refuses that number in a one-byte key but takes it written long
+ * (0x82 0x00), keeps it as an unknown field, and packs it back as the short
+ * key it refuses. A message so accepted would be refused as the next
+ * service's input once triage or notify had forwarded it inside their own:
+ * the ticket stuck between two services, or a feed item that no replay can
+ * read. Field 0 is not protobuf, and Google's parser refuses it too. */
+static int s_has_field_zero(const ProtobufCMessage *m) {
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    if (m->unknown_fields[i].tag == 0) return 1;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const char *base = (const char *)m;
+  for (unsigned f = 0; f < d->n_fields; f++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[f];
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)(base + fd->quantifier_offset);
+      ProtobufCMessage *const *each = *(ProtobufCMessage *const *const *)(base + fd->offset);
+      for (size_t k = 0; k < n; k++)
+        if (s_has_field_zero(each[k])) return 1;
+      continue;
+    }
+    if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
+      continue; /* another member of the oneof is the one set */
+    const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + fd->offset);
+    if (sub && s_has_field_zero(sub)) return 1;
+  }
+  return 0;
+}
+
 static int s_unpack(ProtobufCAllocator *alloc, const void *data, size_t len,
                     Whistle__Envelope **env_out) {
   *env_out = NULL;
   if (len > WH_FRAME_MAX) return WH_ETOOBIG;
   Whistle__Envelope *env = whistle__envelope__unpack(alloc, len, data);
   if (!env) return WH_EDECODE;
+  if (s_has_field_zero(&env->base)) {
+    whistle__envelope__free_unpacked(env, alloc);
+    return WH_EDECODE;
+  }
   *env_out = env;
   return 0;
 }
