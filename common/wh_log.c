@@ -1,4 +1,11 @@
-/* wh_log - lines to stderr: time, level, service, context, text. */
+/* wh_log - lines to stderr: time, level, service, context, text.
+ *
+ * One entry is one line of valid UTF-8, whatever it quotes: ids and text
+ * that came from a peer, or a database error with its DETAIL on the next
+ * line. A newline, tab or carriage return is written \n, \t or \r, a
+ * backslash \\, and any other control character or byte that is not
+ * UTF-8 \xNN, so a hostile report cannot forge a line of its own or break
+ * the tools that read the log. */
 #include "wh_log.h"
 #include "wh_text.h"
 
@@ -51,6 +58,31 @@ void wh__log(int level, const char *fmt, ...) {
     va_end(ap);
   }
   if (n >= (int)sizeof line) n = sizeof line - 1;
-  line[n] = '\0';
-  fprintf(stderr, "%s\n", line);
+  while (n > 0 && line[n - 1] == '\n') n--; /* libpq ends its messages with one */
+  char out[4 * sizeof line + 2];
+  size_t o = 0;
+  for (size_t i = 0; i < (size_t)n;) {
+    unsigned char c = (unsigned char)line[i];
+    size_t k = wh_utf8_char(line + i, (size_t)n - i);
+    if (k > 1 && !(c == 0xc2 && (unsigned char)line[i + 1] < 0xa0)) { /* not a C1 control */
+      memcpy(out + o, line + i, k);
+      o += k;
+      i += k;
+      continue;
+    }
+    i++;
+    if (c >= 0x20 && c < 0x7f && c != '\\') out[o++] = (char)c;
+    else if (c == '\\' || c == '\n' || c == '\t' || c == '\r') {
+      out[o++] = '\\';
+      out[o++] = c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+    } else {
+      static const char hex[] = "0123456789abcdef";
+      out[o++] = '\\';
+      out[o++] = 'x';
+      out[o++] = hex[c >> 4];
+      out[o++] = hex[c & 15];
+    }
+  }
+  out[o++] = '\n';
+  fwrite(out, 1, o, stderr);
 }

@@ -174,6 +174,15 @@ static void s_down(wh_pg_t *pg, const char *why) {
  * - warnings and errors only, not notices.
  * Then the handle's own (session, from wh_pg_set_session); a later setting
  * of one name wins. */
+/* What the server says beside a result (a WARNING) goes to the service's log
+ * as one line, where libpq would write it to stderr as it came. */
+static void s_notice(void *arg, const char *message) {
+  (void)arg;
+  size_t n = strlen(message);
+  while (n && message[n - 1] == '\n') n--;
+  wh_warn("database: %.*s", (int)n, message);
+}
+
 static PGconn *s_connect(const char *conninfo, const char *session) {
   static const char ours[] = "-c jit=off -c client_min_messages=warning";
   char *err = NULL;
@@ -197,6 +206,7 @@ static PGconn *s_connect(const char *conninfo, const char *session) {
     const char *vals[] = {conninfo, options, NULL};
     conn = PQconnectdbParams(keys, vals, 1);
     free(options);
+    if (conn) PQsetNoticeProcessor(conn, s_notice, NULL);
   }
   PQconninfoFree(given);
   return conn;

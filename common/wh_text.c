@@ -7,34 +7,38 @@
 #include <stdarg.h>
 #include <string.h>
 
+size_t wh_utf8_char(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  if (len == 0) return 0;
+  unsigned c = s[0], cp;
+  size_t n;
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
+  else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
+  else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
+  else return 0;
+  if (n >= len) return 0; /* cut short */
+  for (size_t k = 1; k <= n; k++) {
+    unsigned cc = s[k];
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n + 1;
+}
+
 int wh_utf8_ok(const char *str, size_t len) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < len) {
     unsigned c = s[i];
-    if (c < 0x80) {
-      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return 0;
-      i++;
-      continue;
-    }
-    int n;
-    unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-    else return 0;
-    if (i + (size_t)n >= len) return 0; /* truncated sequence */
-    for (int k = 1; k <= n; k++) {
-      unsigned cc = s[i + k];
-      if ((cc & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    /* C1 controls are as unwelcome as C0 ones. */
-    if (cp >= 0x80 && cp <= 0x9f) return 0;
-    i += (size_t)n + 1;
+    size_t n = wh_utf8_char(str + i, len - i);
+    if (n == 0) return 0;
+    if (n == 1 && ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)) return 0;
+    if (n == 2 && c == 0xc2 && s[i + 1] < 0xa0) return 0; /* C1 controls, as unwelcome */
+    i += n;
   }
   return 1;
 }

@@ -10,6 +10,11 @@
  * nothing above U+10FFFF) with no control characters other than tab and
  * newline, else 0. */
 int wh_utf8_ok(const char *s, size_t len);
+/* Returns the length (1-4) of the well-formed UTF-8 character that
+ * s[0..len) starts with, control characters included, or 0 when it starts
+ * with none (a stray or cut sequence, an overlong form, a surrogate,
+ * anything above U+10FFFF, or len 0). */
+size_t wh_utf8_char(const char *s, size_t len);
 /* Checks a free-text field: required (non-empty) if required, at most max
  * bytes, valid UTF-8. Returns 0, WH_EMISSING, WH_ETOOLONG or WH_EUTF8. */
 int wh_text_check(const char *s, int required, size_t max);

@@ -1,5 +1,6 @@
-/* mutate - repeatable damage to a valid frame, for the tests that feed the
- * codec and the running services what a broken or hostile peer might send.
+/* mutate - valid frames of every kind, and repeatable damage to them, for the
+ * tests that feed the codec and the running services what a broken or
+ * hostile peer might send.
  *
  * A few edits per frame, each the kind that trips a decoder: a flipped bit,
  * a byte set to a boundary value, a cut, bytes inserted, a span removed or
@@ -9,7 +10,10 @@
 #define WH_TEST_MUTATE_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "wh_codec.h"
 
 static inline uint64_t s_mut_next(uint64_t *s) {
   uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
@@ -73,5 +77,139 @@ static inline size_t s_mutate(uint64_t *rng, const uint8_t *in, size_t len, uint
     }
   }
   return n;
+}
+
+/* The valid frames that the damage starts from, one of each kind a peer
+ * sends (index: enum below), for a ticket numbered as intake never numbers
+ * one (FZ...), so a fake event can never stand in for a real ticket. */
+enum { SEED_SUBMIT, SEED_RECEIVED, SEED_TRIAGED, SEED_WORK, SEED_REPLAY, SEED_FEED, SEED_ACKS,
+       SEED_ERROR, SEED_BATCH, SEED_N };
+
+/* Packs the SEED_N seed frames into buf[] and len[] (caller frees each);
+ * returns SEED_N, or -1 when out of memory. */
+static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
+  Whistle__SubmitTicket t = WHISTLE__SUBMIT_TICKET__INIT;
+  t.source = WHISTLE__SOURCE__SOURCE_HOTLINE;
+  t.external_id = "12345-250603-0042";
+  t.received_at_ms = 1748914200000; /* 2025-06-03 09:30 +08:00 */
+  t.community = "wenhan";
+  t.grid = "wenhan-3";
+  t.address = "文诚路思涌路";
+  t.category = "sidewalk";
+  t.text = "文诚路一侧约300米没有人行道";
+  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
+  rep.name = "王阿姨";
+  rep.phone = "13900000001";
+  t.reporter = &rep;
+  Whistle__Location loc = WHISTLE__LOCATION__INIT;
+  loc.lat = 31.2;
+  loc.lng = 121.4;
+  t.location = &loc;
+  char *tags[] = {"elderly_alone"};
+  t.care_tags = tags;
+  t.n_care_tags = 1;
+  Whistle__TicketReceived rcv = WHISTLE__TICKET_RECEIVED__INIT;
+  rcv.ticket_id = "FZ00000042";
+  rcv.report = &t;
+  rcv.stored_at_ms = t.received_at_ms + 5;
+  Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
+  char *co[] = {"greening", "wenhan.property"};
+  tri.ticket = &rcv;
+  tri.color = WHISTLE__COLOR__COLOR_RED;
+  tri.level = 2;
+  tri.lead = "transport";
+  tri.co = co;
+  tri.n_co = 2;
+  tri.klass = "sidewalk";
+  tri.rule = "sidewalk";
+  Whistle__Deadline d1 = WHISTLE__DEADLINE__INIT, d2 = WHISTLE__DEADLINE__INIT;
+  d1.name = "respond";
+  d1.due_at_ms = t.received_at_ms + 3600000;
+  d2.name = "resolve";
+  d2.due_at_ms = t.received_at_ms + 5 * 86400000LL;
+  Whistle__Deadline *dl[] = {&d1, &d2};
+  char *lapsed[] = {"respond"};
+  Whistle__WorkEvent work = WHISTLE__WORK_EVENT__INIT;
+  work.ticket_id = rcv.ticket_id;
+  work.kind = WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE;
+  work.version = 2;
+  work.state = "dispatched";
+  work.color = tri.color;
+  work.level = 2;
+  work.lead = tri.lead;
+  work.co = co;
+  work.n_co = 2;
+  work.deadlines = dl;
+  work.n_deadlines = 2;
+  work.lapsed = lapsed;
+  work.n_lapsed = 1;
+  work.summary = t.text;
+  work.reporter_masked = "139****0001";
+  Whistle__ReplayRequest replay = WHISTLE__REPLAY_REQUEST__INIT;
+  replay.party = "transport";
+  replay.from_seq = 7;
+  replay.max = 100;
+  Whistle__FeedItem feed = WHISTLE__FEED_ITEM__INIT;
+  feed.party = "transport";
+  feed.seq = 8;
+  feed.ticket_id = rcv.ticket_id;
+  feed.kind = work.kind;
+  feed.role = "lead";
+  feed.event = &work;
+  Whistle__Error err = WHISTLE__ERROR__INIT;
+  err.code = WHISTLE__ERROR_CODE__ERR_OUT_OF_ORDER;
+  err.text = "an earlier event of this ticket is missing";
+  Whistle__Ack a1 = WHISTLE__ACK__INIT, a2 = WHISTLE__ACK__INIT;
+  a1.message_id = "intake:FZ00000042:1";
+  a1.delivery_tag = 41;
+  a2.message_id = "intake:FZ00000043:1";
+  a2.delivery_tag = 42;
+  a2.status = WHISTLE__ACK_STATUS__ACK_RETRY;
+  a2.error = &err;
+  Whistle__Ack *acks[] = {&a1, &a2};
+  Whistle__Acks ackset = WHISTLE__ACKS__INIT;
+  ackset.acks = acks;
+  ackset.n_acks = 2;
+
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = "intake:FZ00000042:1";
+  env.ticket_id = rcv.ticket_id;
+  env.seq = 1;
+  env.sender = "intake";
+  env.delivery_tag = 41;
+  env.first_send = 1;
+  Whistle__Envelope__BodyCase kinds[] = {
+      [SEED_SUBMIT] = WHISTLE__ENVELOPE__BODY_SUBMIT, [SEED_RECEIVED] = WHISTLE__ENVELOPE__BODY_RECEIVED,
+      [SEED_TRIAGED] = WHISTLE__ENVELOPE__BODY_TRIAGED, [SEED_WORK] = WHISTLE__ENVELOPE__BODY_WORK,
+      [SEED_REPLAY] = WHISTLE__ENVELOPE__BODY_REPLAY,   [SEED_FEED] = WHISTLE__ENVELOPE__BODY_FEED,
+      [SEED_ACKS] = WHISTLE__ENVELOPE__BODY_ACKS,       [SEED_ERROR] = WHISTLE__ENVELOPE__BODY_ERROR,
+      [SEED_BATCH] = WHISTLE__ENVELOPE__BODY_BATCH};
+  ProtobufCBinaryData inner[3];
+  Whistle__Batch batch = WHISTLE__BATCH__INIT;
+  batch.envelopes = inner;
+  batch.n_envelopes = 3;
+  for (int k = 0; k < SEED_N; k++) {
+    env.body_case = kinds[k];
+    /* each sender names itself, as the services' relays do */
+    env.sender = k == SEED_TRIAGED ? "triage" : k == SEED_WORK ? "dispatch" : "intake";
+    switch (kinds[k]) {
+    case WHISTLE__ENVELOPE__BODY_SUBMIT: env.submit = &t; break;
+    case WHISTLE__ENVELOPE__BODY_RECEIVED: env.received = &rcv; break;
+    case WHISTLE__ENVELOPE__BODY_TRIAGED: env.triaged = &tri; break;
+    case WHISTLE__ENVELOPE__BODY_WORK: env.work = &work; break;
+    case WHISTLE__ENVELOPE__BODY_REPLAY: env.replay = &replay; break;
+    case WHISTLE__ENVELOPE__BODY_FEED: env.feed = &feed; break;
+    case WHISTLE__ENVELOPE__BODY_ACKS: env.acks = &ackset; break;
+    case WHISTLE__ENVELOPE__BODY_ERROR: env.error = &err; break;
+    default: /* a relay's batch: a received, a triaged and a work event */
+      for (int e = 0; e < 3; e++) inner[e] = (ProtobufCBinaryData){len[1 + e], buf[1 + e]};
+      env.batch = &batch;
+    }
+    if (wh_env_pack(&env, &buf[k], &len[k])) {
+      while (k--) free(buf[k]);
+      return -1;
+    }
+  }
+  return SEED_N;
 }
 #endif

@@ -19,6 +19,7 @@
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
+#include "wh_log.h"
 #include "wh_org.h"
 #include "wh_rules.h"
 #include "wh_text.h"
@@ -92,6 +93,37 @@ static void utf8_checks(void **state) {
   assert_int_equal(wh_code_check("12345-250603-0042", 64), 0);
   assert_int_equal(wh_code_check("a b", 64), WH_EFIELD);
   assert_int_equal(wh_code_check("'; DROP TABLE ticket;--", 64), WH_EFIELD);
+}
+
+/* A log entry is one line of valid UTF-8 whatever it quotes: a ticket id
+ * from a peer that carries a newline and a forged entry after it, a
+ * control character, a report's text with CR LF, a backslash, bytes that
+ * are not UTF-8 and a C1 control. Chinese text stays as it is. */
+static void log_lines_escape_hostile_text(void **state) {
+  (void)state;
+  FILE *tmp = tmpfile();
+  assert_non_null(tmp);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  assert_true(dup2(fileno(tmp), 2) >= 0);
+  wh_log_init("unit");
+  wh_log_ctx("F\n2026-11-22T00:00:00.000Z INFO  intake: forged", "m\x01id");
+  wh_error("text %s", "路灯\r\n坏了\\ \xff\xc2\x85 end");
+  wh_log_ctx(NULL, NULL);
+  dup2(saved, 2);
+  close(saved);
+  char got[4096];
+  rewind(tmp);
+  size_t n = fread(got, 1, sizeof got - 1, tmp);
+  fclose(tmp);
+  got[n] = '\0';
+  assert_true(n > 0 && got[n - 1] == '\n');
+  assert_ptr_equal(strchr(got, '\n'), got + n - 1); /* one line */
+  assert_null(strchr(got, '\r'));
+  assert_true(wh_utf8_ok(got, n));
+  assert_non_null(strstr(got, " ERROR unit ticket=F\\n2026-11-22T00:00:00.000Z INFO  intake: forged"
+                              " msg=m\\x01id: text 路灯\\r\\n坏了\\\\ \\xff\\xc2\\x85 end\n"));
 }
 
 static void phone_masking(void **state) {
@@ -546,116 +578,6 @@ static void codec_arena(void **state) {
   free(bigbuf);
 }
 
-/* Valid frames of every kind a peer sends, packed: the seeds that
- * codec_survives_mutated_frames damages. Returns how many (caller frees). */
-static int s_seed_frames(uint8_t *buf[], size_t len[]) {
-  Whistle__SubmitTicket t = s_valid();
-  Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
-  rep.name = "王阿姨";
-  rep.phone = "13900000001";
-  t.reporter = &rep;
-  Whistle__Location loc = WHISTLE__LOCATION__INIT;
-  loc.lat = 31.2;
-  loc.lng = 121.4;
-  t.location = &loc;
-  char *tags[] = {"elderly_alone"};
-  t.care_tags = tags;
-  t.n_care_tags = 1;
-  Whistle__TicketReceived rcv = WHISTLE__TICKET_RECEIVED__INIT;
-  rcv.ticket_id = "WH00000042";
-  rcv.report = &t;
-  rcv.stored_at_ms = t.received_at_ms + 5;
-  Whistle__TicketTriaged tri = WHISTLE__TICKET_TRIAGED__INIT;
-  char *co[] = {"greening", "wenhan.property"};
-  tri.ticket = &rcv;
-  tri.color = WHISTLE__COLOR__COLOR_RED;
-  tri.level = 2;
-  tri.lead = "transport";
-  tri.co = co;
-  tri.n_co = 2;
-  tri.klass = "sidewalk";
-  tri.rule = "sidewalk";
-  Whistle__Deadline d1 = WHISTLE__DEADLINE__INIT, d2 = WHISTLE__DEADLINE__INIT;
-  d1.name = "respond";
-  d1.due_at_ms = t.received_at_ms + 3600000;
-  d2.name = "resolve";
-  d2.due_at_ms = t.received_at_ms + 5 * 86400000LL;
-  Whistle__Deadline *dl[] = {&d1, &d2};
-  char *lapsed[] = {"respond"};
-  Whistle__WorkEvent work = WHISTLE__WORK_EVENT__INIT;
-  work.ticket_id = rcv.ticket_id;
-  work.kind = WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE;
-  work.version = 2;
-  work.state = "dispatched";
-  work.color = tri.color;
-  work.level = 2;
-  work.lead = tri.lead;
-  work.co = co;
-  work.n_co = 2;
-  work.deadlines = dl;
-  work.n_deadlines = 2;
-  work.lapsed = lapsed;
-  work.n_lapsed = 1;
-  work.summary = t.text;
-  work.reporter_masked = "139****0001";
-  Whistle__ReplayRequest replay = WHISTLE__REPLAY_REQUEST__INIT;
-  replay.party = "transport";
-  replay.from_seq = 7;
-  replay.max = 100;
-  Whistle__FeedItem feed = WHISTLE__FEED_ITEM__INIT;
-  feed.party = "transport";
-  feed.seq = 8;
-  feed.ticket_id = rcv.ticket_id;
-  feed.kind = work.kind;
-  feed.role = "lead";
-  feed.event = &work;
-  Whistle__Ack a1 = WHISTLE__ACK__INIT, a2 = WHISTLE__ACK__INIT;
-  Whistle__Error err = WHISTLE__ERROR__INIT;
-  err.code = WHISTLE__ERROR_CODE__ERR_OUT_OF_ORDER;
-  err.text = "an earlier event of this ticket is missing";
-  a1.message_id = "intake:WH00000042:1";
-  a1.delivery_tag = 41;
-  a2.message_id = "intake:WH00000043:1";
-  a2.delivery_tag = 42;
-  a2.status = WHISTLE__ACK_STATUS__ACK_RETRY;
-  a2.error = &err;
-  Whistle__Ack *acks[] = {&a1, &a2};
-  Whistle__Acks ackset = WHISTLE__ACKS__INIT;
-  ackset.acks = acks;
-  ackset.n_acks = 2;
-
-  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.message_id = "intake:WH00000042:1";
-  env.ticket_id = rcv.ticket_id;
-  env.seq = 1;
-  env.sender = "intake";
-  env.delivery_tag = 41;
-  env.first_send = 1;
-  int n = 0;
-#define SEED(kind, field, value)                                                        \
-  do {                                                                                  \
-    env.body_case = WHISTLE__ENVELOPE__BODY_##kind;                                     \
-    env.field = value;                                                                  \
-    assert_int_equal(wh_env_pack(&env, &buf[n], &len[n]), 0);                           \
-    n++;                                                                                \
-  } while (0)
-  SEED(SUBMIT, submit, &t);
-  SEED(RECEIVED, received, &rcv);
-  SEED(TRIAGED, triaged, &tri);
-  SEED(WORK, work, &work);
-  SEED(REPLAY, replay, &replay);
-  SEED(FEED, feed, &feed);
-  SEED(ACKS, acks, &ackset);
-  SEED(ERROR, error, &err);
-  ProtobufCBinaryData inner[] = {{len[1], buf[1]}, {len[2], buf[2]}, {len[3], buf[3]}};
-  Whistle__Batch batch = WHISTLE__BATCH__INIT;
-  batch.envelopes = inner;
-  batch.n_envelopes = 3;
-  SEED(BATCH, batch, &batch);
-#undef SEED
-  return n;
-}
-
 /* What a broken or hostile peer might send: valid frames of every kind,
  * damaged. Each one is refused with WH_EDECODE or decodes to a message that
  * packs again to the same bytes each time, the arena and malloc agree on
@@ -664,9 +586,10 @@ static int s_seed_frames(uint8_t *buf[], size_t len[]) {
  * UBSan this is what shows that no frame reads or writes out of bounds. */
 static void codec_survives_mutated_frames(void **state) {
   s_policy_t *p = *state;
-  uint8_t *seed[16];
-  size_t seedlen[16];
+  uint8_t *seed[SEED_N];
+  size_t seedlen[SEED_N];
   int nseed = s_seed_frames(seed, seedlen);
+  assert_int_equal(nseed, SEED_N);
   static uint8_t frame[8192];
   uint64_t rng = 20261122;
   long decoded = 0, refused = 0, judged = 0, inner = 0;
@@ -729,6 +652,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(codec_arena),
       cmocka_unit_test(utf8_checks),
+      cmocka_unit_test(log_lines_escape_hostile_text),
       cmocka_unit_test(strings_built_by_appending),
       cmocka_unit_test(phone_masking),
       cmocka_unit_test(time_parsing),
