@@ -7,6 +7,7 @@
  * UTF-8 \xNN, so a hostile report cannot forge a line of its own or break
  * the tools that read the log. */
 #include "wh_log.h"
+#include "wh_clock.h"
 #include "wh_text.h"
 
 #include <stdio.h>
@@ -85,4 +86,25 @@ void wh__log(int level, const char *fmt, ...) {
   }
   out[o++] = '\n';
   fwrite(out, 1, o, stderr);
+}
+
+int wh__log_site(wh_log_site_t *site, int level) {
+  int64_t now = wh_clock_now_ms(); /* a clock set back opens a new window */
+  if (site->lines == 0 || now < site->window_ms ||
+      now - site->window_ms >= WH_LOG_SITE_WINDOW_S * 1000) {
+    if (site->held)
+      wh__log(level, "%lu more lines like the next were not logged in %d s", site->held,
+              WH_LOG_SITE_WINDOW_S);
+    site->window_ms = now;
+    site->lines = 0;
+    site->held = 0;
+  }
+  if (site->lines < WH_LOG_SITE_LINES) {
+    site->lines++;
+    return 1;
+  }
+  if (site->held++ == 0)
+    wh__log(level, "lines like the one before come too fast: the rest of %d s are counted, not"
+            " logged", WH_LOG_SITE_WINDOW_S);
+  return 0;
 }

@@ -126,6 +126,42 @@ static void log_lines_escape_hostile_text(void **state) {
                               " msg=m\\x01id: text 路灯\\r\\n坏了\\\\ \\xff\\xc2\\x85 end\n"));
 }
 
+/* One place that logs writes WH_LOG_SITE_LINES lines a window and a note
+ * when it starts holding the rest; its next line after the window says how
+ * many were held. Another place is not held for it. */
+static void log_lines_held_when_too_fast(void **state) {
+  (void)state;
+  FILE *tmp = tmpfile();
+  assert_non_null(tmp);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0 && dup2(fileno(tmp), 2) >= 0);
+  wh_log_init("unit");
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 3 * WH_LOG_SITE_LINES; i++) wh_warn("refused frame %d", i);
+    wh_warn("another place");
+    wh_clock_set_offset_ms((WH_LOG_SITE_WINDOW_S + 1) * 1000);
+  }
+  wh_clock_set_offset_ms(0);
+  dup2(saved, 2);
+  close(saved);
+  rewind(tmp);
+  char line[512];
+  long refused = 0, other = 0, notes = 0, counts = 0;
+  while (fgets(line, sizeof line, tmp)) {
+    if (strstr(line, ": refused frame ")) refused++;
+    else if (strstr(line, ": another place")) other++;
+    else if (strstr(line, "come too fast")) notes++;
+    else if (strstr(line, ": 200 more lines like the next were not logged in")) counts++;
+    else fail_msg("unexpected line: %s", line);
+  }
+  fclose(tmp);
+  assert_int_equal(refused, 2 * WH_LOG_SITE_LINES);
+  assert_int_equal(other, 2);
+  assert_int_equal(notes, 2);
+  assert_int_equal(counts, 1);
+}
+
 static void phone_masking(void **state) {
   (void)state;
   char out[32];
@@ -653,6 +689,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(codec_arena),
       cmocka_unit_test(utf8_checks),
       cmocka_unit_test(log_lines_escape_hostile_text),
+      cmocka_unit_test(log_lines_held_when_too_fast),
       cmocka_unit_test(strings_built_by_appending),
       cmocka_unit_test(phone_masking),
       cmocka_unit_test(time_parsing),
