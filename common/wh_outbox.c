@@ -1307,9 +1307,20 @@ static void s_consumer_flush(wh_consumer_t *c) {
  * a relayed event joins the batch, a request is answered at once. */
 static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, Whistle__Envelope *env) {
   if (env->body_case == c->ops->body) {
-    if (!env->ticket_id[0] || !env->sender[0] || env->seq == 0 || !env->message_id[0]) {
-      wh_warn("relayed envelope without ticket, sender, message id or sequence");
-      s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_REJECTED, .err = WH_EMISSING};
+    int err = !env->ticket_id[0] || !env->sender[0] || env->seq == 0 || !env->message_id[0]
+                  ? WH_EMISSING
+              /* ids as whistle makes them: these are keys of the inbox and of
+               * the services' tables, where an id of kilobytes fails the
+               * index (not the data), so the message would never be answered */
+              : wh_code_check(env->ticket_id, WH_RELAY_ID_MAX) ? WH_EFIELD
+              : wh_code_check(env->sender, WH_RELAY_ID_MAX)    ? WH_EFIELD
+              : wh_code_check(env->message_id, 3 * WH_RELAY_ID_MAX) ? WH_EFIELD
+                                                                     : 0;
+    if (err) {
+      wh_warn("relayed envelope refused: %s (a ticket and a sender of at most %d characters"
+              " [A-Za-z0-9_.:-], a message id of at most %d, a sequence)", wh_strerror(err),
+              WH_RELAY_ID_MAX, 3 * WH_RELAY_ID_MAX);
+      s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_REJECTED, .err = err};
       zmq_msg_init(&tmp.peer);
       zmq_msg_copy(&tmp.peer, peer);
       s_ack(c, &tmp);

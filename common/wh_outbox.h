@@ -132,6 +132,11 @@ int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n);
 /* The same for one message: returns a WH_INBOX_* value or WH_EDB. */
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq);
 
+/* The longest ticket id or sender name a consumer takes (a message id may
+ * be three times as long), of the characters wh_code_check allows: intake
+ * numbers tickets WH00000001 and up, and a sender is a service's name. */
+#define WH_RELAY_ID_MAX 64
+
 /* Envelopes a consumer applies in one transaction at most. Under load
  * every batch is full: at 512 rather than 256 a stage's fixed cost per
  * transaction (its round trips, its commit) is spread over twice the
