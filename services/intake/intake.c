@@ -485,6 +485,10 @@ static void s_on_front(wh_bus_t *bus, void *arg) {
     r->env = env;
     char detail[256];
     r->err = intake_validate(in->rules, env->submit, now, detail, sizeof detail);
+    /* The trace id rides on every message the report causes, and into each
+     * service's row: an id, not a text. */
+    if (!r->err && env->trace_id[0] && (r->err = wh_code_check(env->trace_id, INTAKE_MAX_TRACE)))
+      snprintf(detail, sizeof detail, "trace_id: %s", wh_strerror(r->err));
     if (r->err) {
       wh_info("refused report %.64s: %s", env->submit->external_id, detail);
       s_reply(in, r, detail);

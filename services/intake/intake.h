@@ -17,6 +17,7 @@
 #define INTAKE_MAX_TEXT 4000
 #define INTAKE_MAX_NAME 64
 #define INTAKE_MAX_TAGS 8
+#define INTAKE_MAX_TRACE 128 /* the pusher's trace id, carried to every service */
 #define INTAKE_FUTURE_SLACK_MS (5 * 60 * 1000)
 #define INTAKE_EARLIEST_MS 946684800000LL /* 2000-01-01T00:00:00Z */
 

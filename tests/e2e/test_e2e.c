@@ -389,6 +389,34 @@ static void bad_input(void **state) {
   size_t len;
   wh_env_pack(&env, &buf, &len);
   assert_int_equal(s_raw(intake_ep, buf, len), WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
+  /* A pusher's trace id goes with the report to every service: an id, not
+   * a text, and not a long one. */
+  Whistle__SubmitTicket sub = WHISTLE__SUBMIT_TICKET__INIT;
+  sub.source = WHISTLE__SOURCE__SOURCE_APP;
+  sub.external_id = "trace-1";
+  sub.received_at_ms = 1748830320000; /* 2025-06-02 10:12 +08:00 */
+  sub.community = "wenhan";
+  sub.grid = "g";
+  sub.text = "路灯坏了";
+  Whistle__Envelope senv = WHISTLE__ENVELOPE__INIT;
+  senv.body_case = WHISTLE__ENVELOPE__BODY_SUBMIT;
+  senv.submit = &sub;
+  char longtrace[130];
+  memset(longtrace, 'a', sizeof longtrace - 1);
+  longtrace[sizeof longtrace - 1] = '\0';
+  const struct {
+    char *trace;
+    int code;
+  } traces[] = {{"trace id\nINFO forged", WHISTLE__ERROR_CODE__ERR_BAD_FIELD},
+                {longtrace, WHISTLE__ERROR_CODE__ERR_FIELD_TOO_LONG}};
+  for (int i = 0; i < 2; i++) {
+    uint8_t *sbuf;
+    size_t slen;
+    senv.trace_id = traces[i].trace;
+    assert_int_equal(wh_env_pack(&senv, &sbuf, &slen), 0);
+    assert_int_equal(s_raw(intake_ep, sbuf, slen), traces[i].code);
+    free(sbuf);
+  }
   /* Garbage to the inner services: answered, never a crash. */
   const char *inner[] = {"WHISTLE_TRIAGE", "WHISTLE_DISPATCH", "WHISTLE_NOTIFY"};
   for (int i = 0; i < 3; i++) {
