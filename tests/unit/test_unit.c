@@ -95,24 +95,35 @@ static void utf8_checks(void **state) {
   assert_int_equal(wh_code_check("'; DROP TABLE ticket;--", 64), WH_EFIELD);
 }
 
+/* Sends the log (stderr) to a temporary file, which it returns, until
+ * s_log_end(*saved); the service name on its lines is "unit". */
+static FILE *s_log_start(int *saved) {
+  FILE *tmp = tmpfile();
+  assert_non_null(tmp);
+  fflush(stderr);
+  *saved = dup(2);
+  assert_true(*saved >= 0 && dup2(fileno(tmp), 2) >= 0);
+  wh_log_init("unit");
+  return tmp;
+}
+
+static void s_log_end(int saved) {
+  dup2(saved, 2);
+  close(saved);
+}
+
 /* A log entry is one line of valid UTF-8 whatever it quotes: a ticket id
  * from a peer that carries a newline and a forged entry after it, a
  * control character, a report's text with CR LF, a backslash, bytes that
  * are not UTF-8 and a C1 control. Chinese text stays as it is. */
 static void log_lines_escape_hostile_text(void **state) {
   (void)state;
-  FILE *tmp = tmpfile();
-  assert_non_null(tmp);
-  fflush(stderr);
-  int saved = dup(2);
-  assert_true(saved >= 0);
-  assert_true(dup2(fileno(tmp), 2) >= 0);
-  wh_log_init("unit");
+  int saved;
+  FILE *tmp = s_log_start(&saved);
   wh_log_ctx("F\n2026-11-22T00:00:00.000Z INFO  intake: forged", "m\x01id");
   wh_error("text %s", "路灯\r\n坏了\\ \xff\xc2\x85 end");
   wh_log_ctx(NULL, NULL);
-  dup2(saved, 2);
-  close(saved);
+  s_log_end(saved);
   char got[4096];
   rewind(tmp);
   size_t n = fread(got, 1, sizeof got - 1, tmp);
@@ -131,20 +142,15 @@ static void log_lines_escape_hostile_text(void **state) {
  * many were held. Another place is not held for it. */
 static void log_lines_held_when_too_fast(void **state) {
   (void)state;
-  FILE *tmp = tmpfile();
-  assert_non_null(tmp);
-  fflush(stderr);
-  int saved = dup(2);
-  assert_true(saved >= 0 && dup2(fileno(tmp), 2) >= 0);
-  wh_log_init("unit");
+  int saved;
+  FILE *tmp = s_log_start(&saved);
   for (int round = 0; round < 2; round++) {
     for (int i = 0; i < 3 * WH_LOG_SITE_LINES; i++) wh_warn("refused frame %d", i);
     wh_warn("another place");
     wh_clock_set_offset_ms((WH_LOG_SITE_WINDOW_S + 1) * 1000);
   }
   wh_clock_set_offset_ms(0);
-  dup2(saved, 2);
-  close(saved);
+  s_log_end(saved);
   rewind(tmp);
   char line[512];
   long refused = 0, other = 0, notes = 0, counts = 0;
