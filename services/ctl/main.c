@@ -113,11 +113,22 @@ typedef struct {
   json_object *answer;
 } s_sub_t;
 
+/* The string under k: "" when absent or null, NULL when it is not a string
+ * or holds a NUL (which would cut it short unseen). */
 static const char *s_jstr(json_object *o, const char *k) {
   json_object *v;
   if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null)) return "";
-  return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+  if (!json_object_is_type(v, json_type_string)) return NULL;
+  const char *str = json_object_get_string(v);
+  return strlen(str) == (size_t)json_object_get_string_len(v) ? str : NULL;
 }
+
+/* The member under k when present and not null, else NULL. */
+static json_object *s_jget(json_object *o, const char *k) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && !json_object_is_type(v, json_type_null) ? v : NULL;
+}
+
 
 static json_object *s_error_answer(const char *ext, const char *code, const char *text) {
   json_object *a = json_object_new_object();
@@ -130,7 +141,9 @@ static json_object *s_error_answer(const char *ext, const char *code, const char
 }
 
 /* Builds the envelope for one scenario-format line; on a client-side error
- * sets s->answer and s->done instead. */
+ * sets s->answer and s->done instead. What is given in the wrong shape is
+ * refused, never dropped: a reporter given as a bare name would otherwise go
+ * unrecorded, and never hear back. */
 static void s_build(s_sub_t *s, const char *line) {
   json_object *o = json_tokener_parse(line);
   if (!o || !json_object_is_type(o, json_type_object)) {
@@ -141,17 +154,16 @@ static void s_build(s_sub_t *s, const char *line) {
   }
   const char *ext = s_jstr(o, "external_id");
   s->external_id = strdup(ext ? ext : "");
+  const char *code = "bad_field", *why = NULL;
+  char buf[96];
   const char *strs[] = {"source", "external_id", "received_at", "community", "grid",
                         "address", "category", "text"};
-  for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+  for (size_t i = 0; i < sizeof strs / sizeof *strs && !why; i++)
     if (!s_jstr(o, strs[i])) {
-      char t[96];
-      snprintf(t, sizeof t, "%s: must be a string", strs[i]);
-      s->answer = s_error_answer(s->external_id, "bad_field", t);
-      s->done = 1;
-      json_object_put(o);
-      return;
+      snprintf(buf, sizeof buf, "%s: must be a string (without NUL)", strs[i]);
+      why = buf;
     }
+  if (why) goto refuse;
   Whistle__SubmitTicket t = WHISTLE__SUBMIT_TICKET__INIT;
   Whistle__Reporter rep = WHISTLE__REPORTER__INIT;
   Whistle__Location loc = WHISTLE__LOCATION__INIT;
@@ -159,35 +171,60 @@ static void s_build(s_sub_t *s, const char *line) {
   t.external_id = (char *)s_jstr(o, "external_id");
   const char *at = s_jstr(o, "received_at");
   if (at[0] && wh_time_parse(at, &t.received_at_ms)) {
-    s->answer = s_error_answer(s->external_id, "bad_time", "received_at: not an RFC 3339 time");
-    s->done = 1;
-    json_object_put(o);
-    return;
+    code = "bad_time";
+    why = "received_at: not an RFC 3339 time";
+    goto refuse;
   }
   t.community = (char *)s_jstr(o, "community");
   t.grid = (char *)s_jstr(o, "grid");
   t.address = (char *)s_jstr(o, "address");
   t.category = (char *)s_jstr(o, "category");
   t.text = (char *)s_jstr(o, "text");
-  json_object *r, *tags, *lo;
-  if (json_object_object_get_ex(o, "reporter", &r) && json_object_is_type(r, json_type_object)) {
-    rep.name = (char *)(s_jstr(r, "name") ? s_jstr(r, "name") : "");
-    rep.phone = (char *)(s_jstr(r, "phone") ? s_jstr(r, "phone") : "");
+  json_object *r = s_jget(o, "reporter"), *tags = s_jget(o, "care_tags");
+  json_object *lo = s_jget(o, "location"), *la = NULL, *ln = NULL;
+  if (r) {
+    if (!json_object_is_type(r, json_type_object) || !s_jstr(r, "name") || !s_jstr(r, "phone")) {
+      why = "reporter: must be an object whose name and phone are strings";
+      goto refuse;
+    }
+    rep.name = (char *)s_jstr(r, "name");
+    rep.phone = (char *)s_jstr(r, "phone");
     t.reporter = &rep;
   }
   char *tagv[64];
-  if (json_object_object_get_ex(o, "care_tags", &tags) && json_object_is_type(tags, json_type_array)) {
+  if (tags) {
+    if (!json_object_is_type(tags, json_type_array)) {
+      why = "care_tags: must be an array of strings";
+      goto refuse;
+    }
     size_t n = json_object_array_length(tags);
-    for (size_t i = 0; i < n && i < 64; i++) {
-      const char *tg = json_object_get_string(json_object_array_get_idx(tags, i));
-      tagv[t.n_care_tags++] = (char *)(tg ? tg : "");
+    if (n > sizeof tagv / sizeof *tagv) {
+      code = "field_too_long";
+      why = "care_tags: too many";
+      goto refuse;
+    }
+    for (size_t i = 0; i < n; i++) {
+      json_object *tg = json_object_array_get_idx(tags, i);
+      if (!json_object_is_type(tg, json_type_string) ||
+          strlen(json_object_get_string(tg)) != (size_t)json_object_get_string_len(tg)) {
+        why = "care_tags: must be an array of strings";
+        goto refuse;
+      }
+      tagv[t.n_care_tags++] = (char *)json_object_get_string(tg);
     }
     t.care_tags = tagv;
   }
-  if (json_object_object_get_ex(o, "location", &lo) && json_object_is_type(lo, json_type_object)) {
-    json_object *la, *ln;
-    if (json_object_object_get_ex(lo, "lat", &la)) loc.lat = json_object_get_double(la);
-    if (json_object_object_get_ex(lo, "lng", &ln)) loc.lng = json_object_get_double(ln);
+  if (lo) {
+    if (!json_object_is_type(lo, json_type_object) || !json_object_object_get_ex(lo, "lat", &la) ||
+        !json_object_object_get_ex(lo, "lng", &ln) ||
+        !(json_object_is_type(la, json_type_double) || json_object_is_type(la, json_type_int)) ||
+        !(json_object_is_type(ln, json_type_double) || json_object_is_type(ln, json_type_int))) {
+      code = "bad_location";
+      why = "location: must be an object with numbers lat and lng";
+      goto refuse;
+    }
+    loc.lat = json_object_get_double(la);
+    loc.lng = json_object_get_double(ln);
     t.location = &loc;
   }
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
@@ -202,6 +239,11 @@ static void s_build(s_sub_t *s, const char *line) {
     s->answer = s_error_answer(s->external_id, "internal", "out of memory");
     s->done = 1;
   }
+  json_object_put(o);
+  return;
+refuse:
+  s->answer = s_error_answer(s->external_id, code, why);
+  s->done = 1;
   json_object_put(o);
 }
 

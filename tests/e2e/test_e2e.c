@@ -453,6 +453,12 @@ static void bad_input(void **state) {
       {"{\"source\":\"app\",\"external_id\":\"b11\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"care_tags\":[\"vip\"]}", "bad_field"},
       {"{\"source\":\"app\",\"external_id\":\"b12\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"address\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"text\":\"路灯坏了\"}", "field_too_long"},
       {"not json at all", "bad_json"},
+      /* the wrong shape is refused, never dropped */
+      {"{\"source\":\"app\",\"external_id\":\"b15\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"reporter\":\"张三\"}", "bad_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b16\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"reporter\":{\"name\":\"张三\",\"phone\":13900000001}}", "bad_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b17\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"care_tags\":\"elderly_alone\"}", "bad_field"},
+      {"{\"source\":\"app\",\"external_id\":\"b18\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\",\"location\":[31.2,121.4]}", "bad_location"},
+      {"{\"source\":\"app\",\"external_id\":\"b19\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"\\u0000路灯坏了\"}", "bad_field"},
       {"{\"source\":\"app\",\"external_id\":\"b14\",\"received_at\":\"last tuesday\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"路灯坏了\"}", "bad_time"},
   };
   char path[1024];
