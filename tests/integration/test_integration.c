@@ -363,6 +363,21 @@ static void s_send(void *sock, const char *mid, uint32_t seq, uint64_t tag) {
   s_send_for(sock, "WH77", mid, seq, tag);
 }
 
+/* Sends items as one Batch frame, as a relay sends what it has ready. */
+static void s_send_batch(void *sock, ProtobufCBinaryData *items, size_t n) {
+  Whistle__Batch batch = WHISTLE__BATCH__INIT;
+  batch.n_envelopes = n;
+  batch.envelopes = items;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
+  env.batch = &batch;
+  uint8_t *frame;
+  size_t len;
+  assert_int_equal(wh_env_pack(&env, &frame, &len), 0);
+  assert_true(zmq_send(sock, frame, len, 0) >= 0);
+  free(frame);
+}
+
 static int s_ack_of(const s_rig_t *rig, const char *mid) {
   int st = -1;
   for (int i = 0; i < rig->nacks; i++)
@@ -467,16 +482,7 @@ static void consumer_refused_data_splits_batch(void **state) {
     s_pack_received(ticket, mid, 1, 100 + (uint64_t)i, 0, &each[i], &items[i].len);
     items[i].data = each[i];
   }
-  Whistle__Batch batch = WHISTLE__BATCH__INIT;
-  batch.n_envelopes = N;
-  batch.envelopes = items;
-  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
-  env.batch = &batch;
-  uint8_t *frame;
-  size_t lframe;
-  assert_int_equal(wh_env_pack(&env, &frame, &lframe), 0);
-  assert_true(zmq_send(rig.dealer, frame, lframe, 0) >= 0);
+  s_send_batch(rig.dealer, items, N);
   s_run_until(&rig, N);
   for (int i = 0; i < N; i++) {
     char mid[16];
@@ -490,7 +496,6 @@ static void consumer_refused_data_splits_batch(void **state) {
   print_message("%d messages, 3 refused: %d commits\n", N, rig.commits);
   assert_true(rig.commits < N / 2); /* one per message would be 37 */
   for (int i = 0; i < N; i++) free(each[i]);
-  free(frame);
   assert_int_equal(wh_pg_exec(rig.pg, "DROP TABLE applied"), 0);
   s_rig_close(&rig);
 }
@@ -504,8 +509,8 @@ static void consumer_batch_frame_applies_each(void **state) {
   s_rig_t rig = {0};
   wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
   s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS applied (ticket text)", "inproc://it-batch", &ops);
-  uint8_t *b1, *b2, *b3, *inner, *frame;
-  size_t l1, l2, l3, linner, lframe;
+  uint8_t *b1, *b2, *b3, *inner;
+  size_t l1, l2, l3, linner;
   s_pack_received("WH61", "k-1", 1, 71, 0, &b1, &l1);
   s_pack_received("WH62", "k-2", 1, 72, 0, &b2, &l2);
   s_pack_received("", "k-3", 1, 73, 0, &b3, &l3); /* no ticket */
@@ -522,14 +527,7 @@ static void consumer_batch_frame_applies_each(void **state) {
                                   {.len = l2, .data = b2},
                                   {.len = l3, .data = b3},
                                   {.len = linner, .data = inner}};
-  Whistle__Batch batch = WHISTLE__BATCH__INIT;
-  batch.n_envelopes = 5;
-  batch.envelopes = items;
-  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
-  env.batch = &batch;
-  assert_int_equal(wh_env_pack(&env, &frame, &lframe), 0);
-  assert_true(zmq_send(rig.dealer, frame, lframe, 0) >= 0);
+  s_send_batch(rig.dealer, items, 5);
   s_run_until(&rig, 3);
   assert_int_equal(s_ack_of(&rig, "k-1"), WHISTLE__ACK_STATUS__ACK_OK);
   assert_int_equal(s_ack_of(&rig, "k-2"), WHISTLE__ACK_STATUS__ACK_OK);
@@ -540,7 +538,6 @@ static void consumer_batch_frame_applies_each(void **state) {
   free(b2);
   free(b3);
   free(inner);
-  free(frame);
   s_rig_close(&rig);
 }
 
