@@ -163,6 +163,13 @@ static void s_down(wh_pg_t *pg, const char *why) {
   pg->retry_at = now + pg->retry_ms;
 }
 
+/* What the server says beside a result (a WARNING) goes to the service's log
+ * as one entry, where libpq would write it to stderr as it came. */
+static void s_notice(void *arg, const char *message) {
+  (void)arg;
+  wh_warn("database: %s", message);
+}
+
 /* Connects with the settings every service session runs with, given at
  * connection start, after any options the conninfo names:
  * - no JIT: a service's statements touch a handful of rows, but a generic
@@ -174,15 +181,6 @@ static void s_down(wh_pg_t *pg, const char *why) {
  * - warnings and errors only, not notices.
  * Then the handle's own (session, from wh_pg_set_session); a later setting
  * of one name wins. */
-/* What the server says beside a result (a WARNING) goes to the service's log
- * as one line, where libpq would write it to stderr as it came. */
-static void s_notice(void *arg, const char *message) {
-  (void)arg;
-  size_t n = strlen(message);
-  while (n && message[n - 1] == '\n') n--;
-  wh_warn("database: %.*s", (int)n, message);
-}
-
 static PGconn *s_connect(const char *conninfo, const char *session) {
   static const char ours[] = "-c jit=off -c client_min_messages=warning";
   char *err = NULL;

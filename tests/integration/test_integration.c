@@ -914,6 +914,24 @@ static ssize_t s_log_end(int cap[2], char *log, size_t len) {
   return n;
 }
 
+/* What the server says beside a result (a COMMIT with no transaction draws
+ * a WARNING) is one entry of the service's log, not libpq's raw lines. */
+static void server_warning_is_one_log_entry(void **state) {
+  (void)state;
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  s_ready(pg);
+  int cap[2];
+  s_log_start(cap);
+  int rc = wh_pg_exec(pg, "COMMIT");
+  char log[4096];
+  ssize_t n = s_log_end(cap, log, sizeof log);
+  assert_int_equal(rc, 0);
+  assert_true(n > 0);
+  assert_non_null(strstr(log, " WARN  whistle: database: WARNING:  there is no transaction in progress\n"));
+  assert_ptr_equal(strchr(log, '\n'), log + n - 1); /* one line */
+  wh_pg_destroy(&pg);
+}
+
 /* Runs the loop until the receiver has seen `seen` messages, or for at most
  * ms: a slow machine may need more than one scan. */
 static void s_flow_until(s_flow_t *f, int seen, int ms) {
@@ -1626,6 +1644,7 @@ static void relay_says_when_a_message_is_stuck(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(migrations_from_empty_and_rerun),
+      cmocka_unit_test(server_warning_is_one_log_entry),
       cmocka_unit_test(lapse_scan_planned_for_one_batch),
       cmocka_unit_test(one_writer_per_database),
       cmocka_unit_test(inbox_applies_in_order_once),
