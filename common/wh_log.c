@@ -65,15 +65,14 @@ void wh__log(int level, const char *fmt, ...) {
   for (size_t i = 0; i < (size_t)n;) {
     unsigned char c = (unsigned char)line[i];
     size_t k = wh_utf8_char(line + i, (size_t)n - i);
-    if (k > 1 && !(c == 0xc2 && (unsigned char)line[i + 1] < 0xa0)) { /* not a C1 control */
+    if (k && c != '\\' && !wh_utf8_control(line + i, k)) {
       memcpy(out + o, line + i, k);
       o += k;
       i += k;
       continue;
     }
-    i++;
-    if (c >= 0x20 && c < 0x7f && c != '\\') out[o++] = (char)c;
-    else if (c == '\\' || c == '\n' || c == '\t' || c == '\r') {
+    i++; /* escaped a byte at a time */
+    if (c == '\\' || c == '\n' || c == '\t' || c == '\r') {
       out[o++] = '\\';
       out[o++] = c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
     } else {

@@ -29,6 +29,12 @@ size_t wh_utf8_char(const char *str, size_t len) {
   return n + 1;
 }
 
+int wh_utf8_control(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  if (n == 1) return s[0] < 0x20 || s[0] == 0x7f;
+  return n == 2 && s[0] == 0xc2 && s[1] < 0xa0;
+}
+
 int wh_utf8_ok(const char *str, size_t len) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
@@ -36,8 +42,7 @@ int wh_utf8_ok(const char *str, size_t len) {
     unsigned c = s[i];
     size_t n = wh_utf8_char(str + i, len - i);
     if (n == 0) return 0;
-    if (n == 1 && ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)) return 0;
-    if (n == 2 && c == 0xc2 && s[i + 1] < 0xa0) return 0; /* C1 controls, as unwelcome */
+    if (wh_utf8_control(str + i, n) && c != '\t' && c != '\n' && c != '\r') return 0;
     i += n;
   }
   return 1;

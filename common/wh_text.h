@@ -15,6 +15,9 @@ int wh_utf8_ok(const char *s, size_t len);
  * with none (a stray or cut sequence, an overlong form, a surrogate,
  * anything above U+10FFFF, or len 0). */
 size_t wh_utf8_char(const char *s, size_t len);
+/* Whether the character of n bytes at s (as wh_utf8_char measured it) is a
+ * control character: C0, DEL or C1. */
+int wh_utf8_control(const char *s, size_t n);
 /* Checks a free-text field: required (non-empty) if required, at most max
  * bytes, valid UTF-8. Returns 0, WH_EMISSING, WH_ETOOLONG or WH_EUTF8. */
 int wh_text_check(const char *s, int required, size_t max);
