@@ -68,7 +68,7 @@ void wh_bus_hold(wh_bus_t *b, int hold) {
 }
 
 wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint, int bind,
-                     wh_bus_cb on_readable, void *arg) {
+                     const wh_keys_t *keys, const char *server, wh_bus_cb on_readable, void *arg) {
   wh_bus_t *b = calloc(1, sizeof *b);
   if (!b) return NULL;
   b->type = type;
@@ -77,12 +77,20 @@ wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint,
   b->sock = zmq_socket(ctx, type);
   if (!b->sock) goto fail;
   int linger = 0, hwm = 100000;
+  int64_t maxmsg = WH_BUS_MSG_MAX;
   zmq_setsockopt(b->sock, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
   if (type == ZMQ_ROUTER) {
     int one = 1; /* a reply to a vanished client is an error, not a silent drop */
     zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  }
+  if (type == ZMQ_XPUB) {
+    /* A subscription takes effect only when the owner grants it (ZMQ_SUBSCRIBE
+     * on this socket right after reading it): it checks who asked. */
+    int manual = 1;
+    zmq_setsockopt(b->sock, ZMQ_XPUB_MANUAL, &manual, sizeof manual);
   }
   if (type == ZMQ_DEALER) {
     /* Queue nothing for a peer that is not connected: the outbox rows are
@@ -91,6 +99,14 @@ wh_bus_t *wh_bus_new(uv_loop_t *loop, void *ctx, int type, const char *endpoint,
     zmq_setsockopt(b->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
     zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
+  }
+  if (keys) {
+    int sec = bind ? wh_keys_server(keys, b->sock) : wh_keys_client(keys, b->sock, server);
+    if (sec) {
+      wh_error("%s: no CURVE %s: %s", endpoint, bind ? "server key" : "key of the server",
+               bind ? zmq_strerror(errno) : server);
+      goto fail;
+    }
   }
   int rc = bind ? zmq_bind(b->sock, endpoint) : zmq_connect(b->sock, endpoint);
   if (rc != 0) {

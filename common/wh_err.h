@@ -22,6 +22,7 @@
   X(DB, "database error")                                                     \
   X(ORDER, "earlier event of this ticket missing")                            \
   X(PARTY, "unknown party")                                                   \
+  X(FORBIDDEN, "that party may not do this")                                  \
   X(CONFIG, "configuration error")                                            \
   X(NOMEM, "out of memory")                                                   \
   X(IO, "input/output error")                                                 \

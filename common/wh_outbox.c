@@ -904,8 +904,8 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   s_relay_hold(r);
 }
 
-wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
-                         const char *endpoint) {
+wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+                         const char *dest, const char *endpoint) {
   wh_relay_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->pg = pg;
@@ -918,7 +918,7 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *d
   r->inflight = calloc(SLOTS, sizeof *r->inflight);
   r->queue = calloc(RELAY_QUEUE, sizeof *r->queue);
   r->arena = wh_arena_new();
-  r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, s_relay_on_ack, r);
+  r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, keys, dest, s_relay_on_ack, r);
   if (!r->bus || !r->inflight || !r->queue || !r->dest || !r->arena) {
     wh_bus_destroy(&r->bus);
     wh_arena_destroy(&r->arena);
@@ -1317,9 +1317,13 @@ static void s_consumer_flush(wh_consumer_t *c) {
 
 /* Takes one envelope that came from peer (borrowed; copied when kept):
  * a relayed event joins the batch, a request is answered at once. */
-static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, Whistle__Envelope *env) {
+static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
+                            Whistle__Envelope *env) {
   if (env->body_case == c->ops->body) {
-    int err = !env->ticket_id[0] || !env->sender[0] || env->seq == 0 || !env->message_id[0]
+    /* The sender is the key the message came with, not what it says. */
+    if (who) env->sender = (char *)c->ops->from;
+    int err = who && strcmp(who, c->ops->from) ? WH_EFORBIDDEN
+              : !env->ticket_id[0] || !env->sender[0] || env->seq == 0 || !env->message_id[0]
                   ? WH_EMISSING
               /* ids as whistle makes them: these are keys of the inbox and of
                * the services' tables, where an id of kilobytes fails the
@@ -1328,10 +1332,14 @@ static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, Whistle__Envelope
               : wh_code_check(env->sender, WH_RELAY_ID_MAX)    ? WH_EFIELD
               : wh_code_check(env->message_id, 3 * WH_RELAY_ID_MAX) ? WH_EFIELD
                                                                      : 0;
-    if (err) {
+    if (err == WH_EFORBIDDEN) {
+      wh_warn("relayed envelope from %s refused: only %s relays here", who, c->ops->from);
+    } else if (err) {
       wh_warn("relayed envelope refused: %s (a ticket and a sender of at most %d characters"
               " [A-Za-z0-9_.:-], a message id of at most %d, a sequence)", wh_strerror(err),
               WH_RELAY_ID_MAX, 3 * WH_RELAY_ID_MAX);
+    }
+    if (err) {
       s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_REJECTED, .err = err};
       zmq_msg_init(&tmp.peer);
       zmq_msg_copy(&tmp.peer, peer);
@@ -1346,7 +1354,7 @@ static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, Whistle__Envelope
     zmq_msg_copy(&it->peer, peer);
     it->env = env;
   } else if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
-    c->ops->request(c->svc, c, peer, env);
+    c->ops->request(c->svc, c, peer, who, env);
   } else {
     wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
   }
@@ -1357,6 +1365,9 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   zmq_msg_t head, body;
   while (c->nitems < CONSUMER_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
     Whistle__Envelope *env;
+    char whobuf[WH_KEY_NAME_MAX + 1];
+    const char *who = wh_peer(&body);
+    if (who) who = wh_str_copy(whobuf, sizeof whobuf, who);
     int rc = wh_env_unpack_in(c->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env);
     zmq_msg_close(&body);
     if (rc) {
@@ -1374,10 +1385,10 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
           wh_reply_error(bus, &head, rc, NULL);
           continue;
         }
-        s_consumer_take(c, &head, one);
+        s_consumer_take(c, &head, who, one);
       }
     } else {
-      s_consumer_take(c, &head, env);
+      s_consumer_take(c, &head, who, env);
     }
     zmq_msg_close(&head);
   }
@@ -1385,8 +1396,8 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   wh_arena_reset(c->arena); /* every envelope of the round */
 }
 
-wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *endpoint,
-                               const wh_consumer_ops_t *ops, void *svc) {
+wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+                               const char *endpoint, const wh_consumer_ops_t *ops, void *svc) {
   wh_consumer_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->pg = pg;
@@ -1405,7 +1416,7 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const c
     }
   }
   c->arena = wh_arena_new();
-  c->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, s_consumer_on_readable, c);
+  c->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, keys, NULL, s_consumer_on_readable, c);
   if (!c->bus || !c->arena) {
     wh_consumer_destroy(&c);
     return NULL;

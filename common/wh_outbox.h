@@ -45,10 +45,11 @@ typedef struct wh_relay_s wh_relay_t;
 /* Messages a relay keeps in flight (sent, not yet acknowledged), at most. */
 #define WH_RELAY_WINDOW 1024
 
-/* Starts relaying pg's outbox rows for dest to endpoint. Returns NULL on
- * failure. The relay borrows loop, ctx and pg. */
-wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *dest,
-                         const char *endpoint);
+/* Starts relaying pg's outbox rows for dest to endpoint. With keys, the
+ * relay is a CURVE client that must find dest's key at endpoint. Returns
+ * NULL on failure. The relay borrows loop, ctx, pg and keys. */
+wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+                         const char *dest, const char *endpoint);
 void wh_relay_destroy(wh_relay_t **self_p);
 /* Holds input (borrowed; the bus the service takes its work from) while
  * this relay is backed up: while committed messages wait for room and the
@@ -149,8 +150,13 @@ int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint3
 typedef struct wh_consumer_s wh_consumer_t;
 
 typedef struct {
-  /* Which envelope body this consumer takes from relays. */
+  /* Which envelope body this consumer takes from relays, and from whom: the
+   * one service (its key's name) whose relay sends them. The sender of a
+   * relayed message is the peer's key, whatever its envelope says; a relayed
+   * message from any other key is refused (ERR_FORBIDDEN) and changes
+   * nothing. On a plain socket (no keys) the envelope's sender is taken. */
   Whistle__Envelope__BodyCase body;
+  const char *from;
   /* Before the claimed envelopes of a batch are applied, one by one: look up
    * what they need, for all of them at once. May be NULL. Returns 0 or WH_EDB. */
   int (*prepare)(void *svc, const Whistle__Envelope *const *envs, int n);
@@ -187,14 +193,17 @@ typedef struct {
    * Every first message the service accepts must write such a row in the
    * same transaction. May be NULL: every message is recorded in the inbox. */
   const char *first_applied;
-  /* A request that is not a relayed event (e.g. a replay request). Answer it
-   * with wh_consumer_reply. May be NULL: such requests get ERR_UNEXPECTED. */
-  void (*request)(void *svc, wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);
+  /* A request that is not a relayed event (e.g. a replay request), from the
+   * authenticated party `who` (NULL on a plain socket). Answer it with
+   * wh_consumer_reply. May be NULL: such requests get ERR_UNEXPECTED. */
+  void (*request)(void *svc, wh_consumer_t *c, const zmq_msg_t *peer, const char *who,
+                  const Whistle__Envelope *env);
 } wh_consumer_ops_t;
 
-/* Binds a ROUTER at endpoint and applies what relays send. Borrows all args. */
-wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const char *endpoint,
-                               const wh_consumer_ops_t *ops, void *svc);
+/* Binds a ROUTER at endpoint (a CURVE server with keys) and applies what
+ * relays send. Borrows all args. */
+wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+                               const char *endpoint, const wh_consumer_ops_t *ops, void *svc);
 void wh_consumer_destroy(wh_consumer_t **self_p);
 /* The consumer's ROUTER (borrowed), e.g. for wh_relay_throttle. */
 wh_bus_t *wh_consumer_bus(wh_consumer_t *c);

@@ -14,7 +14,9 @@
 static void s_usage(const char *name) {
   fprintf(stderr,
           "usage: whistle-%s --db CONNINFO --listen ENDPOINT [--peer ENDPOINT] [--pub ENDPOINT]\n"
-          "                  [--conf-dir DIR] [--sink FILE]\n",
+          "                  --keys DIR [--conf-dir DIR] [--sink FILE]\n"
+          "  --keys DIR  this service's NAME.key and everyone's public keys (WHISTLE_KEYS);\n"
+          "              --insecure (WHISTLE_INSECURE=1) runs without, to measure CURVE's cost\n",
           name);
 }
 
@@ -28,6 +30,9 @@ static void s_on_hup(uv_signal_t *h, int signum) {
   (void)signum;
   wh_service_t *svc = h->data;
   wh_info("SIGHUP: reloading configuration");
+  char err[512];
+  if (svc->keys && wh_keys_reload(svc->keys, err, sizeof err))
+    wh_error("keys not reloaded, the keyring in force stays: %s", err);
   if (svc->on_reload) svc->on_reload(svc);
 }
 
@@ -56,10 +61,14 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
   wh_clock_init();
   svc->db = getenv("WHISTLE_DB");
   svc->conf_dir = getenv("WHISTLE_CONF_DIR");
+  svc->keys_dir = getenv("WHISTLE_KEYS");
+  const char *insecure_env = getenv("WHISTLE_INSECURE");
+  int insecure = insecure_env && !strcmp(insecure_env, "1");
   static const struct option opts[] = {
       {"db", required_argument, 0, 'd'},     {"listen", required_argument, 0, 'l'},
       {"peer", required_argument, 0, 'p'},   {"pub", required_argument, 0, 'P'},
       {"conf-dir", required_argument, 0, 'c'}, {"sink", required_argument, 0, 's'},
+      {"keys", required_argument, 0, 'k'},   {"insecure", no_argument, 0, 'i'},
       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -70,15 +79,29 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
     case 'P': svc->pub = optarg; break;
     case 'c': svc->conf_dir = optarg; break;
     case 's': svc->sink = optarg; break;
+    case 'k': svc->keys_dir = optarg; break;
+    case 'i': insecure = 1; break;
     default: s_usage(name); return 2;
     }
   }
-  if (!svc->db || !svc->listen) {
+  if (!svc->db || !svc->listen || (!svc->keys_dir && !insecure)) {
     s_usage(name);
     return 2;
   }
   svc->loop = uv_default_loop();
   svc->zctx = zmq_ctx_new();
+  if (insecure) {
+    wh_warn("--insecure: no CURVE; any process that reaches a socket speaks as anyone");
+  } else {
+    char err[512];
+    svc->keys = wh_keys_load(svc->keys_dir, name, err, sizeof err);
+    if (!svc->keys) {
+      wh_error("keys: %s", err);
+      return 2;
+    }
+    svc->zap = wh_zap_new(svc->loop, svc->zctx, svc->keys);
+    if (!svc->zap) return 2;
+  }
   svc->pg = wh_pg_new(svc->db, migrations);
   if (!svc->pg) return 2;
   wh_pg_set_session(svc->pg, s_session);
@@ -121,11 +144,13 @@ int wh_service_run(wh_service_t *svc) {
   wh_info("running");
   uv_run(svc->loop, UV_RUN_DEFAULT);
   if (svc->on_stop) svc->on_stop(svc);
+  wh_zap_destroy(&svc->zap);
   /* Let the close callbacks the service queued run, then close the rest. */
   uv_run(svc->loop, UV_RUN_NOWAIT);
   uv_walk(svc->loop, s_close_any, NULL);
   uv_run(svc->loop, UV_RUN_DEFAULT);
   uv_loop_close(svc->loop);
+  wh_keys_destroy(&svc->keys);
   wh_pg_destroy(&svc->pg);
   zmq_ctx_term(svc->zctx);
   wh_info("stopped");

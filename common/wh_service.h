@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "wh_keys.h"
 #include "wh_pg.h"
 
 typedef struct wh_service_s {
@@ -22,6 +23,12 @@ typedef struct wh_service_s {
   const char *pub;       /* --pub: notify's feed publisher */
   const char *conf_dir;  /* --conf-dir / WHISTLE_CONF_DIR: org, rules, calendar */
   const char *sink;      /* --sink: notify's reporter log file */
+  const char *keys_dir;  /* --keys / WHISTLE_KEYS: the key directory */
+  /* This service's key pair and the public keys of everyone it talks with:
+   * every socket is CURVE. NULL only when started --insecure
+   * (WHISTLE_INSECURE=1), which measures what CURVE costs. */
+  wh_keys_t *keys;
+  wh_zap_t *zap;
   void (*on_reload)(struct wh_service_s *svc);
   void (*on_stop)(struct wh_service_s *svc);
   void *data;
@@ -29,8 +36,8 @@ typedef struct wh_service_s {
   uv_timer_t trim; /* hands freed heap back to the system now and then */
 } wh_service_t;
 
-/* Parses argv, opens loop and context, connects the database (migrating it)
- * with retries for up to 60 s. Returns 0, or prints why and returns 2. */
+/* Parses argv, opens loop and context, loads the keyring and answers ZAP,
+ * connects the database (migrating it) with retries for up to 60 s. Returns 0, or prints why and returns 2. */
 int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
                     const wh_migration_t *const *migrations);
 /* Runs the loop until a stop signal; then calls on_stop, closes every

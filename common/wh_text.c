@@ -87,7 +87,7 @@ void wh_phone_mask(const char *phone, char *out, size_t outlen) {
   char d[32];
   size_t n = 0;
   for (const char *p = phone ? phone : ""; *p && n < sizeof d - 1; p++)
-    if (isdigit((unsigned char)*p)) d[n++] = *p;
+    if (isdigit((unsigned char)*p) || *p == '*') d[n++] = *p; /* a '*' is a digit masked */
   d[n] = '\0';
   if (outlen == 0) return;
   size_t keep_head = n > 7 ? 3 : 0, keep_tail = n > 7 ? 4 : (n > 2 ? 2 : 0);

@@ -29,7 +29,10 @@ int wh_code_check(const char *s, size_t max);
 int wh_phone_check(const char *s);
 /* Writes the phone masked for use beyond intake: the first three and last
  * four digits kept, the rest '*' (13911110001 -> 139****0001); numbers of
- * seven digits or fewer keep only their last two. out holds len+1 bytes. */
+ * seven digits or fewer keep only their last two. A '*' counts as a digit
+ * already masked, so masking a masked number gives it back unchanged, and a
+ * service that masks what it receives cannot be handed a full number as
+ * "masked". out holds len+1 bytes and may be phone itself. */
 void wh_phone_mask(const char *phone, char *out, size_t outlen);
 /* Adds s, and a separator after it, to a string hash (FNV-1a) begun with
  * WH_HASH_INIT: a batch compares its items by such a hash before comparing

@@ -14,6 +14,12 @@
 # (deploy/demo) point it elsewhere. var/stack.env records endpoints and
 # connection strings; whistlectl reads it.
 #
+# Every socket is CURVE: the first start makes a key pair for each service,
+# for the hotline integrator and for every party of the org chart under
+# var/keys (mode 0700; secret keys 0600), and later starts make only what a
+# changed org chart adds. WHISTLE_INSECURE=1 starts the services without
+# (to measure what CURVE costs).
+#
 # Everything here runs on one machine, so the processes talk over Unix
 # sockets: ZeroMQ ipc:// endpoints under var/run, PostgreSQL's socket in its
 # data directory. TCP on loopback cost PostgreSQL 7-25% more CPU per ticket in
@@ -56,7 +62,15 @@ pick_ports() {
   die "no free ports found"
 }
 
-load_env() { [ -f "$ENVF" ] && . "$ENVF"; }
+load_env() {
+  [ -f "$ENVF" ] || return 1
+  . "$ENVF"
+  # A stack made before keys were: its keys go where a new one's would.
+  if [ -z "${WHISTLE_KEYS:-}" ]; then
+    WHISTLE_KEYS=$VAR/keys
+    echo "WHISTLE_KEYS='$WHISTLE_KEYS'" >> "$ENVF"
+  fi
+}
 
 write_env() {
   pick_ports 6
@@ -83,6 +97,7 @@ WHISTLE_INTAKE_DB='$db dbname=whistle_intake'
 WHISTLE_TRIAGE_DB='$db dbname=whistle_triage'
 WHISTLE_DISPATCH_DB='$db dbname=whistle_dispatch'
 WHISTLE_NOTIFY_DB='$db dbname=whistle_notify'
+WHISTLE_KEYS='$VAR/keys'
 EOV
 }
 
@@ -166,6 +181,14 @@ create_dbs() {
   done
 }
 
+# A key pair for every service, the hotline integrator and every party of
+# the org chart that has none yet.
+make_keys() {
+  mkdir -p -m 700 "$WHISTLE_KEYS"
+  "$BIN/whistlectl" keygen --missing --dir "$WHISTLE_KEYS" --org "$CONF/org.conf" \
+    "${SERVICES[@]}" hotline >/dev/null || die "could not write keys under $WHISTLE_KEYS"
+}
+
 svc_args() {
   case $1 in
     intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE" ;;
@@ -204,7 +227,7 @@ start_svc() {
   port=$(svc_port "$s")
   [[ $port == /* ]] && rm -f "$port"
   # shellcheck disable=SC2046
-  WHISTLE_DB="$(svc_db "$s")" WHISTLE_CONF_DIR="$CONF" \
+  WHISTLE_DB="$(svc_db "$s")" WHISTLE_CONF_DIR="$CONF" WHISTLE_KEYS="$WHISTLE_KEYS" \
     nohup "$BIN/whistle-$s" $(svc_args "$s") >>"$VAR/log/$s.log" 2>&1 </dev/null &
   echo $! > "$VAR/run/$s.pid"
   for _ in $(seq 300); do
@@ -235,11 +258,13 @@ case $cmd in
     init_pg
     start_pg
     create_dbs
+    make_keys
     for s in "${SERVICES[@]}"; do start_svc "$s"; done
     say "PostgreSQL on 127.0.0.1:$WHISTLE_PGPORT (data in $VAR/pg)"
     say "intake (submit) $WHISTLE_INTAKE"
     say "triage $WHISTLE_TRIAGE  dispatch $WHISTLE_DISPATCH"
     say "notify (replay) $WHISTLE_NOTIFY  feeds (PUB) $WHISTLE_FEED"
+    say "keys in $WHISTLE_KEYS (whistlectl --as PARTY speaks with PARTY.key)"
     say "logs in $VAR/log; state in $ENVF; stop with: make down"
     ;;
   pg-up)

@@ -3,20 +3,29 @@
  *   whistlectl submit < reports.jsonl      push reports (scenario format), one JSON answer a line
  *   whistlectl show TICKET                 a ticket's routing, deadlines and whole timeline
  *   whistlectl list [--color C] [--level N] [--party P] [--state S] [--overdue] [--limit N]
- *   whistlectl feed PARTY [--from N] [--follow]
+ *   whistlectl feed [PARTY] [--from N] [--follow]  a feed: one's own, or any for the center
+ *   whistlectl keygen [--dir D] [--org FILE] [--missing] [NAME...]  CURVE key pairs
+ *
+ * Every connection is CURVE, with the key pair of the party given by --as
+ * (WHISTLE_AS; default the center) from the key directory (--keys,
+ * WHISTLE_KEYS, or the stack's): a key the service does not know is refused
+ * at the handshake, and whistlectl says `unauthenticated` at once.
  *
  * Human-readable output by default, --json everywhere; exit status 0 on
  * success, 1 when any report or request failed, 2 on bad usage or when the
  * stack cannot be reached. Where the stack is comes from flags, then
  * environment (WHISTLE_INTAKE, WHISTLE_NOTIFY, WHISTLE_FEED, WHISTLE_DISPATCH_DB,
- * WHISTLE_INTAKE_DB), then the state file `make up` writes (var/stack.env,
+ * WHISTLE_INTAKE_DB, WHISTLE_KEYS), then the state file `make up` writes (var/stack.env,
  * found from the current directory upwards, or WHISTLE_STATE). show and list
  * read dispatch's database directly and change nothing. */
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
+#include "wh_keys.h"
 #include "wh_log.h"
+#include "wh_org.h"
 #include "wh_pg.h"
+#include "wh_text.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -30,8 +39,13 @@
 #include <zmq.h>
 
 typedef struct {
-  char intake[256], notify[256], feed[256], dispatch_db[512], intake_db[512];
+  char intake[256], notify[256], feed[256], dispatch_db[512], intake_db[512], keys[PATH_MAX - 128];
+  const char *as; /* the party whose key speaks */
   int json;
+  void *zctx;
+  int nmon;
+  void *mon[4]; /* a monitor of each connection: a refused handshake shows there */
+  const char *mon_server[4];
 } s_ctx_t;
 
 static void s_kv(s_ctx_t *c, const char *k, const char *v) {
@@ -40,6 +54,54 @@ static void s_kv(s_ctx_t *c, const char *k, const char *v) {
   else if (!strcmp(k, "WHISTLE_FEED")) snprintf(c->feed, sizeof c->feed, "%s", v);
   else if (!strcmp(k, "WHISTLE_DISPATCH_DB")) snprintf(c->dispatch_db, sizeof c->dispatch_db, "%s", v);
   else if (!strcmp(k, "WHISTLE_INTAKE_DB")) snprintf(c->intake_db, sizeof c->intake_db, "%s", v);
+  else if (!strcmp(k, "WHISTLE_KEYS")) snprintf(c->keys, sizeof c->keys, "%s", v);
+}
+
+/* A socket of type to server's endpoint, a CURVE client with the key pair of
+ * c->as, watched for a refused handshake (s_check_auth). Exits with status
+ * 2 when the keys cannot be read. */
+static void *s_socket(s_ctx_t *c, int type, const char *server, const char *endpoint) {
+  if (!c->zctx) c->zctx = zmq_ctx_new();
+  void *s = zmq_socket(c->zctx, type);
+  int linger = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  char secret[PATH_MAX], pub[PATH_MAX], err[PATH_MAX + 128];
+  snprintf(secret, sizeof secret, "%s/%s.key", c->keys[0] ? c->keys : ".", c->as);
+  snprintf(pub, sizeof pub, "%s/%s.pub", c->keys[0] ? c->keys : ".", server);
+  if (wh_keys_client_files(s, secret, pub, err, sizeof err)) {
+    fprintf(stderr, "whistlectl: keys of %s: %s (--as PARTY, --keys DIR)\n", c->as, err);
+    exit(2);
+  }
+  if (c->nmon < (int)(sizeof c->mon / sizeof *c->mon)) {
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://monitor-%d", c->nmon);
+    zmq_socket_monitor(s, ep, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    void *m = zmq_socket(c->zctx, ZMQ_PAIR);
+    zmq_setsockopt(m, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(m, ep);
+    c->mon_server[c->nmon] = server;
+    c->mon[c->nmon++] = m;
+  }
+  if (zmq_connect(s, endpoint)) {
+    fprintf(stderr, "whistlectl: cannot connect to %s: %s\n", endpoint, zmq_strerror(errno));
+    exit(2);
+  }
+  return s;
+}
+
+/* Exits with status 1 saying `unauthenticated` if a service has refused
+ * c->as's key: whatever was asked would wait for ever otherwise. */
+static void s_check_auth(s_ctx_t *c) {
+  for (int i = 0; i < c->nmon; i++) {
+    zmq_msg_t ev;
+    zmq_msg_init(&ev);
+    int got = zmq_msg_recv(&ev, c->mon[i], ZMQ_DONTWAIT) >= 0;
+    zmq_msg_close(&ev);
+    if (!got) continue;
+    fprintf(stderr, "whistlectl: unauthenticated: %s refused the key of %s\n", c->mon_server[i], c->as);
+    exit(1);
+  }
 }
 
 static void s_load_state(s_ctx_t *c) {
@@ -270,13 +332,7 @@ static int s_submit(s_ctx_t *c) {
   }
   free(line);
 
-  void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
-  int linger = 0;
-  zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-  if (zmq_connect(sock, c->intake)) {
-    fprintf(stderr, "whistlectl: cannot connect to %s: %s\n", c->intake, zmq_strerror(errno));
-    return 2;
-  }
+  void *sock = s_socket(c, ZMQ_DEALER, "intake", c->intake);
   const int window = 64;
   const int64_t resend_ms = 3000, give_up_ms = 120000;
   size_t next = 0, open = 0, remaining = 0;
@@ -306,6 +362,7 @@ static int s_submit(s_ctx_t *c) {
       zmq_send(sock, s->frame, s->len, 0);
     }
     zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+    s_check_auth(c);
     if (zmq_poll(&pi, 1, 200) <= 0) continue;
     zmq_msg_t m;
     zmq_msg_init(&m);
@@ -343,7 +400,6 @@ static int s_submit(s_ctx_t *c) {
     zmq_msg_close(&m);
   }
   zmq_close(sock);
-  zmq_ctx_term(ctx);
 
   int failed = 0;
   for (size_t i = 0; i < n; i++) {
@@ -611,6 +667,7 @@ static uint64_t s_replay(s_ctx_t *c, void *sock, const char *party, uint64_t fro
     zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
     int64_t until = wh_clock_now_ms() + 3000;
     while (wh_clock_now_ms() < until) {
+      s_check_auth(c);
       if (zmq_poll(&pi, 1, 200) <= 0) continue;
       zmq_msg_t m;
       zmq_msg_init(&m);
@@ -659,16 +716,11 @@ static int s_feed(s_ctx_t *c, const char *party, uint64_t from, int follow) {
     fprintf(stderr, "whistlectl: where is notify? run `make up`, or give --notify/--feed\n");
     return 2;
   }
-  void *ctx = zmq_ctx_new(), *req = zmq_socket(ctx, ZMQ_DEALER), *sub = NULL;
-  int linger = 0;
-  zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
-  zmq_connect(req, c->notify);
+  void *req = s_socket(c, ZMQ_DEALER, "notify", c->notify), *sub = NULL;
   if (follow) {
     /* Subscribe before catching up, so nothing falls between the two. */
-    sub = zmq_socket(ctx, ZMQ_SUB);
-    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+    sub = s_socket(c, ZMQ_SUB, "notify", c->feed);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, party, strlen(party) + 1);
-    zmq_connect(sub, c->feed);
   }
   uint64_t next = from ? from : 1, head = 0;
   int rc = 0;
@@ -684,6 +736,7 @@ static int s_feed(s_ctx_t *c, const char *party, uint64_t from, int follow) {
   }
   while (follow && !rc) {
     zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+    s_check_auth(c);
     if (zmq_poll(&pi, 1, 1000) <= 0) continue;
     zmq_msg_t topic, m;
     zmq_msg_init(&topic);
@@ -709,7 +762,53 @@ static int s_feed(s_ctx_t *c, const char *party, uint64_t from, int follow) {
   }
   zmq_close(req);
   if (sub) zmq_close(sub);
-  zmq_ctx_term(ctx);
+  return rc;
+}
+
+/* keygen: a pair for each NAME, and with --org one for every party of that
+ * org chart; with --missing a name that has its pair already is left as it
+ * is (the local stack makes what a first `make up` lacks). */
+static int s_keygen(const char *dir, const char *org_path, int missing, char **names, int n) {
+  wh_org_t *org = NULL;
+  char err[PATH_MAX + 256];
+  if (org_path && !(org = wh_org_load(org_path, err, sizeof err))) {
+    fprintf(stderr, "whistlectl: %s\n", err);
+    return 2;
+  }
+  /* The list: the names given, then the org's departments (the center
+   * among them) and each community's parties. */
+  size_t cap = (size_t)n + 1 + (org ? org->ndepartments + org->ncommunities * 16 : 0), k = 0;
+  char **all = calloc(cap, sizeof *all);
+  for (int i = 0; i < n; i++) all[k++] = strdup(names[i]);
+  if (org) {
+    all[k++] = strdup(org->center);
+    for (size_t i = 0; i < org->ndepartments; i++) all[k++] = strdup(org->departments[i].code);
+    for (size_t i = 0; i < org->ncommunities; i++)
+      for (char **p = org->communities[i].parties; p && *p && k < cap; p++) {
+        char code[256];
+        snprintf(code, sizeof code, "%s.%s", org->communities[i].code, *p);
+        all[k++] = strdup(code);
+      }
+  }
+  int rc = 0, made = 0;
+  for (size_t i = 0; i < k; i++) {
+    int dup = 0;
+    for (size_t j = 0; j < i && !dup; j++) dup = !strcmp(all[i], all[j]);
+    char kp[PATH_MAX], pp[PATH_MAX];
+    snprintf(kp, sizeof kp, "%s/%s.key", dir, all[i]);
+    snprintf(pp, sizeof pp, "%s/%s.pub", dir, all[i]);
+    if (dup || (missing && access(kp, F_OK) == 0 && access(pp, F_OK) == 0)) continue;
+    if (wh_keygen(dir, all[i], err, sizeof err)) {
+      fprintf(stderr, "whistlectl: %s\n", err);
+      rc = 1;
+    } else {
+      made++;
+    }
+  }
+  if (!rc && isatty(STDOUT_FILENO)) printf("%d key pair%s written in %s\n", made, made == 1 ? "" : "s", dir);
+  for (size_t i = 0; i < k; i++) free(all[i]);
+  free(all);
+  wh_org_destroy(&org);
   return rc;
 }
 
@@ -720,7 +819,9 @@ static void s_usage(void) {
           "                  show TICKET\n"
           "                  list [--color red|yellow|green] [--level 1|2|3] [--party P]\n"
           "                       [--state S] [--overdue] [--limit N]\n"
-          "                  feed PARTY [--from N] [--follow]\n");
+          "                  feed [PARTY] [--from N] [--follow]\n"
+          "                  keygen [--dir DIR] [--org FILE] [--missing] [NAME...]\n"
+          "       --as PARTY (default center) speaks with DIR/PARTY.key from --keys DIR\n");
 }
 
 int main(int argc, char **argv) {
@@ -729,6 +830,9 @@ int main(int argc, char **argv) {
   s_load_state(&c);
   s_load_env(&c);
   const char *color = NULL, *level = NULL, *party = NULL, *state = NULL;
+  const char *dir = ".", *org = NULL;
+  int missing = 0;
+  c.as = getenv("WHISTLE_AS") && *getenv("WHISTLE_AS") ? getenv("WHISTLE_AS") : "center";
   int overdue = 0, follow = 0, limit = 1000;
   uint64_t from = 1;
   static const struct option opts[] = {
@@ -739,6 +843,9 @@ int main(int argc, char **argv) {
       {"state", required_argument, 0, 's'},  {"overdue", no_argument, 0, 'o'},
       {"limit", required_argument, 0, 'L'},  {"from", required_argument, 0, 'F'},
       {"follow", no_argument, 0, 'w'},       {"help", no_argument, 0, 'h'},
+      {"as", required_argument, 0, 'a'},     {"keys", required_argument, 0, 'k'},
+      {"dir", required_argument, 0, 'd'},    {"org", required_argument, 0, 'O'},
+      {"missing", no_argument, 0, 'm'},
       {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -756,6 +863,11 @@ int main(int argc, char **argv) {
     case 'L': limit = atoi(optarg); break;
     case 'F': from = strtoull(optarg, NULL, 10); break;
     case 'w': follow = 1; break;
+    case 'a': c.as = optarg; break;
+    case 'k': s_kv(&c, "WHISTLE_KEYS", optarg); break;
+    case 'd': dir = optarg; break;
+    case 'O': org = optarg; break;
+    case 'm': missing = 1; break;
     default: s_usage(); return 2;
     }
   }
@@ -764,6 +876,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[optind];
+  if (wh_code_check(c.as, WH_KEY_NAME_MAX)) {
+    fprintf(stderr, "whistlectl: --as is a party code\n");
+    return 2;
+  }
   if (color && strcmp(color, "red") && strcmp(color, "yellow") && strcmp(color, "green")) {
     fprintf(stderr, "whistlectl: --color is red, yellow or green\n");
     return 2;
@@ -776,7 +892,10 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "show") && optind + 2 == argc) return s_show(&c, argv[optind + 1]);
   if (!strcmp(cmd, "list") && optind + 1 == argc)
     return s_list(&c, color, level, party, state, overdue, limit > 0 ? limit : 1000);
-  if (!strcmp(cmd, "feed") && optind + 2 == argc) return s_feed(&c, argv[optind + 1], from, follow);
+  if (!strcmp(cmd, "feed") && optind + 2 >= argc)
+    return s_feed(&c, optind + 2 == argc ? argv[optind + 1] : c.as, from, follow);
+  if (!strcmp(cmd, "keygen") && (optind + 1 < argc || org))
+    return s_keygen(dir, org, missing, argv + optind + 1, argc - optind - 1);
   s_usage();
   return 2;
 }

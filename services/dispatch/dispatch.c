@@ -297,6 +297,10 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   const Whistle__SubmitTicket *rep = t->ticket->report;
   const char *ticket = t->ticket->ticket_id;
   int64_t now = wh_clock_now_ms();
+  /* Masked again here: a number intake masked stays as it is, and a full
+   * one, however it came, never reaches this database or a feed. */
+  if (rep->reporter && rep->reporter->phone[0])
+    wh_phone_mask(rep->reporter->phone, rep->reporter->phone, strlen(rep->reporter->phone) + 1);
   for (size_t i = 0; i < t->n_co; i++)
     if (strnlen(t->co[i], 96) >= 96) return WH_EFIELD;
 
@@ -544,6 +548,7 @@ static void s_aborted(void *arg) {
 }
 
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_TRIAGED,
+                                        .from = "triage",
                                         .prepare = s_prepare,
                                         .apply = s_apply,
                                         .steps = s_steps,
@@ -604,11 +609,11 @@ int dispatch_start(wh_service_t *svc) {
   if (!(d->cal = s_load(svc))) return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
-  d->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, "notify", svc->peer);
+  d->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, svc->keys, "notify", svc->peer);
   d->builder = (wh_builder_t){.sender = "dispatch", .st = &s_built_rows, .build = s_build, .arg = d,
                                 .taken = &s_first_taken};
   if (d->relay) wh_relay_builder(d->relay, &d->builder);
-  d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, d);
+  d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, d);
   if (!d->relay || !d->in) return WH_EZMQ;
   wh_relay_throttle(d->relay, wh_consumer_bus(d->in));
   s_arm(d); /* deadlines live in the database: re-arm what a restart left */

@@ -507,7 +507,39 @@ static int s_lead_frame(const PGresult *lf, const char *ticket) {
   return -1;
 }
 
-static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
+/* Whether who may read party's feed: its own, and the center every one.
+ * On a plain socket (who NULL) there is no one to ask. */
+static int s_may_read(const s_notify_t *n, const char *who, const char *party) {
+  return !who || !strcmp(who, party) || !strcmp(who, n->center);
+}
+
+/* A subscription to the live feeds, granted only for a feed its subscriber
+ * may read. Topics are "<party>\0", so a granted topic is exactly one feed;
+ * the center may take them all (the empty topic). A refused one is logged
+ * and the subscriber simply receives nothing: PUB carries no answers. */
+static void s_on_subscribe(wh_bus_t *bus, void *arg) {
+  s_notify_t *n = arg;
+  zmq_msg_t head, body;
+  while (wh_bus_recv(bus, &head, &body) == 1) {
+    const char *who = wh_peer(&body), *topic = (const char *)zmq_msg_data(&body) + 1;
+    size_t len = zmq_msg_size(&body);
+    int add = len > 0 && topic[-1] == 1, drop = len > 0 && topic[-1] == 0;
+    len = len ? len - 1 : 0;
+    /* a topic names one party ("<party>\0"), or every one (empty) */
+    int one = len > 1 && topic[len - 1] == '\0' && strlen(topic) == len - 1;
+    int ok = (add || drop) && (one ? s_may_read(n, who, topic) : len == 0 && s_may_read(n, who, n->center));
+    if (ok) {
+      zmq_setsockopt(wh_bus_socket(bus), add ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic, len);
+    } else if (add) {
+      wh_warn("%s may not follow feed %.*s: subscription refused", who ? who : "(no key)",
+              one ? (int)(len - 1) : 0, one ? topic : "");
+    }
+    zmq_msg_close(&head);
+    zmq_msg_close(&body);
+  }
+}
+
+static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer, const char *who,
                       const Whistle__Envelope *env) {
   s_notify_t *n = arg;
   Whistle__ReplayReply rep = WHISTLE__REPLAY_REPLY__INIT;
@@ -524,10 +556,12 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
     return;
   }
   const Whistle__ReplayRequest *q = env->replay;
-  rep.party = q->party;
-  if (wh_code_check(q->party, 95)) {
-    e.code = wh_err_to_wire(WH_EPARTY);
-    e.text = "party: not a party code";
+  /* The asker's own feed when it names none. */
+  rep.party = q->party[0] || !who ? q->party : (char *)who;
+  if (wh_code_check(rep.party, 95) || !s_may_read(n, who, rep.party)) {
+    int forbidden = !wh_code_check(rep.party, 95);
+    e.code = wh_err_to_wire(forbidden ? WH_EFORBIDDEN : WH_EPARTY);
+    e.text = forbidden ? "a party replays its own feed (the center any)" : "party: not a party code";
     rep.error = &e;
     wh_consumer_reply(c, peer, &out);
     return;
@@ -535,7 +569,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
   char from[24], max[12];
   snprintf(from, sizeof from, "%" PRIu64, q->from_seq ? q->from_seq : 1);
   snprintf(max, sizeof max, "%u", q->max && q->max < REPLAY_MAX ? q->max : REPLAY_MAX);
-  const char *v[3] = {q->party, from, max};
+  const char *v[3] = {rep.party, from, max};
   PGresult *r = NULL, *h = NULL;
   Whistle__FeedItem **items = NULL;
   size_t nitems = 0;
@@ -565,7 +599,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
         int k = s_lead_frame(lf, PQgetvalue(r, i, 5));
         if (k < 0) {
           wh_error("item %" PRIu64 " of feed %s has no frame of its own and its lead's is"
-                   " missing; the replay skips it", wh_pg_get_u64(r, i, 2), q->party);
+                   " missing; the replay skips it", wh_pg_get_u64(r, i, 2), rep.party);
           continue;
         }
         framed = 1;
@@ -582,7 +616,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
             fenv->body_case == WHISTLE__ENVELOPE__BODY_FEED)
           it = fenv->feed;
         if (it && shared) { /* the lead's item: this row's party, number, role, time */
-          it->party = (char *)q->party;
+          it->party = rep.party;
           it->seq = wh_pg_get_u64(r, i, 2);
           it->role = PQgetvalue(r, i, 3);
           it->at_ms = (int64_t)wh_pg_get_u64(r, i, 4);
@@ -591,7 +625,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
         it = whistle__feed_item__unpack(wh_arena_allocator(arena), blen, b);
       }
       if (!it) { /* notify packed it itself: one that does not decode is damage */
-        wh_error("a stored item of feed %s does not decode; the replay skips it", q->party);
+        wh_error("a stored item of feed %s does not decode; the replay skips it", rep.party);
         continue;
       }
       items[nitems++] = it;
@@ -609,6 +643,7 @@ static void s_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer,
 }
 
 static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_WORK,
+                                        .from = "dispatch",
                                         .prepare = s_prepare,
                                         .apply = s_apply,
                                         .steps = s_steps,
@@ -661,8 +696,9 @@ int notify_start(wh_service_t *svc) {
   n->sink_timer.data = n;
   uv_timer_init(svc->loop, &n->mark_timer);
   n->mark_timer.data = n;
-  n->pub = wh_bus_new(svc->loop, svc->zctx, ZMQ_PUB, svc->pub, 1, NULL, NULL);
-  n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->listen, &s_ops, n);
+  n->pub = wh_bus_new(svc->loop, svc->zctx, ZMQ_XPUB, svc->pub, 1, svc->keys, NULL,
+                      s_on_subscribe, n);
+  n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;
   n->backlog = 1;
   s_flush_deliveries(n); /* what a crash left between commit and sink */

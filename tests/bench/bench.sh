@@ -168,7 +168,8 @@ set +e
 "$WHISTLE_BIN/whistle-bench" --intake "$WHISTLE_INTAKE" --feed "$WHISTLE_FEED" \
   --notify "$WHISTLE_NOTIFY" --conf "$WHISTLE_CONF_DIR" --count "$COUNT" --rate "$RATE" \
   --seconds "$SECS" --ceiling "$ceiling" "${pids[@]}" \
-  --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")" --disk "$pgdata" | tee "$out"
+  --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")" --disk "$pgdata" \
+  $([ "${WHISTLE_INSECURE:-0}" = 1 ] || echo --keys "$WHISTLE_KEYS") | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 if [ "${BENCH_STATEMENTS:-0}" = 1 ]; then

@@ -25,6 +25,7 @@
  * Prints a table, then one JSON object as its last line. */
 #include "wh_clock.h"
 #include "wh_codec.h"
+#include "wh_keys.h"
 #include "wh_org.h"
 #include "wh_rules.h"
 
@@ -56,6 +57,7 @@ typedef struct {
 typedef struct {
   /* options */
   const char *intake, *feed, *notify, *conf;
+  const char *keys; /* the stack's key directory; NULL: plain sockets */
   long count, rate, seconds, window;
   char latency_start[40]; /* when the latency phase began, as PostgreSQL logs time */
   uint64_t seed;
@@ -811,6 +813,19 @@ static long s_replay_party(void *sock, const char *party, uint16_t *lead_count,
   }
 }
 
+/* Makes sock a CURVE client of server as the party `as`, when the stack has
+ * keys: reports come as the hotline integrator's, feeds are read as the
+ * center's, which may follow every one. Returns 0, or -1 having said why. */
+static int s_secure(const s_bench_t *b, void *sock, const char *as, const char *server) {
+  if (!b->keys) return 0;
+  char secret[4096], pub[4096], err[8192];
+  snprintf(secret, sizeof secret, "%s/%s.key", b->keys, as);
+  snprintf(pub, sizeof pub, "%s/%s.pub", b->keys, server);
+  if (!wh_keys_client_files(sock, secret, pub, err, sizeof err)) return 0;
+  fprintf(stderr, "whistle-bench: %s\n", err);
+  return -1;
+}
+
 static int s_durable_check(s_bench_t *b, long *lost, long *duplicated, long *items_out) {
   int32_t maxno = 0;
   for (long i = 0; i < b->total; i++)
@@ -821,7 +836,7 @@ static int s_durable_check(s_bench_t *b, long *lost, long *duplicated, long *ite
   void *sock = lead ? zmq_socket(b->ctx, ZMQ_DEALER) : NULL;
   int linger = 0;
   if (sock) zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-  if (!sock || zmq_connect(sock, b->notify)) {
+  if (!sock || s_secure(b, sock, "center", "notify") || zmq_connect(sock, b->notify)) {
     fprintf(stderr, "whistle-bench: cannot replay the feeds from %s: %s\n", b->notify,
             lead ? zmq_strerror(zmq_errno()) : "out of memory");
     if (sock) zmq_close(sock);
@@ -874,7 +889,7 @@ static void s_usage(void) {
   fprintf(stderr,
           "usage: whistle-bench --intake EP --feed EP --notify EP --conf DIR [--count N]\n"
           "         [--rate R] [--seconds S] [--window W] [--seed X] [--ceiling T]\n"
-          "         [--pid NAME=PID]... [--pg-pid PID] [--disk DIR]\n");
+          "         [--pid NAME=PID]... [--pg-pid PID] [--disk DIR] [--keys DIR]\n");
   exit(2);
 }
 
@@ -912,7 +927,7 @@ int main(int argc, char **argv) {
       {"conf", 1, 0, 'c'},   {"count", 1, 0, 'N'},   {"rate", 1, 0, 'r'},
       {"seconds", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"seed", 1, 0, 'x'},
       {"ceiling", 1, 0, 'C'}, {"pid", 1, 0, 'p'},    {"pg-pid", 1, 0, 'g'},
-      {"disk", 1, 0, 'd'},   {0, 0, 0, 0}};
+      {"disk", 1, 0, 'd'},   {"keys", 1, 0, 'k'},    {0, 0, 0, 0}};
   const char *disk = NULL;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -936,6 +951,7 @@ int main(int argc, char **argv) {
     }
     case 'g': s_add_proc(&b, "postgres", atoi(optarg), 1); break;
     case 'd': disk = optarg; break;
+    case 'k': b.keys = optarg; break;
     default: s_usage();
     }
   }
@@ -966,6 +982,8 @@ int main(int argc, char **argv) {
   zmq_setsockopt(b.sub, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(b.sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(b.sub, ZMQ_SUBSCRIBE, "", 0); /* every party's feed */
+  if (s_secure(&b, b.front, "hotline", "intake") || s_secure(&b, b.sub, "center", "notify"))
+    return 2;
   if (!b.submit_ns || !b.submit_ms || !b.tno || !b.state || zmq_connect(b.front, b.intake) ||
       zmq_connect(b.sub, b.feed)) {
     fprintf(stderr, "whistle-bench: cannot connect: %s\n", zmq_strerror(errno));

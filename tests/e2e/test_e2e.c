@@ -36,6 +36,7 @@
 
 #include "wh_clock.h"
 #include "wh_codec.h"
+#include "wh_keys.h"
 #include "wh_pg.h"
 #include "wh_text.h"
 #include "../mutate.h"
@@ -96,6 +97,39 @@ static void s_env(const char *name, const char *key, char *out, size_t len) {
     snprintf(out, len, "%s", v);
   }
   fclose(f);
+}
+
+/* The service that listens at the endpoint KEY of stack.env names, by the
+ * name of its key. */
+static const char *s_server_of(const char *key) {
+  return !strcmp(key, "WHISTLE_INTAKE")     ? "intake"
+         : !strcmp(key, "WHISTLE_TRIAGE")   ? "triage"
+         : !strcmp(key, "WHISTLE_DISPATCH") ? "dispatch"
+                                            : "notify"; /* WHISTLE_NOTIFY, WHISTLE_FEED */
+}
+
+/* Who relays to the service at KEY: the one key its relayed messages may
+ * come with (for intake, a channel: the hotline integrator). */
+static const char *s_upstream_of(const char *key) {
+  return !strcmp(key, "WHISTLE_INTAKE")     ? "hotline"
+         : !strcmp(key, "WHISTLE_TRIAGE")   ? "intake"
+         : !strcmp(key, "WHISTLE_DISPATCH") ? "triage"
+                                            : "dispatch";
+}
+
+/* A socket of type in ctx, connected to the endpoint KEY of stack name as
+ * the party (or service) `as`, with its key pair from the stack's keys. */
+static void *s_sock(void *ctx, int type, const char *name, const char *key, const char *as) {
+  char ep[1024], secret[1024], pub[1024], err[2048];
+  s_env(name, key, ep, sizeof ep);
+  snprintf(secret, sizeof secret, "%s/%s/keys/%s.key", s_var, name, as);
+  snprintf(pub, sizeof pub, "%s/%s/keys/%s.pub", s_var, name, s_server_of(key));
+  void *s = zmq_socket(ctx, type);
+  int linger = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  if (wh_keys_client_files(s, secret, pub, err, sizeof err)) fail_msg("%s", err);
+  assert_int_equal(zmq_connect(s, ep), 0);
+  return s;
 }
 
 static wh_pg_t *s_db(const char *name, const char *key) {
@@ -340,16 +374,14 @@ static void scenarios(void **state) {
   s_stack("scenarios", "down");
 }
 
-/* Sends one raw frame to endpoint and returns the answer's error code
- * (from an Error or a SubmitReply), or -1 for no answer. */
-/* Sends one frame to endpoint on a socket of its own and returns the answer
- * (caller frees with wh_env_free), or NULL when none decodes within ms. */
-static Whistle__Envelope *s_ask(const char *endpoint, const void *data, size_t len, int ms) {
-  void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
-  int linger = 0, tmo = ms;
-  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+/* Sends one frame, as `as`, to the endpoint KEY of stack name on a socket
+ * of its own and returns the answer (caller frees with wh_env_free), or
+ * NULL when none decodes within ms. */
+static Whistle__Envelope *s_ask(const char *name, const char *key, const char *as,
+                                const void *data, size_t len, int ms) {
+  void *ctx = zmq_ctx_new(), *s = s_sock(ctx, ZMQ_DEALER, name, key, as);
+  int tmo = ms;
   zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
-  zmq_connect(s, endpoint);
   zmq_send(s, data, len, 0);
   zmq_msg_t m;
   zmq_msg_init(&m);
@@ -364,8 +396,8 @@ static Whistle__Envelope *s_ask(const char *endpoint, const void *data, size_t l
 
 /* s_ask's answer as an error code: 0 for an answer that is not an error,
  * -1 for none. */
-static int s_raw(const char *endpoint, const void *data, size_t len) {
-  Whistle__Envelope *env = s_ask(endpoint, data, len, 5000);
+static int s_raw(const char *name, const char *key, const char *as, const void *data, size_t len) {
+  Whistle__Envelope *env = s_ask(name, key, as, data, len, 5000);
   int code = -1;
   if (env) {
     if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) code = env->error->code;
@@ -382,12 +414,10 @@ static int s_raw(const char *endpoint, const void *data, size_t len) {
 static void bad_input(void **state) {
   (void)state;
   s_stack("bad", "up");
-  char intake_ep[256], ep[256];
-  s_env("bad", "WHISTLE_INTAKE", intake_ep, sizeof intake_ep);
-  assert_int_equal(s_raw(intake_ep, "\xff\x01garbage", 9), WHISTLE__ERROR_CODE__ERR_DECODE);
+  assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", "\xff\x01garbage", 9), WHISTLE__ERROR_CODE__ERR_DECODE);
   size_t big = WH_FRAME_MAX + 10;
   char *huge = calloc(1, big);
-  assert_int_equal(s_raw(intake_ep, huge, big), WHISTLE__ERROR_CODE__ERR_TOO_LARGE);
+  assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", huge, big), WHISTLE__ERROR_CODE__ERR_TOO_LARGE);
   free(huge);
   Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
   q.party = "water";
@@ -397,7 +427,7 @@ static void bad_input(void **state) {
   uint8_t *buf;
   size_t len;
   wh_env_pack(&env, &buf, &len);
-  assert_int_equal(s_raw(intake_ep, buf, len), WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
+  assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", buf, len), WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
   /* A pusher's trace id goes with the report to every service: an id, not
    * a text, and not a long one. */
   uint8_t *seed[SEED_N];
@@ -419,7 +449,7 @@ static void bad_input(void **state) {
     size_t slen;
     senv->trace_id = traces[i].trace;
     assert_int_equal(wh_env_pack(senv, &sbuf, &slen), 0);
-    assert_int_equal(s_raw(intake_ep, sbuf, slen), traces[i].code);
+    assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", sbuf, slen), traces[i].code);
     free(sbuf);
   }
   senv->trace_id = was;
@@ -428,10 +458,12 @@ static void bad_input(void **state) {
   /* Garbage to the inner services: answered, never a crash. */
   const char *inner[] = {"WHISTLE_TRIAGE", "WHISTLE_DISPATCH", "WHISTLE_NOTIFY"};
   for (int i = 0; i < 3; i++) {
-    s_env("bad", inner[i], ep, sizeof ep);
-    assert_int_equal(s_raw(ep, "\x0a\xff\xff\xff", 4), WHISTLE__ERROR_CODE__ERR_DECODE);
-    /* notify answers replay requests; the others take only relayed events */
-    assert_int_equal(s_raw(ep, buf, len), i == 2 ? 0 : WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
+    const char *up = s_upstream_of(inner[i]);
+    assert_int_equal(s_raw("bad", inner[i], up, "\x0a\xff\xff\xff", 4), WHISTLE__ERROR_CODE__ERR_DECODE);
+    /* notify answers replay requests (the center's, of any feed); the
+     * others take only relayed events */
+    assert_int_equal(s_raw("bad", inner[i], i == 2 ? "center" : up, buf, len),
+                     i == 2 ? 0 : WHISTLE__ERROR_CODE__ERR_UNEXPECTED);
   }
   free(buf);
 
@@ -579,7 +611,7 @@ static long s_log_lines_whole(const char *stack, const char *service) {
 /* Sends seed frame k to ep with its ticket id (in the envelope and in the
  * body, which must agree) replaced by ticket; returns the acknowledgement's
  * status, or -1 when none came within 30 s. */
-static int s_relayed_with_ticket(const char *ep, uint8_t *seed[], const size_t seedlen[], int k,
+static int s_relayed_with_ticket(const char *key, uint8_t *seed[], const size_t seedlen[], int k,
                                  const char *ticket) {
   Whistle__Envelope *env;
   assert_int_equal(wh_env_unpack(seed[k], seedlen[k], &env), 0);
@@ -595,7 +627,7 @@ static int s_relayed_with_ticket(const char *ep, uint8_t *seed[], const size_t s
   *body = was[1];
   wh_env_free(env);
   /* The service may still be working through damaged frames sent before. */
-  Whistle__Envelope *ans = s_ask(ep, buf, len, 30000);
+  Whistle__Envelope *ans = s_ask("hostile", key, s_upstream_of(key), buf, len, 30000);
   free(buf);
   int status = -1;
   if (ans && ans->body_case == WHISTLE__ENVELOPE__BODY_ACK) status = (int)ans->ack->status;
@@ -634,12 +666,9 @@ static void hostile_frames(void **state) {
   json_object *ids = json_object_new_object();
   uint64_t rng = 20261122;
   for (size_t d = 0; d < sizeof doors / sizeof *doors; d++) {
-    char ep[256];
-    s_env("hostile", doors[d].key, ep, sizeof ep);
-    void *sock = zmq_socket(zctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(sock, ep), 0);
+    /* As the service's own upstream: the frames get past the key check
+     * and reach every decoder and validator behind it. */
+    void *sock = s_sock(zctx, ZMQ_DEALER, "hostile", doors[d].key, s_upstream_of(doors[d].key));
     long answers = 0;
     for (int round = 0; round < HOSTILE_FRAMES / HOSTILE_ROUND; round++) {
       s_hostile_round(sock, &rng, doors[d].kinds, seed, seedlen);
@@ -663,11 +692,9 @@ static void hostile_frames(void **state) {
   static char huge[5001];
   for (size_t i = 0; i < sizeof huge - 1; i++) huge[i] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[(i * 7 + i / 32) % 32];
   for (size_t d = 1; d < sizeof doors / sizeof *doors; d++) {
-    char ep[256];
-    s_env("hostile", doors[d].key, ep, sizeof ep);
-    assert_int_equal(s_relayed_with_ticket(ep, seed, seedlen, doors[d].kinds[0], huge),
+    assert_int_equal(s_relayed_with_ticket(doors[d].key, seed, seedlen, doors[d].kinds[0], huge),
                      WHISTLE__ACK_STATUS__ACK_REJECTED);
-    assert_int_equal(s_relayed_with_ticket(ep, seed, seedlen, doors[d].kinds[0], "工单 42"),
+    assert_int_equal(s_relayed_with_ticket(doors[d].key, seed, seedlen, doors[d].kinds[0], "工单 42"),
                      WHISTLE__ACK_STATUS__ACK_REJECTED);
   }
   for (int k = 0; k < SEED_N; k++) free(seed[k]);
@@ -712,12 +739,10 @@ static const char *s_restart_kinds[][2] = {
  * sequence with nothing skipped or repeated, and the pages end at the head.
  * Returns how many pages stopped short of what was asked because of the
  * cap; *items gets the count of items replayed. */
-static int s_replay_all(const char *endpoint, const char *party, long *items, wh_pg_t *notify) {
-  void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
-  int linger = 0, tmo = 10000;
-  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+static int s_replay_all(const char *name, const char *party, long *items, wh_pg_t *notify) {
+  void *ctx = zmq_ctx_new(), *s = s_sock(ctx, ZMQ_DEALER, name, "WHISTLE_NOTIFY", party);
+  int tmo = 10000;
   zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
-  assert_int_equal(zmq_connect(s, endpoint), 0);
   uint64_t from = 1, head = 1;
   int capped = 0, retries = 0;
   *items = 0;
@@ -880,10 +905,8 @@ static void restart(void **state) {
                                           " FROM feed GROUP BY party ORDER BY 2 DESC LIMIT 1", 0, NULL);
   assert_non_null(busiest);
   assert_true(atof(PQgetvalue(busiest, 0, 2)) > WH_FRAME_MAX / 2);
-  char notify_ep[256];
-  s_env("restart", "WHISTLE_NOTIFY", notify_ep, sizeof notify_ep);
   long replayed = 0;
-  int capped = s_replay_all(notify_ep, PQgetvalue(busiest, 0, 0), &replayed, NULL);
+  int capped = s_replay_all("restart", PQgetvalue(busiest, 0, 0), &replayed, NULL);
   print_message("%s's feed: %ld items replayed, %d answers cut short by the frame cap\n",
                 PQgetvalue(busiest, 0, 0), replayed, capped);
   assert_int_equal(replayed, atol(PQgetvalue(busiest, 0, 1)));
@@ -898,7 +921,7 @@ static void restart(void **state) {
   assert_non_null(co);
   assert_true(s_count(notify, "SELECT count(*) FROM feed WHERE role = 'co' AND frame IS NULL") > 0);
   assert_int_equal(s_count(notify, "SELECT count(*) FROM feed WHERE role = 'lead' AND frame IS NULL"), 0);
-  s_replay_all(notify_ep, PQgetvalue(co, 0, 0), &replayed, notify);
+  s_replay_all("restart", PQgetvalue(co, 0, 0), &replayed, notify);
   print_message("%s's feed: %ld items replayed and each checked against its row\n",
                 PQgetvalue(co, 0, 0), replayed);
   assert_int_equal(replayed, atol(PQgetvalue(co, 0, 1)));
@@ -1070,11 +1093,18 @@ static void s_built_check(void *router, const char *service, int want) {
   for (int i = 0; i < n; i++) free(sent[i].first);
 }
 
-/* A router bound at the endpoint KEY of stack "built", in zctx. */
+/* A router bound at the endpoint KEY of stack "built", in zctx, with the
+ * key of the service it stands in for (no ZAP handler in zctx: it takes
+ * whoever connects). */
 static void *s_stand_in(void *zctx, const char *key) {
-  char ep[1024];
+  char ep[1024], dir[1024], err[1024];
   s_env("built", key, ep, sizeof ep);
+  snprintf(dir, sizeof dir, "%s/built/keys", s_var);
+  wh_keys_t *keys = wh_keys_load(dir, s_server_of(key), err, sizeof err);
+  if (!keys) fail_msg("%s", err);
   void *router = zmq_socket(zctx, ZMQ_ROUTER);
+  assert_int_equal(wh_keys_server(keys, router), 0);
+  wh_keys_destroy(&keys);
   assert_int_equal(zmq_bind(router, ep), 0);
   return router;
 }

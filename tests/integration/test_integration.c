@@ -263,7 +263,7 @@ static void s_rig_open(s_rig_t *rig, const char *table, const char *endpoint,
   rig->loop = &rig->loop_s;
   uv_loop_init(rig->loop);
   rig->zctx = zmq_ctx_new();
-  rig->consumer = wh_consumer_new(rig->loop, rig->zctx, rig->pg, endpoint, ops, rig);
+  rig->consumer = wh_consumer_new(rig->loop, rig->zctx, rig->pg, NULL, endpoint, ops, rig);
   assert_non_null(rig->consumer);
   rig->dealer = zmq_socket(rig->zctx, ZMQ_DEALER);
   assert_int_equal(zmq_connect(rig->dealer, endpoint), 0);
@@ -743,7 +743,7 @@ static void relay_resends_until_acknowledged(void **state) {
   void *zctx = zmq_ctx_new();
   r.router = zmq_socket(zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(r.router, "inproc://it-relay"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, r.pg, "triage", "inproc://it-relay");
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, r.pg, NULL, "triage", "inproc://it-relay");
   assert_non_null(relay);
   /* A batch that rolls back leaves nothing to send. */
   assert_int_equal(wh_pg_exec(r.pg, "BEGIN"), 0);
@@ -864,7 +864,7 @@ static void s_flow_open_to(s_flow_t *f, const char *endpoint, const char *dest) 
   f->zctx = zmq_ctx_new();
   f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(f->router, endpoint), 0);
-  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, dest, endpoint);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, NULL, dest, endpoint);
   assert_non_null(f->relay);
   uv_timer_init(&f->loop, &f->tick);
   uv_timer_init(&f->loop, &f->stop);
@@ -970,7 +970,7 @@ static void relay_holds_input_while_backed_up(void **state) {
   (void)state;
   s_flow_t f;
   s_flow_open(&f, "inproc://it-flow");
-  wh_bus_t *input = wh_bus_new(&f.loop, f.zctx, ZMQ_ROUTER, "inproc://it-flow-in", 1, s_flow_input, &f);
+  wh_bus_t *input = wh_bus_new(&f.loop, f.zctx, ZMQ_ROUTER, "inproc://it-flow-in", 1, NULL, NULL, s_flow_input, &f);
   assert_non_null(input);
   wh_relay_throttle(f.relay, input);
   void *client = zmq_socket(f.zctx, ZMQ_DEALER);
@@ -1049,7 +1049,7 @@ static void relay_reads_back_a_row_memory_lost(void **state) {
 static void s_flow_restart(s_flow_t *f, const char *endpoint) {
   wh_relay_destroy(&f->relay);
   uv_run(&f->loop, UV_RUN_NOWAIT);
-  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, "triage", endpoint);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, NULL, "triage", endpoint);
   assert_non_null(f->relay);
 }
 
@@ -1225,7 +1225,7 @@ static void relay_carried_messages(void **state) {
   f.ntags = 0;
   wh_relay_destroy(&f.relay);
   uv_run(&f.loop, UV_RUN_NOWAIT);
-  f.relay = wh_relay_new(&f.loop, f.zctx, f.pg, "dispatch", "inproc://it-carry");
+  f.relay = wh_relay_new(&f.loop, f.zctx, f.pg, NULL, "dispatch", "inproc://it-carry");
   assert_non_null(f.relay);
   s_flow_until(&f, 9, 5000);
   s_flow_run(&f, 100);
@@ -1596,7 +1596,7 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   void *zctx = zmq_ctx_new();
   k.router = zmq_socket(zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(k.router, "inproc://it-stuck"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, "dispatch", "inproc://it-stuck");
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, NULL, "dispatch", "inproc://it-stuck");
   assert_non_null(relay);
   assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
   Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
