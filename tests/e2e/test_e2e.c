@@ -14,6 +14,9 @@
  *               lead's feed exactly once, in order per ticket
  *   carried_built  a message built again from its row, when resent and
  *               after a restart, is the one first sent from memory
+ *   authenticated  an unknown key refused at the handshake; forged relayed
+ *               messages from known keys refused and nothing stored; a full
+ *               phone masked at dispatch; each party only its own feed
  *
  * WHISTLE_ROOT, WHISTLE_BIN and WHISTLE_E2E_VAR come from tests/run.sh. */
 #include <setjmp.h>
@@ -608,11 +611,12 @@ static long s_log_lines_whole(const char *stack, const char *service) {
   return no;
 }
 
-/* Sends seed frame k to ep with its ticket id (in the envelope and in the
- * body, which must agree) replaced by ticket; returns the acknowledgement's
- * status, or -1 when none came within 30 s. */
-static int s_relayed_with_ticket(const char *key, uint8_t *seed[], const size_t seedlen[], int k,
-                                 const char *ticket) {
+/* Sends seed frame k, as `as`, to the endpoint KEY of stack name with its
+ * ticket id (in the envelope and in the body, which must agree) replaced by
+ * ticket; returns the acknowledgement's status, or -1 when none came within
+ * 30 s, and its error code in *code when code is not NULL. */
+static int s_relay_as(const char *name, const char *key, const char *as, uint8_t *seed[],
+                      const size_t seedlen[], int k, const char *ticket, int *code) {
   Whistle__Envelope *env;
   assert_int_equal(wh_env_unpack(seed[k], seedlen[k], &env), 0);
   char **body = k == SEED_RECEIVED  ? &env->received->ticket_id
@@ -627,14 +631,24 @@ static int s_relayed_with_ticket(const char *key, uint8_t *seed[], const size_t 
   *body = was[1];
   wh_env_free(env);
   /* The service may still be working through damaged frames sent before. */
-  Whistle__Envelope *ans = s_ask("hostile", key, s_upstream_of(key), buf, len, 30000);
+  Whistle__Envelope *ans = s_ask(name, key, as, buf, len, 30000);
   free(buf);
   int status = -1;
-  if (ans && ans->body_case == WHISTLE__ENVELOPE__BODY_ACK) status = (int)ans->ack->status;
-  else if (ans && ans->body_case == WHISTLE__ENVELOPE__BODY_ACKS && ans->acks->n_acks == 1)
-    status = (int)ans->acks->acks[0]->status;
+  const Whistle__Ack *ack = !ans ? NULL
+                            : ans->body_case == WHISTLE__ENVELOPE__BODY_ACK ? ans->ack
+                            : ans->body_case == WHISTLE__ENVELOPE__BODY_ACKS && ans->acks->n_acks == 1
+                                ? ans->acks->acks[0]
+                                : NULL;
+  if (ack) status = (int)ack->status;
+  if (code) *code = ack && ack->error ? (int)ack->error->code : 0;
   if (ans) wh_env_free(ans);
   return status;
+}
+
+/* The same as the service's own upstream, in stack "hostile". */
+static int s_relayed_with_ticket(const char *key, uint8_t *seed[], const size_t seedlen[], int k,
+                                 const char *ticket) {
+  return s_relay_as("hostile", key, s_upstream_of(key), seed, seedlen, k, ticket, NULL);
 }
 
 /* What a broken or hostile peer sends, into every service's own socket:
@@ -1093,6 +1107,194 @@ static void s_built_check(void *router, const char *service, int want) {
   for (int i = 0; i < n; i++) free(sent[i].first);
 }
 
+/* Feed items the SUB socket s receives within ms, counted by topic party. */
+static int s_items_for(void *s, const char *party, int ms) {
+  int n = 0;
+  int64_t until = wh_clock_now_ms() + ms;
+  while (wh_clock_now_ms() < until) {
+    zmq_pollitem_t pi = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, 100) <= 0) continue;
+    zmq_msg_t topic, m;
+    zmq_msg_init(&topic);
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&topic, s, 0) >= 0 && zmq_msg_more(&topic) && zmq_msg_recv(&m, s, 0) >= 0)
+      n += !strcmp(zmq_msg_data(&topic), party);
+    zmq_msg_close(&topic);
+    zmq_msg_close(&m);
+  }
+  return n;
+}
+
+/* A replay request for party (empty: the asker's own), as `as`: the answer's
+ * error code (0 for none) and, in *got, the party it answered for. */
+static int s_replay_as(const char *as, const char *party, char *got, size_t gotlen, long *items) {
+  Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
+  q.party = (char *)party;
+  q.from_seq = 1;
+  q.max = 500;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = "auth-replay";
+  env.body_case = WHISTLE__ENVELOPE__BODY_REPLAY;
+  env.replay = &q;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
+  Whistle__Envelope *ans = s_ask("auth", "WHISTLE_NOTIFY", as, buf, len, 10000);
+  free(buf);
+  assert_non_null(ans);
+  assert_int_equal(ans->body_case, WHISTLE__ENVELOPE__BODY_REPLAY_REPLY);
+  int code = ans->replay_reply->error ? (int)ans->replay_reply->error->code : 0;
+  snprintf(got, gotlen, "%s", ans->replay_reply->party);
+  *items = (long)ans->replay_reply->n_items;
+  wh_env_free(ans);
+  return code;
+}
+
+/* Who speaks is the key it holds, on every socket. A key no service knows
+ * is refused at the handshake, and whistlectl says so at once. A key that is
+ * known but is not a service's upstream cannot relay: a forged first event
+ * of a real ticket, sent ahead of it, is refused and does not make the real
+ * one look seen; forged reports, decisions and work events store nothing.
+ * A full phone number handed to dispatch as "masked" is masked there. A
+ * party follows and replays only its own feed; the center any. */
+static void authenticated(void **state) {
+  (void)state;
+  s_stack("auth", "up");
+  wh_pg_t *intake = s_db("auth", "WHISTLE_INTAKE_DB"), *triage = s_db("auth", "WHISTLE_TRIAGE_DB");
+  wh_pg_t *dispatch = s_db("auth", "WHISTLE_DISPATCH_DB"), *notify = s_db("auth", "WHISTLE_NOTIFY_DB");
+
+  /* A key of its own that no service has. */
+  char rogue[1024];
+  snprintf(rogue, sizeof rogue, "%s/auth/rogue", s_var);
+  assert_int_equal(s_sh("rm -rf %s && mkdir -p %s && %s/whistlectl keygen --dir %s rogue &&"
+                        " cp %s/auth/keys/intake.pub %s/auth/keys/notify.pub %s/",
+                        rogue, rogue, s_bin, rogue, s_var, s_var, rogue), 0);
+  struct stat st_key;
+  char keyfile[1100];
+  snprintf(keyfile, sizeof keyfile, "%s/rogue.key", rogue);
+  assert_int_equal(stat(keyfile, &st_key), 0);
+  assert_int_equal(st_key.st_mode & 0777, 0600);
+  /* keygen never replaces a pair */
+  assert_int_not_equal(s_sh("%s/whistlectl keygen --dir %s rogue 2>/dev/null", s_bin, rogue), 0);
+  const char *verbs[] = {"submit < %s/tests/data/scenarios.jsonl", "feed water%.0s"};
+  for (int i = 0; i < 2; i++) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, verbs[i], s_root);
+    int st;
+    int64_t t0 = wh_clock_now_ms();
+    char *out = s_capture(&st, CTL("auth") " --keys %s --as rogue %s 2>&1", s_var, s_bin, rogue, cmd);
+    int64_t took = wh_clock_now_ms() - t0;
+    print_message("an unknown key: whistlectl %.6s exits %d in %" PRId64 " ms: %s", cmd, st, took, out);
+    assert_int_not_equal(st, 0);
+    assert_non_null(strstr(out, "unauthenticated"));
+    assert_true(took < 5000);
+    free(out);
+  }
+  assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 0);
+
+  /* Known keys that are not the upstream: a party, or another service. The
+   * first ticket's first event of each stage, sent before it exists. */
+  uint8_t *seed[SEED_N];
+  size_t seedlen[SEED_N];
+  assert_int_equal(s_seed_frames(seed, seedlen), SEED_N);
+  const struct {
+    const char *key, *as;
+    int kind;
+  } forged[] = {
+      {"WHISTLE_TRIAGE", "hotline", SEED_RECEIVED}, {"WHISTLE_TRIAGE", "dispatch", SEED_RECEIVED},
+      {"WHISTLE_DISPATCH", "intake", SEED_TRIAGED}, {"WHISTLE_DISPATCH", "water", SEED_TRIAGED},
+      {"WHISTLE_NOTIFY", "water", SEED_WORK},       {"WHISTLE_NOTIFY", "triage", SEED_WORK},
+  };
+  for (size_t i = 0; i < sizeof forged / sizeof *forged; i++) {
+    int code = 0;
+    assert_int_equal(s_relay_as("auth", forged[i].key, forged[i].as, seed, seedlen, forged[i].kind,
+                                "WH00000001", &code),
+                     WHISTLE__ACK_STATUS__ACK_REJECTED);
+    assert_int_equal(code, WHISTLE__ERROR_CODE__ERR_FORBIDDEN);
+  }
+  assert_int_equal(s_count(triage, "SELECT count(*) FROM decision"), 0);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order"), 0);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM feed"), 0);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM inbox"), 0);
+
+  /* The real reports, from the hotline integrator's key: the first ticket
+   * reaches its lead's feed, its first event applied, not taken as seen. */
+  int st;
+  char *out = s_capture(&st, CTL("auth") " --as hotline submit < %s/tests/data/scenarios.jsonl",
+                        s_var, s_bin, s_root);
+  assert_int_equal(st, 0);
+  free(out);
+  s_wait_count(notify, "SELECT count(*) FROM feed WHERE ticket_id = 'WH00000001' AND role = 'lead'"
+                       " AND version = 1", 1, 1, 30);
+  s_wait_count(dispatch, "SELECT count(*) FROM work_order", 28, 28, 30);
+
+  /* triage's key (a triage gone wrong) hands dispatch a full number. */
+  assert_int_equal(s_relay_as("auth", "WHISTLE_DISPATCH", "triage", seed, seedlen, SEED_TRIAGED,
+                              "FZ90000001", NULL),
+                   WHISTLE__ACK_STATUS__ACK_OK);
+  s_wait_count(notify, "SELECT count(*) FROM feed WHERE ticket_id = 'FZ90000001'", 1, 10, 30);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order WHERE ticket_id = 'FZ90000001'"
+                                     " AND reporter_masked = '139****0001'"), 1);
+  /* the seed's number, 13900000001, in no frame of any feed */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM feed WHERE position('13900000001'::bytea"
+                                   " IN coalesce(frame, item)) > 0"), 0);
+  for (int k = 0; k < SEED_N; k++) free(seed[k]);
+
+  /* Replays: a party's own feed, when it names none or itself; another's is
+   * refused; the center reads any. */
+  char got[96];
+  long items = 0;
+  long water = s_count(notify, "SELECT count(*) FROM feed WHERE party = 'water'");
+  assert_true(water > 0);
+  assert_int_equal(s_replay_as("water", "", got, sizeof got, &items), 0);
+  assert_string_equal(got, "water");
+  assert_int_equal(items, water);
+  assert_int_equal(s_replay_as("police", "water", got, sizeof got, &items),
+                   WHISTLE__ERROR_CODE__ERR_FORBIDDEN);
+  assert_int_equal(s_replay_as("center", "water", got, sizeof got, &items), 0);
+  assert_int_equal(items, water);
+
+  /* Live feeds: police's subscriptions to water's feed and to every feed
+   * get nothing; water's and the center's get water's new item. */
+  void *zctx = zmq_ctx_new();
+  const struct {
+    const char *as, *topic;
+    size_t len;
+    int gets;
+  } subs[] = {{"police", "water", 6, 0}, {"police", "", 0, 0}, {"water", "water", 6, 1},
+              {"center", "water", 6, 1}};
+  void *sock[4];
+  for (int i = 0; i < 4; i++) {
+    sock[i] = s_sock(zctx, ZMQ_SUB, "auth", "WHISTLE_FEED", subs[i].as);
+    zmq_setsockopt(sock[i], ZMQ_SUBSCRIBE, subs[i].topic, subs[i].len);
+  }
+  usleep(500 * 1000); /* the subscriptions reach notify */
+  char path[1024];
+  snprintf(path, sizeof path, "%s/auth/water.jsonl", s_var);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "{\"source\":\"app\",\"external_id\":\"auth-water-1\",\"received_at\":\"2025-06-02T10:12:00+08:00\","
+             "\"community\":\"wenhan\",\"grid\":\"wenhan-9\",\"text\":\"9号楼前主水管破裂，水一直在冒\"}\n");
+  fclose(f);
+  out = s_capture(&st, CTL("auth") " --as hotline submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 0);
+  free(out);
+  for (int i = 0; i < 4; i++) {
+    int n = s_items_for(sock[i], "water", subs[i].gets ? 10000 : 1500);
+    print_message("%s following %s: %d items of water's feed\n", subs[i].as,
+                  subs[i].len ? subs[i].topic : "every feed", n);
+    if (subs[i].gets) assert_true(n >= 1);
+    else assert_int_equal(n, 0);
+    zmq_close(sock[i]);
+  }
+  zmq_ctx_term(zctx);
+  wh_pg_destroy(&intake);
+  wh_pg_destroy(&triage);
+  wh_pg_destroy(&dispatch);
+  wh_pg_destroy(&notify);
+  s_stack("auth", "down");
+}
+
 /* A router bound at the endpoint KEY of stack "built", in zctx, with the
  * key of the service it stands in for (no ZAP handler in zctx: it takes
  * whoever connects). */
@@ -1191,6 +1393,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(hostile_frames),
       cmocka_unit_test(restart),
       cmocka_unit_test(carried_built),
+      cmocka_unit_test(authenticated),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../services/intake/intake.h"
@@ -19,6 +20,7 @@
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
+#include "wh_keys.h"
 #include "wh_log.h"
 #include "wh_org.h"
 #include "wh_rules.h"
@@ -179,6 +181,15 @@ static void phone_masking(void **state) {
   assert_string_equal(out, "***98");
   wh_phone_mask("", out, sizeof out);
   assert_string_equal(out, "");
+  /* A masked number masks to itself, in place too: a service that masks
+   * what it is given keeps a masked number and hides a full one. */
+  const char *masked[] = {"139****0001", "861******0002", "***98", "**"};
+  for (size_t i = 0; i < sizeof masked / sizeof *masked; i++) {
+    char again[32];
+    snprintf(again, sizeof again, "%s", masked[i]);
+    wh_phone_mask(again, again, strlen(again) + 1);
+    assert_string_equal(again, masked[i]);
+  }
   assert_int_equal(wh_phone_check("13911110001"), 0);
   assert_int_equal(wh_phone_check("+86 139-1111-0001"), 0);
   assert_int_equal(wh_phone_check("call me"), WH_EPHONE);
@@ -690,6 +701,61 @@ static void codec_survives_mutated_frames(void **state) {
   assert_true(decoded > 2000 && refused > 20000 && judged > 150 && inner > 600);
 }
 
+/* Key pairs as keygen writes them, and the keyring a service reads: the
+ * secret file private, each public key known by its file's name, a key
+ * added to the directory known after a reload, a bad key file refused with
+ * its name, and a pair never replaced. */
+static void keys_and_keyring(void **state) {
+  (void)state;
+  char dir[] = "/tmp/wh-keys-XXXXXX", err[512], path[600];
+  assert_non_null(mkdtemp(dir));
+  assert_int_equal(wh_keygen(dir, "intake", err, sizeof err), 0);
+  assert_int_equal(wh_keygen(dir, "water", err, sizeof err), 0);
+  assert_int_equal(wh_keygen(dir, "water", err, sizeof err), WH_EINVAL);
+  assert_int_equal(wh_keygen(dir, "../etc/x", err, sizeof err), WH_EFIELD);
+  struct stat st;
+  snprintf(path, sizeof path, "%s/water.key", dir);
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  wh_keys_t *k = wh_keys_load(dir, "intake", err, sizeof err);
+  assert_non_null(k);
+  char z85[64];
+  unsigned char bin[32];
+  snprintf(path, sizeof path, "%s/water.pub", dir);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  assert_non_null(fgets(z85, sizeof z85, f));
+  fclose(f);
+  z85[40] = '\0';
+  assert_non_null(zmq_z85_decode(bin, z85));
+  assert_string_equal(wh_keys_name(k, bin), "water");
+  bin[0] ^= 1;
+  assert_null(wh_keys_name(k, bin));
+  assert_int_equal(wh_keygen(dir, "xiangdong.rc", err, sizeof err), 0);
+  snprintf(path, sizeof path, "%s/xiangdong.rc.pub", dir);
+  f = fopen(path, "r");
+  assert_non_null(fgets(z85, sizeof z85, f));
+  fclose(f);
+  z85[40] = '\0';
+  zmq_z85_decode(bin, z85);
+  assert_null(wh_keys_name(k, bin));
+  assert_int_equal(wh_keys_reload(k, err, sizeof err), 0);
+  assert_string_equal(wh_keys_name(k, bin), "xiangdong.rc");
+  /* a damaged public key: the reload is refused, the keyring stays */
+  snprintf(path, sizeof path, "%s/bad.pub", dir);
+  f = fopen(path, "w");
+  fputs("not a key\n", f);
+  fclose(f);
+  assert_int_equal(wh_keys_reload(k, err, sizeof err), WH_ECONFIG);
+  assert_non_null(strstr(err, "bad.pub"));
+  assert_string_equal(wh_keys_name(k, bin), "xiangdong.rc");
+  wh_keys_destroy(&k);
+  assert_null(wh_keys_load(dir, "nobody", err, sizeof err));
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(codec_arena),
@@ -711,6 +777,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(validation_front_door),
       cmocka_unit_test(codec_envelopes),
       cmocka_unit_test(codec_survives_mutated_frames),
+      cmocka_unit_test(keys_and_keyring),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("unit", tests, s_policy_setup, s_policy_teardown);
