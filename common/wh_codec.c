@@ -8,33 +8,61 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Whether m, or a message inside it, holds a field numbered 0. protobuf-c
- * refuses that number in a one-byte key but takes it written long
- * (0x82 0x00), keeps it as an unknown field, and packs it back as the short
- * key it refuses. A message so accepted would be refused as the next
- * service's input once triage or notify had forwarded it inside their own:
- * the ticket stuck between two services, or a feed item that no replay can
- * read. Field 0 is not protobuf, and Google's parser refuses it too. */
-static int s_has_field_zero(const ProtobufCMessage *m) {
-  for (unsigned i = 0; i < m->n_unknown_fields; i++)
-    if (m->unknown_fields[i].tag == 0) return 1;
-  const ProtobufCMessageDescriptor *d = m->descriptor;
-  const char *base = (const char *)m;
-  for (unsigned f = 0; f < d->n_fields; f++) {
-    const ProtobufCFieldDescriptor *fd = &d->fields[f];
-    if (fd->type != PROTOBUF_C_TYPE_MESSAGE) continue;
-    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-      size_t n = *(const size_t *)(base + fd->quantifier_offset);
-      ProtobufCMessage *const *each = *(ProtobufCMessage *const *const *)(base + fd->offset);
-      for (size_t k = 0; k < n; k++)
-        if (s_has_field_zero(each[k])) return 1;
-      continue;
+/* Reads a varint at *p (before end); returns 0, or -1 when cut short. */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) return 0;
+  }
+  return -1;
+}
+
+/* Walks a frame that protobuf-c has decoded, as message d, and returns 0,
+ * or why it must be refused all the same:
+ *  - WH_ENUL: a string field holds a NUL byte. protobuf-c keeps a string as
+ *    a C string, so the text would be stored cut at the NUL, and two
+ *    external ids that differ only after one would be one ticket.
+ *  - WH_EDECODE: a field numbered 0. protobuf-c refuses that number in a
+ *    one-byte key but takes it written long (0x82 0x00), keeps it as an
+ *    unknown field, and packs it back as the short key it refuses: forwarded
+ *    inside triage's or notify's own message, it would stick the ticket
+ *    between two services, or leave a feed item no replay can read. Field 0
+ *    is not protobuf, and Google's parser refuses it too.
+ * Known message fields are walked into; what protobuf-c keeps as unknown is
+ * bytes to it and packs back as it came. */
+static int s_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end) {
+  while (p < end) {
+    uint64_t key, n;
+    if (s_varint(&p, end, &key)) return WH_EDECODE;
+    if ((key >> 3) == 0) return WH_EDECODE;
+    const ProtobufCFieldDescriptor *fd =
+        key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+    switch (key & 7) {
+    case 0:
+      if (s_varint(&p, end, &n)) return WH_EDECODE;
+      break;
+    case 1:
+      if (end - p < 8) return WH_EDECODE;
+      p += 8;
+      break;
+    case 5:
+      if (end - p < 4) return WH_EDECODE;
+      p += 4;
+      break;
+    case 2:
+      if (s_varint(&p, end, &n) || n > (uint64_t)(end - p)) return WH_EDECODE;
+      if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n)) return WH_ENUL;
+      if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+        int rc = s_wire_check(fd->descriptor, p, p + n);
+        if (rc) return rc;
+      }
+      p += n;
+      break;
+    default: /* groups: protobuf-c refused them before this runs */
+      return WH_EDECODE;
     }
-    if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-        *(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
-      continue; /* another member of the oneof is the one set */
-    const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + fd->offset);
-    if (sub && s_has_field_zero(sub)) return 1;
   }
   return 0;
 }
@@ -45,9 +73,10 @@ static int s_unpack(ProtobufCAllocator *alloc, const void *data, size_t len,
   if (len > WH_FRAME_MAX) return WH_ETOOBIG;
   Whistle__Envelope *env = whistle__envelope__unpack(alloc, len, data);
   if (!env) return WH_EDECODE;
-  if (s_has_field_zero(&env->base)) {
+  int rc = s_wire_check(&whistle__envelope__descriptor, data, (const uint8_t *)data + len);
+  if (rc) {
     whistle__envelope__free_unpacked(env, alloc);
-    return WH_EDECODE;
+    return rc;
   }
   *env_out = env;
   return 0;

@@ -14,7 +14,8 @@
 #define WH_FRAME_MAX (256 * 1024)
 
 /* Unpacks a frame into *env_out (caller owns; free with wh_env_free).
- * Returns 0, WH_ETOOBIG or WH_EDECODE. */
+ * Returns 0, WH_ETOOBIG, WH_EDECODE, or WH_ENUL when a string field of any
+ * message in it holds a NUL byte (protobuf-c would cut it there). */
 int wh_env_unpack(const void *data, size_t len, Whistle__Envelope **env_out);
 void wh_env_free(Whistle__Envelope *env);
 /* Packs env into a new buffer (caller frees with free()). Returns 0 or WH_ENOMEM. */

@@ -40,6 +40,7 @@ int wh_err_to_wire(int err) {
   case WH_EORDER: return WHISTLE__ERROR_CODE__ERR_OUT_OF_ORDER;
   case WH_EPARTY: return WHISTLE__ERROR_CODE__ERR_UNKNOWN_PARTY;
   case WH_EFORBIDDEN: return WHISTLE__ERROR_CODE__ERR_FORBIDDEN;
+  case WH_ENUL: return WHISTLE__ERROR_CODE__ERR_BAD_FIELD;
   default: return WHISTLE__ERROR_CODE__ERR_INTERNAL;
   }
 }

@@ -23,6 +23,7 @@
   X(ORDER, "earlier event of this ticket missing")                            \
   X(PARTY, "unknown party")                                                   \
   X(FORBIDDEN, "that party may not do this")                                  \
+  X(NUL, "a text or id holds a NUL byte")                                     \
   X(CONFIG, "configuration error")                                            \
   X(NOMEM, "out of memory")                                                   \
   X(IO, "input/output error")                                                 \

@@ -51,9 +51,11 @@ int wh_utf8_ok(const char *str, size_t len) {
 int wh_text_check(const char *s, int required, size_t max) {
   size_t len = s ? strlen(s) : 0;
   if (len == 0) return required ? WH_EMISSING : 0;
-  if (len > max) return WH_ETOOLONG;
+  if (len > 4 * max) return WH_ETOOLONG; /* more bytes than max characters can take */
   if (!wh_utf8_ok(s, len)) return WH_EUTF8;
-  return 0;
+  size_t chars = 0;
+  for (size_t i = 0; i < len; i++) chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return chars > max ? WH_ETOOLONG : 0;
 }
 
 int wh_code_check(const char *s, size_t max) {

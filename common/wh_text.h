@@ -18,8 +18,10 @@ size_t wh_utf8_char(const char *s, size_t len);
 /* Whether the character of n bytes at s (as wh_utf8_char measured it) is a
  * control character: C0, DEL or C1. */
 int wh_utf8_control(const char *s, size_t n);
-/* Checks a free-text field: required (non-empty) if required, at most max
- * bytes, valid UTF-8. Returns 0, WH_EMISSING, WH_ETOOLONG or WH_EUTF8. */
+/* Checks a free-text field: required (non-empty) if required, valid UTF-8,
+ * at most max characters (code points, so at most 4 * max bytes): a limit
+ * a resident can count, the same for Chinese as for Latin text. Returns 0,
+ * WH_EMISSING, WH_ETOOLONG or WH_EUTF8. */
 int wh_text_check(const char *s, int required, size_t max);
 /* Checks a code (ids, grids, tags): 1..max bytes of [A-Za-z0-9_.:-].
  * Returns 0, WH_EMISSING, WH_ETOOLONG or WH_EFIELD. */

@@ -13,7 +13,7 @@ STACK=$ROOT/deploy/local/stack.sh
 
 answers=$(mktemp)
 trap 'rm -f "$answers"; [ "${KEEP:-0}" = 1 ] || "$STACK" down >/dev/null' EXIT
-"$CTL" submit < "$SCEN" > "$answers" || { cat "$answers"; echo "some reports were refused" >&2; exit 1; }
+"$CTL" --as hotline submit < "$SCEN" > "$answers" || { cat "$answers"; echo "some reports were refused" >&2; exit 1; }
 
 # ids: scenario -> ticket, in file order
 mapfile -t ids < <(jq -r '.id' "$SCEN")

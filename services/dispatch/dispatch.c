@@ -147,7 +147,9 @@ static void s_summary(char *buf, size_t len, const char *klass, const char *comm
   wh_str_cat(&sum, klass, " @ ", community, "/", grid, " ", address, ": ", text, (char *)NULL);
 }
 
-#define SUMMARY_MAX 4600
+/* The longest summary: class, place, an address of 512 characters and a
+ * text of 4,000, each character up to 4 bytes (intake's limits). */
+#define SUMMARY_MAX (19 * 1024)
 
 /* A dispatched event, built again from row k of s_built_rows exactly as
  * s_apply made it. */

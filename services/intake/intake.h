@@ -10,6 +10,7 @@
 #include "whistle.pb-c.h"
 
 /* Longest accepted field values, in bytes. */
+/* Free-text limits are in characters (wh_text_check), codes in bytes. */
 #define INTAKE_MAX_ID 64
 #define INTAKE_MAX_COMMUNITY 64
 #define INTAKE_MAX_GRID 64

@@ -32,7 +32,7 @@ typedef struct {
 
 /* A report of this batch that may be repeated by a later one. */
 typedef struct {
-  char ticket[32], klass[64], community[72], grid[72];
+  char ticket[32], klass[64], community[72], grid[260]; /* a grid: 64 characters, up to 4 bytes each */
   int64_t place; /* s_place of klass, community and grid: compared first */
   int64_t at;
 } s_head_t;

@@ -456,6 +456,25 @@ static void bad_input(void **state) {
     free(sbuf);
   }
   senv->trace_id = was;
+  /* A NUL inside a string would cut it when stored: two external ids that
+   * differ only after one would be one ticket, a text would lose its end. */
+  char *fields[2][2] = {{"nul-1#a", "nul-1#b"}, {"路灯#坏了", "路灯#不亮"}};
+  for (int f = 0; f < 2; f++)
+    for (int v = 0; v < 2; v++) {
+      char **field = f == 0 ? &senv->submit->external_id : &senv->submit->text;
+      char *keep = *field;
+      *field = fields[f][v];
+      uint8_t *nbuf;
+      size_t nlen;
+      assert_int_equal(wh_env_pack(senv, &nbuf, &nlen), 0);
+      *field = keep;
+      uint8_t *hash = memchr(nbuf, '#', nlen);
+      assert_non_null(hash);
+      *hash = '\0';
+      assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", nbuf, nlen),
+                       WHISTLE__ERROR_CODE__ERR_BAD_FIELD);
+      free(nbuf);
+    }
   wh_env_free(senv);
   for (int k = 0; k < SEED_N; k++) free(seed[k]);
   /* Garbage to the inner services: answered, never a crash. */
@@ -516,6 +535,20 @@ static void bad_input(void **state) {
     assert_true(strlen(s_str(e, "text")) > 0);
   }
   json_object_put(answers);
+  /* A text's limit is 4,000 characters, whatever their bytes: 4,001 of
+   * them is refused (and 4,000, 12,000 bytes, is taken below). */
+  char *longtext = malloc(3 * 4001 + 1);
+  for (int i = 0; i < 4001; i++) memcpy(longtext + 3 * i, "路", 3);
+  longtext[3 * 4001] = '\0';
+  snprintf(path, sizeof path, "%s/bad/long.jsonl", s_var);
+  f = fopen(path, "w");
+  fprintf(f, "{\"source\":\"app\",\"external_id\":\"long-1\",\"received_at\":\"2025-06-02T10:12:00+08:00\","
+             "\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"%s\"}\n", longtext);
+  fclose(f);
+  out = s_capture(&st, CTL("bad") " submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "field_too_long"));
+  free(out);
   wh_pg_t *intake = s_db("bad", "WHISTLE_INTAKE_DB");
   assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 0);
   assert_int_equal(s_count(intake, "SELECT count(*) FROM outbox_owed"), 0);
@@ -523,11 +556,18 @@ static void bad_input(void **state) {
   snprintf(path, sizeof path, "%s/bad/good.jsonl", s_var);
   f = fopen(path, "w");
   fprintf(f, "{\"source\":\"app\",\"external_id\":\"good-1\",\"received_at\":\"2025-06-02T10:12:00+08:00\",\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"小区门口路灯坏了\"}\n");
+  longtext[3 * 4000] = '\0';
+  fprintf(f, "{\"source\":\"app\",\"external_id\":\"long-2\",\"received_at\":\"2025-06-02T10:12:00+08:00\","
+             "\"community\":\"wenhan\",\"grid\":\"g\",\"text\":\"%s\"}\n", longtext);
+  free(longtext);
   fclose(f);
   out = s_capture(&st, CTL("bad") " submit < %s", s_var, s_bin, path);
   assert_int_equal(st, 0);
   free(out);
   wh_pg_t *dispatch = s_db("bad", "WHISTLE_DISPATCH_DB");
+  /* all 4,000 characters, to dispatch and onto the lead's feed */
+  s_wait_count(dispatch, "SELECT count(*) FROM work_order WHERE external_id = 'long-2'"
+                         " AND char_length(body) = 4000", 1, 1, 30);
   s_wait_orders(dispatch, 1, 30);
   assert_int_equal(s_count(intake, "SELECT count(*) FROM ticket"), 1);
   wh_pg_destroy(&intake);
