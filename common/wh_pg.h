@@ -100,6 +100,8 @@ int wh_pg_refused(const wh_pg_t *pg);
  * its element type: text[] (wh_rows_text), bigint[] (wh_rows_int), bytea[],
  * float8[] or boolean[]. The buffers keep their memory between batches. */
 #define WH_ROWS_MAXCOLS 28
+/* PostgreSQL counts time from 2000-01-01; Unix from 1970-01-01 (in µs). */
+#define WH_PG_EPOCH_US INT64_C(946684800000000)
 
 typedef struct {
   char *buf;
@@ -152,6 +154,14 @@ void wh_rows_time(wh_rows_t *r, int col, const int64_t *ms);
  * column. */
 void wh_rows_texts(wh_rows_t *r, int col, const char *const *items, size_t n);
 void wh_rows_ints(wh_rows_t *r, int col, const int64_t *items, size_t n);
+/* Between wh_pg and wh_rows (wh_rows.c), not for services: the parameters
+ * rows take (one in record mode, else one per column); the composite
+ * type's oid looked up on conn (connection number conn_no) once, 0 or -1;
+ * every column's header filled and v, len, fmt pointed at them, 0 or -1
+ * when a column does not hold a value for every row. */
+int wh_rows_nparams(const wh_rows_t *r);
+int wh_rows_ready(wh_rows_t *r, PGconn *conn, unsigned long conn_no);
+int wh_rows_close(wh_rows_t *r, const char **v, int *len, int *fmt);
 /* Runs st with column i as parameter $i+1 (a binary array), followed by
  * nextra further text parameters. Returns as wh_pg_run does (NULL on any
  * failure, out of memory included). Call it with at least one row. */

@@ -20,6 +20,7 @@
 #include "wh_codec.h"
 #include "wh_err.h"
 #include "wh_log.h"
+#include "wh_consumer.h"
 #include "wh_outbox.h"
 #include "wh_text.h"
 

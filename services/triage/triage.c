@@ -12,6 +12,7 @@
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_org.h"
+#include "wh_consumer.h"
 #include "wh_outbox.h"
 #include "wh_rules.h"
 #include "wh_text.h"

@@ -19,6 +19,7 @@
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
+#include "wh_consumer.h"
 #include "wh_outbox.h"
 #include "wh_pg.h"
 #include "../../services/dispatch/lapse.h"

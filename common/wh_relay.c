@@ -1,0 +1,843 @@
+/* wh_relay - sends one destination's outbox rows, from memory when it
+ * can, and counts them delivered when the receiver acknowledges them. */
+#include "wh_outbox.h"
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_err.h"
+#include "wh_log.h"
+#include "wh_text.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RELAY_WINDOW WH_RELAY_WINDOW
+#define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
+#define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
+#define RELAY_READ_SPAN (4 * RELAY_WINDOW) /* ids one read-back looks through */
+#define RELAY_EMPTY_ROWS 20000 /* rows written since the table was emptied: empty it */
+#define RELAY_EMPTY_MS 60000   /* ... or this long since, whatever it holds */
+#define RELAY_STUCK_MS 60000  /* unanswered, or answered "retry", this long: say so in the log */
+#define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
+#define RELAY_LINE_MS 50      /* acknowledgements move the stored line this long after, at once */
+#define RELAY_BATCH 128 /* envelopes in one frame, at most */
+/* ... and bytes: the frame, with a few bytes of framing per envelope, must
+ * stay within the cap every receiver enforces. */
+#define RELAY_BATCH_BYTES (WH_FRAME_MAX - RELAY_BATCH * 8 - 64)
+
+static const wh_stmt_t s_put = {
+    "wh_outbox_put",
+    "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
+    " SELECT $5, m, t, s, p FROM (SELECT unnest($1::text[]) AS m, unnest($2::text[]) AS t,"
+    "   unnest($3::bigint[]) AS s, unnest($4::bytea[]) AS p) AS x RETURNING id, message_id"};
+/* Reads by id carry bounds: BRIN narrows a range, not a list. */
+static const wh_stmt_t s_new_rows = {
+    "wh_outbox_new",
+    "SELECT id, payload FROM outbox_all WHERE dest = $1 AND parked_at IS NULL"
+    " AND id > $2 AND id <= $3 ORDER BY id LIMIT $4"};
+static const wh_stmt_t s_last_id = {"wh_outbox_last", "SELECT last_value FROM outbox_id_seq"};
+static const wh_stmt_t s_due_rows = {
+    "wh_outbox_due",
+    "SELECT id, payload FROM outbox_all WHERE id >= $2 AND id <= $3 AND id = ANY($1::bigint[])"
+    " AND parked_at IS NULL ORDER BY id"};
+static const wh_stmt_t s_line_start = {
+    "wh_outbox_line_start",
+    "INSERT INTO outbox_line (dest, upto) VALUES ($1, 0) ON CONFLICT (dest) DO NOTHING"};
+static const wh_stmt_t s_line_get = {"wh_outbox_line_get",
+                                     "SELECT upto FROM outbox_line WHERE dest = $1"};
+static const wh_stmt_t s_line_move = {
+    "wh_outbox_line_move",
+    "UPDATE outbox_line l SET upto = x.u, at = now() FROM unnest($1::bigint[]) AS x(u)"
+    " WHERE l.dest = $2 AND l.upto < x.u"};
+/* Parks row $1 with the error $2; a carried message (not in the outbox) is
+ * copied from its state row, with the message id $3 that the receiver
+ * named, once; one that is not stored, with the bytes $4 built from it. */
+static const wh_stmt_t s_parked = {
+    "wh_outbox_parked",
+    "WITH p AS (UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1 RETURNING *)"
+    " INSERT INTO outbox_parked SELECT * FROM p"
+    " UNION ALL SELECT id, dest, $3::text, ticket_id, seq, coalesce(payload, $4), created_at,"
+    "   NULL, now(), $2"
+    "   FROM outbox_carried c WHERE id = $1 AND NOT EXISTS (SELECT FROM p)"
+    "   AND NOT EXISTS (SELECT FROM outbox_parked q WHERE q.id = $1)"};
+/* ---- the in-flight table: outbox id -> time sent ---------------------- */
+
+typedef struct {
+  uint64_t id; /* 0 = empty */
+  int64_t sent_ms;
+  int64_t first_ms; /* when this process first sent it */
+  int warned;       /* told the log it is stuck (unanswered, or behind a missing predecessor) */
+} s_slot_t;
+
+#define SLOTS (RELAY_WINDOW * 4)
+
+static s_slot_t *s_find(s_slot_t *t, uint64_t id) {
+  for (size_t i = (size_t)(id * 11400714819323198485ull) % SLOTS;; i = (i + 1) % SLOTS)
+    if (t[i].id == id || t[i].id == 0) return &t[i];
+}
+
+static void s_remove(s_slot_t *t, uint64_t id) {
+  s_slot_t *s = s_find(t, id);
+  if (s->id != id) return;
+  /* Backward-shift deletion keeps probe chains intact without tombstones. */
+  size_t i = (size_t)(s - t);
+  for (size_t j = (i + 1) % SLOTS; t[j].id; j = (j + 1) % SLOTS) {
+    size_t home = (size_t)(t[j].id * 11400714819323198485ull) % SLOTS;
+    if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+      t[i] = t[j];
+      i = j;
+    }
+  }
+  t[i].id = 0;
+}
+
+/* 1 if id is not among the ids (column 0) of a binary result. */
+static int s_gone(const PGresult *res, uint64_t id) {
+  for (int i = 0; i < PQntuples(res); i++)
+    if (wh_pg_get_u64(res, i, 0) == id) return 0;
+  return 1;
+}
+
+/* ---- relay ------------------------------------------------------------- */
+
+typedef struct {
+  uint64_t id;
+  uint8_t *bytes; /* the packed envelope, as stored */
+  size_t len;
+  char mid[64];
+  int carried;    /* in the caller's state row (wh_outbox_carry), not an outbox row */
+  char ticket[40]; /* a carried message is matched to its row by ticket */
+} s_frame_t;
+
+struct wh_relay_s {
+  wh_pg_t *pg;
+  wh_bus_t *bus;
+  char *dest;
+  uv_timer_t scan;
+  uv_timer_t line_timer; /* armed by an acknowledgement: store the line soon */
+  int open_handles;      /* timers still to close */
+  s_slot_t *inflight;
+  int ninflight;
+  uint64_t high;   /* newest id sent or queued by this process */
+  int behind;      /* rows newer than high may be stored but not queued */
+  uint64_t head;   /* newest id this process knows to be committed */
+  uint64_t line, line_stored; /* delivered up to here; as the table has it */
+  int line_loaded;
+  long written;     /* rows written since the table was last emptied */
+  int64_t emptied_ms;
+  /* put in the open transaction, not yet stored */
+  s_frame_t *put;
+  int nput, capput, ncarried;
+  int put_unmatched; /* the table's answer did not match what was put */
+  wh_rows_t rows;
+  /* committed, waiting for room in the window (oldest first) */
+  s_frame_t *queue;
+  int qhead, qlen;
+  wh_rows_t line_row; /* the line, as the one row of its statement */
+  int64_t acked_ms; /* when the receiver last acknowledged anything */
+  wh_bus_t *input;  /* held while this relay is backed up (wh_relay_throttle) */
+  int holding;
+  wh_arena_t *arena; /* the answer being read */
+  const wh_builder_t *builder; /* builds carried messages that are not stored */
+  /* stamped envelopes that go out together, in one Batch frame */
+  wh_sbuf_t out;
+  size_t out_at[RELAY_BATCH + 1]; /* where each begins in out; then the end */
+  uint64_t out_id[RELAY_BATCH];
+  int nout;
+};
+
+/* Committed frames kept in memory at most; beyond, the rows are read back. */
+#define RELAY_QUEUE RELAY_WINDOW
+
+/* The message id of a carried message that is built from its row: the
+ * same every time, and unique, since a sender carries one message per
+ * ticket and sequence number. */
+static void s_built_id(char *out, size_t len, const char *sender, const Whistle__Envelope *env) {
+  snprintf(out, len, "%s:%s:%" PRIu32, sender, env->ticket_id, env->seq);
+}
+
+/* Packs env as stored (or as built again from its row): with message id
+ * mid and the sender, never claiming first_send (the relay stamps that).
+ * Returns 0 or WH_ENOMEM; env is left as it was given. */
+static int s_pack_stored(Whistle__Envelope *env, const char *sender, const char *mid,
+                         uint8_t **bytes, size_t *len) {
+  env->message_id = (char *)mid;
+  env->sender = (char *)sender;
+  env->first_send = 0;
+  int rc = wh_env_pack(env, bytes, len);
+  env->message_id = (char *)protobuf_c_empty_string;
+  env->sender = (char *)protobuf_c_empty_string;
+  return rc;
+}
+
+/* Stamps env with a message id, sender and time, packs it, and holds it as
+ * the open transaction's next frame: carried (1) in the caller's row, or
+ * built (2) from it; else (0) an outbox row. A built message keeps the
+ * caller's creation time and gets its id from sender, ticket and seq.
+ * Returns the frame, or NULL. */
+static s_frame_t *s_relay_hold_frame(wh_relay_t *r, const char *sender, Whistle__Envelope *env,
+                                     int carried) {
+  if (r->nput == r->capput) {
+    int cap = r->capput ? r->capput * 2 : 64;
+    s_frame_t *p = realloc(r->put, (size_t)cap * sizeof *p);
+    if (!p) return NULL;
+    r->put = p;
+    r->capput = cap;
+  }
+  s_frame_t *f = &r->put[r->nput];
+  if (carried == 2) {
+    s_built_id(f->mid, sizeof f->mid, sender, env);
+  } else {
+    wh_uuid(f->mid);
+    env->created_at_ms = wh_clock_now_ms();
+  }
+  if (s_pack_stored(env, sender, f->mid, &f->bytes, &f->len)) return NULL;
+  f->id = 0;
+  f->carried = carried != 0;
+  wh_str_copy(f->ticket, sizeof f->ticket, env->ticket_id);
+  r->nput++;
+  r->ncarried += carried != 0;
+  return f;
+}
+
+int wh_outbox_put(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
+  s_frame_t *f = s_relay_hold_frame(r, sender, env, 0);
+  if (!f) return WH_ENOMEM;
+  wh_rows_next(&r->rows);
+  wh_rows_text(&r->rows, 0, f->mid);
+  wh_rows_text(&r->rows, 1, env->ticket_id);
+  wh_rows_int(&r->rows, 2, env->seq);
+  wh_rows_bytes(&r->rows, 3, f->bytes, f->len);
+  return 0;
+}
+
+int wh_outbox_carry(wh_relay_t *r, const char *sender, Whistle__Envelope *env, wh_rows_t *rows,
+                    int col) {
+  s_frame_t *f = s_relay_hold_frame(r, sender, env, 1);
+  if (!f) return WH_ENOMEM;
+  wh_rows_bytes(rows, col, f->bytes, f->len);
+  return 0;
+}
+
+int wh_outbox_carry_built(wh_relay_t *r, const char *sender, Whistle__Envelope *env) {
+  return s_relay_hold_frame(r, sender, env, 2) ? 0 : WH_ENOMEM;
+}
+
+void wh_relay_builder(wh_relay_t *r, const wh_builder_t *builder) { r->builder = builder; }
+
+/* Messages built again from their rows, for one read: id -> bytes. */
+typedef struct {
+  uint64_t id;
+  uint8_t *bytes;
+  size_t len;
+} s_built_t;
+
+/* Builds the carried messages of ids[0..n) (ascending) from their rows
+ * with the service's builder, into built (n entries; an id whose row is
+ * not found, or does not build, keeps no bytes). Returns 0, or -1 when
+ * the rows could not be read. */
+static int s_relay_build(wh_relay_t *r, const uint64_t *ids, int n, s_built_t *built) {
+  const wh_builder_t *b = r->builder;
+  wh_sbuf_t list = {0};
+  int oom = 0;
+  for (int i = 0; i < n; i++) {
+    built[i] = (s_built_t){.id = ids[i]};
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, i ? "," : "{", ids[i]);
+    oom |= wh_sbuf_put(&list, num, (size_t)len);
+  }
+  oom |= wh_sbuf_put(&list, "}", 1);
+  char lo[24], hi[24];
+  snprintf(lo, sizeof lo, "%" PRIu64, ids[0]);
+  snprintf(hi, sizeof hi, "%" PRIu64, ids[n - 1]);
+  const char *v[3] = {list.buf, lo, hi};
+  PGresult *res = oom || !b || wh_pg_ready(r->pg) ? NULL : wh_pg_run_binary(r->pg, b->st, 3, v);
+  free(list.buf);
+  if (!res) return -1;
+  wh_arena_t *arena = wh_arena_new();
+  for (int k = 0, i = 0; arena && k < PQntuples(res); k++) {
+    uint64_t id = wh_pg_get_u64(res, k, 0);
+    for (int m = 0; m < n && built[i].id != id; m++) i = (i + 1) % n;
+    if (built[i].id != id || built[i].bytes) continue;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    char mid[64];
+    if (b->build(b->arg, res, k, &env, arena) == 0) {
+      s_built_id(mid, sizeof mid, b->sender, &env);
+      if (s_pack_stored(&env, b->sender, mid, &built[i].bytes, &built[i].len))
+        built[i].bytes = NULL;
+    }
+    wh_arena_reset(arena);
+  }
+  wh_arena_destroy(&arena);
+  PQclear(res);
+  return 0;
+}
+
+static void s_built_free(s_built_t *built, int n) {
+  for (int i = 0; i < n; i++) free(built[i].bytes);
+  free(built);
+}
+
+/* The ids given to the frames of this transaction: a result's rows are
+ * (id, key), the key a message id for outbox rows and a ticket for carried
+ * ones. Rows come back in the order they were put; they are matched by key
+ * all the same. Should any be missing, the frames are not sent from memory:
+ * the rows are read back from the table instead. */
+static void s_relay_match(wh_relay_t *r, const PGresult *res, int carried) {
+  int n = PQntuples(res);
+  if (n != (carried ? r->ncarried : r->nput - r->ncarried)) {
+    r->put_unmatched = 1;
+    return;
+  }
+  for (int i = 0, j = 0; i < n; i++) {
+    const char *key = PQgetvalue(res, i, 1);
+    int k = 0;
+    for (; k < r->nput; k++, j = (j + 1) % r->nput) {
+      const s_frame_t *f = &r->put[j];
+      if (f->carried == carried && !f->id && !strcmp(carried ? f->ticket : f->mid, key)) break;
+    }
+    if (k == r->nput) {
+      r->put_unmatched = 1;
+      return;
+    }
+    r->put[j].id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+    j = (j + 1) % r->nput;
+  }
+}
+
+static void s_relay_on_put(void *arg, const PGresult *res) { s_relay_match(arg, res, 0); }
+
+void wh_relay_carried(void *relay, const PGresult *res) { s_relay_match(relay, res, 1); }
+
+void wh_relay_step(wh_relay_t *r, wh_pg_step_t *step) {
+  *step = (wh_pg_step_t){.st = &s_put, .rows = &r->rows, .nextra = 1,
+                         .extra = (const char *const *)&r->dest,
+                         .on_result = s_relay_on_put, .arg = r};
+}
+
+int wh_relay_flush(wh_relay_t *r) {
+  if (r->nput == 0) return 0;
+  wh_pg_step_t step;
+  wh_relay_step(r, &step);
+  return wh_pg_pipeline(r->pg, 0, &step, 1, 0);
+}
+
+static void s_frames_free(s_frame_t *f, int n) {
+  for (int i = 0; i < n; i++) free(f[i].bytes);
+}
+
+void wh_relay_aborted(wh_relay_t *r) {
+  /* The commit may have happened all the same (the answer was lost): its
+   * rows, if any, have ids above every row known, and are read back. */
+  if (r->nput) r->behind = 1;
+  s_frames_free(r->put, r->nput);
+  r->nput = r->ncarried = 0;
+  r->put_unmatched = 0;
+  wh_rows_reset(&r->rows);
+}
+
+/* Sends what s_relay_send gathered: one frame, a Batch when it holds more
+ * than one envelope. Returns 0, or -1 when the socket would block; the
+ * envelopes are then sent again by the next scan (they are in flight). */
+static int s_relay_flush_out(wh_relay_t *r) {
+  if (r->nout == 0) return 0;
+  int rc;
+  if (r->nout == 1) {
+    rc = wh_bus_send(r->bus, NULL, 0, r->out.buf, r->out.len);
+  } else {
+    ProtobufCBinaryData items[RELAY_BATCH];
+    for (int i = 0; i < r->nout; i++)
+      items[i] = (ProtobufCBinaryData){.len = r->out_at[i + 1] - r->out_at[i],
+                                       .data = (uint8_t *)r->out.buf + r->out_at[i]};
+    Whistle__Batch b = WHISTLE__BATCH__INIT;
+    b.n_envelopes = (size_t)r->nout;
+    b.envelopes = items;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.body_case = WHISTLE__ENVELOPE__BODY_BATCH;
+    env.batch = &b;
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    rc = wh_env_pack(&env, &frame, &flen);
+    if (rc == 0) {
+      rc = wh_bus_send(r->bus, NULL, 0, frame, flen);
+      free(frame);
+    }
+  }
+  if (rc) /* not sent: due again at the next scan */
+    for (int i = 0; i < r->nout; i++) {
+      s_slot_t *slot = s_find(r->inflight, r->out_id[i]);
+      if (slot->id == r->out_id[i]) slot->sent_ms = 0;
+    }
+  r->nout = 0;
+  r->out.len = 0;
+  return rc ? -1 : 0;
+}
+
+/* Stamps one row and adds it to what goes out together (s_relay_flush_out);
+ * returns 0, or -1 when a full batch could not be sent (the socket would
+ * block). first: this is the row's first sending, from the memory of the
+ * transaction that committed it (see first_send in the envelope). */
+static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now,
+                        int first) {
+  if ((r->nout == RELAY_BATCH || r->out.len + len + WH_STAMP_MAX > RELAY_BATCH_BYTES) &&
+      s_relay_flush_out(r))
+    return -1;
+  uint8_t stamp[WH_STAMP_MAX];
+  size_t slen = wh_env_stamp(id, now, first, stamp);
+  size_t at = r->out.len;
+  if (wh_sbuf_put(&r->out, bytes, len) || wh_sbuf_put(&r->out, stamp, slen)) {
+    r->out.len = at; /* the envelopes before it stay whole */
+    return -1;
+  }
+  r->out_at[r->nout] = at;
+  r->out_at[r->nout + 1] = r->out.len;
+  r->out_id[r->nout++] = id;
+  s_slot_t *slot = s_find(r->inflight, id);
+  if (slot->id != id) {
+    *slot = (s_slot_t){.id = id, .first_ms = now};
+    r->ninflight++;
+  }
+  slot->sent_ms = now;
+  if (id > r->high) r->high = id;
+  if (id > r->head) r->head = id;
+  return 0;
+}
+
+/* Sends the rows of a binary result (id, payload) that are not in flight,
+ * or in flight too long, while the window has room. Returns the number of
+ * rows, or -1 when it stopped before the last one (the socket would block,
+ * or the window is full). */
+static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
+  int n = PQntuples(res);
+  /* Carried messages that are not stored (payload NULL) are built again
+   * from their rows first, all in one statement. */
+  uint64_t *ids = NULL;
+  s_built_t *built = NULL;
+  int nbuilt = 0;
+  for (int i = 0; i < n; i++)
+    if (PQgetisnull(res, i, 1)) nbuilt++;
+  if (nbuilt) {
+    ids = malloc((size_t)nbuilt * sizeof *ids);
+    built = calloc((size_t)nbuilt, sizeof *built);
+    nbuilt = 0;
+    for (int i = 0; ids && built && i < n; i++)
+      if (PQgetisnull(res, i, 1)) ids[nbuilt++] = wh_pg_get_u64(res, i, 0);
+    int rc = ids && built ? s_relay_build(r, ids, nbuilt, built) : -1;
+    free(ids);
+    if (rc) {
+      s_built_free(built, nbuilt);
+      return -1;
+    }
+  }
+  int sent = n;
+  for (int i = 0, b = 0; i < n; i++) {
+    uint64_t id = wh_pg_get_u64(res, i, 0);
+    const uint8_t *bytes = (const uint8_t *)PQgetvalue(res, i, 1);
+    size_t len = (size_t)PQgetlength(res, i, 1);
+    if (PQgetisnull(res, i, 1)) {
+      bytes = built[b].bytes;
+      len = built[b++].len;
+    }
+    s_slot_t *slot = s_find(r->inflight, id);
+    if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
+    if (!bytes) {
+      /* Its row is there (the read found it) but did not build: it waits,
+       * and the messages after it with it, until a fixed build runs. */
+      wh_error("could not build the message of outbox row %" PRIu64 " for %s from its row;"
+               " it and what follows it wait",
+               id, r->dest);
+      sent = -1;
+      break;
+    }
+    if ((slot->id != id && r->ninflight >= RELAY_WINDOW) || s_relay_send(r, id, bytes, len, now, 0)) {
+      sent = -1;
+      break;
+    }
+  }
+  s_built_free(built, nbuilt);
+  return sent;
+}
+
+/* Reads undelivered rows after `after` from the table, RELAY_READ_SPAN ids
+ * at a time up to the last id given, and sends them as s_relay_send_result
+ * does. Returns the number of rows read (fewer than limit: there are no
+ * more), or -1 when reading failed or sending stopped early. */
+static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t now) {
+  if (wh_pg_ready(r->pg)) return -1;
+  uint64_t last = 0;
+  int total = 0;
+  while (total < limit) {
+    uint64_t upto = after + RELAY_READ_SPAN;
+    char after_s[24], upto_s[24], lim[16];
+    snprintf(after_s, sizeof after_s, "%" PRIu64, after);
+    snprintf(upto_s, sizeof upto_s, "%" PRIu64, upto);
+    snprintf(lim, sizeof lim, "%d", limit - total);
+    const char *v[4] = {r->dest, after_s, upto_s, lim};
+    PGresult *res = wh_pg_run_binary(r->pg, &s_new_rows, 4, v);
+    if (!res) return -1;
+    int n = s_relay_send_result(r, res, now);
+    PQclear(res);
+    if (n < 0) return -1;
+    total += n;
+    if (total == limit) break;
+    after = upto; /* that span is read to its end */
+    if (!last) {
+      res = wh_pg_run_binary(r->pg, &s_last_id, 0, NULL);
+      if (!res) return -1;
+      last = PQntuples(res) == 1 ? wh_pg_get_u64(res, 0, 0) : 0;
+      PQclear(res);
+      if (!last) break;
+    }
+    if (after >= last) break;
+  }
+  return total;
+}
+
+/* Sends again what has waited RELAY_RESEND_MS for its acknowledgement (or
+ * was answered "retry"), oldest first, reading only those rows. A row that
+ * is gone was acknowledged meanwhile. */
+static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
+  wh_sbuf_t ids = {0};
+  int n = 0, stuck = 0;
+  uint64_t lo = UINT64_MAX, hi = 0, oldest = 0;
+  int64_t waited = 0;
+  for (size_t i = 0; i < SLOTS; i++) {
+    s_slot_t *slot = &r->inflight[i];
+    uint64_t id = slot->id;
+    if (!id || now - slot->sent_ms < RELAY_RESEND_MS) continue;
+    /* Sent and sent again for a minute without an answer: the receiver is
+     * down, or cannot take it (its database failing). Said once per row,
+     * in one line per scan. */
+    if (!slot->warned && slot->sent_ms && now - slot->first_ms >= RELAY_STUCK_MS) {
+      slot->warned = 1;
+      stuck++;
+      if (now - slot->first_ms > waited) {
+        waited = now - slot->first_ms;
+        oldest = id;
+      }
+    }
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, n ? "," : "{", id);
+    if (wh_sbuf_put(&ids, num, (size_t)len)) break;
+    n++;
+    if (id < lo) lo = id;
+    if (id > hi) hi = id;
+  }
+  if (stuck)
+    wh_warn("%s has not acknowledged %d message%s for a minute or more (the oldest, outbox row"
+            " %" PRIu64 ", sent first %" PRId64 " s ago); sending them again until it does",
+            r->dest, stuck, stuck == 1 ? "" : "s", oldest, waited / 1000);
+  if (n && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
+    char lo_s[24], hi_s[24];
+    snprintf(lo_s, sizeof lo_s, "%" PRIu64, lo);
+    snprintf(hi_s, sizeof hi_s, "%" PRIu64, hi);
+    const char *v[3] = {ids.buf, lo_s, hi_s};
+    PGresult *res = wh_pg_run_binary(r->pg, &s_due_rows, 3, v);
+    if (res) {
+      /* Forget what is gone meanwhile (parked). */
+      s_relay_send_result(r, res, now);
+      s_relay_flush_out(r);
+      for (size_t i = 0; i < SLOTS; i++) {
+        s_slot_t *slot = &r->inflight[i];
+        if (slot->id && now - slot->sent_ms >= RELAY_RESEND_MS && s_gone(res, slot->id)) {
+          s_remove(r->inflight, slot->id);
+          r->ninflight--;
+          i--; /* backward shift may have moved another slot here */
+        }
+      }
+      PQclear(res);
+    }
+  }
+  free(ids.buf);
+}
+
+/* Sends queued frames while the window has room; then, if rows were left
+ * out of memory, reads them back from the table. */
+/* Where the previous run left the line: reading back starts above it. */
+static int s_relay_load_line(wh_relay_t *r) {
+  const char *v[1] = {r->dest};
+  if (wh_pg_ready(r->pg)) return -1;
+  PGresult *res = wh_pg_run(r->pg, &s_line_start, 1, v, NULL, NULL);
+  if (!res) return -1;
+  PQclear(res);
+  res = wh_pg_run(r->pg, &s_line_get, 1, v, NULL, NULL);
+  if (!res) return -1;
+  uint64_t upto = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+  PQclear(res);
+  if (upto > r->high) r->high = upto;
+  if (upto > r->head) r->head = upto;
+  r->line = r->line_stored = upto;
+  r->line_loaded = 1;
+  return 0;
+}
+
+static void s_relay_pump_rows(wh_relay_t *r) {
+  int64_t now = wh_clock_now_ms();
+  if (!r->line_loaded && s_relay_load_line(r)) return;
+  while (r->qlen && r->ninflight < RELAY_WINDOW) {
+    s_frame_t *f = &r->queue[r->qhead];
+    /* A queued frame was committed by this process and never sent: rows
+     * are read back from the table only above the newest one queued. */
+    if (s_relay_send(r, f->id, f->bytes, f->len, now, 1)) return;
+    free(f->bytes);
+    r->qhead = (r->qhead + 1) % RELAY_QUEUE;
+    r->qlen--;
+  }
+  if (r->qlen == 0 && r->behind && r->ninflight < RELAY_WINDOW) {
+    int room = RELAY_WINDOW - r->ninflight;
+    int n = s_relay_send_rows(r, r->high, room, now);
+    if (n >= 0 && n < room) r->behind = 0; /* all read, all sent */
+  }
+}
+
+/* Sends what is queued or unread while the window has room, in frames of
+ * many envelopes. */
+static void s_relay_pump(wh_relay_t *r) {
+  s_relay_pump_rows(r);
+  s_relay_flush_out(r);
+}
+
+/* Flow control: while committed messages wait for room in the window (or
+ * in the table) and the receiver is working through them, the input that
+ * makes more waits in its socket. What this process already committed then
+ * goes out from memory, where reading it back from the table would cost the
+ * database as much again. A receiver that has gone quiet (stopped, or down)
+ * releases the input: the table takes the backlog, and nothing that arrives
+ * waits on a peer that may not come back soon. */
+static void s_relay_hold(wh_relay_t *r) {
+  if (!r->input) return;
+  int hold = (r->qlen > 0 || r->behind) && wh_clock_now_ms() - r->acked_ms < RELAY_ALIVE_MS;
+  if (hold != r->holding) {
+    r->holding = hold;
+    wh_bus_hold(r->input, hold);
+  }
+}
+
+void wh_relay_throttle(wh_relay_t *r, wh_bus_t *input) {
+  r->input = input;
+  s_relay_hold(r);
+}
+
+void wh_relay_committed(wh_relay_t *r) {
+  for (int i = 0; i < r->nput; i++) {
+    s_frame_t *f = &r->put[i];
+    r->written += !f->carried; /* rows of the outbox table, which emptying drops */
+    if (f->id > r->head) r->head = f->id;
+    if (!r->behind && !r->put_unmatched && f->id && r->qlen < RELAY_QUEUE) {
+      r->queue[(r->qhead + r->qlen++) % RELAY_QUEUE] = *f;
+      if (f->id > r->high) r->high = f->id;
+    } else {
+      r->behind = 1; /* stored; read back once the queue has drained */
+      free(f->bytes);
+    }
+  }
+  r->nput = r->ncarried = 0;
+  r->put_unmatched = 0;
+  wh_rows_reset(&r->rows);
+  s_relay_pump(r);
+  s_relay_hold(r);
+}
+
+/* Delivered up to here: below the oldest row in flight or queued, and
+ * below what may be stored unread (behind) or not yet committed. */
+static uint64_t s_relay_line(const wh_relay_t *r) {
+  if (!r->line_loaded) return 0;
+  uint64_t line = r->behind ? r->high : r->head;
+  for (size_t i = 0; i < SLOTS; i++)
+    if (r->inflight[i].id && r->inflight[i].id <= line) line = r->inflight[i].id - 1;
+  for (int i = 0; i < r->qlen; i++) {
+    uint64_t id = r->queue[(r->qhead + i) % RELAY_QUEUE].id;
+    if (id <= line) line = id - 1;
+  }
+  return line;
+}
+
+/* Moves the line in the table, committed lazily: a line lost in a crash
+ * only means rows above the older line are sent again, and the receiver's
+ * inbox makes the repeats harmless. The builder's `taken` statement goes
+ * in the same transaction, so what it drops is never above a stored line. */
+static void s_relay_store_line(wh_relay_t *r) {
+  uint64_t line = s_relay_line(r);
+  if (line > r->line) r->line = line;
+  if (r->line <= r->line_stored || wh_pg_ready(r->pg)) return;
+  wh_rows_reset(&r->line_row);
+  wh_rows_next(&r->line_row);
+  wh_rows_int(&r->line_row, 0, (int64_t)r->line);
+  const char *v[1] = {r->dest};
+  wh_pg_step_t steps[2] = {{.st = &s_line_move, .rows = &r->line_row, .nextra = 1, .extra = v},
+                           {.st = r->builder ? r->builder->taken : NULL, .rows = &r->line_row}};
+  int nsteps = steps[1].st ? 2 : 1;
+  if (wh_pg_pipeline(r->pg, 1, steps, nsteps, WH_PG_COMMIT_LAZILY) == 0) r->line_stored = r->line;
+}
+
+/* Empties the table once everything it holds is delivered: nothing in
+ * flight, queued, unread or being written, and the line at the newest row.
+ * TRUNCATE drops the rows at the cost of a few files, where deleting them
+ * would write a record apiece and leave them to vacuum. It waits for no
+ * one: a reader holding the table (an operator's query) makes it give up
+ * until the next time. */
+static void s_relay_empty(wh_relay_t *r, int64_t now) {
+  if (!r->written || !r->line_loaded || r->behind || r->qlen || r->ninflight || r->nput) return;
+  if (r->written < RELAY_EMPTY_ROWS && now - r->emptied_ms < RELAY_EMPTY_MS) return;
+  s_relay_store_line(r);
+  if (r->line != r->head || wh_pg_ready(r->pg)) return;
+  r->emptied_ms = now;
+  if (wh_pg_exec(r->pg, "BEGIN; SET LOCAL lock_timeout = '100ms'; TRUNCATE outbox; COMMIT")) {
+    wh_pg_rollback(r->pg);
+    return;
+  }
+  r->written = 0;
+}
+
+static void s_relay_on_scan(uv_timer_t *t) {
+  wh_relay_t *r = t->data;
+  int64_t now = wh_clock_now_ms();
+  s_relay_pump(r);
+  s_relay_resend_overdue(r, now);
+  s_relay_store_line(r);
+  s_relay_empty(r, now);
+  s_relay_hold(r);
+}
+
+/* Takes one answer from the receiver. Returns 1 when it acknowledged a
+ * row, else 0. */
+static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
+  s_slot_t *slot = s_find(r->inflight, a->delivery_tag);
+  if (a->status == WHISTLE__ACK_STATUS__ACK_OK) {
+    if (slot->id == a->delivery_tag) {
+      s_remove(r->inflight, a->delivery_tag);
+      r->ninflight--;
+    }
+    return 1;
+  }
+  if (a->status == WHISTLE__ACK_STATUS__ACK_REJECTED) {
+    char tag[24];
+    snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
+    const char *text = a->error && a->error->text ? a->error->text : "rejected";
+    wh_error("%s rejected message %s: %s; parked", r->dest, a->message_id, text);
+    /* A carried message that is not stored is parked whole: built again. */
+    s_built_t built = {0};
+    if (r->builder && s_relay_build(r, &a->delivery_tag, 1, &built)) built.bytes = NULL;
+    const char *v[4] = {tag, text, a->message_id, (const char *)built.bytes};
+    int lens[4] = {0, 0, 0, (int)built.len}, fmts[4] = {0, 0, 0, 1};
+    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 4, v, lens, fmts);
+    free(built.bytes);
+    if (!res) {
+      if (slot->id == a->delivery_tag) slot->sent_ms = 0; /* not parked: it stays owed */
+      return 0;
+    }
+    PQclear(res);
+    if (slot->id == a->delivery_tag) {
+      s_remove(r->inflight, a->delivery_tag);
+      r->ninflight--;
+    }
+  } else if (slot->id == a->delivery_tag) {
+    /* Retry: let the next scan send it again, after its predecessor.
+     * A message that waits for long waits for one that may never
+     * come (refused, parked): that must not go unseen. */
+    int64_t now = wh_clock_now_ms();
+    if (!slot->warned && now - slot->first_ms >= RELAY_STUCK_MS) {
+      slot->warned = 1;
+      wh_warn("%s has waited %" PRId64 " s for an earlier message of its ticket before"
+              " taking outbox row %" PRIu64 " (message %s); it is sent again until then",
+              r->dest, (now - slot->first_ms) / 1000, a->delivery_tag, a->message_id);
+    }
+    slot->sent_ms = 0;
+  }
+  return 0;
+}
+
+static void s_relay_on_line_timer(uv_timer_t *t) { s_relay_store_line(t->data); }
+
+static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
+  wh_relay_t *r = arg;
+  zmq_msg_t head, body;
+  int got = 0, frames = 0;
+  while (frames++ < RELAY_WINDOW && wh_bus_recv(bus, &head, &body) == 1) {
+    Whistle__Envelope *env;
+    if (wh_env_unpack_in(r->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0) {
+      if (env->body_case == WHISTLE__ENVELOPE__BODY_ACKS) {
+        for (size_t i = 0; i < env->acks->n_acks; i++) got += s_relay_take_ack(r, env->acks->acks[i]);
+      } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ACK) {
+        got += s_relay_take_ack(r, env->ack);
+      } else if (env->body_case == WHISTLE__ENVELOPE__BODY_ERROR) {
+        wh_warn("%s answered an error: %s", r->dest, env->error->text);
+      }
+    }
+    wh_arena_reset(r->arena);
+    zmq_msg_close(&head);
+    zmq_msg_close(&body);
+  }
+  if (got) {
+    /* The line follows the acknowledgements of the next RELAY_LINE_MS in
+     * one update, not one transaction per answer: at a few hundred tickets
+     * a second that was a transaction of its own per ticket and stage. */
+    if (!uv_is_active((uv_handle_t *)&r->line_timer))
+      uv_timer_start(&r->line_timer, s_relay_on_line_timer, RELAY_LINE_MS, 0);
+    r->acked_ms = wh_clock_now_ms();
+    s_relay_pump(r);
+  }
+  s_relay_hold(r);
+}
+
+wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+                         const char *dest, const char *endpoint) {
+  wh_relay_t *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->pg = pg;
+  r->dest = strdup(dest);
+  r->behind = 1; /* what a previous run left is read from the table */
+  wh_rows_init(&r->rows, 4);
+  wh_rows_init(&r->line_row, 1);
+  r->written = 1; /* a previous run may have left rows: empty once drained */
+  r->emptied_ms = wh_clock_now_ms();
+  r->inflight = calloc(SLOTS, sizeof *r->inflight);
+  r->queue = calloc(RELAY_QUEUE, sizeof *r->queue);
+  r->arena = wh_arena_new();
+  r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, keys, dest, s_relay_on_ack, r);
+  if (!r->bus || !r->inflight || !r->queue || !r->dest || !r->arena) {
+    wh_bus_destroy(&r->bus);
+    wh_arena_destroy(&r->arena);
+    free(r->inflight);
+    free(r->queue);
+    free(r->dest);
+    free(r);
+    return NULL;
+  }
+  uv_timer_init(loop, &r->scan);
+  r->scan.data = r;
+  uv_timer_start(&r->scan, s_relay_on_scan, 50, RELAY_SCAN_MS);
+  uv_timer_init(loop, &r->line_timer);
+  r->line_timer.data = r;
+  r->open_handles = 2;
+  return r;
+}
+
+static void s_relay_closed(uv_handle_t *h) {
+  wh_relay_t *r = h->data;
+  if (--r->open_handles) return;
+  s_frames_free(r->put, r->nput);
+  for (int i = 0; i < r->qlen; i++) free(r->queue[(r->qhead + i) % RELAY_QUEUE].bytes);
+  free(r->put);
+  free(r->queue);
+  wh_rows_free(&r->line_row);
+  wh_rows_free(&r->rows);
+  wh_arena_destroy(&r->arena);
+  free(r->out.buf);
+  free(r->inflight);
+  free(r->dest);
+  free(r);
+}
+
+void wh_relay_destroy(wh_relay_t **self_p) {
+  if (!self_p || !*self_p) return;
+  wh_relay_t *r = *self_p;
+  *self_p = NULL;
+  wh_bus_destroy(&r->bus);
+  /* Acknowledgements still to be recorded: a stop records them, when the
+   * database is there, so a restart does not send those messages again. */
+  if (uv_is_active((uv_handle_t *)&r->line_timer) && wh_pg_conn(r->pg)) s_relay_store_line(r);
+  uv_close((uv_handle_t *)&r->scan, s_relay_closed);
+  uv_close((uv_handle_t *)&r->line_timer, s_relay_closed);
+}
