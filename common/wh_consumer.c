@@ -13,9 +13,6 @@
 
 #define CONSUMER_BATCH WH_CONSUMER_BATCH
 
-static int s_same_claim(const wh_claim_t *a, const wh_claim_t *b) {
-  return a->seq == b->seq && !strcmp(a->ticket_id, b->ticket_id) && !strcmp(a->source, b->source);
-}
 
 /* ---- consumer ---------------------------------------------------------- */
 
@@ -170,7 +167,7 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to, int trust_first) {
     wh_claim_t *a = &claims[asked[k]];
     for (int i = 0; i < n && a->claim == WH_INBOX_APPLY; i++) {
       wh_claim_t *b = &claims[i];
-      if (b == a || b->claim != WH_INBOX_APPLY || !s_same_claim(a, b)) continue;
+      if (b == a || b->claim != WH_INBOX_APPLY || !wh_claim_same(a, b)) continue;
       (i < asked[k] ? a : b)->claim = WH_INBOX_SEEN;
     }
   }

@@ -27,7 +27,7 @@ typedef struct {
   int n;
 } s_claims_t;
 
-static int s_same_claim(const wh_claim_t *a, const wh_claim_t *b) {
+int wh_claim_same(const wh_claim_t *a, const wh_claim_t *b) {
   return a->seq == b->seq && !strcmp(a->ticket_id, b->ticket_id) && !strcmp(a->source, b->source);
 }
 
@@ -89,7 +89,7 @@ static int s_claim(wh_pg_t *pg, int begin, const wh_stmt_t *st, const wh_stmt_t 
     wh_claim_t *c = &claims[i];
     if (c->claim >= 0) continue;
     for (int k = 0; k < i && c->claim < 0; k++) /* a copy of one claimed just now */
-      if (claims[k].claim == WH_INBOX_APPLY && s_same_claim(&claims[k], c)) c->claim = WH_INBOX_SEEN;
+      if (claims[k].claim == WH_INBOX_APPLY && wh_claim_same(&claims[k], c)) c->claim = WH_INBOX_SEEN;
     if (c->claim >= 0) continue;
     const char *v[2] = {c->source, c->ticket_id};
     PGresult *res = wh_pg_run(pg, &s_inbox_get, 2, v, NULL, NULL);

@@ -26,6 +26,9 @@ int wh_inbox_claim_batch(wh_pg_t *pg, wh_claim_t *claims, int n);
 /* The same for one message: returns a WH_INBOX_* value or WH_EDB. */
 int wh_inbox_claim(wh_pg_t *pg, const char *source, const char *ticket_id, uint32_t seq);
 
+/* 1 when a and b claim the same (source, ticket, seq). */
+int wh_claim_same(const wh_claim_t *a, const wh_claim_t *b);
+
 /* The claim a consumer makes: the inbox table alone, or (first_applied,
  * see wh_consumer_ops_t) the service's state rows for first messages. */
 typedef struct {

@@ -732,7 +732,8 @@ static void codec_survives_mutated_frames(void **state) {
  * its name, and a pair never replaced. */
 static void keys_and_keyring(void **state) {
   (void)state;
-  char dir[] = "/tmp/wh-keys-XXXXXX", err[512], path[600];
+  char dir[] = "/tmp/wh-keys-XXXXXX"; /* mkdtemp's template */
+  char err[512], path[600];
   assert_non_null(mkdtemp(dir));
   assert_int_equal(wh_keygen(dir, "intake", err, sizeof err), 0);
   assert_int_equal(wh_keygen(dir, "water", err, sizeof err), 0);
