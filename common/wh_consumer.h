@@ -83,7 +83,7 @@ typedef struct {
 wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
                                const char *endpoint, const wh_consumer_ops_t *ops, void *svc);
 void wh_consumer_destroy(wh_consumer_t **self_p);
-/* The consumer's ROUTER (borrowed), e.g. for wh_relay_throttle. */
+/* The consumer's ROUTER (borrowed), e.g. for wh_outbox_throttle. */
 wh_bus_t *wh_consumer_bus(wh_consumer_t *c);
 /* Sends env to the peer a request came from. Returns 0 or WH_EZMQ. */
 int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);

@@ -108,3 +108,18 @@ const wh_migration_t wh_outbox_migration_4 = {
  * is the top of what was reserved, not of what was used). */
 const wh_migration_t wh_outbox_migration_5 = {"000_outbox_5_id_cache",
                                               "ALTER SEQUENCE outbox_id_seq CACHE 1000;"};
+
+/* Parking in order: a message its receiver refused is parked (copied to
+ * outbox_parked with the reason), and so is every later message of its
+ * ticket to that destination, marked with the refused one it waits behind
+ * (behind), instead of being sent again for ever behind it. A redrive
+ * sends a ticket's parked messages again, oldest first, as new outbox
+ * rows, and marks them redriven (redriven_at); what is still parked is
+ * the rows with no redriven_at. */
+const wh_migration_t wh_outbox_migration_6 = {
+    "000_outbox_6_parked_in_order",
+    "ALTER TABLE outbox_parked ADD COLUMN redriven_at timestamptz;"
+    "ALTER TABLE outbox_parked ADD COLUMN behind text;"
+    "CREATE INDEX outbox_parked_waiting ON outbox_parked (dest, ticket_id)"
+    "  WHERE redriven_at IS NULL;"
+    "CREATE INDEX outbox_parked_message ON outbox_parked (message_id);"};

@@ -1,25 +1,21 @@
 /* wh_outbox - no issue lost, none handled twice.
  *
  * A sender writes its state change and the envelopes it will emit in one
- * transaction (wh_outbox_put). A relay per destination sends undelivered rows
- * over a DEALER socket, oldest first, keeps at most a window of them in
- * flight, and counts a row delivered only when the receiver acknowledges
- * it; what is not acknowledged within the resend interval is sent again,
- * across restarts, because the rows are the truth and memory only a cache.
- * What a relay has ready goes out as one frame (a Batch of envelopes), and
- * a row's first sending, from the memory of the transaction that committed
- * it, is marked first_send. The outbox is a log: a line per destination says what is delivered, and
- * the relay empties the table when all of it is. A service's outbox has
- * one relay (one destination) and one writer, the service itself.
- *
- * A receiver (wh_consumer) drains whatever has arrived, applies it all in one
- * transaction together with its inbox rows, commits, then acknowledges. Each
- * table is written once per batch, however many messages the batch holds
- * (wh_rows_t): under load one commit carries hundreds of messages, and when
- * idle a batch is one message, so nothing waits for company. The
- * inbox keeps, per sender and ticket, the last sequence applied: a repeat is
- * acknowledged and ignored, and an event that arrives before its predecessor
- * is answered "retry", so events of one ticket apply in order. */
+ * transaction (wh_outbox_put). A service's outbox is one table serving any
+ * number of destinations, a relay per destination: each relay sends its
+ * destination's undelivered rows over a DEALER socket, oldest first, keeps
+ * at most a window of them in flight, and counts a row delivered only when
+ * the receiver acknowledges it; what is not acknowledged within the resend
+ * interval is sent again, across restarts, because the rows are the truth
+ * and memory only a cache. What a relay has ready goes out as one frame (a
+ * Batch of envelopes), and a row's first sending, from the memory of the
+ * transaction that committed it, is marked first_send. The outbox is a log:
+ * a line per destination (outbox_line) says what that destination has
+ * been delivered, and the table is emptied only when every destination's
+ * line has passed every row in it (the database is asked, under the
+ * table's lock, before emptying). A service is its outbox's one writer.
+ * The receiving side is wh_consumer (wh_consumer.h) with its inbox
+ * (wh_inbox.h). */
 #ifndef WH_OUTBOX_H
 #define WH_OUTBOX_H
 
@@ -39,22 +35,54 @@ extern const wh_migration_t wh_outbox_migration_2;
 extern const wh_migration_t wh_outbox_migration_3;
 extern const wh_migration_t wh_outbox_migration_4;
 extern const wh_migration_t wh_outbox_migration_5;
+extern const wh_migration_t wh_outbox_migration_6;
 
 typedef struct wh_relay_s wh_relay_t;
+typedef struct wh_outbox_s wh_outbox_t;
+
+/* Destinations one outbox serves at most. */
+#define WH_OUTBOX_DESTS 8
+
+/* A service's outbox over pg (borrowed). Its relays are made with
+ * wh_relay_new and destroyed before it. */
+wh_outbox_t *wh_outbox_new(wh_pg_t *pg);
+void wh_outbox_destroy(wh_outbox_t **self_p);
+/* Holds input (borrowed; the bus the service takes its work from) while
+ * any of the outbox's relays is backed up: while committed messages wait
+ * for room and the receiver is acknowledging. Call once the relays exist. */
+void wh_outbox_throttle(wh_outbox_t *ob, wh_bus_t *input);
 
 /* Messages a relay keeps in flight (sent, not yet acknowledged), at most. */
 #define WH_RELAY_WINDOW 1024
 
-/* Starts relaying pg's outbox rows for dest to endpoint. With keys, the
- * relay is a CURVE client that must find dest's key at endpoint. Returns
- * NULL on failure. The relay borrows loop, ctx, pg and keys. */
-wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+/* A parked message: refused by its receiver, or waiting behind one of
+ * its ticket that was (behind names it). Strings are borrowed for the
+ * call that hands it over. */
+typedef struct {
+  uint64_t id; /* the outbox row it was parked from */
+  const char *dest, *message_id, *ticket_id, *reason, *behind;
+  uint32_t seq;
+  int64_t parked_at_ms;
+} wh_parked_msg_t;
+
+/* Hands each of the next max parked messages (id above after, oldest
+ * first) to each; *more says whether there are others after them.
+ * Returns how many, or WH_EDB. */
+int wh_outbox_parked(wh_outbox_t *ob, uint64_t after, int max,
+                     void (*each)(void *arg, const wh_parked_msg_t *m), void *arg, int *more);
+/* Sends the parked message message_id again, with every other parked
+ * message of its ticket to the same destination, oldest first: they
+ * become outbox rows again, and the relay sends them in order. Returns how
+ * many, WH_ENOTFOUND (nothing parked by that id) or WH_EDB. */
+int wh_outbox_redrive(wh_outbox_t *ob, const char *message_id);
+
+/* Starts relaying ob's rows for dest (one relay per destination) to
+ * endpoint. With keys, the relay is a CURVE client that must find dest's
+ * key at endpoint. Returns NULL on failure. The relay borrows loop, ctx, ob
+ * and keys. */
+wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_outbox_t *ob, const wh_keys_t *keys,
                          const char *dest, const char *endpoint);
 void wh_relay_destroy(wh_relay_t **self_p);
-/* Holds input (borrowed; the bus the service takes its work from) while
- * this relay is backed up: while committed messages wait for room and the
- * receiver is acknowledging. Call once, after both exist. */
-void wh_relay_throttle(wh_relay_t *relay, wh_bus_t *input);
 
 /* Writing, inside the caller's open transaction:
  *   wh_outbox_put     stamps env with a new message id, sender and creation

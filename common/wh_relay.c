@@ -60,7 +60,25 @@ static const wh_stmt_t s_parked = {
     " UNION ALL SELECT id, dest, $3::text, ticket_id, seq, coalesce(payload, $4), created_at,"
     "   NULL, now(), $2"
     "   FROM outbox_carried c WHERE id = $1 AND NOT EXISTS (SELECT FROM p)"
-    "   AND NOT EXISTS (SELECT FROM outbox_parked q WHERE q.id = $1)"};
+    "   AND NOT EXISTS (SELECT FROM outbox_parked q WHERE q.id = $1)"
+    " RETURNING ticket_id, message_id"};
+/* Parks row $1 (message $3 of ticket $4, seq $5, bytes $6) behind the
+ * refused message $8 of its ticket, with the reason $7, without sending
+ * it: from the outbox when it is there, else from what the relay holds. */
+static const wh_stmt_t s_park_behind = {
+    "wh_outbox_park_behind",
+    "WITH u AS (UPDATE outbox SET parked_at = now(), last_error = $7 WHERE id = $1::bigint"
+    "   RETURNING created_at)"
+    " INSERT INTO outbox_parked (id, dest, message_id, ticket_id, seq, payload, created_at,"
+    "   parked_at, last_error, behind)"
+    " SELECT $1::bigint, $2, $3, $4, $5::integer, $6::bytea,"
+    "   coalesce((SELECT created_at FROM u), now()), now(), $7, $8"
+    " WHERE NOT EXISTS (SELECT FROM outbox_parked WHERE id = $1::bigint)"};
+/* The tickets whose messages to $1 wait behind a refused one, with it. */
+static const wh_stmt_t s_parked_tickets = {
+    "wh_outbox_parked_tickets",
+    "SELECT DISTINCT ON (ticket_id) ticket_id, message_id FROM outbox_parked"
+    " WHERE dest = $1 AND redriven_at IS NULL ORDER BY ticket_id, id"};
 /* ---- the in-flight table: outbox id -> time sent ---------------------- */
 
 typedef struct {
@@ -107,10 +125,81 @@ typedef struct {
   size_t len;
   char mid[64];
   int carried;    /* in the caller's state row (wh_outbox_carry), not an outbox row */
-  char ticket[40]; /* a carried message is matched to its row by ticket */
+  char ticket[72]; /* a carried message is matched to its row by ticket */
 } s_frame_t;
 
+/* Tickets with a parked message, and the refused message each waits
+ * behind: a set of strings by open addressing, emptied and refilled from
+ * the table when a redrive changes it. */
+typedef struct {
+  char ticket[72];
+  char head[200];
+} s_parked_t;
+
+typedef struct {
+  s_parked_t *slots;
+  size_t cap, n; /* cap a power of two, or 0 */
+} s_parked_set_t;
+
+static size_t s_hash(const char *s) {
+  size_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static s_parked_t *s_parked_find(const s_parked_set_t *set, const char *ticket) {
+  if (!set->n) return NULL;
+  for (size_t i = s_hash(ticket) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+    if (!set->slots[i].ticket[0]) return NULL;
+    if (!strcmp(set->slots[i].ticket, ticket)) return &set->slots[i];
+  }
+}
+
+/* Returns 0, or WH_ENOMEM (the set unchanged). */
+static int s_parked_add(s_parked_set_t *set, const char *ticket, const char *head) {
+  if (s_parked_find(set, ticket)) return 0;
+  if ((set->n + 1) * 2 > set->cap) {
+    size_t cap = set->cap ? set->cap * 2 : 16;
+    s_parked_t *slots = calloc(cap, sizeof *slots);
+    if (!slots) return WH_ENOMEM;
+    for (size_t i = 0; i < set->cap; i++) {
+      if (!set->slots[i].ticket[0]) continue;
+      size_t j = s_hash(set->slots[i].ticket) & (cap - 1);
+      while (slots[j].ticket[0]) j = (j + 1) & (cap - 1);
+      slots[j] = set->slots[i];
+    }
+    free(set->slots);
+    set->slots = slots;
+    set->cap = cap;
+  }
+  size_t j = s_hash(ticket) & (set->cap - 1);
+  while (set->slots[j].ticket[0]) j = (j + 1) & (set->cap - 1);
+  wh_str_copy(set->slots[j].ticket, sizeof set->slots[j].ticket, ticket);
+  wh_str_copy(set->slots[j].head, sizeof set->slots[j].head, head);
+  set->n++;
+  return 0;
+}
+
+static void s_parked_clear(s_parked_set_t *set) {
+  if (set->cap) memset(set->slots, 0, set->cap * sizeof *set->slots);
+  set->n = 0;
+}
+
+/* The outbox: one table, the relays that send from it (one per
+ * destination), and what they decide together. */
+struct wh_outbox_s {
+  wh_pg_t *pg;
+  wh_relay_t *relays[WH_OUTBOX_DESTS];
+  int nrelays;
+  long written;      /* rows written since the table was last emptied */
+  int64_t emptied_ms;
+  int64_t warned_ms; /* said that rows of no relay keep the table from emptying */
+  wh_bus_t *input;  /* held while any relay is backed up (wh_outbox_throttle) */
+  int holding;
+};
+
 struct wh_relay_s {
+  wh_outbox_t *ob;
   wh_pg_t *pg;
   wh_bus_t *bus;
   char *dest;
@@ -124,8 +213,6 @@ struct wh_relay_s {
   uint64_t head;   /* newest id this process knows to be committed */
   uint64_t line, line_stored; /* delivered up to here; as the table has it */
   int line_loaded;
-  long written;     /* rows written since the table was last emptied */
-  int64_t emptied_ms;
   /* put in the open transaction, not yet stored */
   s_frame_t *put;
   int nput, capput, ncarried;
@@ -136,8 +223,10 @@ struct wh_relay_s {
   int qhead, qlen;
   wh_rows_t line_row; /* the line, as the one row of its statement */
   int64_t acked_ms; /* when the receiver last acknowledged anything */
-  wh_bus_t *input;  /* held while this relay is backed up (wh_relay_throttle) */
-  int holding;
+  int holding;      /* backed up: its outbox holds the input */
+  s_parked_set_t parked; /* tickets whose messages wait behind a refused one */
+  int parked_loaded;
+  wh_arena_t *park_arena; /* a message decoded to be parked */
   wh_arena_t *arena; /* the answer being read */
   const wh_builder_t *builder; /* builds carried messages that are not stored */
   /* stamped envelopes that go out together, in one Batch frame */
@@ -404,6 +493,51 @@ static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t
   return 0;
 }
 
+/* Parks row id (bytes: its envelope as stored) behind the refused message
+ * of its ticket, p, instead of sending it. Returns 0, or -1 when it could
+ * not be recorded (it stays owed, and is offered again). */
+static int s_relay_park_behind(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len,
+                               const Whistle__Envelope *env, const s_parked_t *p) {
+  char ids[24], seq[16], why[320];
+  snprintf(ids, sizeof ids, "%" PRIu64, id);
+  snprintf(seq, sizeof seq, "%" PRIu32, env->seq);
+  snprintf(why, sizeof why, "waits behind %s, refused by %s", p->head, r->dest);
+  const char *v[8] = {ids, r->dest, env->message_id, env->ticket_id, seq, (const char *)bytes,
+                      why, p->head};
+  int lens[8] = {0, 0, 0, 0, 0, (int)len, 0, 0}, fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
+  PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_park_behind, 8, v, lens, fmts);
+  if (!res) return -1;
+  PQclear(res);
+  wh_warn("%s seq %" PRIu32 " (message %s) parked for %s: it %s", env->ticket_id, env->seq,
+          env->message_id, r->dest, why);
+  s_slot_t *slot = s_find(r->inflight, id);
+  if (slot->id == id) {
+    s_remove(r->inflight, id);
+    r->ninflight--;
+  }
+  return 0;
+}
+
+/* Sends row id as s_relay_send does, unless its ticket (given, or read
+ * from the bytes) has a parked message: then it is parked behind it.
+ * Returns 0 (sent or parked) or -1 (stopped; it stays owed). */
+static int s_relay_offer(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t len, int64_t now,
+                         int first, const char *ticket) {
+  if (r->parked.n) {
+    const s_parked_t *p = ticket ? s_parked_find(&r->parked, ticket) : NULL;
+    Whistle__Envelope *env = NULL;
+    if (!ticket || p) {
+      wh_arena_reset(r->park_arena);
+      if (wh_env_unpack_in(r->park_arena, bytes, len, &env) == 0)
+        p = s_parked_find(&r->parked, env->ticket_id);
+      else
+        env = NULL;
+    }
+    if (p && env) return s_relay_park_behind(r, id, bytes, len, env, p);
+  }
+  return s_relay_send(r, id, bytes, len, now, first);
+}
+
 /* Sends the rows of a binary result (id, payload) that are not in flight,
  * or in flight too long, while the window has room. Returns the number of
  * rows, or -1 when it stopped before the last one (the socket would block,
@@ -450,7 +584,8 @@ static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
       sent = -1;
       break;
     }
-    if ((slot->id != id && r->ninflight >= RELAY_WINDOW) || s_relay_send(r, id, bytes, len, now, 0)) {
+    if ((slot->id != id && r->ninflight >= RELAY_WINDOW) ||
+        s_relay_offer(r, id, bytes, len, now, 0, NULL)) {
       sent = -1;
       break;
     }
@@ -572,14 +707,31 @@ static int s_relay_load_line(wh_relay_t *r) {
   return 0;
 }
 
+/* The tickets that wait behind a refused message, as the table has them. */
+static int s_relay_load_parked(wh_relay_t *r) {
+  const char *v[1] = {r->dest};
+  if (wh_pg_ready(r->pg)) return -1;
+  PGresult *res = wh_pg_run(r->pg, &s_parked_tickets, 1, v, NULL, NULL);
+  if (!res) return -1;
+  s_parked_clear(&r->parked);
+  int rc = 0;
+  for (int i = 0; i < PQntuples(res) && !rc; i++)
+    rc = s_parked_add(&r->parked, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+  PQclear(res);
+  if (rc) return -1;
+  r->parked_loaded = 1;
+  return 0;
+}
+
 static void s_relay_pump_rows(wh_relay_t *r) {
   int64_t now = wh_clock_now_ms();
   if (!r->line_loaded && s_relay_load_line(r)) return;
+  if (!r->parked_loaded && s_relay_load_parked(r)) return;
   while (r->qlen && r->ninflight < RELAY_WINDOW) {
     s_frame_t *f = &r->queue[r->qhead];
     /* A queued frame was committed by this process and never sent: rows
      * are read back from the table only above the newest one queued. */
-    if (s_relay_send(r, f->id, f->bytes, f->len, now, 1)) return;
+    if (s_relay_offer(r, f->id, f->bytes, f->len, now, 1, f->ticket)) return;
     free(f->bytes);
     r->qhead = (r->qhead + 1) % RELAY_QUEUE;
     r->qlen--;
@@ -605,24 +757,28 @@ static void s_relay_pump(wh_relay_t *r) {
  * database as much again. A receiver that has gone quiet (stopped, or down)
  * releases the input: the table takes the backlog, and nothing that arrives
  * waits on a peer that may not come back soon. */
-static void s_relay_hold(wh_relay_t *r) {
-  if (!r->input) return;
-  int hold = (r->qlen > 0 || r->behind) && wh_clock_now_ms() - r->acked_ms < RELAY_ALIVE_MS;
-  if (hold != r->holding) {
-    r->holding = hold;
-    wh_bus_hold(r->input, hold);
-  }
+static void s_outbox_hold(wh_outbox_t *ob) {
+  int hold = 0;
+  for (int i = 0; i < ob->nrelays; i++) hold |= ob->relays[i]->holding;
+  if (ob->input && hold != ob->holding) wh_bus_hold(ob->input, hold);
+  ob->holding = hold;
 }
 
-void wh_relay_throttle(wh_relay_t *r, wh_bus_t *input) {
-  r->input = input;
-  s_relay_hold(r);
+static void s_relay_hold(wh_relay_t *r) {
+  r->holding = (r->qlen > 0 || r->behind) && wh_clock_now_ms() - r->acked_ms < RELAY_ALIVE_MS;
+  if (r->ob) s_outbox_hold(r->ob);
+}
+
+void wh_outbox_throttle(wh_outbox_t *ob, wh_bus_t *input) {
+  ob->input = input;
+  ob->holding = 0;
+  s_outbox_hold(ob);
 }
 
 void wh_relay_committed(wh_relay_t *r) {
   for (int i = 0; i < r->nput; i++) {
     s_frame_t *f = &r->put[i];
-    r->written += !f->carried; /* rows of the outbox table, which emptying drops */
+    if (r->ob) r->ob->written += !f->carried; /* rows of the outbox table, which emptying drops */
     if (f->id > r->head) r->head = f->id;
     if (!r->behind && !r->put_unmatched && f->id && r->qlen < RELAY_QUEUE) {
       r->queue[(r->qhead + r->qlen++) % RELAY_QUEUE] = *f;
@@ -671,23 +827,60 @@ static void s_relay_store_line(wh_relay_t *r) {
   if (wh_pg_pipeline(r->pg, 1, steps, nsteps, WH_PG_COMMIT_LAZILY) == 0) r->line_stored = r->line;
 }
 
-/* Empties the table once everything it holds is delivered: nothing in
- * flight, queued, unread or being written, and the line at the newest row.
+/* What the outbox table still owes, by destination, as the database
+ * sees it (rows above their destination's stored line, not parked). */
+static const wh_stmt_t s_owed_in_table = {
+    "wh_outbox_owed_in_table",
+    "SELECT o.dest, count(*) FROM outbox o LEFT JOIN outbox_line l ON l.dest = o.dest"
+    " WHERE o.parked_at IS NULL AND o.id > coalesce(l.upto, 0) GROUP BY o.dest ORDER BY o.dest"};
+
+/* 1 when relay r has delivered everything this process knows of: nothing
+ * in flight, queued, unread or being written, and its line stored at the
+ * newest row of its destination. */
+static int s_relay_drained(wh_relay_t *r) {
+  if (!r->line_loaded || r->behind || r->qlen || r->ninflight || r->nput) return 0;
+  s_relay_store_line(r);
+  return r->line == r->head && r->line_stored == r->line;
+}
+
+/* Empties the table once every destination has been delivered all of it.
  * TRUNCATE drops the rows at the cost of a few files, where deleting them
  * would write a record apiece and leave them to vacuum. It waits for no
  * one: a reader holding the table (an operator's query) makes it give up
- * until the next time. */
-static void s_relay_empty(wh_relay_t *r, int64_t now) {
-  if (!r->written || !r->line_loaded || r->behind || r->qlen || r->ninflight || r->nput) return;
-  if (r->written < RELAY_EMPTY_ROWS && now - r->emptied_ms < RELAY_EMPTY_MS) return;
-  s_relay_store_line(r);
-  if (r->line != r->head || wh_pg_ready(r->pg)) return;
-  r->emptied_ms = now;
-  if (wh_pg_exec(r->pg, "BEGIN; SET LOCAL lock_timeout = '100ms'; TRUNCATE outbox; COMMIT")) {
-    wh_pg_rollback(r->pg);
+ * until the next time. The relays' word is not taken alone: under the
+ * table's lock the database is asked whether any row is still owed, to a
+ * relay of this process or to a destination none serves (one configured
+ * before, or soon), and the table is emptied only when none is. */
+static void s_outbox_empty(wh_outbox_t *ob, int64_t now) {
+  if (!ob->written) return;
+  if (ob->written < RELAY_EMPTY_ROWS && now - ob->emptied_ms < RELAY_EMPTY_MS) return;
+  for (int i = 0; i < ob->nrelays; i++)
+    if (!s_relay_drained(ob->relays[i])) return;
+  if (wh_pg_ready(ob->pg)) return;
+  ob->emptied_ms = now;
+  if (wh_pg_exec(ob->pg, "BEGIN; SET LOCAL lock_timeout = '100ms';"
+                         " LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")) {
+    wh_pg_rollback(ob->pg);
     return;
   }
-  r->written = 0;
+  PGresult *res = wh_pg_run(ob->pg, &s_owed_in_table, 0, NULL, NULL, NULL);
+  if (!res || PQntuples(res) > 0) {
+    if (res && now - ob->warned_ms >= RELAY_STUCK_MS) {
+      ob->warned_ms = now;
+      wh_warn("the outbox is not emptied: it still owes %s %s message%s%s", PQgetvalue(res, 0, 0),
+              PQgetvalue(res, 0, 1), strcmp(PQgetvalue(res, 0, 1), "1") ? "s" : "",
+              PQntuples(res) > 1 ? ", and other destinations theirs" : "");
+    }
+    PQclear(res);
+    wh_pg_rollback(ob->pg);
+    return;
+  }
+  PQclear(res);
+  if (wh_pg_exec(ob->pg, "TRUNCATE outbox; COMMIT")) {
+    wh_pg_rollback(ob->pg);
+    return;
+  }
+  ob->written = 0;
 }
 
 static void s_relay_on_scan(uv_timer_t *t) {
@@ -696,7 +889,7 @@ static void s_relay_on_scan(uv_timer_t *t) {
   s_relay_pump(r);
   s_relay_resend_overdue(r, now);
   s_relay_store_line(r);
-  s_relay_empty(r, now);
+  if (r->ob) s_outbox_empty(r->ob, now);
   s_relay_hold(r);
 }
 
@@ -715,7 +908,8 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     char tag[24];
     snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
     const char *text = a->error && a->error->text ? a->error->text : "rejected";
-    wh_error("%s rejected message %s: %s; parked", r->dest, a->message_id, text);
+    wh_error("%s rejected message %s: %s; parked, with its ticket's later messages", r->dest,
+             a->message_id, text);
     /* A carried message that is not stored is parked whole: built again. */
     s_built_t built = {0};
     if (r->builder && s_relay_build(r, &a->delivery_tag, 1, &built)) built.bytes = NULL;
@@ -727,6 +921,9 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
       if (slot->id == a->delivery_tag) slot->sent_ms = 0; /* not parked: it stays owed */
       return 0;
     }
+    /* Its ticket's later messages are parked behind it, not sent. */
+    if (PQntuples(res) == 1 && s_parked_add(&r->parked, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)))
+      r->parked_loaded = 0; /* read again from the table before sending more */
     PQclear(res);
     if (slot->id == a->delivery_tag) {
       s_remove(r->inflight, a->delivery_tag);
@@ -781,30 +978,128 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   s_relay_hold(r);
 }
 
-wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
+/* ---- what is parked, and sending it again ------------------------------ */
+
+static const wh_stmt_t s_parked_list = {
+    "wh_outbox_parked_list",
+    "SELECT id, dest, message_id, ticket_id, seq,"
+    "   (extract(epoch FROM parked_at) * 1000)::bigint, coalesce(last_error, ''),"
+    "   coalesce(behind, '')"
+    " FROM outbox_parked WHERE redriven_at IS NULL AND id > $1::bigint ORDER BY id LIMIT $2"};
+/* A ticket's parked messages to one destination become outbox rows again,
+ * oldest first (the sequence gives their new ids in that order), and are
+ * marked redriven; one statement, so all or none. */
+static const wh_stmt_t s_redrive = {
+    "wh_outbox_redrive",
+    "WITH h AS (SELECT dest, ticket_id FROM outbox_parked"
+    "   WHERE message_id = $1 AND redriven_at IS NULL LIMIT 1),"
+    " r AS (UPDATE outbox_parked p SET redriven_at = now() FROM h"
+    "   WHERE p.dest = h.dest AND p.ticket_id = h.ticket_id AND p.redriven_at IS NULL"
+    "   RETURNING p.id, p.dest, p.message_id, p.ticket_id, p.seq, p.payload),"
+    " i AS (INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
+    "   SELECT dest, message_id, ticket_id, seq, payload FROM r ORDER BY id RETURNING id)"
+    " SELECT count(*) FROM i"};
+
+int wh_outbox_parked(wh_outbox_t *ob, uint64_t after, int max,
+                     void (*each)(void *arg, const wh_parked_msg_t *m), void *arg, int *more) {
+  char after_s[24], lim[16];
+  snprintf(after_s, sizeof after_s, "%" PRIu64, after);
+  snprintf(lim, sizeof lim, "%d", max + 1);
+  const char *v[2] = {after_s, lim};
+  PGresult *res = wh_pg_ready(ob->pg) ? NULL : wh_pg_run(ob->pg, &s_parked_list, 2, v, NULL, NULL);
+  if (!res) return WH_EDB;
+  int n = PQntuples(res) > max ? max : PQntuples(res);
+  *more = PQntuples(res) > max;
+  for (int i = 0; i < n; i++) {
+    wh_parked_msg_t m = {
+        .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
+        .dest = PQgetvalue(res, i, 1),
+        .message_id = PQgetvalue(res, i, 2),
+        .ticket_id = PQgetvalue(res, i, 3),
+        .seq = (uint32_t)strtoul(PQgetvalue(res, i, 4), NULL, 10),
+        .parked_at_ms = strtoll(PQgetvalue(res, i, 5), NULL, 10),
+        .reason = PQgetvalue(res, i, 6),
+        .behind = PQgetvalue(res, i, 7),
+    };
+    each(arg, &m);
+  }
+  PQclear(res);
+  return n;
+}
+
+int wh_outbox_redrive(wh_outbox_t *ob, const char *message_id) {
+  const char *v[1] = {message_id};
+  PGresult *res = wh_pg_ready(ob->pg) ? NULL : wh_pg_run(ob->pg, &s_redrive, 1, v, NULL, NULL);
+  if (!res) return WH_EDB;
+  int n = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+  PQclear(res);
+  if (n == 0) return WH_ENOTFOUND;
+  wh_info("message %s sent again, with its ticket's other parked messages (%d in all)",
+          message_id, n);
+  ob->written += n;
+  /* Each relay reads what is parked again and what is new in the table. */
+  for (int i = 0; i < ob->nrelays; i++) {
+    wh_relay_t *r = ob->relays[i];
+    r->parked_loaded = 0;
+    r->behind = 1;
+    s_relay_pump(r);
+    s_relay_hold(r);
+  }
+  return n;
+}
+
+wh_outbox_t *wh_outbox_new(wh_pg_t *pg) {
+  wh_outbox_t *ob = calloc(1, sizeof *ob);
+  if (!ob) return NULL;
+  ob->pg = pg;
+  ob->written = 1; /* a previous run may have left rows: empty once drained */
+  ob->emptied_ms = wh_clock_now_ms();
+  return ob;
+}
+
+void wh_outbox_destroy(wh_outbox_t **self_p) {
+  if (!self_p || !*self_p) return;
+  wh_outbox_t *ob = *self_p;
+  *self_p = NULL;
+  for (int i = 0; i < ob->nrelays; i++) ob->relays[i]->ob = NULL;
+  free(ob);
+}
+
+wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_outbox_t *ob, const wh_keys_t *keys,
                          const char *dest, const char *endpoint) {
+  if (ob->nrelays == WH_OUTBOX_DESTS) {
+    wh_error("an outbox serves at most %d destinations", WH_OUTBOX_DESTS);
+    return NULL;
+  }
+  for (int i = 0; i < ob->nrelays; i++)
+    if (!strcmp(ob->relays[i]->dest, dest)) {
+      wh_error("the outbox has a relay to %s already", dest);
+      return NULL;
+    }
   wh_relay_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
-  r->pg = pg;
+  r->ob = ob;
+  r->pg = ob->pg;
   r->dest = strdup(dest);
   r->behind = 1; /* what a previous run left is read from the table */
   wh_rows_init(&r->rows, 4);
   wh_rows_init(&r->line_row, 1);
-  r->written = 1; /* a previous run may have left rows: empty once drained */
-  r->emptied_ms = wh_clock_now_ms();
   r->inflight = calloc(SLOTS, sizeof *r->inflight);
   r->queue = calloc(RELAY_QUEUE, sizeof *r->queue);
   r->arena = wh_arena_new();
+  r->park_arena = wh_arena_new();
   r->bus = wh_bus_new(loop, zctx, ZMQ_DEALER, endpoint, 0, keys, dest, s_relay_on_ack, r);
-  if (!r->bus || !r->inflight || !r->queue || !r->dest || !r->arena) {
+  if (!r->bus || !r->inflight || !r->queue || !r->dest || !r->arena || !r->park_arena) {
     wh_bus_destroy(&r->bus);
     wh_arena_destroy(&r->arena);
+    wh_arena_destroy(&r->park_arena);
     free(r->inflight);
     free(r->queue);
     free(r->dest);
     free(r);
     return NULL;
   }
+  ob->relays[ob->nrelays++] = r;
   uv_timer_init(loop, &r->scan);
   r->scan.data = r;
   uv_timer_start(&r->scan, s_relay_on_scan, 50, RELAY_SCAN_MS);
@@ -824,6 +1119,8 @@ static void s_relay_closed(uv_handle_t *h) {
   wh_rows_free(&r->line_row);
   wh_rows_free(&r->rows);
   wh_arena_destroy(&r->arena);
+  wh_arena_destroy(&r->park_arena);
+  free(r->parked.slots);
   free(r->out.buf);
   free(r->inflight);
   free(r->dest);
@@ -835,6 +1132,14 @@ void wh_relay_destroy(wh_relay_t **self_p) {
   wh_relay_t *r = *self_p;
   *self_p = NULL;
   wh_bus_destroy(&r->bus);
+  wh_outbox_t *ob = r->ob;
+  for (int i = 0; ob && i < ob->nrelays; i++)
+    if (ob->relays[i] == r) {
+      ob->relays[i] = ob->relays[--ob->nrelays];
+      r->holding = 0;
+      s_outbox_hold(ob);
+      break;
+    }
   /* Acknowledgements still to be recorded: a stop records them, when the
    * database is there, so a restart does not send those messages again. */
   if (uv_is_active((uv_handle_t *)&r->line_timer) && wh_pg_conn(r->pg)) s_relay_store_line(r);

@@ -1,5 +1,6 @@
 /* wh_service - flags, loop, context, database, signals. */
 #include "wh_service.h"
+#include "wh_outbox.h"
 #include "wh_clock.h"
 #include "wh_log.h"
 
@@ -105,6 +106,8 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
   svc->pg = wh_pg_new(svc->db, migrations);
   if (!svc->pg) return 2;
   wh_pg_set_session(svc->pg, s_session);
+  svc->outbox = wh_outbox_new(svc->pg);
+  if (!svc->outbox) return 2;
   int waited_ms = 0;
   while (wh_pg_ready(svc->pg)) {
     if (waited_ms >= 60000) {
@@ -151,6 +154,7 @@ int wh_service_run(wh_service_t *svc) {
   uv_run(svc->loop, UV_RUN_DEFAULT);
   uv_loop_close(svc->loop);
   wh_keys_destroy(&svc->keys);
+  wh_outbox_destroy(&svc->outbox);
   wh_pg_destroy(&svc->pg);
   zmq_ctx_term(svc->zctx);
   wh_info("stopped");

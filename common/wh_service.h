@@ -16,6 +16,8 @@ typedef struct wh_service_s {
   uv_loop_t *loop;
   void *zctx;
   wh_pg_t *pg;
+  /* The service's outbox (its table), which its relays share. */
+  struct wh_outbox_s *outbox;
   /* Flags; NULL when not given. */
   const char *db;        /* --db / WHISTLE_DB: libpq conninfo */
   const char *listen;    /* --listen: where this service binds its ROUTER */

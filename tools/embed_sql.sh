@@ -25,6 +25,7 @@ name=$1; out=$2; shift 2
   echo "  &wh_outbox_migration_3,"
   echo "  &wh_outbox_migration_4,"
   echo "  &wh_outbox_migration_5,"
+  echo "  &wh_outbox_migration_6,"
   echo "  NULL};"
 } > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -612,13 +612,13 @@ int dispatch_start(wh_service_t *svc) {
   if (!(d->cal = s_load(svc))) return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
-  d->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, svc->keys, "notify", svc->peer);
+  d->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "notify", svc->peer);
   d->builder = (wh_builder_t){.sender = "dispatch", .st = &s_built_rows, .build = s_build, .arg = d,
                                 .taken = &s_first_taken};
   if (d->relay) wh_relay_builder(d->relay, &d->builder);
   d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, d);
   if (!d->relay || !d->in) return WH_EZMQ;
-  wh_relay_throttle(d->relay, wh_consumer_bus(d->in));
+  wh_outbox_throttle(svc->outbox, wh_consumer_bus(d->in));
   s_arm(d); /* deadlines live in the database: re-arm what a restart left */
   wh_info("taking decisions on %s, passing work events to %s", svc->listen, svc->peer);
   return 0;

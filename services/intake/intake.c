@@ -545,12 +545,12 @@ int intake_start(wh_service_t *svc) {
     wh_error("%s", err);
     return WH_ECONFIG;
   }
-  in->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, svc->keys, "triage", svc->peer);
+  in->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "triage", svc->peer);
   in->builder = (wh_builder_t){.sender = "intake", .st = &s_built_rows, .build = s_build, .arg = in};
   if (in->relay) wh_relay_builder(in->relay, &in->builder);
   in->front = wh_bus_new(svc->loop, svc->zctx, ZMQ_ROUTER, svc->listen, 1, svc->keys, NULL, s_on_front, in);
   if (!in->relay || !in->front) return WH_EZMQ;
-  wh_relay_throttle(in->relay, in->front);
+  wh_outbox_throttle(svc->outbox, in->front);
   wh_info("front door on %s, passing reports to %s", svc->listen, svc->peer);
   return 0;
 }

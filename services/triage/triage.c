@@ -332,10 +332,10 @@ int triage_start(wh_service_t *svc) {
   wh_rows_init_record(&t->rows, 18, "decision_row");
   wh_rows_init(&t->q, 5);
   if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
-  t->relay = wh_relay_new(svc->loop, svc->zctx, svc->pg, svc->keys, "dispatch", svc->peer);
+  t->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, t);
   if (!t->relay || !t->in) return WH_EZMQ;
-  wh_relay_throttle(t->relay, wh_consumer_bus(t->in));
+  wh_outbox_throttle(svc->outbox, wh_consumer_bus(t->in));
   wh_info("taking reports on %s, passing decisions to %s", svc->listen, svc->peer);
   return 0;
 }

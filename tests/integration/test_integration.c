@@ -85,7 +85,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
   s_ready(pg);
   /* The shared outbox, triage's own, then the shared ones that came later. */
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 13);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 14);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM decision"), 0);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM pg_indexes WHERE indexname = 'outbox_pending'"), 0);
   /* The outbox is a log: no primary key, a BRIN index on id, a line. */
@@ -115,7 +115,7 @@ static void migrations_from_empty_and_rerun(void **state) {
   /* Starting again applies nothing twice. */
   pg = wh_pg_new(s_conninfo, triage_migrations);
   s_ready(pg);
-  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 13);
+  assert_int_equal(s_count(pg, "SELECT count(*) FROM schema_migrations"), 14);
   assert_int_equal(s_count(pg, "SELECT count(*) FROM outbox_owed"), 0);
   wh_pg_destroy(&pg);
 }
@@ -744,7 +744,8 @@ static void relay_resends_until_acknowledged(void **state) {
   void *zctx = zmq_ctx_new();
   r.router = zmq_socket(zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(r.router, "inproc://it-relay"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, r.pg, NULL, "triage", "inproc://it-relay");
+  wh_outbox_t *ob = wh_outbox_new(r.pg);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, ob, NULL, "triage", "inproc://it-relay");
   assert_non_null(relay);
   /* A batch that rolls back leaves nothing to send. */
   assert_int_equal(wh_pg_exec(r.pg, "BEGIN"), 0);
@@ -786,6 +787,7 @@ static void relay_resends_until_acknowledged(void **state) {
   assert_int_equal(s_count(r.pg, "SELECT count(*) FROM outbox_owed"), 0);
   uv_close((uv_handle_t *)&t, NULL);
   wh_relay_destroy(&relay);
+  wh_outbox_destroy(&ob);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   zmq_close(r.router);
@@ -800,6 +802,7 @@ typedef struct {
   wh_pg_t *pg;
   uv_loop_t loop;
   void *zctx, *router; /* the receiver */
+  wh_outbox_t *ob;
   wh_relay_t *relay;
   uv_timer_t tick, stop;
   int take;   /* acknowledge what arrives; else keep it for later */
@@ -809,6 +812,9 @@ typedef struct {
   zmq_msg_t peer;
   uint64_t tags[2 * WH_RELAY_WINDOW];
   int ntags;
+  /* When set, answers in place of take/refuse. */
+  void (*on_env)(void *f, zmq_msg_t *id, const Whistle__Envelope *env);
+  void *on_env_arg;
 } s_flow_t;
 
 static void s_flow_ack_tag(s_flow_t *f, uint64_t tag) {
@@ -822,6 +828,10 @@ static void s_flow_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) 
   if (env->body_case == WHISTLE__ENVELOPE__BODY_TRIAGED) {
     snprintf(f->last_mid, sizeof f->last_mid, "%s", env->message_id);
     snprintf(f->last_lead, sizeof f->last_lead, "%s", env->triaged->lead);
+  }
+  if (f->on_env) {
+    f->on_env(f->on_env_arg, &f->peer, env);
+    return;
   }
   if (f->take && f->refuse)
     s_answer_tag(f->router, &f->peer, "", env->delivery_tag, WHISTLE__ACK_STATUS__ACK_REJECTED);
@@ -865,7 +875,8 @@ static void s_flow_open_to(s_flow_t *f, const char *endpoint, const char *dest) 
   f->zctx = zmq_ctx_new();
   f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(f->router, endpoint), 0);
-  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, NULL, dest, endpoint);
+  f->ob = wh_outbox_new(f->pg);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->ob, NULL, dest, endpoint);
   assert_non_null(f->relay);
   uv_timer_init(&f->loop, &f->tick);
   uv_timer_init(&f->loop, &f->stop);
@@ -879,6 +890,7 @@ static void s_flow_close(s_flow_t *f) {
   uv_close((uv_handle_t *)&f->tick, NULL);
   uv_close((uv_handle_t *)&f->stop, NULL);
   wh_relay_destroy(&f->relay);
+  wh_outbox_destroy(&f->ob);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   uv_loop_close(&f->loop);
   zmq_msg_close(&f->peer);
@@ -973,7 +985,7 @@ static void relay_holds_input_while_backed_up(void **state) {
   s_flow_open(&f, "inproc://it-flow");
   wh_bus_t *input = wh_bus_new(&f.loop, f.zctx, ZMQ_ROUTER, "inproc://it-flow-in", 1, NULL, NULL, s_flow_input, &f);
   assert_non_null(input);
-  wh_relay_throttle(f.relay, input);
+  wh_outbox_throttle(f.ob, input);
   void *client = zmq_socket(f.zctx, ZMQ_DEALER);
   assert_int_equal(zmq_connect(client, "inproc://it-flow-in"), 0);
 
@@ -1050,7 +1062,7 @@ static void relay_reads_back_a_row_memory_lost(void **state) {
 static void s_flow_restart(s_flow_t *f, const char *endpoint) {
   wh_relay_destroy(&f->relay);
   uv_run(&f->loop, UV_RUN_NOWAIT);
-  f->relay = wh_relay_new(&f->loop, f->zctx, f->pg, NULL, "triage", endpoint);
+  f->relay = wh_relay_new(&f->loop, f->zctx, f->ob, NULL, "triage", endpoint);
   assert_non_null(f->relay);
 }
 
@@ -1111,6 +1123,253 @@ static void relay_line_restart_and_emptying(void **state) {
   assert_int_equal(f.seen, 9);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   assert_true(s_line_at_newest(f.pg));
+  s_flow_close(&f);
+}
+
+/* A second destination of the same outbox: a receiver that keeps what
+ * arrives unanswered until told to take it. */
+typedef struct {
+  void *router;
+  zmq_msg_t peer;
+  int take, seen;
+  uint64_t tags[64];
+  int ntags;
+} s_side_t;
+
+static void s_side_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
+  s_side_t *s = arg;
+  s->seen++;
+  zmq_msg_copy(&s->peer, id);
+  if (s->take) s_answer_tag(s->router, &s->peer, "", env->delivery_tag, WHISTLE__ACK_STATUS__ACK_OK);
+  else if (s->ntags < 64) s->tags[s->ntags++] = env->delivery_tag;
+}
+
+static void s_side_tick(uv_timer_t *t) {
+  s_side_t *s = t->data;
+  s_router_each(s->router, s_side_recv, s);
+  if (s->take) {
+    for (int i = 0; i < s->ntags; i++)
+      s_answer_tag(s->router, &s->peer, "", s->tags[i], WHISTLE__ACK_STATUS__ACK_OK);
+    s->ntags = 0;
+  }
+}
+
+/* Puts n messages of ticket for relay in the open transaction. */
+static void s_put_n(wh_relay_t *relay, const char *ticket, int n) {
+  for (int i = 1; i <= n; i++) {
+    Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+    rec.ticket_id = (char *)ticket;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.ticket_id = (char *)ticket;
+    env.seq = (uint32_t)i;
+    env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+    env.received = &rec;
+    assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
+  }
+}
+
+/* One outbox, two destinations, each with its own line: the one that has
+ * taken everything does not empty the table under the one that still
+ * owes, nor under rows for a destination no relay serves; once every line
+ * has passed every row, the table is emptied. */
+static void outbox_many_destinations(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open_to(&f, "inproc://it-many-l", "left");
+  f.take = 1;
+  s_side_t r = {0};
+  zmq_msg_init(&r.peer);
+  r.router = zmq_socket(f.zctx, ZMQ_ROUTER);
+  assert_int_equal(zmq_bind(r.router, "inproc://it-many-r"), 0);
+  wh_relay_t *right = wh_relay_new(&f.loop, f.zctx, f.ob, NULL, "right", "inproc://it-many-r");
+  assert_non_null(right);
+  /* One relay per destination. */
+  assert_null(wh_relay_new(&f.loop, f.zctx, f.ob, NULL, "right", "inproc://it-many-r"));
+  uv_timer_t tick;
+  uv_timer_init(&f.loop, &tick);
+  tick.data = &r;
+  uv_timer_start(&tick, s_side_tick, 5, 5);
+  /* One transaction writes for both. */
+  assert_int_equal(wh_pg_exec(f.pg, "BEGIN"), 0);
+  s_put_n(f.relay, "WH70", 2);
+  s_put_n(right, "WH71", 3);
+  assert_int_equal(wh_relay_flush(f.relay), 0);
+  assert_int_equal(wh_relay_flush(right), 0);
+  assert_int_equal(wh_pg_exec(f.pg, "COMMIT"), 0);
+  wh_relay_committed(f.relay);
+  wh_relay_committed(right);
+  s_flow_run(&f, 300);
+  assert_int_equal(f.seen, 2);
+  assert_int_equal(r.seen, 3);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed WHERE dest = 'left'"), 0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed WHERE dest = 'right'"), 3);
+  /* A minute on, left has had everything: right's rows stay. */
+  wh_clock_set_offset_ms(61000);
+  s_flow_run(&f, 700);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox WHERE dest = 'right'"), 3);
+  /* Right takes them (its resends included); then the table is emptied. */
+  r.take = 1;
+  s_flow_run(&f, 300);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  wh_clock_set_offset_ms(2 * 61000);
+  s_flow_run(&f, 700);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
+  /* A row for a destination none of the relays serves (one configured
+   * before) keeps the table from being emptied. */
+  assert_int_equal(wh_pg_exec(f.pg, "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
+                                    " VALUES ('webhook', 'm-webhook', 'WH72', 1, '\\x00')"), 0);
+  assert_int_equal(wh_pg_exec(f.pg, "BEGIN"), 0);
+  s_put_n(f.relay, "WH73", 1);
+  assert_int_equal(wh_relay_flush(f.relay), 0);
+  assert_int_equal(wh_pg_exec(f.pg, "COMMIT"), 0);
+  wh_relay_committed(f.relay);
+  s_flow_run(&f, 300);
+  assert_int_equal(f.seen, 3);
+  int cap[2];
+  s_log_start(cap);
+  wh_clock_set_offset_ms(3 * 61000);
+  s_flow_run(&f, 700);
+  char log[8192];
+  s_log_end(cap, log, sizeof log);
+  wh_clock_set_offset_ms(0);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox WHERE dest = 'webhook'"), 1);
+  assert_non_null(strstr(log, "the outbox is not emptied: it still owes webhook 1 message"));
+  uv_close((uv_handle_t *)&tick, NULL);
+  wh_relay_destroy(&right);
+  zmq_msg_close(&r.peer);
+  zmq_close(r.router);
+  s_flow_close(&f);
+}
+
+/* A receiver that applies each ticket's messages in order, as a consumer
+ * does: the next one is taken, a repeat is acknowledged, one ahead of a
+ * missing predecessor is answered "retry"; while `refuse` names a ticket,
+ * its first message is refused for good. */
+typedef struct {
+  s_flow_t *f;
+  char refuse[16];
+  char tickets[8][16];
+  uint32_t last[8];
+  int n, refused;
+  uint32_t seen_seq4; /* times WH80 seq 4 or later arrived */
+  char first_mid[64]; /* WH80's first message id, as sent */
+} s_order_t;
+
+static void s_order_recv(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
+  s_order_t *o = arg;
+  int k = 0;
+  while (k < o->n && strcmp(o->tickets[k], env->ticket_id)) k++;
+  if (k == o->n && o->n < 8) snprintf(o->tickets[o->n++], sizeof o->tickets[0], "%s", env->ticket_id);
+  if (!strcmp(env->ticket_id, "WH80") && env->seq == 1)
+    snprintf(o->first_mid, sizeof o->first_mid, "%s", env->message_id);
+  if (!strcmp(env->ticket_id, "WH80") && env->seq >= 4) o->seen_seq4++;
+  int status = WHISTLE__ACK_STATUS__ACK_OK;
+  if (env->seq == o->last[k] + 1) {
+    if (env->seq == 1 && !strcmp(o->refuse, env->ticket_id)) {
+      status = WHISTLE__ACK_STATUS__ACK_REJECTED;
+      o->refused++;
+    } else {
+      o->last[k]++;
+    }
+  } else if (env->seq > o->last[k] + 1) {
+    status = WHISTLE__ACK_STATUS__ACK_RETRY;
+  }
+  s_answer(o->f->router, id, env, status);
+}
+
+static uint32_t s_order_last(const s_order_t *o, const char *ticket) {
+  for (int k = 0; k < o->n; k++)
+    if (!strcmp(o->tickets[k], ticket)) return o->last[k];
+  return 0;
+}
+
+/* Commits messages from..to of ticket in one transaction, and sends. */
+static void s_flow_put_range(s_flow_t *f, const char *ticket, int from, int to) {
+  assert_int_equal(wh_pg_exec(f->pg, "BEGIN"), 0);
+  for (int i = from; i <= to; i++) {
+    Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
+    rec.ticket_id = (char *)ticket;
+    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+    env.ticket_id = (char *)ticket;
+    env.seq = (uint32_t)i;
+    env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
+    env.received = &rec;
+    assert_int_equal(wh_outbox_put(f->relay, "intake", &env), 0);
+  }
+  assert_int_equal(wh_relay_flush(f->relay), 0);
+  assert_int_equal(wh_pg_exec(f->pg, "COMMIT"), 0);
+  wh_relay_committed(f->relay);
+}
+
+static void s_count_parked(void *arg, const wh_parked_msg_t *m) {
+  int *n = arg;
+  if (!strcmp(m->ticket_id, "WH80") && m->seq == (uint32_t)(*n + 1) && !strcmp(m->dest, "triage") &&
+      (m->seq == 1 ? m->behind[0] == '\0' : strstr(m->reason, "waits behind") != NULL))
+    (*n)++;
+}
+
+/* A refused message is parked, and its ticket's later messages with it,
+ * in order, instead of being sent again for ever behind it; other tickets
+ * go on; a restart keeps them parked; a redrive sends them again in
+ * order once the cause is fixed. */
+static void relay_parks_a_ticket_behind_its_refused_message(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open(&f, "inproc://it-park");
+  /* What earlier tests parked is not this test's. */
+  assert_int_equal(wh_pg_exec(f.pg, "TRUNCATE outbox_parked"), 0);
+  s_order_t o = {.f = &f};
+  snprintf(o.refuse, sizeof o.refuse, "WH80");
+  f.on_env = s_order_recv;
+  f.on_env_arg = &o;
+  s_flow_put_range(&f, "WH80", 1, 3);
+  s_flow_put_range(&f, "WH81", 1, 1);
+  for (int waited = 0; waited < 5000 &&
+       s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH80'") < 3;
+       waited += 100)
+    s_flow_run(&f, 100);
+  assert_int_equal(o.refused, 1);
+  assert_int_equal(s_order_last(&o, "WH81"), 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH80'"
+                                 " AND redriven_at IS NULL"), 3);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH80'"
+                                 " AND behind IS NULL AND seq = 1"), 1);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked p WHERE ticket_id = 'WH80'"
+                                 " AND seq > 1 AND behind = (SELECT message_id FROM outbox_parked"
+                                 "   WHERE ticket_id = 'WH80' AND seq = 1)"), 2);
+  /* Nothing is owed, nothing in flight: the line is at the newest row. */
+  s_flow_run(&f, 200);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  assert_true(s_line_at_newest(f.pg));
+  /* A later message of the ticket is parked at once, not sent. */
+  s_flow_put_range(&f, "WH80", 4, 4);
+  s_flow_run(&f, 300);
+  assert_int_equal(o.seen_seq4, 0);
+  /* A restart: still parked, and the next one too. */
+  s_flow_restart(&f, "inproc://it-park");
+  s_flow_put_range(&f, "WH80", 5, 5);
+  s_flow_put_range(&f, "WH81", 2, 2);
+  s_flow_run(&f, 700);
+  assert_int_equal(o.seen_seq4, 0);
+  assert_int_equal(s_order_last(&o, "WH81"), 2);
+  int listed = 0, more = 1;
+  assert_int_equal(wh_outbox_parked(f.ob, 0, 100, s_count_parked, &listed, &more), 5);
+  assert_int_equal(listed, 5);
+  assert_int_equal(more, 0);
+  listed = 0;
+  assert_int_equal(wh_outbox_parked(f.ob, 0, 2, s_count_parked, &listed, &more), 2);
+  assert_int_equal(more, 1);
+  /* Fixed: a redrive sends all five again, in order. */
+  assert_int_equal(wh_outbox_redrive(f.ob, "no-such-message"), WH_ENOTFOUND);
+  o.refuse[0] = '\0';
+  assert_int_equal(wh_outbox_redrive(f.ob, o.first_mid), 5);
+  for (int waited = 0; waited < 5000 && s_order_last(&o, "WH80") < 5; waited += 100)
+    s_flow_run(&f, 100);
+  assert_int_equal(s_order_last(&o, "WH80"), 5);
+  assert_int_equal(wh_outbox_parked(f.ob, 0, 100, s_count_parked, &listed, &more), 0);
+  assert_int_equal(wh_outbox_redrive(f.ob, o.first_mid), WH_ENOTFOUND);
+  s_flow_run(&f, 200);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   s_flow_close(&f);
 }
 
@@ -1226,7 +1485,7 @@ static void relay_carried_messages(void **state) {
   f.ntags = 0;
   wh_relay_destroy(&f.relay);
   uv_run(&f.loop, UV_RUN_NOWAIT);
-  f.relay = wh_relay_new(&f.loop, f.zctx, f.pg, NULL, "dispatch", "inproc://it-carry");
+  f.relay = wh_relay_new(&f.loop, f.zctx, f.ob, NULL, "dispatch", "inproc://it-carry");
   assert_non_null(f.relay);
   s_flow_until(&f, 9, 5000);
   s_flow_run(&f, 100);
@@ -1597,7 +1856,8 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   void *zctx = zmq_ctx_new();
   k.router = zmq_socket(zctx, ZMQ_ROUTER);
   assert_int_equal(zmq_bind(k.router, "inproc://it-stuck"), 0);
-  wh_relay_t *relay = wh_relay_new(&loop, zctx, pg, NULL, "dispatch", "inproc://it-stuck");
+  wh_outbox_t *ob = wh_outbox_new(pg);
+  wh_relay_t *relay = wh_relay_new(&loop, zctx, ob, NULL, "dispatch", "inproc://it-stuck");
   assert_non_null(relay);
   assert_int_equal(wh_pg_exec(pg, "BEGIN"), 0);
   Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
@@ -1635,6 +1895,7 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   assert_null(strstr(hit + 1, "dispatch has not acknowledged"));
   uv_close((uv_handle_t *)&t, NULL);
   wh_relay_destroy(&relay);
+  wh_outbox_destroy(&ob);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   zmq_close(k.router);
@@ -1660,6 +1921,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(relay_holds_input_while_backed_up),
       cmocka_unit_test(relay_reads_back_a_row_memory_lost),
       cmocka_unit_test(relay_line_restart_and_emptying),
+      cmocka_unit_test(outbox_many_destinations),
+      cmocka_unit_test(relay_parks_a_ticket_behind_its_refused_message),
       cmocka_unit_test(relay_carried_messages),
       cmocka_unit_test(relay_built_messages),
       cmocka_unit_test(rows_round_trip_every_type),
