@@ -951,11 +951,9 @@ static void s_flow_until(s_flow_t *f, int seen, int ms) {
   for (int waited = 0; f->seen < seen && waited < ms; waited += 100) s_flow_run(f, 100);
 }
 
-/* Commits n messages of ticket `ticket` in one transaction; then the relay
- * sends them, or (forget) memory drops them as if they had rolled back. */
-static void s_flow_put(s_flow_t *f, const char *ticket, int n, int forget) {
-  assert_int_equal(wh_pg_exec(f->pg, "BEGIN"), 0);
-  for (int i = 1; i <= n; i++) {
+/* Puts messages from..to of ticket for relay in the open transaction. */
+static void s_put_range(wh_relay_t *relay, const char *ticket, int from, int to) {
+  for (int i = from; i <= to; i++) {
     Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
     rec.ticket_id = (char *)ticket;
     Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
@@ -963,8 +961,15 @@ static void s_flow_put(s_flow_t *f, const char *ticket, int n, int forget) {
     env.seq = (uint32_t)i;
     env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
     env.received = &rec;
-    assert_int_equal(wh_outbox_put(f->relay, "intake", &env), 0);
+    assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
   }
+}
+
+/* Commits n messages of ticket `ticket` in one transaction; then the relay
+ * sends them, or (forget) memory drops them as if they had rolled back. */
+static void s_flow_put(s_flow_t *f, const char *ticket, int n, int forget) {
+  assert_int_equal(wh_pg_exec(f->pg, "BEGIN"), 0);
+  s_put_range(f->relay, ticket, 1, n);
   assert_int_equal(wh_relay_flush(f->relay), 0);
   assert_int_equal(wh_pg_exec(f->pg, "COMMIT"), 0);
   if (forget) wh_relay_aborted(f->relay);
@@ -1154,20 +1159,6 @@ static void s_side_tick(uv_timer_t *t) {
   }
 }
 
-/* Puts n messages of ticket for relay in the open transaction. */
-static void s_put_n(wh_relay_t *relay, const char *ticket, int n) {
-  for (int i = 1; i <= n; i++) {
-    Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
-    rec.ticket_id = (char *)ticket;
-    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-    env.ticket_id = (char *)ticket;
-    env.seq = (uint32_t)i;
-    env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
-    env.received = &rec;
-    assert_int_equal(wh_outbox_put(relay, "intake", &env), 0);
-  }
-}
-
 /* One outbox, two destinations, each with its own line: the one that has
  * taken everything does not empty the table under the one that still
  * owes, nor under rows for a destination no relay serves; once every line
@@ -1191,8 +1182,8 @@ static void outbox_many_destinations(void **state) {
   uv_timer_start(&tick, s_side_tick, 5, 5);
   /* One transaction writes for both. */
   assert_int_equal(wh_pg_exec(f.pg, "BEGIN"), 0);
-  s_put_n(f.relay, "WH70", 2);
-  s_put_n(right, "WH71", 3);
+  s_put_range(f.relay, "WH70", 1, 2);
+  s_put_range(right, "WH71", 1, 3);
   assert_int_equal(wh_relay_flush(f.relay), 0);
   assert_int_equal(wh_relay_flush(right), 0);
   assert_int_equal(wh_pg_exec(f.pg, "COMMIT"), 0);
@@ -1219,7 +1210,7 @@ static void outbox_many_destinations(void **state) {
   assert_int_equal(wh_pg_exec(f.pg, "INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
                                     " VALUES ('webhook', 'm-webhook', 'WH72', 1, '\\x00')"), 0);
   assert_int_equal(wh_pg_exec(f.pg, "BEGIN"), 0);
-  s_put_n(f.relay, "WH73", 1);
+  s_put_range(f.relay, "WH73", 1, 1);
   assert_int_equal(wh_relay_flush(f.relay), 0);
   assert_int_equal(wh_pg_exec(f.pg, "COMMIT"), 0);
   wh_relay_committed(f.relay);
@@ -1286,16 +1277,7 @@ static uint32_t s_order_last(const s_order_t *o, const char *ticket) {
 /* Commits messages from..to of ticket in one transaction, and sends. */
 static void s_flow_put_range(s_flow_t *f, const char *ticket, int from, int to) {
   assert_int_equal(wh_pg_exec(f->pg, "BEGIN"), 0);
-  for (int i = from; i <= to; i++) {
-    Whistle__TicketReceived rec = WHISTLE__TICKET_RECEIVED__INIT;
-    rec.ticket_id = (char *)ticket;
-    Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-    env.ticket_id = (char *)ticket;
-    env.seq = (uint32_t)i;
-    env.body_case = WHISTLE__ENVELOPE__BODY_RECEIVED;
-    env.received = &rec;
-    assert_int_equal(wh_outbox_put(f->relay, "intake", &env), 0);
-  }
+  s_put_range(f->relay, ticket, from, to);
   assert_int_equal(wh_relay_flush(f->relay), 0);
   assert_int_equal(wh_pg_exec(f->pg, "COMMIT"), 0);
   wh_relay_committed(f->relay);
