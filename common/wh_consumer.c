@@ -21,6 +21,7 @@ typedef struct {
   Whistle__Envelope *env;
   int status; /* Whistle__AckStatus */
   int err;
+  const char *why; /* the refusal in words, when more than err says */
 } s_item_t;
 
 struct wh_consumer_s {
@@ -69,7 +70,7 @@ static void s_ack_fill(const s_item_t *it, Whistle__Ack *a, Whistle__Error *e) {
   a->status = it->status;
   if (it->err) {
     e->code = wh_err_to_wire(it->err);
-    e->text = (char *)wh_strerror(it->err);
+    e->text = (char *)(it->why ? it->why : wh_strerror(it->err));
     a->error = e;
   }
 }
@@ -238,9 +239,15 @@ static int s_apply_split(wh_consumer_t *c, int from, int to) {
   }
   s_item_t *it = &c->items[from];
   if (wh_pg_refused(c->pg)) {
+    char why[320];
+    wh_str_t w;
+    wh_str_init(&w, why, sizeof why);
+    wh_str_cat(&w, "the receiver's database refused it: ", wh_pg_why(c->pg), (char *)NULL);
     it->status = WHISTLE__ACK_STATUS__ACK_REJECTED;
     it->err = WH_EDB;
+    it->why = why;
     s_ack(c, it);
+    it->why = NULL;
     return 0;
   }
   wh_warn("%s seq %u from %s not taken: the database failed, not the message;"

@@ -2,6 +2,7 @@
 #include "wh_pg.h"
 #include "wh_err.h"
 #include "wh_log.h"
+#include "wh_text.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -33,6 +34,7 @@ struct wh_pg_s {
   unsigned long conn_no; /* counts connections made, so rows know theirs */
   int broken;
   char sqlstate[6]; /* of the last statement that failed; "" if none said */
+  char why[256];    /* its primary message (never the row's values) */
   int64_t retry_at, retry_ms, logged_at; /* monotonic ms; 0 = up */
   long failures;                         /* attempts since it went down */
 };
@@ -70,8 +72,12 @@ static int s_ok(PGresult *r) {
 /* Remembers why r failed (its SQLSTATE), for wh_pg_refused. */
 static void s_failed(wh_pg_t *pg, const PGresult *r) {
   const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  const char *why = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", code ? code : "");
+  wh_str_copy(pg->why, sizeof pg->why, why ? why : "");
 }
+
+const char *wh_pg_why(const wh_pg_t *pg) { return pg->why; }
 
 int wh_pg_refused(const wh_pg_t *pg) {
   return !strncmp(pg->sqlstate, "22", 2) || !strncmp(pg->sqlstate, "23", 2);
@@ -467,6 +473,7 @@ static const wh_stmt_t s_lazily = {"wh_commit_lazily", "SET LOCAL synchronous_co
 int wh_pg_pipeline(wh_pg_t *pg, int begin, wh_pg_step_t *steps, int nsteps, int commit) {
   if (!pg->conn || pg->broken || nsteps > WH_PIPELINE_MAX - 3) return WH_EDB;
   pg->sqlstate[0] = '\0';
+  pg->why[0] = '\0';
   if ((begin && s_prepare(pg, &s_begin)) || (commit && s_prepare(pg, &s_commit)) ||
       (commit == WH_PG_COMMIT_LAZILY && s_prepare(pg, &s_lazily)))
     return WH_EDB;

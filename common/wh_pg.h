@@ -84,6 +84,9 @@ int wh_pg_broken(wh_pg_t *pg);
  * server out of space or read-only, a timeout, a lock, a statement this
  * build got wrong) may pass another time, or after a fix. */
 int wh_pg_refused(const wh_pg_t *pg);
+/* What the database said of the statement that failed last: its primary
+ * message (which names a constraint, never the row's values), or "". */
+const char *wh_pg_why(const wh_pg_t *pg);
 
 /* ---- many rows, one statement ----------------------------------------
  * A batch's rows for one table are gathered column by column into arrays

@@ -1,5 +1,6 @@
 /* wh_service - flags, loop, context, database, signals. */
 #include "wh_service.h"
+#include "wh_admin.h"
 #include "wh_outbox.h"
 #include "wh_clock.h"
 #include "wh_log.h"
@@ -15,9 +16,11 @@
 static void s_usage(const char *name) {
   fprintf(stderr,
           "usage: whistle-%s --db CONNINFO --listen ENDPOINT [--peer ENDPOINT] [--pub ENDPOINT]\n"
-          "                  --keys DIR [--conf-dir DIR] [--sink FILE]\n"
+          "                  --keys DIR [--admin ENDPOINT] [--conf-dir DIR] [--sink FILE]\n"
           "  --keys DIR  this service's NAME.key and everyone's public keys (WHISTLE_KEYS);\n"
-          "              --insecure (WHISTLE_INSECURE=1) runs without, to measure CURVE's cost\n",
+          "              --insecure (WHISTLE_INSECURE=1) runs without, to measure CURVE's cost\n"
+          "  --admin EP  where the center lists parked messages and sends them again\n"
+          "              (answered for the key of WHISTLE_CENTER, default center)\n",
           name);
 }
 
@@ -63,6 +66,8 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
   svc->db = getenv("WHISTLE_DB");
   svc->conf_dir = getenv("WHISTLE_CONF_DIR");
   svc->keys_dir = getenv("WHISTLE_KEYS");
+  const char *center = getenv("WHISTLE_CENTER");
+  svc->center = center && *center ? center : "center";
   const char *insecure_env = getenv("WHISTLE_INSECURE");
   int insecure = insecure_env && !strcmp(insecure_env, "1");
   static const struct option opts[] = {
@@ -70,6 +75,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
       {"peer", required_argument, 0, 'p'},   {"pub", required_argument, 0, 'P'},
       {"conf-dir", required_argument, 0, 'c'}, {"sink", required_argument, 0, 's'},
       {"keys", required_argument, 0, 'k'},   {"insecure", no_argument, 0, 'i'},
+      {"admin", required_argument, 0, 'a'},
       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -82,6 +88,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
     case 's': svc->sink = optarg; break;
     case 'k': svc->keys_dir = optarg; break;
     case 'i': insecure = 1; break;
+    case 'a': svc->admin_ep = optarg; break;
     default: s_usage(name); return 2;
     }
   }
@@ -108,6 +115,9 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
   wh_pg_set_session(svc->pg, s_session);
   svc->outbox = wh_outbox_new(svc->pg);
   if (!svc->outbox) return 2;
+  if (svc->admin_ep && !(svc->admin = wh_admin_new(svc->loop, svc->zctx, svc->keys, svc->outbox,
+                                                   name, svc->center, svc->admin_ep)))
+    return 2;
   int waited_ms = 0;
   while (wh_pg_ready(svc->pg)) {
     if (waited_ms >= 60000) {
@@ -147,6 +157,7 @@ int wh_service_run(wh_service_t *svc) {
   wh_info("running");
   uv_run(svc->loop, UV_RUN_DEFAULT);
   if (svc->on_stop) svc->on_stop(svc);
+  wh_admin_destroy(&svc->admin);
   wh_zap_destroy(&svc->zap);
   /* Let the close callbacks the service queued run, then close the rest. */
   uv_run(svc->loop, UV_RUN_NOWAIT);

@@ -26,6 +26,11 @@ typedef struct wh_service_s {
   const char *conf_dir;  /* --conf-dir / WHISTLE_CONF_DIR: org, rules, calendar */
   const char *sink;      /* --sink: notify's reporter log file */
   const char *keys_dir;  /* --keys / WHISTLE_KEYS: the key directory */
+  const char *admin_ep;  /* --admin: where the center's admin requests come */
+  /* The party whose key the admin socket answers, and who supervises every
+   * feed (WHISTLE_CENTER; default "center"). */
+  const char *center;
+  struct wh_admin_s *admin;
   /* This service's key pair and the public keys of everyone it talks with:
    * every socket is CURVE. NULL only when started --insecure
    * (WHISTLE_INSECURE=1), which measures what CURVE costs. */

@@ -47,16 +47,17 @@ as_pg() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Ports come from below the kernel's ephemeral range, which outgoing
 # connections draw from: a port picked there could be taken before we bind.
-# Picks n distinct free ports into the array PORTS.
+# Picks n distinct free ports into the array PORTS, none of those in the
+# words of $2 (ports a stack has chosen but may not be bound yet).
 pick_ports() {
-  local n=$1 p lo
+  local n=$1 taken=" ${2:-} " p lo
   lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   [ "$lo" -gt 12000 ] || lo=32768
   PORTS=()
   for _ in $(seq 1000); do
     [ ${#PORTS[@]} -ge "$n" ] && return
     p=$((10000 + RANDOM % (lo - 10000)))
-    [[ " ${PORTS[*]} " == *" $p "* ]] && continue
+    [[ " ${PORTS[*]} " == *" $p "* || $taken == *" $p "* ]] && continue
     port_free "$p" && PORTS+=("$p")
   done
   die "no free ports found"
@@ -70,6 +71,29 @@ load_env() {
     WHISTLE_KEYS=$VAR/keys
     echo "WHISTLE_KEYS='$WHISTLE_KEYS'" >> "$ENVF"
   fi
+  # A stack made before admin sockets were: theirs go beside the others.
+  if [ -z "${WHISTLE_INTAKE_ADMIN:-}" ]; then
+    admin_env >> "$ENVF"
+    . "$ENVF"
+  fi
+}
+
+# The admin endpoints, one per service, beside its other sockets: Unix
+# sockets when the others are, else free ports on 127.0.0.1.
+admin_env() {
+  local s u i=0 used
+  used="${WHISTLE_PGPORT:-} ${WHISTLE_INTAKE##*:} ${WHISTLE_TRIAGE##*:} ${WHISTLE_DISPATCH##*:}"
+  used="$used ${WHISTLE_NOTIFY##*:} ${WHISTLE_FEED##*:}"
+  [[ ${WHISTLE_INTAKE:-ipc://} == ipc://* ]] || pick_ports ${#SERVICES[@]} "$used"
+  for s in "${SERVICES[@]}"; do
+    u=$(echo "$s" | tr a-z A-Z)
+    if [[ ${WHISTLE_INTAKE:-ipc://} == ipc://* ]]; then
+      echo "WHISTLE_${u}_ADMIN='ipc://$VAR/run/$s-admin.sock'"
+    else
+      echo "WHISTLE_${u}_ADMIN='tcp://127.0.0.1:${PORTS[$i]}'"
+    fi
+    i=$((i + 1))
+  done
 }
 
 write_env() {
@@ -99,6 +123,8 @@ WHISTLE_DISPATCH_DB='$db dbname=whistle_dispatch'
 WHISTLE_NOTIFY_DB='$db dbname=whistle_notify'
 WHISTLE_KEYS='$VAR/keys'
 EOV
+  WHISTLE_PGPORT=$pgport WHISTLE_INTAKE=$ei WHISTLE_TRIAGE=$et WHISTLE_DISPATCH=$ed \
+    WHISTLE_NOTIFY=$en WHISTLE_FEED=$ef admin_env >> "$ENVF"
 }
 
 # The cluster's real directory: when var/ is not reachable by the postgres
@@ -191,10 +217,10 @@ make_keys() {
 
 svc_args() {
   case $1 in
-    intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE" ;;
-    triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH" ;;
-    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY" ;;
-    notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/log/reporter.log" ;;
+    intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE --admin $WHISTLE_INTAKE_ADMIN" ;;
+    triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH --admin $WHISTLE_TRIAGE_ADMIN" ;;
+    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY --admin $WHISTLE_DISPATCH_ADMIN" ;;
+    notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/log/reporter.log --admin $WHISTLE_NOTIFY_ADMIN" ;;
   esac
 }
 svc_db() {
@@ -225,7 +251,7 @@ start_svc() {
   # listening.
   local port
   port=$(svc_port "$s")
-  [[ $port == /* ]] && rm -f "$port"
+  [[ $port == /* ]] && rm -f "$port" "$VAR/run/$s-admin.sock"
   # shellcheck disable=SC2046
   WHISTLE_DB="$(svc_db "$s")" WHISTLE_CONF_DIR="$CONF" WHISTLE_KEYS="$WHISTLE_KEYS" \
     nohup "$BIN/whistle-$s" $(svc_args "$s") >>"$VAR/log/$s.log" 2>&1 </dev/null &
@@ -264,6 +290,7 @@ case $cmd in
     say "intake (submit) $WHISTLE_INTAKE"
     say "triage $WHISTLE_TRIAGE  dispatch $WHISTLE_DISPATCH"
     say "notify (replay) $WHISTLE_NOTIFY  feeds (PUB) $WHISTLE_FEED"
+    say "admin (the center: whistlectl parked | redrive ID) $WHISTLE_DISPATCH_ADMIN and beside it"
     say "keys in $WHISTLE_KEYS (whistlectl --as PARTY speaks with PARTY.key)"
     say "logs in $VAR/log; state in $ENVF; stop with: make down"
     ;;

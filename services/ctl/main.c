@@ -4,6 +4,8 @@
  *   whistlectl show TICKET                 a ticket's routing, deadlines and whole timeline
  *   whistlectl list [--color C] [--level N] [--party P] [--state S] [--overdue] [--limit N]
  *   whistlectl feed [PARTY] [--from N] [--follow]  a feed: one's own, or any for the center
+ *   whistlectl parked                      (center) every service's parked messages, with why
+ *   whistlectl redrive MESSAGE_ID          (center) send a parked message again, in order
  *   whistlectl keygen [--dir D] [--org FILE] [--missing] [NAME...]  CURVE key pairs
  *
  * Every connection is CURVE, with the key pair of the party given by --as
@@ -38,8 +40,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
+/* The services, in the order of the message path; each has an admin socket. */
+static const char *const s_services[] = {"intake", "triage", "dispatch", "notify"};
+#define NSERVICES 4
+
 typedef struct {
   char intake[256], notify[256], feed[256], dispatch_db[512], intake_db[512], keys[PATH_MAX - 128];
+  char admin[NSERVICES][256]; /* WHISTLE_<SERVICE>_ADMIN */
   const char *as; /* the party whose key speaks */
   int json;
   void *zctx;
@@ -55,6 +62,10 @@ static void s_kv(s_ctx_t *c, const char *k, const char *v) {
   else if (!strcmp(k, "WHISTLE_DISPATCH_DB")) snprintf(c->dispatch_db, sizeof c->dispatch_db, "%s", v);
   else if (!strcmp(k, "WHISTLE_INTAKE_DB")) snprintf(c->intake_db, sizeof c->intake_db, "%s", v);
   else if (!strcmp(k, "WHISTLE_KEYS")) snprintf(c->keys, sizeof c->keys, "%s", v);
+  else if (!strcmp(k, "WHISTLE_INTAKE_ADMIN")) snprintf(c->admin[0], sizeof c->admin[0], "%s", v);
+  else if (!strcmp(k, "WHISTLE_TRIAGE_ADMIN")) snprintf(c->admin[1], sizeof c->admin[1], "%s", v);
+  else if (!strcmp(k, "WHISTLE_DISPATCH_ADMIN")) snprintf(c->admin[2], sizeof c->admin[2], "%s", v);
+  else if (!strcmp(k, "WHISTLE_NOTIFY_ADMIN")) snprintf(c->admin[3], sizeof c->admin[3], "%s", v);
 }
 
 /* A socket of type to server's endpoint, a CURVE client with the key pair of
@@ -144,7 +155,9 @@ static void s_load_state(s_ctx_t *c) {
 
 static void s_load_env(s_ctx_t *c) {
   static const char *keys[] = {"WHISTLE_INTAKE", "WHISTLE_NOTIFY", "WHISTLE_FEED",
-                               "WHISTLE_DISPATCH_DB", "WHISTLE_INTAKE_DB"};
+                               "WHISTLE_DISPATCH_DB", "WHISTLE_INTAKE_DB", "WHISTLE_KEYS",
+                               "WHISTLE_INTAKE_ADMIN", "WHISTLE_TRIAGE_ADMIN",
+                               "WHISTLE_DISPATCH_ADMIN", "WHISTLE_NOTIFY_ADMIN"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     const char *v = getenv(keys[i]);
     if (v && *v) s_kv(c, keys[i], v);
@@ -765,6 +778,167 @@ static int s_feed(s_ctx_t *c, const char *party, uint64_t from, int follow) {
   return rc;
 }
 
+/* ---- parked, redrive ----------------------------------------------------- */
+
+/* Sends q to service i's admin socket and waits up to 5 s for its answer.
+ * Returns the reply envelope (caller frees), or NULL having said why on
+ * stderr. */
+static Whistle__Envelope *s_admin_ask(s_ctx_t *c, void *sock, int i, Whistle__AdminRequest *q) {
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  char mid[37];
+  wh_uuid(mid);
+  env.message_id = mid;
+  env.body_case = WHISTLE__ENVELOPE__BODY_ADMIN;
+  env.admin = q;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&env, &buf, &len)) return NULL;
+  int sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) == (int)len;
+  free(buf);
+  zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+  int64_t until = wh_clock_now_ms() + 5000;
+  while (sent && wh_clock_now_ms() < until) {
+    s_check_auth(c);
+    if (zmq_poll(&pi, 1, 100) <= 0) continue;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    Whistle__Envelope *rep = NULL;
+    int ok = zmq_msg_recv(&m, sock, 0) >= 0 &&
+             wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0;
+    zmq_msg_close(&m);
+    if (ok && rep->body_case == WHISTLE__ENVELOPE__BODY_ADMIN_REPLY && !strcmp(rep->message_id, mid))
+      return rep;
+    if (rep) wh_env_free(rep);
+  }
+  fprintf(stderr, "whistlectl: %s did not answer on %s (is it running?)\n", s_services[i],
+          c->admin[i]);
+  return NULL;
+}
+
+/* Says on stderr what an admin answer refused; returns its wire code. */
+static int s_admin_error(const Whistle__AdminReply *r, const char *what) {
+  char name[64];
+  fprintf(stderr, "whistlectl: %s: %s: %s: %s\n", r->service, what,
+          s_code_name(r->error->code, name, sizeof name), r->error->text);
+  return r->error->code;
+}
+
+static void s_print_parked(s_ctx_t *c, const char *service, const Whistle__ParkedMessage *m) {
+  char when[40];
+  wh_time_format(m->parked_at_ms, when, sizeof when);
+  if (c->json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "service", json_object_new_string(service));
+    json_object_object_add(o, "dest", json_object_new_string(m->dest));
+    json_object_object_add(o, "message_id", json_object_new_string(m->message_id));
+    json_object_object_add(o, "ticket_id", json_object_new_string(m->ticket_id));
+    json_object_object_add(o, "seq", json_object_new_int((int)m->seq));
+    json_object_object_add(o, "parked_at", json_object_new_string(when));
+    json_object_object_add(o, "reason", json_object_new_string(m->reason));
+    json_object_object_add(o, "behind", m->behind[0] ? json_object_new_string(m->behind) : NULL);
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  } else {
+    printf("%-8s -> %-8s %s  %s seq %u  %s\n         %s\n", service, m->dest, when, m->ticket_id,
+           m->seq, m->message_id, m->reason);
+  }
+}
+
+/* parked: every service's parked messages, oldest first within each. */
+static int s_parked_all(s_ctx_t *c) {
+  int rc = 0, total = 0;
+  for (int i = 0; i < NSERVICES; i++) {
+    if (!c->admin[i][0]) {
+      fprintf(stderr, "whistlectl: where is %s's admin socket? run `make up`, or set"
+              " WHISTLE_%s_ADMIN\n", s_services[i], i == 0 ? "INTAKE" : i == 1 ? "TRIAGE"
+              : i == 2 ? "DISPATCH" : "NOTIFY");
+      rc = 1;
+      continue;
+    }
+    void *sock = s_socket(c, ZMQ_DEALER, s_services[i], c->admin[i]);
+    uint64_t after = 0;
+    for (;;) {
+      Whistle__ParkedQuery pq = WHISTLE__PARKED_QUERY__INIT;
+      Whistle__AdminRequest q = WHISTLE__ADMIN_REQUEST__INIT;
+      pq.after = after;
+      q.what_case = WHISTLE__ADMIN_REQUEST__WHAT_PARKED;
+      q.parked = &pq;
+      Whistle__Envelope *rep = s_admin_ask(c, sock, i, &q);
+      if (!rep) {
+        rc = 1;
+        break;
+      }
+      Whistle__AdminReply *r = rep->admin_reply;
+      if (r->error) {
+        s_admin_error(r, "parked");
+        wh_env_free(rep);
+        rc = 1;
+        break;
+      }
+      for (size_t k = 0; k < r->n_parked; k++) {
+        s_print_parked(c, s_services[i], r->parked[k]);
+        after = r->parked[k]->id;
+        total++;
+      }
+      int more = r->more && r->n_parked > 0;
+      wh_env_free(rep);
+      if (!more) break;
+    }
+    zmq_close(sock);
+  }
+  if (!c->json && !rc && !total) printf("nothing parked\n");
+  fflush(stdout);
+  return rc;
+}
+
+/* redrive ID: asks each service to send the parked message ID again; the
+ * one that holds it does, with its ticket's other parked messages. */
+static int s_redrive_one(s_ctx_t *c, const char *id) {
+  int found = 0, unanswered = 0, refused = 0;
+  for (int i = 0; i < NSERVICES && !found; i++) {
+    if (!c->admin[i][0]) {
+      unanswered++;
+      continue;
+    }
+    void *sock = s_socket(c, ZMQ_DEALER, s_services[i], c->admin[i]);
+    Whistle__Redrive rd = WHISTLE__REDRIVE__INIT;
+    Whistle__AdminRequest q = WHISTLE__ADMIN_REQUEST__INIT;
+    rd.message_id = (char *)id;
+    q.what_case = WHISTLE__ADMIN_REQUEST__WHAT_REDRIVE;
+    q.redrive = &rd;
+    Whistle__Envelope *rep = s_admin_ask(c, sock, i, &q);
+    zmq_close(sock);
+    if (!rep) {
+      unanswered++;
+      continue;
+    }
+    Whistle__AdminReply *r = rep->admin_reply;
+    if (r->error && r->error->code != WHISTLE__ERROR_CODE__ERR_NOT_FOUND) {
+      s_admin_error(r, "redrive");
+      refused++;
+    } else if (!r->error) {
+      found = 1;
+      if (c->json) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "message_id", json_object_new_string(id));
+        json_object_object_add(o, "service", json_object_new_string(r->service));
+        json_object_object_add(o, "redriven", json_object_new_int((int)r->redriven));
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+      } else {
+        printf("%s: sent again by %s, with its ticket's other parked messages: %u in all, in"
+               " order\n", id, r->service, r->redriven);
+      }
+    }
+    wh_env_free(rep);
+  }
+  if (found) return 0;
+  if (!refused)
+    fprintf(stderr, "whistlectl: not_found: no %sservice has parked a message %s\n",
+            unanswered ? "answering " : "", id);
+  return 1;
+}
+
 /* keygen: a pair for each NAME, and with --org one for every party of that
  * org chart; with --missing a name that has its pair already is left as it
  * is (the local stack makes what a first `make up` lacks). */
@@ -820,6 +994,8 @@ static void s_usage(void) {
           "                  list [--color red|yellow|green] [--level 1|2|3] [--party P]\n"
           "                       [--state S] [--overdue] [--limit N]\n"
           "                  feed [PARTY] [--from N] [--follow]\n"
+          "                  parked                 (center) what each service has parked, and why\n"
+          "                  redrive MESSAGE_ID     (center) send it again, with its ticket's others\n"
           "                  keygen [--dir DIR] [--org FILE] [--missing] [NAME...]\n"
           "       --as PARTY (default center) speaks with DIR/PARTY.key from --keys DIR\n");
 }
@@ -894,6 +1070,8 @@ int main(int argc, char **argv) {
     return s_list(&c, color, level, party, state, overdue, limit > 0 ? limit : 1000);
   if (!strcmp(cmd, "feed") && optind + 2 >= argc)
     return s_feed(&c, optind + 2 == argc ? argv[optind + 1] : c.as, from, follow);
+  if (!strcmp(cmd, "parked") && optind + 1 == argc) return s_parked_all(&c);
+  if (!strcmp(cmd, "redrive") && optind + 2 == argc) return s_redrive_one(&c, argv[optind + 1]);
   if (!strcmp(cmd, "keygen") && (optind + 1 < argc || org))
     return s_keygen(dir, org, missing, argv + optind + 1, argc - optind - 1);
   s_usage();

@@ -685,8 +685,7 @@ int notify_start(wh_service_t *svc) {
   n->svc = svc;
   svc->data = n;
   svc->on_stop = s_stop;
-  const char *center = getenv("WHISTLE_CENTER");
-  snprintf(n->center, sizeof n->center, "%s", center && *center ? center : "center");
+  snprintf(n->center, sizeof n->center, "%s", svc->center);
   wh_rows_init_record(&n->feed, 8, "feed_row");
   wh_rows_init_record(&n->delivery, 3, "delivery_row");
   wh_rows_init(&n->sent, 1);

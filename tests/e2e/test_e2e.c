@@ -17,6 +17,11 @@
  *   authenticated  an unknown key refused at the handshake; forged relayed
  *               messages from known keys refused and nothing stored; a full
  *               phone masked at dispatch; each party only its own feed
+ *   parked_redrive  events notify's database refuses are parked with their
+ *               tickets' later events, the rest flow past them; the center
+ *               lists them with `whistlectl parked` and, the cause fixed,
+ *               sends them again in order with `whistlectl redrive`; any
+ *               other party is refused and nothing moves
  *
  * WHISTLE_ROOT, WHISTLE_BIN and WHISTLE_E2E_VAR come from tests/run.sh. */
 #include <setjmp.h>
@@ -1335,6 +1340,138 @@ static void authenticated(void **state) {
   s_stack("auth", "down");
 }
 
+/* The tickets whose events to notify name transport: what notify refuses
+ * while its feed holds no row for transport. */
+static const char s_transport_sql[] =
+    "SELECT count(*) FROM work_order WHERE lead = 'transport' OR 'transport' = ANY (co)";
+
+static void parked_redrive(void **state) {
+  (void)state;
+  s_stack("park", "up");
+  wh_pg_t *dispatch = s_db("park", "WHISTLE_DISPATCH_DB"), *notify = s_db("park", "WHISTLE_NOTIFY_DB");
+  /* An operator's mistake in notify's schema: transport's items refused. */
+  PGresult *r = wh_pg_query(notify, "ALTER TABLE feed ADD CONSTRAINT hold_transport"
+                                    " CHECK (party <> 'transport')", 0, NULL);
+  assert_non_null(r);
+  PQclear(r);
+  int st;
+  char *out = s_capture(&st, CTL("park") " --as hotline submit < %s/tests/data/scenarios.jsonl",
+                        s_var, s_bin, s_root);
+  assert_int_equal(st, 0);
+  free(out);
+  s_wait_orders(dispatch, 28, 30);
+  long held = s_count(dispatch, s_transport_sql);
+  assert_true(held >= 2);
+  /* Every other ticket reaches the feeds past them. */
+  s_wait_count(notify, "SELECT count(DISTINCT ticket_id) FROM feed", 28 - held, 28 - held, 30);
+  s_wait_count(dispatch, "SELECT count(DISTINCT ticket_id) FROM outbox_parked"
+                         " WHERE redriven_at IS NULL AND behind IS NULL", held, held, 30);
+  /* Each ticket's events after the refused one wait behind it. */
+  long total = s_count(dispatch, "SELECT count(*) FROM outbox_parked WHERE redriven_at IS NULL");
+  assert_true(total > held);
+
+  /* The center's list: each refused event with the database's reason, and
+   * each one behind it. */
+  out = s_capture(&st, CTL("park") " --json parked", s_var, s_bin);
+  assert_int_equal(st, 0);
+  json_object *rows = s_lines(out);
+  free(out);
+  assert_int_equal(json_object_array_length(rows), total);
+  char head_id[128] = "", follower_id[128] = "", ticket[64] = "";
+  for (size_t i = 0; i < json_object_array_length(rows); i++) {
+    json_object *o = json_object_array_get_idx(rows, i);
+    assert_string_equal(s_str(o, "service"), "dispatch");
+    assert_string_equal(s_str(o, "dest"), "notify");
+    if (!s_str(o, "behind")) {
+      assert_non_null(strstr(s_str(o, "reason"), "hold_transport"));
+      if (!head_id[0]) {
+        snprintf(head_id, sizeof head_id, "%s", s_str(o, "message_id"));
+        snprintf(ticket, sizeof ticket, "%s", s_str(o, "ticket_id"));
+      }
+    } else {
+      assert_non_null(strstr(s_str(o, "reason"), "waits behind"));
+    }
+  }
+  for (size_t i = 0; i < json_object_array_length(rows); i++) {
+    json_object *o = json_object_array_get_idx(rows, i);
+    if (s_str(o, "behind") && !strcmp(s_str(o, "behind"), head_id) && !follower_id[0])
+      snprintf(follower_id, sizeof follower_id, "%s", s_str(o, "message_id"));
+  }
+  json_object_put(rows);
+  assert_true(head_id[0] && follower_id[0]);
+
+  /* Any other party is refused, and nothing moves. */
+  out = s_capture(&st, CTL("park") " --as transport parked 2>&1", s_var, s_bin);
+  assert_int_not_equal(st, 0);
+  assert_non_null(strstr(out, "forbidden"));
+  free(out);
+  out = s_capture(&st, CTL("park") " --as transport redrive %s 2>&1", s_var, s_bin, head_id);
+  assert_int_not_equal(st, 0);
+  assert_non_null(strstr(out, "forbidden"));
+  free(out);
+  out = s_capture(&st, CTL("park") " redrive no-such-message 2>&1", s_var, s_bin);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "not_found"));
+  free(out);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM outbox_parked WHERE redriven_at IS NULL"),
+                   total);
+
+  /* The cause fixed, one ticket sent again by the id of an event behind:
+   * its events reach transport's feed in order, the others stay parked. */
+  r = wh_pg_query(notify, "ALTER TABLE feed DROP CONSTRAINT hold_transport", 0, NULL);
+  assert_non_null(r);
+  PQclear(r);
+  char sql[512];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM outbox_parked WHERE redriven_at IS NULL"
+                            " AND ticket_id = '%s'", ticket);
+  long mine = s_count(dispatch, sql);
+  out = s_capture(&st, CTL("park") " redrive %s", s_var, s_bin, follower_id);
+  assert_int_equal(st, 0);
+  char want[64];
+  snprintf(want, sizeof want, "%ld in all", mine);
+  assert_non_null(strstr(out, want));
+  free(out);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM feed WHERE ticket_id = '%s'"
+                            " AND party = (SELECT party FROM feed WHERE ticket_id = '%s'"
+                            "   ORDER BY seq LIMIT 1)", ticket, ticket);
+  s_wait_count(notify, sql, mine, mine, 30);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM outbox_parked WHERE redriven_at IS NULL"),
+                   total - mine);
+
+  /* The rest, each by its refused event's id. */
+  out = s_capture(&st, CTL("park") " --json parked", s_var, s_bin);
+  assert_int_equal(st, 0);
+  rows = s_lines(out);
+  free(out);
+  for (size_t i = 0; i < json_object_array_length(rows); i++) {
+    json_object *o = json_object_array_get_idx(rows, i);
+    if (s_str(o, "behind")) continue;
+    assert_int_equal(s_sh(CTL("park") " redrive %s >/dev/null", s_var, s_bin,
+                          s_str(o, "message_id")), 0);
+  }
+  json_object_put(rows);
+  s_wait_count(notify, "SELECT count(DISTINCT ticket_id) FROM feed", 28, 28, 30);
+  out = s_capture(&st, CTL("park") " parked", s_var, s_bin);
+  assert_int_equal(st, 0);
+  assert_string_equal(out, "nothing parked\n");
+  free(out);
+  /* On every feed, each ticket's items come in the order of its events. */
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT version < lag(version)"
+                                   " OVER (PARTITION BY party, ticket_id ORDER BY seq) AS back"
+                                   " FROM feed) x WHERE back"), 0);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM feed WHERE party = 'transport'"),
+                   s_count(notify, "SELECT count(DISTINCT (ticket_id, version)) FROM feed"
+                                   " WHERE party = 'transport'"));
+  /* A redriven message is parked no more. */
+  out = s_capture(&st, CTL("park") " redrive %s 2>&1", s_var, s_bin, head_id);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "not_found"));
+  free(out);
+  wh_pg_destroy(&dispatch);
+  wh_pg_destroy(&notify);
+  s_stack("park", "down");
+}
+
 /* A router bound at the endpoint KEY of stack "built", in zctx, with the
  * key of the service it stands in for (no ZAP handler in zctx: it takes
  * whoever connects). */
@@ -1434,6 +1571,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(restart),
       cmocka_unit_test(carried_built),
       cmocka_unit_test(authenticated),
+      cmocka_unit_test(parked_redrive),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
