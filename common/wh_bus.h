@@ -20,6 +20,13 @@
  * one of a gigabyte never takes the memory it declares. */
 #define WH_BUS_MSG_MAX (2 * WH_FRAME_MAX)
 
+/* Frames a receive callback takes in one turn of the loop at most,
+ * whatever they are (a batch, a request, garbage, a wrong type, a refusal):
+ * the bus calls it again on the next turn while input remains, so the
+ * other sockets' answers and the timers always come between. A request
+ * that queries the database counts for WH_BUS_ROUND / 16 frames. */
+#define WH_BUS_ROUND 512
+
 typedef struct wh_bus_s wh_bus_t;
 typedef void (*wh_bus_cb)(wh_bus_t *bus, void *arg);
 

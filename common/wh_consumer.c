@@ -270,8 +270,9 @@ static void s_consumer_flush(wh_consumer_t *c) {
 
 /* Takes one envelope that came from peer (borrowed; copied when kept):
  * a relayed event joins the batch, a request is answered at once. */
-static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
-                            Whistle__Envelope *env) {
+/* Returns the frames of this round's budget the envelope used. */
+static int s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
+                           Whistle__Envelope *env) {
   if (env->body_case == c->ops->body) {
     /* The sender is the key the message came with, not what it says. */
     if (who) env->sender = (char *)c->ops->from;
@@ -298,7 +299,7 @@ static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
       zmq_msg_copy(&tmp.peer, peer);
       s_ack(c, &tmp);
       zmq_msg_close(&tmp.peer);
-      return;
+      return 1;
     }
     if (c->nitems == CONSUMER_BATCH) s_consumer_flush(c); /* a batch frame fills it */
     s_item_t *it = &c->items[c->nitems++];
@@ -306,17 +307,22 @@ static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
     zmq_msg_init(&it->peer);
     zmq_msg_copy(&it->peer, peer);
     it->env = env;
-  } else if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
-    c->ops->request(c->svc, c, peer, who, env);
-  } else {
-    wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
+    return 1;
   }
+  if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
+    c->ops->request(c->svc, c, peer, who, env);
+    return WH_BUS_ROUND / 16;
+  }
+  wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
+  return 1;
 }
 
 static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   wh_consumer_t *c = arg;
   zmq_msg_t head, body;
-  while (c->nitems < CONSUMER_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
+  int used = 0; /* of the round's WH_BUS_ROUND */
+  while (used < WH_BUS_ROUND && c->nitems < CONSUMER_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
+    used++;
     Whistle__Envelope *env;
     char whobuf[WH_KEY_NAME_MAX + 1];
     const char *who = wh_peer(&body);
@@ -338,10 +344,10 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
           wh_reply_error(bus, &head, rc, NULL);
           continue;
         }
-        s_consumer_take(c, &head, who, one);
+        used += s_consumer_take(c, &head, who, one) - 1;
       }
     } else {
-      s_consumer_take(c, &head, who, env);
+      used += s_consumer_take(c, &head, who, env) - 1;
     }
     zmq_msg_close(&head);
   }

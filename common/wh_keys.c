@@ -260,7 +260,8 @@ static void s_zap_answer(void *sock, zmq_msg_t *route, zmq_msg_t *request, const
 static void s_zap_on_readable(wh_bus_t *bus, void *arg) {
   wh_zap_t *z = arg;
   void *sock = wh_bus_socket(bus);
-  for (;;) {
+  /* A flood of connections is judged a round at a time (wh_bus). */
+  for (int round = 0; round < WH_BUS_ROUND; round++) {
     zmq_msg_t f[Z_FRAMES];
     int n = 0, more = 1;
     while (more) {

@@ -467,7 +467,11 @@ static void s_on_front(wh_bus_t *bus, void *arg) {
   s_intake_t *in = arg;
   zmq_msg_t head, body;
   int64_t now = wh_clock_now_ms();
-  while (in->nreqs < INTAKE_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
+  /* Every frame counts, refused ones too: a flood of garbage is taken a
+   * round at a time, with the relay's answers and the timers between. */
+  for (int frames = 0;
+       frames < WH_BUS_ROUND && in->nreqs < INTAKE_BATCH && wh_bus_recv(bus, &head, &body) == 1;
+       frames++) {
     Whistle__Envelope *env;
     int rc = wh_env_unpack_in(in->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env);
     zmq_msg_close(&body);

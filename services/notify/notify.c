@@ -521,7 +521,7 @@ static int s_may_read(const s_notify_t *n, const char *who, const char *party) {
 static void s_on_subscribe(wh_bus_t *bus, void *arg) {
   s_notify_t *n = arg;
   zmq_msg_t head, body;
-  while (wh_bus_recv(bus, &head, &body) == 1) {
+  for (int frames = 0; frames < WH_BUS_ROUND && wh_bus_recv(bus, &head, &body) == 1; frames++) {
     const char *who = wh_peer(&body), *topic = (const char *)zmq_msg_data(&body) + 1;
     size_t len = zmq_msg_size(&body);
     int add = len > 0 && topic[-1] == 1, drop = len > 0 && topic[-1] == 0;
