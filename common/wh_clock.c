@@ -23,6 +23,16 @@ int64_t wh_clock_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + s_offset_ms;
 }
 
+static int64_t s_mono_shift_ms;
+
+void wh_clock_mono_shift_ms(int64_t shift_ms) { s_mono_shift_ms = shift_ms; }
+
+int64_t wh_clock_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + s_mono_shift_ms;
+}
+
 /* Writes n decimal digits of v at p (zero-padded). */
 static void s_digits_out(char *p, int v, int n) {
   for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);

@@ -15,6 +15,16 @@ void wh_clock_set_offset_ms(int64_t offset_ms);
 /* Reads WHISTLE_CLOCK_OFFSET_S once; call at start. */
 void wh_clock_init(void);
 
+/* How long things take, not when they happen: milliseconds on
+ * CLOCK_MONOTONIC, which neither the business clock's offset nor a change
+ * of the wall clock moves. Resends, liveness, a stuck message's warning,
+ * the log's rate windows and a client's timeouts read it; deadlines and
+ * timestamps read wh_clock_now_ms. */
+int64_t wh_clock_mono_ms(void);
+/* Tests only: how far the monotonic clock reads ahead of the system's
+ * (a minute of silence without a minute of waiting). */
+void wh_clock_mono_shift_ms(int64_t shift_ms);
+
 /* Formats ms as RFC 3339 in China time (+08:00) into buf; returns buf. */
 char *wh_time_format(int64_t ms, char *buf, int len);
 /* Parses RFC 3339 (with Z or +hh:mm offset, optional fraction) into Unix ms.

@@ -88,7 +88,7 @@ void wh__log(int level, const char *fmt, ...) {
 }
 
 int wh__log_site(wh_log_site_t *site, int level) {
-  int64_t now = wh_clock_now_ms(); /* a clock set back opens a new window */
+  int64_t now = wh_clock_mono_ms();
   if (site->lines == 0 || now < site->window_ms ||
       now - site->window_ms >= WH_LOG_SITE_WINDOW_S * 1000) {
     if (site->held)

@@ -473,7 +473,8 @@ static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t
       s_relay_flush_out(r))
     return -1;
   uint8_t stamp[WH_STAMP_MAX];
-  size_t slen = wh_env_stamp(id, now, first, stamp);
+  /* now is the monotonic clock's; the envelope says when, on the wall's */
+  size_t slen = wh_env_stamp(id, wh_clock_now_ms(), first, stamp);
   size_t at = r->out.len;
   if (wh_sbuf_put(&r->out, bytes, len) || wh_sbuf_put(&r->out, stamp, slen)) {
     r->out.len = at; /* the envelopes before it stay whole */
@@ -724,7 +725,7 @@ static int s_relay_load_parked(wh_relay_t *r) {
 }
 
 static void s_relay_pump_rows(wh_relay_t *r) {
-  int64_t now = wh_clock_now_ms();
+  int64_t now = wh_clock_mono_ms();
   if (!r->line_loaded && s_relay_load_line(r)) return;
   if (!r->parked_loaded && s_relay_load_parked(r)) return;
   while (r->qlen && r->ninflight < RELAY_WINDOW) {
@@ -765,7 +766,7 @@ static void s_outbox_hold(wh_outbox_t *ob) {
 }
 
 static void s_relay_hold(wh_relay_t *r) {
-  r->holding = (r->qlen > 0 || r->behind) && wh_clock_now_ms() - r->acked_ms < RELAY_ALIVE_MS;
+  r->holding = (r->qlen > 0 || r->behind) && wh_clock_mono_ms() - r->acked_ms < RELAY_ALIVE_MS;
   if (r->ob) s_outbox_hold(r->ob);
 }
 
@@ -885,7 +886,7 @@ static void s_outbox_empty(wh_outbox_t *ob, int64_t now) {
 
 static void s_relay_on_scan(uv_timer_t *t) {
   wh_relay_t *r = t->data;
-  int64_t now = wh_clock_now_ms();
+  int64_t now = wh_clock_mono_ms();
   s_relay_pump(r);
   s_relay_resend_overdue(r, now);
   s_relay_store_line(r);
@@ -933,7 +934,7 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     /* Retry: let the next scan send it again, after its predecessor.
      * A message that waits for long waits for one that may never
      * come (refused, parked): that must not go unseen. */
-    int64_t now = wh_clock_now_ms();
+    int64_t now = wh_clock_mono_ms();
     if (!slot->warned && now - slot->first_ms >= RELAY_STUCK_MS) {
       slot->warned = 1;
       wh_warn("%s has waited %" PRId64 " s for an earlier message of its ticket before"
@@ -972,7 +973,7 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
      * a second that was a transaction of its own per ticket and stage. */
     if (!uv_is_active((uv_handle_t *)&r->line_timer))
       uv_timer_start(&r->line_timer, s_relay_on_line_timer, RELAY_LINE_MS, 0);
-    r->acked_ms = wh_clock_now_ms();
+    r->acked_ms = wh_clock_mono_ms();
     s_relay_pump(r);
   }
   s_relay_hold(r);
@@ -1053,7 +1054,7 @@ wh_outbox_t *wh_outbox_new(wh_pg_t *pg) {
   if (!ob) return NULL;
   ob->pg = pg;
   ob->written = 1; /* a previous run may have left rows: empty once drained */
-  ob->emptied_ms = wh_clock_now_ms();
+  ob->emptied_ms = wh_clock_mono_ms();
   return ob;
 }
 

@@ -351,7 +351,7 @@ static int s_submit(s_ctx_t *c) {
   size_t next = 0, open = 0, remaining = 0;
   for (size_t i = 0; i < n; i++) remaining += !subs[i].done;
   while (remaining) {
-    int64_t now = wh_clock_now_ms();
+    int64_t now = wh_clock_mono_ms();
     while (open < (size_t)window && next < n) {
       s_sub_t *s = &subs[next++];
       if (s->done) continue;
@@ -678,8 +678,8 @@ static uint64_t s_replay(s_ctx_t *c, void *sock, const char *party, uint64_t fro
   for (int attempt = 0; attempt < 20; attempt++) {
     zmq_send(sock, buf, len, 0);
     zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
-    int64_t until = wh_clock_now_ms() + 3000;
-    while (wh_clock_now_ms() < until) {
+    int64_t until = wh_clock_mono_ms() + 3000;
+    while (wh_clock_mono_ms() < until) {
       s_check_auth(c);
       if (zmq_poll(&pi, 1, 200) <= 0) continue;
       zmq_msg_t m;
@@ -796,8 +796,8 @@ static Whistle__Envelope *s_admin_ask(s_ctx_t *c, void *sock, int i, Whistle__Ad
   int sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) == (int)len;
   free(buf);
   zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
-  int64_t until = wh_clock_now_ms() + 5000;
-  while (sent && wh_clock_now_ms() < until) {
+  int64_t until = wh_clock_mono_ms() + 5000;
+  while (sent && wh_clock_mono_ms() < until) {
     s_check_auth(c);
     if (zmq_poll(&pi, 1, 100) <= 0) continue;
     zmq_msg_t m;

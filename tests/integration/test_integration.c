@@ -439,12 +439,13 @@ static void consumer_round_is_bounded(void **state) {
   (void)state;
   s_rig_t rig = {0};
   wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply};
-  s_rig_open(&rig, "CREATE TABLE applied (ticket text)", "inproc://it-consumer-round", &ops);
+  s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS applied (ticket text)", "inproc://it-consumer-round",
+             &ops);
   static const char garbage[] = "\xff\xff\xff\xff\xff not an envelope";
   int sent = 0;
   while (sent < 20000 && zmq_send(rig.dealer, garbage, sizeof garbage, ZMQ_DONTWAIT) >= 0) sent++;
   assert_true(sent > 4 * WH_BUS_ROUND);
-  s_send(rig.dealer, "m-1", 1, 11);
+  s_send_for(rig.dealer, "WH57", "m-round", 1, 11);
   int answered = 0, first = 0;
   for (int i = 0; i < 20000 && answered < sent + 1; i++) {
     uv_run(rig.loop, UV_RUN_NOWAIT);
@@ -1021,8 +1022,41 @@ static void s_flow_put(s_flow_t *f, const char *ticket, int n, int forget) {
  * time a busy machine took committing a test's rows (more than a second,
  * with much of the CPU stolen) does not count as the receiver's silence. */
 static void s_clock_resume(int64_t from) {
+  wh_clock_mono_shift_ms(0);
+  wh_clock_mono_shift_ms(from - wh_clock_mono_ms());
+}
+
+/* The business clock (deadlines, timestamps; WHISTLE_CLOCK_OFFSET_S moves
+ * it) does not drive the relay: an hour on it is no silence of the
+ * receiver, so nothing is sent again and nothing is called stuck. The
+ * monotonic clock does: two seconds and a half on it, and the message
+ * unanswered is sent again. */
+static void relay_timers_ignore_the_business_clock(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open(&f, "inproc://it-mono");
+  f.take = 0;
+  s_flow_put(&f, "WH58", 1, 0);
+  s_flow_run(&f, 100);
+  assert_int_equal(f.seen, 1);
+  int cap[2];
+  s_log_start(cap);
+  wh_clock_set_offset_ms(3600 * 1000);
+  s_flow_run(&f, 1200);
   wh_clock_set_offset_ms(0);
-  wh_clock_set_offset_ms(from - wh_clock_now_ms());
+  char log[4096];
+  s_log_end(cap, log, sizeof log);
+  assert_int_equal(f.seen, 1);
+  assert_null(strstr(log, "has not acknowledged"));
+  wh_clock_mono_shift_ms(2500);
+  s_flow_run(&f, 700);
+  wh_clock_mono_shift_ms(0);
+  assert_int_equal(f.seen, 2);
+  f.take = 1;
+  s_flow_answer_kept(&f);
+  s_flow_run(&f, 100);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+  s_flow_close(&f);
 }
 
 static void relay_holds_input_while_backed_up(void **state) {
@@ -1043,7 +1077,7 @@ static void relay_holds_input_while_backed_up(void **state) {
   /* It takes its time answering; more than a window is committed: the
    * rest waits, and so does the input. */
   f.take = 0;
-  int64_t heard = wh_clock_now_ms();
+  int64_t heard = wh_clock_mono_ms();
   s_flow_put(&f, "WH61", WH_RELAY_WINDOW + 50, 0);
   s_clock_resume(heard);
   assert_true(zmq_send(client, "work", 4, 0) == 4);
@@ -1060,7 +1094,7 @@ static void relay_holds_input_while_backed_up(void **state) {
   /* A receiver that falls silent does not hold the input for long: the
    * table keeps what waits. */
   f.take = 0;
-  heard = wh_clock_now_ms();
+  heard = wh_clock_mono_ms();
   s_flow_put(&f, "WH62", WH_RELAY_WINDOW + 50, 0);
   s_clock_resume(heard);
   assert_true(zmq_send(client, "more", 4, 0) == 4);
@@ -1068,7 +1102,7 @@ static void relay_holds_input_while_backed_up(void **state) {
   assert_int_equal(f.reads, 1);
   s_flow_run(&f, 1500);
   assert_int_equal(f.reads, 2);
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
 
   wh_bus_destroy(&input);
   zmq_close(client);
@@ -1159,9 +1193,9 @@ static void relay_line_restart_and_emptying(void **state) {
   /* All delivered and a while later: the table is emptied, the parked
    * message kept, and the next rows go out with newer ids. */
   assert_true(s_count(f.pg, "SELECT count(*) FROM outbox") >= 6);
-  wh_clock_set_offset_ms(61000);
+  wh_clock_mono_shift_ms(61000);
   s_flow_run(&f, 700);
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH65'"), 1);
   s_flow_put(&f, "WH67", 1, 0);
@@ -1236,14 +1270,14 @@ static void outbox_many_destinations(void **state) {
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed WHERE dest = 'left'"), 0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed WHERE dest = 'right'"), 3);
   /* A minute on, left has had everything: right's rows stay. */
-  wh_clock_set_offset_ms(61000);
+  wh_clock_mono_shift_ms(61000);
   s_flow_run(&f, 700);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox WHERE dest = 'right'"), 3);
   /* Right takes them (its resends included); then the table is emptied. */
   r.take = 1;
   s_flow_run(&f, 300);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
-  wh_clock_set_offset_ms(2 * 61000);
+  wh_clock_mono_shift_ms(2 * 61000);
   s_flow_run(&f, 700);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
   /* A row for a destination none of the relays serves (one configured
@@ -1259,11 +1293,11 @@ static void outbox_many_destinations(void **state) {
   assert_int_equal(f.seen, 3);
   int cap[2];
   s_log_start(cap);
-  wh_clock_set_offset_ms(3 * 61000);
+  wh_clock_mono_shift_ms(3 * 61000);
   s_flow_run(&f, 700);
   char log[8192];
   s_log_end(cap, log, sizeof log);
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox WHERE dest = 'webhook'"), 1);
   assert_non_null(strstr(log, "the outbox is not emptied: it still owes webhook 1 message"));
   uv_close((uv_handle_t *)&tick, NULL);
@@ -1494,9 +1528,9 @@ static void relay_carried_messages(void **state) {
   /* A minute unanswered: the log says so, once. */
   int cap[2];
   s_log_start(cap);
-  wh_clock_set_offset_ms(61000);
+  wh_clock_mono_shift_ms(61000);
   s_flow_run(&f, 1200);
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
   char log[4096];
   assert_true(s_log_end(cap, log, sizeof log) > 0);
   const char *say = strstr(log, "dispatch has not acknowledged 1 message for a minute");
@@ -1516,9 +1550,9 @@ static void relay_carried_messages(void **state) {
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
   /* Emptying the outbox a while later keeps the carried rows, sends
    * nothing again, and the parked copy stays. */
-  wh_clock_set_offset_ms(61000);
+  wh_clock_mono_shift_ms(61000);
   s_flow_run(&f, 700);
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox"), 0);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_carried"), 6);
   assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_parked WHERE ticket_id = 'WH74'"), 1);
@@ -1858,7 +1892,7 @@ typedef struct {
 static void s_say_retry(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
   s_stuck_t *k = arg;
   s_answer(k->router, id, env, WHISTLE__ACK_STATUS__ACK_RETRY);
-  if (++k->seen == 1) wh_clock_set_offset_ms(61000);
+  if (++k->seen == 1) wh_clock_mono_shift_ms(61000);
 }
 
 static void s_retrier(uv_timer_t *t) {
@@ -1904,7 +1938,7 @@ static void relay_says_when_a_message_is_stuck(void **state) {
   uv_run(&loop, UV_RUN_DEFAULT);
   char log[8192];
   ssize_t n = s_log_end(cap, log, sizeof log);
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
   assert_true(n > 0);
   assert_true(k.seen >= 4);
   /* Said once, not at every resend. The resend scan may see the minute go
@@ -1942,6 +1976,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(consumer_refused_data_splits_batch),
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
+      cmocka_unit_test(relay_timers_ignore_the_business_clock),
       cmocka_unit_test(relay_holds_input_while_backed_up),
       cmocka_unit_test(relay_reads_back_a_row_memory_lost),
       cmocka_unit_test(relay_line_restart_and_emptying),
