@@ -150,9 +150,9 @@ static void log_lines_held_when_too_fast(void **state) {
   for (int round = 0; round < 2; round++) {
     for (int i = 0; i < 3 * WH_LOG_SITE_LINES; i++) wh_warn("refused frame %d", i);
     wh_warn("another place");
-    wh_clock_set_offset_ms((WH_LOG_SITE_WINDOW_S + 1) * 1000);
+    wh_clock_mono_shift_ms((WH_LOG_SITE_WINDOW_S + 1) * 1000);
   }
-  wh_clock_set_offset_ms(0);
+  wh_clock_mono_shift_ms(0);
   s_log_end(saved);
   rewind(tmp);
   char line[512];
