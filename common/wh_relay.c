@@ -13,7 +13,10 @@
 #include <string.h>
 
 #define RELAY_WINDOW WH_RELAY_WINDOW
-#define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again */
+#define RELAY_RESEND_MS 2000  /* unacknowledged this long: send again; twice as long each time */
+#define RELAY_RETRY_MS 250    /* answered "retry", or not sent: again after this; twice each time */
+#define RELAY_RETRY_MAX_MS 10000 /* ... but no longer than this */
+#define RELAY_BACKOFF_MAX_MS 30000 /* an unanswered message is sent again at least this often */
 #define RELAY_SCAN_MS 500     /* look for what is due to be sent again */
 #define RELAY_READ_SPAN (4 * RELAY_WINDOW) /* ids one read-back looks through */
 #define RELAY_EMPTY_ROWS 20000 /* rows written since the table was emptied: empty it */
@@ -83,10 +86,24 @@ static const wh_stmt_t s_parked_tickets = {
 
 typedef struct {
   uint64_t id; /* 0 = empty */
-  int64_t sent_ms;
+  int64_t due_ms;   /* when it is sent again, unless answered first */
   int64_t first_ms; /* when this process first sent it */
-  int warned;       /* told the log it is stuck (unanswered, or behind a missing predecessor) */
+  uint8_t tries;    /* times sent again: each waits twice as long as the one before */
+  uint8_t answered; /* the receiver answered "retry" since it was last sent */
+  uint8_t asked;    /* read back for resending in this scan */
+  uint8_t warned;   /* told the log it is stuck (unanswered, or behind a missing predecessor) */
 } s_slot_t;
+
+/* base, doubled for each time a message was sent again, up to cap. */
+static int64_t s_backoff(int64_t base, int tries, int64_t cap) {
+  int64_t w = base << (tries < 10 ? tries : 10);
+  return w < cap ? w : cap;
+}
+
+/* Due again soon: answered "retry", or its sending or parking failed. */
+static void s_slot_soon(s_slot_t *slot, int64_t now) {
+  slot->due_ms = now + s_backoff(RELAY_RETRY_MS, slot->tries, RELAY_RETRY_MAX_MS);
+}
 
 #define SLOTS (RELAY_WINDOW * 4)
 
@@ -223,6 +240,7 @@ struct wh_relay_s {
   int qhead, qlen;
   wh_rows_t line_row; /* the line, as the one row of its statement */
   int64_t acked_ms; /* when the receiver last acknowledged anything */
+  int64_t heard_ms; /* when it last answered anything, "retry" included */
   int holding;      /* backed up: its outbox holds the input */
   s_parked_set_t parked; /* tickets whose messages wait behind a refused one */
   int parked_loaded;
@@ -453,11 +471,13 @@ static int s_relay_flush_out(wh_relay_t *r) {
       free(frame);
     }
   }
-  if (rc) /* not sent: due again at the next scan */
+  if (rc) { /* not sent: due again soon */
+    int64_t now = wh_clock_mono_ms();
     for (int i = 0; i < r->nout; i++) {
       s_slot_t *slot = s_find(r->inflight, r->out_id[i]);
-      if (slot->id == r->out_id[i]) slot->sent_ms = 0;
+      if (slot->id == r->out_id[i]) s_slot_soon(slot, now);
     }
+  }
   r->nout = 0;
   r->out.len = 0;
   return rc ? -1 : 0;
@@ -487,8 +507,11 @@ static int s_relay_send(wh_relay_t *r, uint64_t id, const uint8_t *bytes, size_t
   if (slot->id != id) {
     *slot = (s_slot_t){.id = id, .first_ms = now};
     r->ninflight++;
+  } else if (slot->tries < UINT8_MAX) {
+    slot->tries++;
   }
-  slot->sent_ms = now;
+  slot->answered = 0;
+  slot->due_ms = now + s_backoff(RELAY_RESEND_MS, slot->tries, RELAY_BACKOFF_MAX_MS);
   if (id > r->high) r->high = id;
   if (id > r->head) r->head = id;
   return 0;
@@ -575,7 +598,7 @@ static int s_relay_send_result(wh_relay_t *r, PGresult *res, int64_t now) {
       len = built[b++].len;
     }
     s_slot_t *slot = s_find(r->inflight, id);
-    if (slot->id == id && now - slot->sent_ms < RELAY_RESEND_MS) continue;
+    if (slot->id == id && now < slot->due_ms) continue;
     if (!bytes) {
       /* Its row is there (the read found it) but did not build: it waits,
        * and the messages after it with it, until a fixed build runs. */
@@ -630,22 +653,45 @@ static int s_relay_send_rows(wh_relay_t *r, uint64_t after, int limit, int64_t n
   return total;
 }
 
-/* Sends again what has waited RELAY_RESEND_MS for its acknowledgement (or
- * was answered "retry"), oldest first, reading only those rows. A row that
- * is gone was acknowledged meanwhile. */
+static int s_id_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Sends again what is due (unanswered for its wait, which doubles with
+ * each sending up to RELAY_BACKOFF_MAX_MS, or answered "retry"), oldest
+ * first, reading only those rows. A row that is gone was acknowledged or
+ * parked meanwhile. A receiver that has answered nothing for
+ * RELAY_RESEND_MS is sent only the oldest RELAY_BATCH messages in flight,
+ * a probe: the rest wait until it answers, instead of the whole window
+ * going into a socket that holds it. */
 static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
-  wh_sbuf_t ids = {0};
+  uint64_t *due = NULL;
   int n = 0, stuck = 0;
-  uint64_t lo = UINT64_MAX, hi = 0, oldest = 0;
+  uint64_t oldest = 0, cutoff = UINT64_MAX;
   int64_t waited = 0;
+  if (r->ninflight == 0) return;
+  if (now - r->heard_ms >= RELAY_RESEND_MS && r->ninflight > RELAY_BATCH) {
+    uint64_t *all = malloc((size_t)r->ninflight * sizeof *all);
+    int k = 0;
+    for (size_t i = 0; all && i < SLOTS && k < r->ninflight; i++)
+      if (r->inflight[i].id) all[k++] = r->inflight[i].id;
+    if (all && k > RELAY_BATCH) {
+      qsort(all, (size_t)k, sizeof *all, s_id_cmp);
+      cutoff = all[RELAY_BATCH - 1];
+    }
+    free(all);
+  }
+  due = malloc(SLOTS * sizeof *due);
+  if (!due) return;
   for (size_t i = 0; i < SLOTS; i++) {
     s_slot_t *slot = &r->inflight[i];
     uint64_t id = slot->id;
-    if (!id || now - slot->sent_ms < RELAY_RESEND_MS) continue;
+    if (!id || now < slot->due_ms || id > cutoff) continue;
     /* Sent and sent again for a minute without an answer: the receiver is
      * down, or cannot take it (its database failing). Said once per row,
      * in one line per scan. */
-    if (!slot->warned && slot->sent_ms && now - slot->first_ms >= RELAY_STUCK_MS) {
+    if (!slot->warned && !slot->answered && now - slot->first_ms >= RELAY_STUCK_MS) {
       slot->warned = 1;
       stuck++;
       if (now - slot->first_ms > waited) {
@@ -653,39 +699,51 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
         oldest = id;
       }
     }
-    char num[24];
-    int len = snprintf(num, sizeof num, "%s%" PRIu64, n ? "," : "{", id);
-    if (wh_sbuf_put(&ids, num, (size_t)len)) break;
-    n++;
-    if (id < lo) lo = id;
-    if (id > hi) hi = id;
+    slot->asked = 1;
+    due[n++] = id;
   }
   if (stuck)
     wh_warn("%s has not acknowledged %d message%s for a minute or more (the oldest, outbox row"
             " %" PRIu64 ", sent first %" PRId64 " s ago); sending them again until it does",
             r->dest, stuck, stuck == 1 ? "" : "s", oldest, waited / 1000);
-  if (n && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
+  wh_sbuf_t ids = {0};
+  uint64_t lo = UINT64_MAX, hi = 0;
+  int listed = 1;
+  for (int i = 0; i < n && listed; i++) {
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, i ? "," : "{", due[i]);
+    listed = wh_sbuf_put(&ids, num, (size_t)len) == 0;
+    if (due[i] < lo) lo = due[i];
+    if (due[i] > hi) hi = due[i];
+  }
+  PGresult *res = NULL;
+  if (n && listed && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
     char lo_s[24], hi_s[24];
     snprintf(lo_s, sizeof lo_s, "%" PRIu64, lo);
     snprintf(hi_s, sizeof hi_s, "%" PRIu64, hi);
     const char *v[3] = {ids.buf, lo_s, hi_s};
-    PGresult *res = wh_pg_run_binary(r->pg, &s_due_rows, 3, v);
+    res = wh_pg_run_binary(r->pg, &s_due_rows, 3, v);
     if (res) {
-      /* Forget what is gone meanwhile (parked). */
       s_relay_send_result(r, res, now);
       s_relay_flush_out(r);
-      for (size_t i = 0; i < SLOTS; i++) {
-        s_slot_t *slot = &r->inflight[i];
-        if (slot->id && now - slot->sent_ms >= RELAY_RESEND_MS && s_gone(res, slot->id)) {
-          s_remove(r->inflight, slot->id);
-          r->ninflight--;
-          i--; /* backward shift may have moved another slot here */
-        }
-      }
-      PQclear(res);
     }
   }
+  /* Forget what is gone meanwhile; what could not be read is due soon. */
+  for (size_t i = 0; i < SLOTS; i++) {
+    s_slot_t *slot = &r->inflight[i];
+    if (!slot->id || !slot->asked) continue;
+    slot->asked = 0;
+    if (!res) {
+      s_slot_soon(slot, now);
+    } else if (now >= slot->due_ms && s_gone(res, slot->id)) {
+      s_remove(r->inflight, slot->id);
+      r->ninflight--;
+      i--; /* backward shift may have moved another slot here */
+    }
+  }
+  if (res) PQclear(res);
   free(ids.buf);
+  free(due);
 }
 
 /* Sends queued frames while the window has room; then, if rows were left
@@ -919,7 +977,7 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 4, v, lens, fmts);
     free(built.bytes);
     if (!res) {
-      if (slot->id == a->delivery_tag) slot->sent_ms = 0; /* not parked: it stays owed */
+      if (slot->id == a->delivery_tag) s_slot_soon(slot, wh_clock_mono_ms()); /* not parked: owed */
       return 0;
     }
     /* Its ticket's later messages are parked behind it, not sent. */
@@ -931,9 +989,10 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
       r->ninflight--;
     }
   } else if (slot->id == a->delivery_tag) {
-    /* Retry: let the next scan send it again, after its predecessor.
-     * A message that waits for long waits for one that may never
-     * come (refused, parked): that must not go unseen. */
+    /* Retry: sent again after its predecessor, each time after twice
+     * the wait before (up to RELAY_RETRY_MAX_MS). A message that waits
+     * for long waits for one that may never come (refused, parked):
+     * that must not go unseen. */
     int64_t now = wh_clock_mono_ms();
     if (!slot->warned && now - slot->first_ms >= RELAY_STUCK_MS) {
       slot->warned = 1;
@@ -941,7 +1000,8 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
               " taking outbox row %" PRIu64 " (message %s); it is sent again until then",
               r->dest, (now - slot->first_ms) / 1000, a->delivery_tag, a->message_id);
     }
-    slot->sent_ms = 0;
+    slot->answered = 1;
+    s_slot_soon(slot, now);
   }
   return 0;
 }
@@ -953,6 +1013,7 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
   zmq_msg_t head, body;
   int got = 0, frames = 0;
   while (frames++ < RELAY_WINDOW && wh_bus_recv(bus, &head, &body) == 1) {
+    r->heard_ms = wh_clock_mono_ms();
     Whistle__Envelope *env;
     if (wh_env_unpack_in(r->arena, zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0) {
       if (env->body_case == WHISTLE__ENVELOPE__BODY_ACKS) {

@@ -1059,6 +1059,73 @@ static void relay_timers_ignore_the_business_clock(void **state) {
   s_flow_close(&f);
 }
 
+/* Answers "retry" to everything (a receiver waiting for a predecessor). */
+static void s_flow_say_retry(void *arg, zmq_msg_t *id, const Whistle__Envelope *env) {
+  s_flow_t *f = arg;
+  s_answer_tag(f->router, id, env->message_id, env->delivery_tag, WHISTLE__ACK_STATUS__ACK_RETRY);
+}
+
+/* Runs f's relay for `steps` scans, the monotonic clock `step_ms` further
+ * on at each; returns how many messages arrived meanwhile. */
+static int s_flow_steps(s_flow_t *f, int steps, int64_t step_ms, int64_t *shift) {
+  int before = f->seen;
+  for (int i = 0; i < steps; i++) {
+    *shift += step_ms;
+    wh_clock_mono_shift_ms(*shift);
+    s_flow_run(f, 550); /* a scan comes every 500 ms */
+  }
+  return f->seen - before;
+}
+
+/* Sending again backs off. A message nobody answers is sent again after
+ * 2 s, then 4, 8, 16, then every 30 s: not every 2 s for ever (a minute
+ * in 5 s steps sends it again at most 5 times, where a fixed interval sent
+ * it at every step). A receiver that answers nothing is sent the oldest
+ * batch of what is in flight, not the whole window again; once it answers,
+ * the rest follows. A message answered "retry" is sent again after 250 ms,
+ * then 500, 1,000, ... up to 10 s: not at every scan. */
+static void relay_backs_off(void **state) {
+  (void)state;
+  s_flow_t f;
+  s_flow_open(&f, "inproc://it-backoff");
+  int64_t shift = 0;
+  f.take = 0;
+  s_flow_put(&f, "WH59", 1, 0);
+  s_flow_run(&f, 100);
+  assert_int_equal(f.seen, 1);
+  int again = s_flow_steps(&f, 12, 5000, &shift);
+  print_message("unanswered, a minute in 5 s steps: sent again %d times\n", again);
+  assert_true(again >= 3 && again <= 5);
+  f.take = 1;
+  s_flow_answer_kept(&f);
+  s_flow_run(&f, 100);
+
+  f.take = 0;
+  s_flow_put(&f, "WH56", 300, 0);
+  s_flow_run(&f, 200);
+  int seen = f.seen;
+  again = s_flow_steps(&f, 1, 3000, &shift);
+  print_message("a silent receiver, 300 in flight: %d sent again\n", again);
+  assert_true(again > 0 && again < 300);
+  assert_int_equal(f.seen - seen, again);
+  f.take = 1;
+  s_flow_answer_kept(&f);
+  s_flow_steps(&f, 3, 3000, &shift);
+  assert_int_equal(s_count(f.pg, "SELECT count(*) FROM outbox_owed"), 0);
+
+  f.on_env = s_flow_say_retry;
+  f.on_env_arg = &f;
+  s_flow_put(&f, "WH55", 1, 0);
+  s_flow_run(&f, 100);
+  seen = f.seen;
+  again = s_flow_steps(&f, 12, 1000, &shift);
+  print_message("answered retry, 12 s in 1 s steps: sent again %d times\n", again);
+  assert_true(again >= 3 && again <= 7);
+  f.on_env = NULL;
+  wh_clock_mono_shift_ms(0);
+  s_flow_close(&f);
+}
+
 static void relay_holds_input_while_backed_up(void **state) {
   (void)state;
   s_flow_t f;
@@ -1977,6 +2044,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(relay_resends_until_acknowledged),
       cmocka_unit_test(relay_says_when_a_message_is_stuck),
       cmocka_unit_test(relay_timers_ignore_the_business_clock),
+      cmocka_unit_test(relay_backs_off),
       cmocka_unit_test(relay_holds_input_while_backed_up),
       cmocka_unit_test(relay_reads_back_a_row_memory_lost),
       cmocka_unit_test(relay_line_restart_and_emptying),
