@@ -1377,7 +1377,11 @@ static void parked_redrive(void **state) {
   s_wait_count(notify, "SELECT count(DISTINCT ticket_id) FROM feed", 28 - held, 28 - held, 30);
   s_wait_count(dispatch, "SELECT count(DISTINCT ticket_id) FROM outbox_parked"
                          " WHERE redriven_at IS NULL AND behind IS NULL", held, held, 30);
-  /* Each ticket's events after the refused one wait behind it. */
+  /* Each ticket's events after the refused one (its lapses) wait behind
+   * it; nothing else is owed. */
+  s_wait_count(dispatch, "SELECT count(*) FROM outbox_parked WHERE redriven_at IS NULL"
+                         " AND behind IS NOT NULL", 1, LONG_MAX, 30);
+  s_wait_count(dispatch, "SELECT count(*) FROM outbox_owed", 0, 0, 30);
   long total = s_count(dispatch, "SELECT count(*) FROM outbox_parked WHERE redriven_at IS NULL");
   assert_true(total > held);
 
