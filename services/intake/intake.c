@@ -14,7 +14,9 @@
  * stored before: its (source, external id) key is taken) does the batch go
  * the careful way, which skips what is stored and looks it up. Reserved
  * numbers that a failure or a restart leaves unused are gaps in the
- * numbering, as a rolled-back sequence value always was. */
+ * numbering, as a rolled-back sequence value always was; and numbers a
+ * batch was given are never given again when the connection broke before
+ * its COMMIT was answered, since PostgreSQL may have committed it. */
 #include "intake.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -347,6 +349,14 @@ static int s_gather_range(s_intake_t *in, int from, int to, int carry) {
   return used;
 }
 
+/* After a failure: when the connection broke, the batch may have been
+ * committed all the same (its COMMIT's answer lost), so the numbers it was
+ * given may be taken; they are spent, not given to the next batch, whose
+ * every report would meet a taken ticket id. */
+static void s_failed(s_intake_t *in, int used) {
+  if (used > 0 && wh_pg_broken(in->svc->pg)) in->next += used;
+}
+
 /* After a commit: the reserved numbers the batch used are spent, and a
  * report sent twice in the batch answers with its first copy's ticket. */
 static void s_stored(s_intake_t *in, int from, int to, int used) {
@@ -374,6 +384,7 @@ static int s_store_new(s_intake_t *in, int from, int to) {
   s_stored(in, from, to, used);
   return 0;
 failed:
+  s_failed(in, used);
   wh_relay_aborted(in->relay);
   return WH_EDB;
 }
@@ -422,6 +433,7 @@ static int s_store_careful(s_intake_t *in, int from, int to) {
   return 0;
 rollback:
   wh_log_ctx(NULL, NULL);
+  s_failed(in, used);
   wh_pg_rollback(pg);
   wh_relay_aborted(in->relay);
   return WH_EDB;

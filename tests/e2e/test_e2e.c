@@ -17,6 +17,11 @@
  *   authenticated  an unknown key refused at the handshake; forged relayed
  *               messages from known keys refused and nothing stored; a full
  *               phone masked at dispatch; each party only its own feed
+ *   intake_lost_commit  the connection to PostgreSQL cut right after it
+ *               committed a batch, before intake heard so (a proxy between
+ *               them drops the COMMIT's answer): the report is answered
+ *               "send it again", a new report after it is stored, the first
+ *               sent again is the ticket it was, each reaches dispatch once
  *   parked_redrive  events notify's database refuses are parked with their
  *               tickets' later events, the rest flow past them; the center
  *               lists them with `whistlectl parked` and, the cause fixed,
@@ -31,7 +36,13 @@
 #include <cmocka.h>
 
 #include <json-c/json.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -1351,6 +1362,247 @@ static void authenticated(void **state) {
   s_stack("auth", "down");
 }
 
+/* ---- a proxy between a service and PostgreSQL --------------------------
+ * It passes bytes both ways and reads the server's messages (a type byte
+ * and a length). Armed, it cuts the connection at the CommandComplete of a
+ * COMMIT that follows one of an INSERT: PostgreSQL has committed the
+ * batch, and the service never hears so; and for 1.5 s after, the network
+ * being down, it refuses new connections. */
+#define PROXY_PAIRS 8
+
+typedef struct {
+  int c, u; /* the service's end, PostgreSQL's end; -1 when free */
+  uint8_t buf[1 << 16]; /* what the server sent that is not yet passed on */
+  size_t have;
+  size_t skip; /* bytes of a message too long for buf, passed on unread */
+  int inserted; /* the last command completed was an INSERT */
+} s_pair_t;
+
+typedef struct {
+  int lfd, port, upstream;
+  atomic_int armed, cuts, stop;
+  int64_t down_until; /* monotonic ms: refuse connections until then */
+  s_pair_t pairs[PROXY_PAIRS];
+  pthread_t th;
+} s_proxy_t;
+
+static void s_pair_close(s_pair_t *p) {
+  if (p->c >= 0) close(p->c);
+  if (p->u >= 0) close(p->u);
+  p->c = p->u = -1;
+  p->have = p->skip = 0;
+  p->inserted = 0;
+}
+
+static int s_write_all(int fd, const uint8_t *b, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, b, n);
+    if (w <= 0) return -1;
+    b += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Passes on the server's whole messages, or cuts before a COMMIT's. */
+static void s_proxy_from_server(s_proxy_t *px, s_pair_t *p) {
+  size_t at = p->skip < p->have ? p->skip : p->have;
+  p->skip -= at;
+  while (p->have - at >= 5) {
+    uint32_t len;
+    memcpy(&len, p->buf + at + 1, 4);
+    len = ntohl(len);
+    if (len + 1 > sizeof p->buf / 2 && p->have - at < len + 1) {
+      /* a long row: passed on as it comes */
+      p->skip = len + 1 - (p->have - at);
+      at = p->have;
+      break;
+    }
+    if (p->have - at < len + 1) break;
+    const uint8_t *m = p->buf + at;
+    if (m[0] == 'C') {
+      int commit = len >= 4 + 7 && !memcmp(m + 5, "COMMIT", 7);
+      if (commit && p->inserted && atomic_load(&px->armed)) {
+        s_write_all(p->c, p->buf, at);
+        s_pair_close(p);
+        atomic_store(&px->armed, 0);
+        atomic_fetch_add(&px->cuts, 1);
+        px->down_until = wh_clock_mono_ms() + 1500;
+        return;
+      }
+      p->inserted = len >= 4 + 6 && !memcmp(m + 5, "INSERT", 6);
+    }
+    at += len + 1;
+  }
+  if (at && s_write_all(p->c, p->buf, at)) {
+    s_pair_close(p);
+    return;
+  }
+  memmove(p->buf, p->buf + at, p->have - at);
+  p->have -= at;
+}
+
+static void *s_proxy_run(void *arg) {
+  s_proxy_t *px = arg;
+  while (!atomic_load(&px->stop)) {
+    struct pollfd fds[1 + 2 * PROXY_PAIRS];
+    int nf = 0;
+    fds[nf++] = (struct pollfd){.fd = px->lfd, .events = POLLIN};
+    for (int i = 0; i < PROXY_PAIRS; i++) {
+      fds[nf++] = (struct pollfd){.fd = px->pairs[i].c, .events = POLLIN};
+      fds[nf++] = (struct pollfd){.fd = px->pairs[i].u, .events = POLLIN};
+    }
+    if (poll(fds, (nfds_t)nf, 100) <= 0) continue;
+    if (fds[0].revents & POLLIN) {
+      int c = accept(px->lfd, NULL, NULL);
+      int slot = -1;
+      for (int i = 0; i < PROXY_PAIRS && slot < 0; i++)
+        if (px->pairs[i].c < 0) slot = i;
+      int u = socket(AF_INET, SOCK_STREAM, 0);
+      struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)px->upstream)};
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (c < 0 || slot < 0 || u < 0 || wh_clock_mono_ms() < px->down_until ||
+          connect(u, (struct sockaddr *)&a, sizeof a)) {
+        if (c >= 0) close(c);
+        if (u >= 0) close(u);
+      } else {
+        px->pairs[slot].c = c;
+        px->pairs[slot].u = u;
+      }
+      continue; /* the descriptors polled have changed */
+    }
+    for (int i = 0; i < PROXY_PAIRS; i++) {
+      s_pair_t *p = &px->pairs[i];
+      if (p->c < 0) continue;
+      struct pollfd *fc = &fds[1 + 2 * i], *fu = &fds[2 + 2 * i];
+      if (fc->revents & (POLLIN | POLLHUP | POLLERR)) {
+        uint8_t b[1 << 14];
+        ssize_t n = read(p->c, b, sizeof b);
+        if (n <= 0 || s_write_all(p->u, b, (size_t)n)) {
+          s_pair_close(p);
+          continue;
+        }
+      }
+      if (fu->revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = read(p->u, p->buf + p->have, sizeof p->buf - p->have);
+        if (n <= 0) {
+          s_pair_close(p);
+          continue;
+        }
+        p->have += (size_t)n;
+        s_proxy_from_server(px, p);
+      }
+    }
+  }
+  for (int i = 0; i < PROXY_PAIRS; i++) s_pair_close(&px->pairs[i]);
+  return NULL;
+}
+
+/* Starts a proxy to PostgreSQL on upstream (a port on 127.0.0.1). */
+static void s_proxy_start(s_proxy_t *px, int upstream) {
+  memset(px, 0, sizeof *px);
+  for (int i = 0; i < PROXY_PAIRS; i++) px->pairs[i].c = px->pairs[i].u = -1;
+  px->upstream = upstream;
+  px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(px->lfd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(px->lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(px->lfd, 16), 0);
+  socklen_t alen = sizeof a;
+  assert_int_equal(getsockname(px->lfd, (struct sockaddr *)&a, &alen), 0);
+  px->port = ntohs(a.sin_port);
+  assert_int_equal(pthread_create(&px->th, NULL, s_proxy_run, px), 0);
+}
+
+static void s_proxy_stop(s_proxy_t *px) {
+  atomic_store(&px->stop, 1);
+  pthread_join(px->th, NULL);
+  close(px->lfd);
+}
+
+/* A report as a channel sends it, for external id ext. */
+static void s_report_frame(const char *ext, uint8_t **buf, size_t *len) {
+  uint8_t *seed[SEED_N];
+  size_t seedlen[SEED_N];
+  assert_int_equal(s_seed_frames(seed, seedlen), SEED_N);
+  Whistle__Envelope *env;
+  assert_int_equal(wh_env_unpack(seed[SEED_SUBMIT], seedlen[SEED_SUBMIT], &env), 0);
+  char mid[37];
+  wh_uuid(mid);
+  env->message_id = mid;
+  env->submit->external_id = (char *)ext;
+  assert_int_equal(wh_env_pack(env, buf, len), 0);
+  env->message_id = NULL;
+  env->submit->external_id = NULL;
+  wh_env_free(env);
+  for (int k = 0; k < SEED_N; k++) free(seed[k]);
+}
+
+/* Intake's answer to the report ext: its ticket id into ticket (when it
+ * has one), and the error code (0 for none, -1 for no answer). */
+static int s_report(const char *name, const char *ext, char *ticket, size_t len, int *duplicate) {
+  uint8_t *buf;
+  size_t n;
+  s_report_frame(ext, &buf, &n);
+  Whistle__Envelope *env = s_ask(name, "WHISTLE_INTAKE", "hotline", buf, n, 10000);
+  free(buf);
+  int code = -1;
+  ticket[0] = '\0';
+  if (env && env->body_case == WHISTLE__ENVELOPE__BODY_SUBMIT_REPLY) {
+    const Whistle__SubmitReply *r = env->submit_reply;
+    code = r->error ? (int)r->error->code : 0;
+    if (!r->error) snprintf(ticket, len, "%s", r->ticket_id);
+    if (duplicate) *duplicate = r->duplicate;
+  }
+  if (env) wh_env_free(env);
+  return code;
+}
+
+static void intake_lost_commit(void **state) {
+  (void)state;
+  s_stack("lost", "up");
+  char port[16];
+  s_env("lost", "WHISTLE_PGPORT", port, sizeof port);
+  s_proxy_t px;
+  s_proxy_start(&px, atoi(port));
+  /* intake, through the proxy */
+  s_stack("lost", "kill intake");
+  assert_int_equal(s_sh("sed -i \"s|^WHISTLE_INTAKE_DB=.*|WHISTLE_INTAKE_DB='host=127.0.0.1 port=%d"
+                        " user=whistle dbname=whistle_intake sslmode=disable gssencmode=disable"
+                        " connect_timeout=5'|\" %s/lost/stack.env", px.port, s_var), 0);
+  s_stack("lost", "start intake");
+  char a[64], b[64], again[64];
+  int dup = 0;
+  /* A report goes through, and the next one's COMMIT answer is lost. */
+  assert_int_equal(s_report("lost", "lost-0", a, sizeof a, NULL), 0);
+  atomic_store(&px.armed, 1);
+  int code = s_report("lost", "lost-a", a, sizeof a, NULL);
+  assert_int_equal(atomic_load(&px.cuts), 1);
+  assert_int_equal(code, WHISTLE__ERROR_CODE__ERR_INTERNAL);
+  /* Once intake has its connection back, a new report is stored. */
+  code = -1;
+  for (int i = 0; i < 30 && code != 0; i++) {
+    code = s_report("lost", "lost-b", b, sizeof b, NULL);
+    if (code) usleep(500 * 1000);
+  }
+  print_message("after the lost COMMIT answer: a new report answered %d, ticket %s\n", code, b);
+  assert_int_equal(code, 0);
+  /* The first, sent again: the ticket PostgreSQL committed for it. */
+  assert_int_equal(s_report("lost", "lost-a", again, sizeof again, &dup), 0);
+  assert_true(dup);
+  assert_string_not_equal(again, b);
+  assert_int_equal(atomic_load(&px.cuts), 1);
+  wh_pg_t *dispatch = s_db("lost", "WHISTLE_DISPATCH_DB");
+  s_wait_count(dispatch, "SELECT count(*) FROM work_order WHERE external_id LIKE 'lost-%'", 3, 3, 30);
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM work_order WHERE ticket_id IN ('%s', '%s')", again, b);
+  assert_int_equal(s_count(dispatch, sql), 2);
+  wh_pg_destroy(&dispatch);
+  s_stack("lost", "down");
+  s_proxy_stop(&px);
+}
+
 /* The tickets whose events to notify name transport: what notify refuses
  * while its feed holds no row for transport. */
 static const char s_transport_sql[] =
@@ -1586,6 +1838,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(restart),
       cmocka_unit_test(carried_built),
       cmocka_unit_test(authenticated),
+      cmocka_unit_test(intake_lost_commit),
       cmocka_unit_test(parked_redrive),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
