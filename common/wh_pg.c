@@ -210,7 +210,12 @@ static PGconn *s_connect(const char *conninfo, const char *session) {
     const char *vals[] = {conninfo, options, NULL};
     conn = PQconnectdbParams(keys, vals, 1);
     free(options);
-    if (conn) PQsetNoticeProcessor(conn, s_notice, NULL);
+    if (conn) {
+      PQsetNoticeProcessor(conn, s_notice, NULL);
+      /* Errors say what failed, never the row: a violation's DETAIL
+       * spells out the failing row, a reporter's phone with it. */
+      PQsetErrorVerbosity(conn, PQERRORS_TERSE);
+    }
   }
   PQconninfoFree(given);
   return conn;

@@ -987,6 +987,29 @@ static void server_warning_is_one_log_entry(void **state) {
   wh_pg_destroy(&pg);
 }
 
+/* A statement the database refuses is logged by its message, never by
+ * the row it refused: PostgreSQL's DETAIL of a check or a not-null
+ * violation spells the failing row out, a reporter's phone with it. */
+static void database_errors_never_log_row_values(void **state) {
+  (void)state;
+  wh_pg_t *pg = wh_pg_new(s_conninfo, triage_migrations);
+  s_ready(pg);
+  assert_int_equal(wh_pg_exec(pg, "CREATE TABLE IF NOT EXISTS held (phone text"
+                                  " CONSTRAINT held_short CHECK (length(phone) < 5))"), 0);
+  int cap[2];
+  s_log_start(cap);
+  const char *v[1] = {"13911110001"};
+  PGresult *r = wh_pg_query(pg, "INSERT INTO held VALUES ($1)", 1, v);
+  char log[4096];
+  ssize_t n = s_log_end(cap, log, sizeof log);
+  assert_null(r);
+  assert_true(wh_pg_refused(pg));
+  assert_true(n > 0);
+  assert_non_null(strstr(log, "held_short"));
+  assert_null(strstr(log, "13911110001"));
+  wh_pg_destroy(&pg);
+}
+
 /* Runs the loop until the receiver has seen `seen` messages, or for at most
  * ms: a slow machine may need more than one scan. */
 static void s_flow_until(s_flow_t *f, int seen, int ms) {
@@ -2031,6 +2054,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(migrations_from_empty_and_rerun),
       cmocka_unit_test(server_warning_is_one_log_entry),
+      cmocka_unit_test(database_errors_never_log_row_values),
       cmocka_unit_test(lapse_scan_planned_for_one_batch),
       cmocka_unit_test(one_writer_per_database),
       cmocka_unit_test(inbox_applies_in_order_once),
