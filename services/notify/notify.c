@@ -13,7 +13,14 @@
  * batches of SINK_MARK_MS (before anything is read back). What the
  * sink refused, or a crash left between commit and mark, stays pending above
  * the line and is read back and tried again, oldest first, before any newer
- * message goes out. */
+ * message goes out.
+ *
+ * Every message to a reporter carries a stable id, its delivery row's
+ * ("id=<n>" in the sink line), so a receiver can drop a repeat; and the
+ * sink writes each once: ids go out ascending, and notify skips any up to
+ * the newest the sink has taken (remembered, and read back from the sink
+ * file's last line at start), so a mark lost with the database session, or
+ * a crash between writing and marking, writes nothing twice. */
 #include "notify.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -68,7 +75,10 @@ typedef struct {
   wh_sbuf_t lines; /* this batch's messages to reporters, as sink lines */
   size_t nmsgs;
   wh_rows_t sent; /* their delivery ids, from the insert: one column */
+  int64_t *sent_ids; /* the same, to write into the lines */
+  size_t cap_ids;
   int64_t sent_max; /* the newest of them */
+  int64_t sink_upto; /* the newest message the sink has taken: never written again */
   uv_timer_t sink_timer;
   int64_t mark_upto;    /* the newest message the sink took, not yet marked */
   uv_timer_t mark_timer; /* marks it */
@@ -311,10 +321,20 @@ static void s_on_delivery_ids(void *arg, const PGresult *res) {
     return;
   }
   n->sent_max = 0;
+  if ((size_t)PQntuples(res) > n->cap_ids) {
+    int64_t *grown = realloc(n->sent_ids, (size_t)PQntuples(res) * sizeof *grown);
+    if (!grown) {
+      n->backlog = 1;
+      return;
+    }
+    n->sent_ids = grown;
+    n->cap_ids = (size_t)PQntuples(res);
+  }
   for (int i = 0; i < PQntuples(res); i++) {
     int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
     wh_rows_next(&n->sent);
     wh_rows_int(&n->sent, 0, id);
+    n->sent_ids[i] = id;
     if (id > n->sent_max) n->sent_max = id;
   }
 }
@@ -340,14 +360,46 @@ static void s_clear_msgs(s_notify_t *n) {
   wh_rows_reset(&n->sent);
 }
 
-/* Appends one sink line, stamped with the time it is written. */
-static int s_sink_line(FILE *f, const char *line) {
-  char stamp[24];
+/* Appends one sink line, stamped with the time it is written and the
+ * message's stable id; a message the sink has taken is not written again
+ * (and counts as written). */
+static int s_sink_line(s_notify_t *n, FILE *f, int64_t id, const char *line) {
+  if (id <= n->sink_upto) return 1;
+  char stamp[64];
   wh_str_t s;
   wh_str_init(&s, stamp, sizeof stamp);
   wh_str_int(&s, wh_clock_now_ms());
+  wh_str_add(&s, "\tid=");
+  wh_str_int(&s, id);
   wh_str_add(&s, "\t");
   return fputs(stamp, f) >= 0 && fputs(line, f) >= 0 && putc('\n', f) != EOF;
+}
+
+/* The id of the newest message the sink file holds: its last whole line's,
+ * or 0. */
+static int64_t s_sink_last_id(const char *path) {
+  FILE *f = path ? fopen(path, "r") : NULL;
+  if (!f) return 0;
+  char tail[8192 + 1];
+  long at = 0;
+  if (fseek(f, 0, SEEK_END) == 0 && (at = ftell(f)) > (long)sizeof tail - 1)
+    fseek(f, at - (long)(sizeof tail - 1), SEEK_SET);
+  else
+    fseek(f, 0, SEEK_SET);
+  size_t got = fread(tail, 1, sizeof tail - 1, f);
+  fclose(f);
+  tail[got] = '\0';
+  int64_t last = 0;
+  /* every whole line; the newest id wins (they go out ascending) */
+  for (char *line = tail, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+    *nl = '\0';
+    char *id = strstr(line, "\tid=");
+    if (id) {
+      int64_t v = strtoll(id + 4, NULL, 10);
+      if (v > last) last = v;
+    }
+  }
+  return last;
 }
 
 /* Marks messages the sink took (ok) or refused, in one statement. What
@@ -407,12 +459,16 @@ static void s_flush_deliveries(s_notify_t *n) {
   FILE *f = rows && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
   char line[2048];
+  int64_t newest = 0;
   for (int i = 0; i < rows && ok; i++) {
     snprintf(line, sizeof line, "ticket=%s\tto=%s\t%s", PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
              PQgetvalue(r, i, 3));
-    ok = s_sink_line(f, line);
+    int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    ok = s_sink_line(n, f, id, line);
+    if (id > newest) newest = id;
   }
   if (f && fclose(f) != 0) ok = 0;
+  if (ok && newest > n->sink_upto) n->sink_upto = newest;
   wh_rows_t ids;
   wh_rows_init(&ids, 1);
   for (int i = 0; i < rows; i++) {
@@ -440,8 +496,10 @@ static void s_send_batch(s_notify_t *n) {
   FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
   const char *line = n->lines.buf;
-  for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1) ok = s_sink_line(f, line);
+  for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1)
+    ok = s_sink_line(n, f, n->sent_ids[i], line);
   if (f && fclose(f) != 0) ok = 0;
+  if (ok && n->sent_max > n->sink_upto) n->sink_upto = n->sent_max;
   if (!ok) {
     s_mark(n, &n->sent, 0); /* an attempt on each */
     s_sink_failed(n);
@@ -667,6 +725,7 @@ static void s_stop(wh_service_t *svc) {
   free(n->lines.buf);
   if (n->mark_upto && wh_pg_conn(svc->pg)) s_store_mark(n); /* a stop marks what was written */
   wh_rows_free(&n->sent);
+  free(n->sent_ids);
   wh_rows_free(&n->mark);
   uv_timer_stop(&n->sink_timer);
   uv_close((uv_handle_t *)&n->sink_timer, NULL);
@@ -700,6 +759,7 @@ int notify_start(wh_service_t *svc) {
                       s_on_subscribe, n);
   n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;
+  n->sink_upto = s_sink_last_id(svc->sink);
   n->backlog = 1;
   s_flush_deliveries(n); /* what a crash left between commit and sink */
   wh_info("taking work events and replay requests on %s, publishing feeds on %s", svc->listen,

@@ -22,6 +22,8 @@
  *               them drops the COMMIT's answer): the report is answered
  *               "send it again", a new report after it is stored, the first
  *               sent again is the ticket it was, each reaches dispatch once
+ *   notify_sink_writes_each_once  notify's database session lost between
+ *               the sink taking receipts and marking them: each written once
  *   parked_redrive  events notify's database refuses are parked with their
  *               tickets' later events, the rest flow past them; the center
  *               lists them with `whistlectl parked` and, the cause fixed,
@@ -29,6 +31,7 @@
  *               other party is refused and nothing moves
  *
  * WHISTLE_ROOT, WHISTLE_BIN and WHISTLE_E2E_VAR come from tests/run.sh. */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1366,7 +1369,8 @@ static void authenticated(void **state) {
  * It passes bytes both ways and reads the server's messages (a type byte
  * and a length). Armed, it cuts the connection at the CommandComplete of a
  * COMMIT that follows one of an INSERT: PostgreSQL has committed the
- * batch, and the service never hears so; and for 1.5 s after, the network
+ * batch, and the service never hears so; or, given cut_client, where
+ * the service sends a statement of that name. For 1.5 s after, the network
  * being down, it refuses new connections. */
 #define PROXY_PAIRS 8
 
@@ -1382,6 +1386,7 @@ typedef struct {
   int lfd, port, upstream;
   atomic_int armed, cuts, stop;
   int64_t down_until; /* monotonic ms: refuse connections until then */
+  const char *cut_client; /* armed: cut where the service names this, not at a COMMIT */
   s_pair_t pairs[PROXY_PAIRS];
   pthread_t th;
 } s_proxy_t;
@@ -1404,6 +1409,13 @@ static int s_write_all(int fd, const uint8_t *b, size_t n) {
   return 0;
 }
 
+static void s_proxy_cut(s_proxy_t *px, s_pair_t *p) {
+  s_pair_close(p);
+  atomic_store(&px->armed, 0);
+  atomic_fetch_add(&px->cuts, 1);
+  px->down_until = wh_clock_mono_ms() + 1500;
+}
+
 /* Passes on the server's whole messages, or cuts before a COMMIT's. */
 static void s_proxy_from_server(s_proxy_t *px, s_pair_t *p) {
   size_t at = p->skip < p->have ? p->skip : p->have;
@@ -1422,12 +1434,9 @@ static void s_proxy_from_server(s_proxy_t *px, s_pair_t *p) {
     const uint8_t *m = p->buf + at;
     if (m[0] == 'C') {
       int commit = len >= 4 + 7 && !memcmp(m + 5, "COMMIT", 7);
-      if (commit && p->inserted && atomic_load(&px->armed)) {
+      if (commit && p->inserted && !px->cut_client && atomic_load(&px->armed)) {
         s_write_all(p->c, p->buf, at);
-        s_pair_close(p);
-        atomic_store(&px->armed, 0);
-        atomic_fetch_add(&px->cuts, 1);
-        px->down_until = wh_clock_mono_ms() + 1500;
+        s_proxy_cut(px, p);
         return;
       }
       p->inserted = len >= 4 + 6 && !memcmp(m + 5, "INSERT", 6);
@@ -1478,6 +1487,11 @@ static void *s_proxy_run(void *arg) {
       if (fc->revents & (POLLIN | POLLHUP | POLLERR)) {
         uint8_t b[1 << 14];
         ssize_t n = read(p->c, b, sizeof b);
+        if (n > 0 && px->cut_client && atomic_load(&px->armed) &&
+            memmem(b, (size_t)n, px->cut_client, strlen(px->cut_client))) {
+          s_proxy_cut(px, p);
+          continue;
+        }
         if (n <= 0 || s_write_all(p->u, b, (size_t)n)) {
           s_pair_close(p);
           continue;
@@ -1600,6 +1614,65 @@ static void intake_lost_commit(void **state) {
   assert_int_equal(s_count(dispatch, sql), 2);
   wh_pg_destroy(&dispatch);
   s_stack("lost", "down");
+  s_proxy_stop(&px);
+}
+
+/* notify loses its database session right after the sink took a batch's
+ * receipts and before it marked them sent (a proxy cuts the connection
+ * where notify sends the mark): the receipts come back from the log as
+ * pending, and the sink writes each once all the same, with its stable id. */
+static void notify_sink_writes_each_once(void **state) {
+  (void)state;
+  s_stack("sink", "up");
+  char port[16];
+  s_env("sink", "WHISTLE_PGPORT", port, sizeof port);
+  s_proxy_t px;
+  s_proxy_start(&px, atoi(port));
+  px.cut_client = "notify_sent";
+  s_stack("sink", "kill notify");
+  assert_int_equal(s_sh("sed -i \"s|^WHISTLE_NOTIFY_DB=.*|WHISTLE_NOTIFY_DB='host=127.0.0.1 port=%d"
+                        " user=whistle dbname=whistle_notify sslmode=disable gssencmode=disable"
+                        " connect_timeout=5'|\" %s/sink/stack.env", px.port, s_var), 0);
+  s_stack("sink", "start notify");
+  wh_pg_t *notify = s_db("sink", "WHISTLE_NOTIFY_DB");
+  int st;
+  char *out = s_capture(&st, "head -n 1 %s/tests/data/scenarios.jsonl | " CTL("sink") " --as hotline submit",
+                        s_root, s_var, s_bin);
+  assert_int_equal(st, 0);
+  free(out);
+  s_wait_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'", 1, 1, 30);
+  atomic_store(&px.armed, 1);
+  out = s_capture(&st, "sed -n 2,4p %s/tests/data/scenarios.jsonl | " CTL("sink") " --as hotline submit",
+                  s_root, s_var, s_bin);
+  assert_int_equal(st, 0);
+  free(out);
+  for (int i = 0; i < 100 && !atomic_load(&px.cuts); i++) usleep(100 * 1000);
+  assert_int_equal(atomic_load(&px.cuts), 1);
+  /* The next report, once notify has its database again, brings the
+   * pending receipts back from the log. */
+  usleep(2000 * 1000);
+  out = s_capture(&st, "sed -n 5p %s/tests/data/scenarios.jsonl | " CTL("sink") " --as hotline submit",
+                  s_root, s_var, s_bin);
+  assert_int_equal(st, 0);
+  free(out);
+  long total = 0;
+  for (int i = 0; i < 300; i++) {
+    total = s_count(notify, "SELECT count(*) FROM delivery");
+    if (total >= 5 && s_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'") == total)
+      break;
+    usleep(100 * 1000);
+  }
+  assert_true(total >= 5);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'"), total);
+  char *lines = s_capture(&st, "wc -l < %s/sink/log/reporter.log", s_var);
+  char *ids = s_capture(&st, "grep -o 'id=[0-9]*' %s/sink/log/reporter.log | sort -u | wc -l", s_var);
+  print_message("%ld receipts; the sink holds %ld lines, %ld ids\n", total, atol(lines), atol(ids));
+  assert_int_equal(atol(ids), total);
+  assert_int_equal(atol(lines), total);
+  free(lines);
+  free(ids);
+  wh_pg_destroy(&notify);
+  s_stack("sink", "down");
   s_proxy_stop(&px);
 }
 
@@ -1839,6 +1912,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(carried_built),
       cmocka_unit_test(authenticated),
       cmocka_unit_test(intake_lost_commit),
+      cmocka_unit_test(notify_sink_writes_each_once),
       cmocka_unit_test(parked_redrive),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
