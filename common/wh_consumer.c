@@ -196,8 +196,15 @@ static int s_apply_batch(wh_consumer_t *c, int from, int to, int trust_first) {
     wh_log_ctx(it->env->ticket_id, it->env->message_id);
     int rc = c->ops->apply(c->svc, it->env);
     if (rc == WH_EDB) goto rollback;
-    it->status = rc ? WHISTLE__ACK_STATUS__ACK_REJECTED : WHISTLE__ACK_STATUS__ACK_OK;
     it->err = rc;
+    if (rc == WH_EORDER && lean && it->env->seq == 1) {
+      /* Not yet: what it depends on has not come. Nothing of it is
+       * recorded (a first message's record is its state row), so its
+       * sender sends it again. */
+      it->status = WHISTLE__ACK_STATUS__ACK_RETRY;
+      continue;
+    }
+    it->status = rc ? WHISTLE__ACK_STATUS__ACK_REJECTED : WHISTLE__ACK_STATUS__ACK_OK;
     if (rc) wh_error("rejected: %s", wh_strerror(rc));
   }
   wh_log_ctx(NULL, NULL);

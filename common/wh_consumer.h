@@ -49,7 +49,10 @@ typedef struct {
   int (*lookup)(void *svc, const Whistle__Envelope *const *envs, int n, wh_pg_step_t *step);
   /* Applies one claimed envelope inside the batch transaction, gathering its
    * rows in memory. Validate before gathering anything: a non-database
-   * error rejects the message for good and must leave nothing behind. */
+   * error rejects the message for good and must leave nothing behind.
+   * WH_EORDER, for a first message (seq 1) when first_applied is set, says
+   * "not yet" (it depends on another ticket's message that has not come):
+   * it is answered retry, nothing of it recorded, and comes again. */
   int (*apply)(void *svc, const Whistle__Envelope *env);
   /* The statements that write what apply gathered (at most
    * WH_CONSUMER_STEPS, the relay's among them: wh_relay_step): they and the

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #define TIMER_RECHECK_MS 60000
+#define REPEAT_WAIT_MS (10 * 60000) /* a repeat waits this long for its first to arrive */
 
 /* A work order opened earlier in this batch, which a repeat may merge under. */
 typedef struct {
@@ -317,8 +318,19 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     for (int i = 0; i < d->nfirst && !first_lead[0]; i++)
       if (!strcmp(d->first[i][0], t->duplicate_of))
         wh_str_copy(first_lead, sizeof first_lead, d->first[i][1]);
+    /* A repeat that overtook its first (which was sent again, or waits
+     * in a backlog) waits for it: answered "not yet", it comes again. A
+     * first that has not come in REPEAT_WAIT_MS may never come (refused,
+     * parked): the repeat is dispatched on its own. */
+    int64_t waited = env->created_at_ms > 0 ? now - env->created_at_ms : REPEAT_WAIT_MS;
+    if (!first_lead[0] && waited < REPEAT_WAIT_MS) {
+      wh_info("repeat of %s, which has not reached dispatch yet: it waits for it",
+              t->duplicate_of);
+      return WH_EORDER;
+    }
     if (!first_lead[0])
-      wh_warn("repeat of %s, which dispatch does not have; dispatching it", t->duplicate_of);
+      wh_warn("repeat of %s, which has not reached dispatch in %d minutes; dispatching it on its"
+              " own", t->duplicate_of, REPEAT_WAIT_MS / 60000);
   }
   int merged = first_lead[0] != '\0';
 

@@ -22,6 +22,8 @@
  *               them drops the COMMIT's answer): the report is answered
  *               "send it again", a new report after it is stored, the first
  *               sent again is the ticket it was, each reaches dispatch once
+ *   repeat_waits_for_its_first  a repeat that overtakes its first is answered
+ *               "not yet" and merged once the first has come: one order
  *   notify_sink_writes_each_once  notify's database session lost between
  *               the sink taking receipts and marking them: each written once
  *   parked_redrive  events notify's database refuses are parked with their
@@ -1676,6 +1678,64 @@ static void notify_sink_writes_each_once(void **state) {
   s_proxy_stop(&px);
 }
 
+/* Triage's decision on ticket, as triage relays it: a repeat of first when
+ * first is not NULL. Returns the acknowledgement's status (-1: none). */
+static int s_decided(const char *name, const char *ticket, const char *first) {
+  uint8_t *seed[SEED_N];
+  size_t seedlen[SEED_N];
+  assert_int_equal(s_seed_frames(seed, seedlen), SEED_N);
+  Whistle__Envelope *env;
+  assert_int_equal(wh_env_unpack(seed[SEED_TRIAGED], seedlen[SEED_TRIAGED], &env), 0);
+  for (int k = 0; k < SEED_N; k++) free(seed[k]);
+  char mid[96];
+  snprintf(mid, sizeof mid, "triage:%s:1", ticket);
+  char *was[4] = {env->ticket_id, env->triaged->ticket->ticket_id, env->triaged->duplicate_of,
+                  env->message_id};
+  env->ticket_id = env->triaged->ticket->ticket_id = (char *)ticket;
+  env->triaged->duplicate_of = (char *)(first ? first : "");
+  env->message_id = mid;
+  env->created_at_ms = env->triaged->decided_at_ms = wh_clock_now_ms();
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(env, &buf, &len), 0);
+  env->ticket_id = was[0];
+  env->triaged->ticket->ticket_id = was[1];
+  env->triaged->duplicate_of = was[2];
+  env->message_id = was[3];
+  wh_env_free(env);
+  Whistle__Envelope *ans = s_ask(name, "WHISTLE_DISPATCH", "triage", buf, len, 30000);
+  free(buf);
+  const Whistle__Ack *ack = !ans ? NULL
+                            : ans->body_case == WHISTLE__ENVELOPE__BODY_ACK ? ans->ack
+                            : ans->body_case == WHISTLE__ENVELOPE__BODY_ACKS && ans->acks->n_acks == 1
+                                ? ans->acks->acks[0]
+                                : NULL;
+  int status = ack ? (int)ack->status : -1;
+  if (ans) wh_env_free(ans);
+  return status;
+}
+
+/* A repeat that reaches dispatch before its first (the first was sent
+ * again, or waited in a backlog) is answered "not yet", and opens nothing;
+ * once the first has come, the repeat is merged under it: one order. */
+static void repeat_waits_for_its_first(void **state) {
+  (void)state;
+  s_stack("repeat", "up");
+  wh_pg_t *dispatch = s_db("repeat", "WHISTLE_DISPATCH_DB");
+  assert_int_equal(s_decided("repeat", "FZ90000003", "FZ90000002"), WHISTLE__ACK_STATUS__ACK_RETRY);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order"), 0);
+  assert_int_equal(s_decided("repeat", "FZ90000002", NULL), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_decided("repeat", "FZ90000003", "FZ90000002"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order WHERE ticket_id = 'FZ90000003'"
+                                     " AND state = 'merged' AND duplicate_of = 'FZ90000002'"), 1);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order WHERE state = 'dispatched'"), 1);
+  /* Sent again, it is seen: still one order, one repeat. */
+  assert_int_equal(s_decided("repeat", "FZ90000003", "FZ90000002"), WHISTLE__ACK_STATUS__ACK_OK);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order"), 2);
+  wh_pg_destroy(&dispatch);
+  s_stack("repeat", "down");
+}
+
 /* The tickets whose events to notify name transport: what notify refuses
  * while its feed holds no row for transport. */
 static const char s_transport_sql[] =
@@ -1912,6 +1972,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(carried_built),
       cmocka_unit_test(authenticated),
       cmocka_unit_test(intake_lost_commit),
+      cmocka_unit_test(repeat_waits_for_its_first),
       cmocka_unit_test(notify_sink_writes_each_once),
       cmocka_unit_test(parked_redrive),
   };
