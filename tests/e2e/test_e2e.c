@@ -400,6 +400,24 @@ static void scenarios(void **state) {
   s_stack("scenarios", "down");
 }
 
+/* The peak resident memory (VmHWM, kB) of service in stack name, or -1. */
+static long s_peak_kb(const char *name, const char *service) {
+  char path[1024], line[256];
+  snprintf(path, sizeof path, "%s/%s/run/%s.pid", s_var, name, service);
+  FILE *f = fopen(path, "r");
+  long pid = 0, kb = -1;
+  if (f) {
+    if (fscanf(f, "%ld", &pid) != 1) pid = 0;
+    fclose(f);
+  }
+  snprintf(path, sizeof path, "/proc/%ld/status", pid);
+  f = pid > 0 ? fopen(path, "r") : NULL;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
+}
+
 /* Sends one frame, as `as`, to the endpoint KEY of stack name on a socket
  * of its own and returns the answer (caller frees with wh_env_free), or
  * NULL when none decodes within ms. */
@@ -445,6 +463,23 @@ static void bad_input(void **state) {
   char *huge = calloc(1, big);
   assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", huge, big), WHISTLE__ERROR_CODE__ERR_TOO_LARGE);
   free(huge);
+  /* A frame of 64 MB is refused by ZeroMQ before it is read: intake's
+   * peak memory does not grow by it, and intake goes on answering. */
+  long hwm_before = s_peak_kb("bad", "intake");
+  size_t giant = 64u << 20;
+  char *g = calloc(1, giant);
+  assert_non_null(g);
+  void *gctx = zmq_ctx_new(), *gs = s_sock(gctx, ZMQ_DEALER, "bad", "WHISTLE_INTAKE", "hotline");
+  assert_true(zmq_send(gs, g, giant, 0) == (int)giant);
+  usleep(1500 * 1000);
+  zmq_close(gs);
+  zmq_ctx_term(gctx);
+  free(g);
+  long hwm_after = s_peak_kb("bad", "intake");
+  print_message("a 64 MB frame: intake's peak memory %ld kB, then %ld kB\n", hwm_before, hwm_after);
+  assert_true(hwm_before > 0 && hwm_after - hwm_before < 16 * 1024);
+  assert_int_equal(s_raw("bad", "WHISTLE_INTAKE", "hotline", "\xff\x01garbage", 9),
+                   WHISTLE__ERROR_CODE__ERR_DECODE);
   Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
   q.party = "water";
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
