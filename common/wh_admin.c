@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Requests answered per turn of the loop; each may be a query. */
-#define ADMIN_PER_TURN 8
+/* Requests answered per turn of the loop: each may be a query, and the
+ * loop's other sockets and timers come between two. */
+#define ADMIN_PER_TURN 1
 /* A reason is cut to this many bytes (at a character boundary) in an
  * answer, so that a page always fits the frame cap. */
 #define ADMIN_REASON_MAX 512

@@ -23,8 +23,7 @@
 /* Frames a receive callback takes in one turn of the loop at most,
  * whatever they are (a batch, a request, garbage, a wrong type, a refusal):
  * the bus calls it again on the next turn while input remains, so the
- * other sockets' answers and the timers always come between. A request
- * that queries the database counts for WH_BUS_ROUND / 16 frames. */
+ * other sockets' answers and the timers always come between. */
 #define WH_BUS_ROUND 512
 
 typedef struct wh_bus_s wh_bus_t;

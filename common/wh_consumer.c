@@ -24,6 +24,20 @@ typedef struct {
   const char *why; /* the refusal in words, when more than err says */
 } s_item_t;
 
+/* Requests (ops->request) waiting to be answered, at most: each is
+ * answered from the loop's idle phase, one a turn, never inside the
+ * receive round, so a flood of them neither holds up the batch behind
+ * them nor keeps the loop from its other sockets and timers. */
+#define CONSUMER_REQUESTS 64
+
+typedef struct {
+  zmq_msg_t peer;
+  uint8_t *frame; /* the request, packed again */
+  size_t len;
+  char who[WH_KEY_NAME_MAX + 1];
+  int has_who;
+} s_request_t;
+
 struct wh_consumer_s {
   wh_pg_t *pg;
   wh_bus_t *bus;
@@ -34,7 +48,47 @@ struct wh_consumer_s {
   wh_arena_t *arena; /* the envelopes of items, until the round ends */
   /* with ops->first_applied: the claim, and the check for one ticket */
   wh_inbox_t inbox;
+  s_request_t requests[CONSUMER_REQUESTS]; /* a ring */
+  int rhead, rlen;
+  uv_idle_t *serve; /* answers one request a turn while any wait */
 };
+
+static void s_on_serve(uv_idle_t *h) {
+  wh_consumer_t *c = h->data;
+  if (!c || c->rlen == 0) {
+    uv_idle_stop(h);
+    return;
+  }
+  s_request_t *q = &c->requests[c->rhead];
+  c->rhead = (c->rhead + 1) % CONSUMER_REQUESTS;
+  c->rlen--;
+  Whistle__Envelope *env = NULL;
+  if (wh_env_unpack(q->frame, q->len, &env) == 0)
+    c->ops->request(c->svc, c, &q->peer, q->has_who ? q->who : NULL, env);
+  wh_env_free(env);
+  free(q->frame);
+  zmq_msg_close(&q->peer);
+  if (c->rlen == 0) uv_idle_stop(h);
+}
+
+static void s_free_handle(uv_handle_t *h) { free(h); }
+
+/* Keeps a request for the idle phase; when too many wait, answers it
+ * "busy" at once. */
+static void s_request_keep(wh_consumer_t *c, const zmq_msg_t *peer, const char *who,
+                           const Whistle__Envelope *env) {
+  s_request_t *q = &c->requests[(c->rhead + c->rlen) % CONSUMER_REQUESTS];
+  if (c->rlen == CONSUMER_REQUESTS || wh_env_pack(env, &q->frame, &q->len)) {
+    wh_reply_error(c->bus, peer, WH_EDB, "busy: too many requests waiting; ask again");
+    return;
+  }
+  zmq_msg_init(&q->peer);
+  zmq_msg_copy(&q->peer, (zmq_msg_t *)peer);
+  q->has_who = who != NULL;
+  if (who) wh_str_copy(q->who, sizeof q->who, who);
+  c->rlen++;
+  if (!uv_is_active((uv_handle_t *)c->serve)) uv_idle_start(c->serve, s_on_serve);
+}
 
 void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *text) {
   Whistle__Error e = WHISTLE__ERROR__INIT;
@@ -317,8 +371,8 @@ static int s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
     return 1;
   }
   if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
-    c->ops->request(c->svc, c, peer, who, env);
-    return WH_BUS_ROUND / 16;
+    s_request_keep(c, peer, who, env);
+    return 1;
   }
   wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
   return 1;
@@ -374,8 +428,13 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const w
     return NULL;
   }
   c->arena = wh_arena_new();
+  c->serve = malloc(sizeof *c->serve);
+  if (c->serve) {
+    uv_idle_init(loop, c->serve);
+    c->serve->data = c;
+  }
   c->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, keys, NULL, s_consumer_on_readable, c);
-  if (!c->bus || !c->arena) {
+  if (!c->bus || !c->arena || !c->serve) {
     wh_consumer_destroy(&c);
     return NULL;
   }
@@ -386,6 +445,14 @@ void wh_consumer_destroy(wh_consumer_t **self_p) {
   if (!self_p || !*self_p) return;
   wh_consumer_t *c = *self_p;
   *self_p = NULL;
+  for (; c->rlen; c->rlen--, c->rhead = (c->rhead + 1) % CONSUMER_REQUESTS) {
+    free(c->requests[c->rhead].frame);
+    zmq_msg_close(&c->requests[c->rhead].peer);
+  }
+  if (c->serve) {
+    c->serve->data = NULL;
+    uv_close((uv_handle_t *)c->serve, s_free_handle);
+  }
   wh_bus_destroy(&c->bus);
   wh_arena_destroy(&c->arena);
   wh_inbox_fini(&c->inbox);

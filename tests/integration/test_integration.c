@@ -246,7 +246,7 @@ typedef struct {
   void *dealer;
   int acks[RIG_ACKS];
   char ack_mid[RIG_ACKS][16];
-  int nacks, want, frames, commits;
+  int nacks, want, frames, commits, requests;
   uv_loop_t *loop, loop_s;
   void *zctx;
   wh_consumer_t *consumer;
@@ -458,6 +458,66 @@ static void consumer_round_is_bounded(void **state) {
   assert_true(first > 0);
   assert_true(first <= 3 * WH_BUS_ROUND);
   assert_int_equal(answered, sent + 1);
+  assert_int_equal(rig.applied, 1);
+  s_rig_close(&rig);
+}
+
+/* A request (a replay, which queries): answered with its own envelope,
+ * after as long as a query takes. */
+static void s_rig_request(void *arg, wh_consumer_t *c, const zmq_msg_t *peer, const char *who,
+                          const Whistle__Envelope *env) {
+  (void)who;
+  s_rig_t *rig = arg;
+  rig->requests++;
+  usleep(2000);
+  wh_consumer_reply(c, peer, env);
+}
+
+/* Requests are answered from the loop's idle phase, one a turn, not in
+ * the receive round: a relayed message sent after 60 requests is
+ * acknowledged before most of them are answered, and every one is
+ * answered in the end. */
+static void consumer_requests_wait_their_turn(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_count_apply,
+                           .request = s_rig_request};
+  s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS applied (ticket text)", "inproc://it-consumer-req",
+             &ops);
+  Whistle__ReplayRequest q = WHISTLE__REPLAY_REQUEST__INIT;
+  q.party = "water";
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = "replay-1";
+  env.body_case = WHISTLE__ENVELOPE__BODY_REPLAY;
+  env.replay = &q;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(wh_env_pack(&env, &buf, &len), 0);
+  for (int i = 0; i < 60; i++) assert_true(zmq_send(rig.dealer, buf, len, 0) == (int)len);
+  free(buf);
+  s_send_for(rig.dealer, "WH54", "m-req", 1, 12);
+  int answers = 0, at_ack = -1;
+  for (int i = 0; i < 20000 && (at_ack < 0 || answers < 60); i++) {
+    uv_run(rig.loop, UV_RUN_NOWAIT);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, rig.dealer, ZMQ_DONTWAIT) >= 0) {
+      Whistle__Envelope *got;
+      if (wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &got) == 0) {
+        if (got->body_case == WHISTLE__ENVELOPE__BODY_REPLAY) answers++;
+        else if (at_ack < 0 && (got->body_case == WHISTLE__ENVELOPE__BODY_ACKS ||
+                                got->body_case == WHISTLE__ENVELOPE__BODY_ACK))
+          at_ack = rig.requests;
+        wh_env_free(got);
+      }
+    }
+    zmq_msg_close(&m);
+    usleep(200);
+  }
+  print_message("the relayed message acknowledged after %d of 60 requests; %d answered\n", at_ack,
+                answers);
+  assert_true(at_ack >= 0 && at_ack < 30);
+  assert_int_equal(answers, 60);
   assert_int_equal(rig.applied, 1);
   s_rig_close(&rig);
 }
@@ -2060,6 +2120,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(inbox_applies_in_order_once),
       cmocka_unit_test(consumer_same_message_twice_changes_state_once),
       cmocka_unit_test(consumer_round_is_bounded),
+      cmocka_unit_test(consumer_requests_wait_their_turn),
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(consumer_first_send_applies_once),
       cmocka_unit_test(consumer_batch_frame_applies_each),
