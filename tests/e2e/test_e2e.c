@@ -1585,11 +1585,12 @@ static void s_report_frame(const char *ext, uint8_t **buf, size_t *len) {
   assert_int_equal(wh_env_unpack(seed[SEED_SUBMIT], seedlen[SEED_SUBMIT], &env), 0);
   char mid[37];
   wh_uuid(mid);
+  char *was[2] = {env->message_id, env->submit->external_id};
   env->message_id = mid;
   env->submit->external_id = (char *)ext;
   assert_int_equal(wh_env_pack(env, buf, len), 0);
-  env->message_id = NULL;
-  env->submit->external_id = NULL;
+  env->message_id = was[0]; /* what the envelope frees is its own */
+  env->submit->external_id = was[1];
   wh_env_free(env);
   for (int k = 0; k < SEED_N; k++) free(seed[k]);
 }
