@@ -1554,8 +1554,9 @@ static void *s_proxy_run(void *arg) {
 }
 
 /* Starts a proxy to PostgreSQL on upstream (a port on 127.0.0.1). */
-static void s_proxy_start(s_proxy_t *px, int upstream) {
+static void s_proxy_start(s_proxy_t *px, int upstream, const char *cut_client) {
   memset(px, 0, sizeof *px);
+  px->cut_client = cut_client;
   for (int i = 0; i < PROXY_PAIRS; i++) px->pairs[i].c = px->pairs[i].u = -1;
   px->upstream = upstream;
   px->lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1574,6 +1575,25 @@ static void s_proxy_stop(s_proxy_t *px) {
   atomic_store(&px->stop, 1);
   pthread_join(px->th, NULL);
   close(px->lfd);
+}
+
+/* Restarts service of stack name with its database reached through a
+ * proxy, started here, to the stack's PostgreSQL (cut_client: see
+ * s_proxy_t). */
+static void s_through_proxy(const char *name, const char *service, const char *cut_client,
+                            s_proxy_t *px) {
+  char port[16], cmd[128], key[64];
+  s_env(name, "WHISTLE_PGPORT", port, sizeof port);
+  s_proxy_start(px, atoi(port), cut_client);
+  snprintf(cmd, sizeof cmd, "kill %s", service);
+  s_stack(name, cmd);
+  snprintf(key, sizeof key, "WHISTLE_%s_DB", service);
+  for (char *k = key; *k; k++) *k = (char)(*k >= 'a' && *k <= 'z' ? *k - 32 : *k);
+  assert_int_equal(s_sh("sed -i \"s|^%s=.*|%s='host=127.0.0.1 port=%d user=whistle"
+                        " dbname=whistle_%s sslmode=disable gssencmode=disable connect_timeout=5'|\""
+                        " %s/%s/stack.env", key, key, px->port, service, s_var, name), 0);
+  snprintf(cmd, sizeof cmd, "start %s", service);
+  s_stack(name, cmd);
 }
 
 /* A report as a channel sends it, for external id ext. */
@@ -1618,16 +1638,8 @@ static int s_report(const char *name, const char *ext, char *ticket, size_t len,
 static void intake_lost_commit(void **state) {
   (void)state;
   s_stack("lost", "up");
-  char port[16];
-  s_env("lost", "WHISTLE_PGPORT", port, sizeof port);
   s_proxy_t px;
-  s_proxy_start(&px, atoi(port));
-  /* intake, through the proxy */
-  s_stack("lost", "kill intake");
-  assert_int_equal(s_sh("sed -i \"s|^WHISTLE_INTAKE_DB=.*|WHISTLE_INTAKE_DB='host=127.0.0.1 port=%d"
-                        " user=whistle dbname=whistle_intake sslmode=disable gssencmode=disable"
-                        " connect_timeout=5'|\" %s/lost/stack.env", px.port, s_var), 0);
-  s_stack("lost", "start intake");
+  s_through_proxy("lost", "intake", NULL, &px);
   char a[64], b[64], again[64];
   int dup = 0;
   /* A report goes through, and the next one's COMMIT answer is lost. */
@@ -1666,16 +1678,8 @@ static void intake_lost_commit(void **state) {
 static void notify_sink_writes_each_once(void **state) {
   (void)state;
   s_stack("sink", "up");
-  char port[16];
-  s_env("sink", "WHISTLE_PGPORT", port, sizeof port);
   s_proxy_t px;
-  s_proxy_start(&px, atoi(port));
-  px.cut_client = "notify_sent";
-  s_stack("sink", "kill notify");
-  assert_int_equal(s_sh("sed -i \"s|^WHISTLE_NOTIFY_DB=.*|WHISTLE_NOTIFY_DB='host=127.0.0.1 port=%d"
-                        " user=whistle dbname=whistle_notify sslmode=disable gssencmode=disable"
-                        " connect_timeout=5'|\" %s/sink/stack.env", px.port, s_var), 0);
-  s_stack("sink", "start notify");
+  s_through_proxy("sink", "notify", "notify_sent", &px);
   wh_pg_t *notify = s_db("sink", "WHISTLE_NOTIFY_DB");
   int st;
   char *out = s_capture(&st, "head -n 1 %s/tests/data/scenarios.jsonl | " CTL("sink") " --as hotline submit",
