@@ -9,7 +9,8 @@
 # binaries, so a machine that slows down or speeds up during the runs
 # weighs on both alike. Prints, per run and then as medians, the CPU
 # seconds per 1,000 tickets of the four services together and of
-# PostgreSQL, and the tickets a second. WHISTLE_INSECURE=1 runs this
+# PostgreSQL, and the tickets a second; a burst that lost or duplicated a
+# ticket stops it (bench.sh fails). WHISTLE_INSECURE=1 runs this
 # checkout without CURVE (an older commit may have none). Needs what
 # `make bench` needs.
 set -euo pipefail
