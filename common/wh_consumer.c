@@ -1,5 +1,6 @@
 /* wh_consumer - applies what relays send, a batch per transaction. */
 #include "wh_consumer.h"
+#include "wh_outbox.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
@@ -51,6 +52,7 @@ struct wh_consumer_s {
   s_request_t requests[CONSUMER_REQUESTS]; /* a ring */
   int rhead, rlen;
   uv_idle_t *serve; /* answers one request a turn while any wait */
+  uv_check_t *flush; /* applies the round's batch after the loop's poll phase */
 };
 
 static void s_on_serve(uv_idle_t *h) {
@@ -362,7 +364,16 @@ static int s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
       zmq_msg_close(&tmp.peer);
       return 1;
     }
-    if (c->nitems == CONSUMER_BATCH) s_consumer_flush(c); /* a batch frame fills it */
+    if (c->nitems == CONSUMER_BATCH) {
+      /* A frame of more envelopes than a relay sends at once: what does
+       * not fit is not taken now, and its sender sends it again. */
+      s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_RETRY};
+      zmq_msg_init(&tmp.peer);
+      zmq_msg_copy(&tmp.peer, peer);
+      s_ack(c, &tmp);
+      zmq_msg_close(&tmp.peer);
+      return 1;
+    }
     s_item_t *it = &c->items[c->nitems++];
     memset(it, 0, sizeof *it);
     zmq_msg_init(&it->peer);
@@ -378,11 +389,25 @@ static int s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
   return 1;
 }
 
+/* The round's batch, applied after the loop's poll phase: every socket
+ * that had input has been read by then (a relay's acknowledgements among
+ * them), and no query runs inside a receive callback. */
+static void s_on_flush(uv_check_t *h) {
+  uv_check_stop(h);
+  wh_consumer_t *c = h->data;
+  if (!c) return;
+  s_consumer_flush(c);
+  wh_arena_reset(c->arena); /* every envelope of the round */
+}
+
 static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   wh_consumer_t *c = arg;
   zmq_msg_t head, body;
   int used = 0; /* of the round's WH_BUS_ROUND */
-  while (used < WH_BUS_ROUND && c->nitems < CONSUMER_BATCH && wh_bus_recv(bus, &head, &body) == 1) {
+  if (uv_is_active((uv_handle_t *)c->flush)) return; /* the last round waits to be applied */
+  /* Frames are read while a whole relay batch still fits. */
+  while (used < WH_BUS_ROUND && c->nitems <= CONSUMER_BATCH - WH_RELAY_BATCH &&
+         wh_bus_recv(bus, &head, &body) == 1) {
     used++;
     Whistle__Envelope *env;
     char whobuf[WH_KEY_NAME_MAX + 1];
@@ -412,8 +437,8 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
     }
     zmq_msg_close(&head);
   }
-  s_consumer_flush(c);
-  wh_arena_reset(c->arena); /* every envelope of the round */
+  if (c->nitems) uv_check_start(c->flush, s_on_flush);
+  else wh_arena_reset(c->arena);
 }
 
 wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const wh_keys_t *keys,
@@ -433,8 +458,13 @@ wh_consumer_t *wh_consumer_new(uv_loop_t *loop, void *zctx, wh_pg_t *pg, const w
     uv_idle_init(loop, c->serve);
     c->serve->data = c;
   }
+  c->flush = malloc(sizeof *c->flush);
+  if (c->flush) {
+    uv_check_init(loop, c->flush);
+    c->flush->data = c;
+  }
   c->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, keys, NULL, s_consumer_on_readable, c);
-  if (!c->bus || !c->arena || !c->serve) {
+  if (!c->bus || !c->arena || !c->serve || !c->flush) {
     wh_consumer_destroy(&c);
     return NULL;
   }
@@ -453,6 +483,13 @@ void wh_consumer_destroy(wh_consumer_t **self_p) {
     c->serve->data = NULL;
     uv_close((uv_handle_t *)c->serve, s_free_handle);
   }
+  if (c->flush) {
+    c->flush->data = NULL;
+    uv_close((uv_handle_t *)c->flush, s_free_handle);
+  }
+  /* A batch read and not applied is not answered: its senders send it again. */
+  for (int i = 0; i < c->nitems; i++) zmq_msg_close(&c->items[i].peer);
+  c->nitems = 0;
   wh_bus_destroy(&c->bus);
   wh_arena_destroy(&c->arena);
   wh_inbox_fini(&c->inbox);

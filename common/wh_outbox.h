@@ -54,6 +54,8 @@ void wh_outbox_throttle(wh_outbox_t *ob, wh_bus_t *input);
 
 /* Messages a relay keeps in flight (sent, not yet acknowledged), at most. */
 #define WH_RELAY_WINDOW 1024
+/* Envelopes a relay sends in one frame (a Batch), at most. */
+#define WH_RELAY_BATCH 128
 
 /* A parked message: refused by its receiver, or waiting behind one of
  * its ticket that was (behind names it). Strings are borrowed for the

@@ -2,6 +2,7 @@
  * can, and counts them delivered when the receiver acknowledges them. */
 #include "wh_outbox.h"
 #include "wh_clock.h"
+#include "wh_consumer.h"
 #include "wh_codec.h"
 #include "wh_err.h"
 #include "wh_log.h"
@@ -24,7 +25,7 @@
 #define RELAY_STUCK_MS 60000  /* unanswered, or answered "retry", this long: say so in the log */
 #define RELAY_ALIVE_MS 1000   /* heard an acknowledgement this recently: the receiver works */
 #define RELAY_LINE_MS 50      /* acknowledgements move the stored line this long after, at once */
-#define RELAY_BATCH 128 /* envelopes in one frame, at most */
+#define RELAY_BATCH WH_RELAY_BATCH /* envelopes in one frame, at most */
 /* ... and bytes: the frame, with a few bytes of framing per envelope, must
  * stay within the cap every receiver enforces. */
 #define RELAY_BATCH_BYTES (WH_FRAME_MAX - RELAY_BATCH * 8 - 64)
@@ -136,6 +137,16 @@ static int s_gone(const PGresult *res, uint64_t id) {
 
 /* ---- relay ------------------------------------------------------------- */
 
+/* Refusals a round of acknowledgements keeps to park after it, at most;
+ * one more is left owed, sent again and refused again later. */
+#define RELAY_REFUSED_MAX 64
+
+typedef struct {
+  uint64_t tag;
+  char message_id[3 * WH_RELAY_ID_MAX + 1];
+  char text[256];
+} s_refusal_t;
+
 typedef struct {
   uint64_t id;
   uint8_t *bytes; /* the packed envelope, as stored */
@@ -222,6 +233,11 @@ struct wh_relay_s {
   char *dest;
   uv_timer_t scan;
   uv_timer_t line_timer; /* armed by an acknowledgement: store the line soon */
+  /* After the loop's poll phase: parks what was refused and sends more,
+   * so no query runs inside the acknowledgements' receive callback. */
+  uv_check_t after_acks;
+  s_refusal_t refused[RELAY_REFUSED_MAX];
+  int nrefused;
   int open_handles;      /* timers still to close */
   s_slot_t *inflight;
   int ninflight;
@@ -964,30 +980,14 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     return 1;
   }
   if (a->status == WHISTLE__ACK_STATUS__ACK_REJECTED) {
-    char tag[24];
-    snprintf(tag, sizeof tag, "%" PRIu64, a->delivery_tag);
-    const char *text = a->error && a->error->text ? a->error->text : "rejected";
-    wh_error("%s rejected message %s: %s; parked, with its ticket's later messages", r->dest,
-             a->message_id, text);
-    /* A carried message that is not stored is parked whole: built again. */
-    s_built_t built = {0};
-    if (r->builder && s_relay_build(r, &a->delivery_tag, 1, &built)) built.bytes = NULL;
-    const char *v[4] = {tag, text, a->message_id, (const char *)built.bytes};
-    int lens[4] = {0, 0, 0, (int)built.len}, fmts[4] = {0, 0, 0, 1};
-    PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 4, v, lens, fmts);
-    free(built.bytes);
-    if (!res) {
-      if (slot->id == a->delivery_tag) s_slot_soon(slot, wh_clock_mono_ms()); /* not parked: owed */
+    if (r->nrefused == RELAY_REFUSED_MAX) {
+      if (slot->id == a->delivery_tag) s_slot_soon(slot, wh_clock_mono_ms()); /* owed */
       return 0;
     }
-    /* Its ticket's later messages are parked behind it, not sent. */
-    if (PQntuples(res) == 1 && s_parked_add(&r->parked, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)))
-      r->parked_loaded = 0; /* read again from the table before sending more */
-    PQclear(res);
-    if (slot->id == a->delivery_tag) {
-      s_remove(r->inflight, a->delivery_tag);
-      r->ninflight--;
-    }
+    s_refusal_t *f = &r->refused[r->nrefused++];
+    f->tag = a->delivery_tag;
+    wh_str_copy(f->message_id, sizeof f->message_id, a->message_id ? a->message_id : "");
+    wh_str_copy(f->text, sizeof f->text, a->error && a->error->text ? a->error->text : "rejected");
   } else if (slot->id == a->delivery_tag) {
     /* Retry: sent again after its predecessor, each time after twice
      * the wait before (up to RELAY_RETRY_MAX_MS). A message that waits
@@ -1004,6 +1004,43 @@ static int s_relay_take_ack(wh_relay_t *r, const Whistle__Ack *a) {
     s_slot_soon(slot, now);
   }
   return 0;
+}
+
+/* Parks a refused message, with its ticket's later ones behind it. */
+static void s_relay_park_refused(wh_relay_t *r, const s_refusal_t *f) {
+  s_slot_t *slot = s_find(r->inflight, f->tag);
+  char tag[24];
+  snprintf(tag, sizeof tag, "%" PRIu64, f->tag);
+  wh_error("%s rejected message %s: %s; parked, with its ticket's later messages", r->dest,
+           f->message_id, f->text);
+  /* A carried message that is not stored is parked whole: built again. */
+  s_built_t built = {0};
+  if (r->builder && s_relay_build(r, &f->tag, 1, &built)) built.bytes = NULL;
+  const char *v[4] = {tag, f->text, f->message_id, (const char *)built.bytes};
+  int lens[4] = {0, 0, 0, (int)built.len}, fmts[4] = {0, 0, 0, 1};
+  PGresult *res = wh_pg_ready(r->pg) ? NULL : wh_pg_run(r->pg, &s_parked, 4, v, lens, fmts);
+  free(built.bytes);
+  if (!res) {
+    if (slot->id == f->tag) s_slot_soon(slot, wh_clock_mono_ms()); /* not parked: owed */
+    return;
+  }
+  /* Its ticket's later messages are parked behind it, not sent. */
+  if (PQntuples(res) == 1 && s_parked_add(&r->parked, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)))
+    r->parked_loaded = 0; /* read again from the table before sending more */
+  PQclear(res);
+  if (slot->id == f->tag) {
+    s_remove(r->inflight, f->tag);
+    r->ninflight--;
+  }
+}
+
+static void s_relay_on_after_acks(uv_check_t *h) {
+  uv_check_stop(h);
+  wh_relay_t *r = h->data;
+  for (int i = 0; i < r->nrefused; i++) s_relay_park_refused(r, &r->refused[i]);
+  r->nrefused = 0;
+  s_relay_pump(r);
+  s_relay_hold(r);
 }
 
 static void s_relay_on_line_timer(uv_timer_t *t) { s_relay_store_line(t->data); }
@@ -1035,8 +1072,9 @@ static void s_relay_on_ack(wh_bus_t *bus, void *arg) {
     if (!uv_is_active((uv_handle_t *)&r->line_timer))
       uv_timer_start(&r->line_timer, s_relay_on_line_timer, RELAY_LINE_MS, 0);
     r->acked_ms = wh_clock_mono_ms();
-    s_relay_pump(r);
   }
+  if ((got || r->nrefused) && !uv_is_active((uv_handle_t *)&r->after_acks))
+    uv_check_start(&r->after_acks, s_relay_on_after_acks);
   s_relay_hold(r);
 }
 
@@ -1167,7 +1205,9 @@ wh_relay_t *wh_relay_new(uv_loop_t *loop, void *zctx, wh_outbox_t *ob, const wh_
   uv_timer_start(&r->scan, s_relay_on_scan, 50, RELAY_SCAN_MS);
   uv_timer_init(loop, &r->line_timer);
   r->line_timer.data = r;
-  r->open_handles = 2;
+  uv_check_init(loop, &r->after_acks);
+  r->after_acks.data = r;
+  r->open_handles = 3;
   return r;
 }
 
@@ -1207,4 +1247,5 @@ void wh_relay_destroy(wh_relay_t **self_p) {
   if (uv_is_active((uv_handle_t *)&r->line_timer) && wh_pg_conn(r->pg)) s_relay_store_line(r);
   uv_close((uv_handle_t *)&r->scan, s_relay_closed);
   uv_close((uv_handle_t *)&r->line_timer, s_relay_closed);
+  uv_close((uv_handle_t *)&r->after_acks, s_relay_closed);
 }

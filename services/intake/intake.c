@@ -65,6 +65,7 @@ typedef struct {
    * ids[next..nids). A number is used once its report has committed. */
   int64_t ids[INTAKE_BATCH];
   int next, nids;
+  uv_check_t *store; /* stores the round's reports after the loop's poll phase */
 } s_intake_t;
 
 /* A ticket id is "WH" and its number, at least eight digits. */
@@ -475,10 +476,21 @@ static void s_flush(s_intake_t *in) {
   wh_arena_reset(in->arena);
 }
 
+/* The round's reports, stored after the loop's poll phase: every socket
+ * that had input has been read by then (the relay's acknowledgements
+ * among them), and no query runs inside a receive callback. */
+static void s_on_store(uv_check_t *h) {
+  uv_check_stop(h);
+  if (h->data) s_flush(h->data);
+}
+
+static void s_free_handle(uv_handle_t *h) { free(h); }
+
 static void s_on_front(wh_bus_t *bus, void *arg) {
   s_intake_t *in = arg;
   zmq_msg_t head, body;
   int64_t now = wh_clock_now_ms();
+  if (uv_is_active((uv_handle_t *)in->store)) return; /* the last round waits to be stored */
   /* Every frame counts, refused ones too: a flood of garbage is taken a
    * round at a time, with the relay's answers and the timers between. */
   for (int frames = 0;
@@ -511,7 +523,8 @@ static void s_on_front(wh_bus_t *bus, void *arg) {
       s_reply(in, r, detail);
     }
   }
-  s_flush(in);
+  if (in->nreqs) uv_check_start(in->store, s_on_store);
+  else wh_arena_reset(in->arena);
 }
 
 static void s_reload(wh_service_t *svc) {
@@ -530,6 +543,12 @@ static void s_reload(wh_service_t *svc) {
 
 static void s_stop(wh_service_t *svc) {
   s_intake_t *in = svc->data;
+  if (in->store) {
+    in->store->data = NULL;
+    uv_close((uv_handle_t *)in->store, s_free_handle);
+  }
+  /* Reports read and not stored are not answered: their pushers send them again. */
+  for (int i = 0; i < in->nreqs; i++) zmq_msg_close(&in->reqs[i].peer);
   wh_bus_destroy(&in->front);
   wh_relay_destroy(&in->relay);
   wh_rules_destroy(&in->rules);
@@ -553,7 +572,10 @@ int intake_start(wh_service_t *svc) {
   wh_rows_init_record(&in->rows, 17, "ticket_row");
   wh_rows_init_record(&in->crows, 17, "ticket_row");
   in->arena = wh_arena_new();
-  if (!in->arena) return WH_ENOMEM;
+  in->store = malloc(sizeof *in->store);
+  if (!in->arena || !in->store) return WH_ENOMEM;
+  uv_check_init(svc->loop, in->store);
+  in->store->data = in;
   char path[512], err[512];
   wh_service_conf_path(svc, "rules.conf", path, sizeof path);
   in->rules = wh_rules_load(path, NULL, err, sizeof err);

@@ -9,15 +9,17 @@
 # binaries, so a machine that slows down or speeds up during the runs
 # weighs on both alike. Prints, per run and then as medians, the CPU
 # seconds per 1,000 tickets of the four services together and of
-# PostgreSQL, and the tickets a second; a burst that lost or duplicated a
-# ticket stops it (bench.sh fails). WHISTLE_INSECURE=1 runs this
-# checkout without CURVE (an older commit may have none). Needs what
-# `make bench` needs.
+# PostgreSQL, the tickets a second, and the p99 latency at 500 reports a
+# second (for PAIRED_SECONDS, default 5); a burst that lost or duplicated a
+# ticket stops it (bench.sh fails). WHISTLE_INSECURE=1 runs both without
+# CURVE (an older commit may have none, and then runs without it anyway).
+# Needs what `make bench` needs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OLD=${1:?usage: paired.sh COMMIT [PAIRS [COUNT]]}
 PAIRS=${2:-5}
 COUNT=${3:-20000}
+SECS=${PAIRED_SECONDS:-5} # of the latency phase, at 500 reports a second
 WORK=$(mktemp -d /tmp/whistle-paired.XXXXXX)
 cleanup() {
   git -C "$ROOT" worktree remove --force "$WORK/old" >/dev/null 2>&1 || true
@@ -29,11 +31,11 @@ for tree in "$WORK/old" "$ROOT"; do
   make -C "$tree" -j2 all build/bin/whistle-bench >/dev/null
 done
 
-# One burst of tree $1 (WHISTLE_INSECURE=$2); prints "services postgres tickets/s".
+# One burst of tree $1 (WHISTLE_INSECURE=$2); prints "services postgres tickets/s p99".
 burst() {
   local tree=$1 insecure=$2 json
   json=$(cd "$tree" && WHISTLE_INSECURE=$insecure BENCH_VAR=$WORK/var BENCH_CEILING_SECONDS=3 \
-           WHISTLE_BIN=$tree/build/bin tests/bench/bench.sh "$COUNT" 5 500 2>/dev/null | tail -n 1)
+           WHISTLE_BIN=$tree/build/bin tests/bench/bench.sh "$COUNT" "$SECS" 500 2>/dev/null | tail -n 1)
   echo "$json" | awk '{
     n = split("intake triage dispatch notify", s, " "); svc = 0
     for (i = 1; i <= n; i++)
@@ -41,25 +43,26 @@ burst() {
         svc += substr($0, RSTART + length(s[i]) + 3, RLENGTH - length(s[i]) - 3)
     pg = match($0, "\"postgres\":[0-9.]+") ? substr($0, RSTART + 11, RLENGTH - 11) : "nan"
     tps = match($0, "\"tickets_per_s\":[0-9]+") ? substr($0, RSTART + 16, RLENGTH - 16) : "nan"
-    printf "%.3f %s %s\n", svc, pg, tps }'
+    p99 = match($0, "\"p99_ms\":[0-9.]+") ? substr($0, RSTART + 9, RLENGTH - 9) : "nan"
+    printf "%.3f %s %s %s\n", svc, pg, tps, p99 }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 insecure=${WHISTLE_INSECURE:-0}
-printf '%-6s %-10s %12s %12s %10s\n' pair code services postgres tickets/s
+printf '%-6s %-10s %12s %12s %10s %8s\n' pair code services postgres tickets/s p99_ms
 : > "$WORK/old.txt"
 : > "$WORK/new.txt"
 for i in $(seq "$PAIRS"); do
-  r=$(burst "$WORK/old" 1)
+  r=$(burst "$WORK/old" "$insecure")
   echo "$r" >> "$WORK/old.txt"
-  printf '%-6s %-10s %12s %12s %10s\n' "$i" "$OLD" $r
+  printf '%-6s %-10s %12s %12s %10s %8s\n' "$i" "$OLD" $r
   r=$(burst "$ROOT" "$insecure")
   echo "$r" >> "$WORK/new.txt"
-  printf '%-6s %-10s %12s %12s %10s\n' "$i" this $r
+  printf '%-6s %-10s %12s %12s %10s %8s\n' "$i" this $r
 done
 for side in old new; do
-  printf '%-6s %-10s %12s %12s %10s\n' median "$([ $side = old ] && echo "$OLD" || echo this)" \
+  printf '%-6s %-10s %12s %12s %10s %8s\n' median "$([ $side = old ] && echo "$OLD" || echo this)" \
     "$(cut -d' ' -f1 "$WORK/$side.txt" | median)" "$(cut -d' ' -f2 "$WORK/$side.txt" | median)" \
-    "$(cut -d' ' -f3 "$WORK/$side.txt" | median)"
+    "$(cut -d' ' -f3 "$WORK/$side.txt" | median)" "$(cut -d' ' -f4 "$WORK/$side.txt" | median)"
 done

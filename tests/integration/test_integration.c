@@ -247,6 +247,7 @@ typedef struct {
   int acks[RIG_ACKS];
   char ack_mid[RIG_ACKS][16];
   int nacks, want, frames, commits, requests;
+  int other_reads, other_at_apply; /* another socket of the loop: its reads, as apply saw them */
   uv_loop_t *loop, loop_s;
   void *zctx;
   wh_consumer_t *consumer;
@@ -459,6 +460,55 @@ static void consumer_round_is_bounded(void **state) {
   assert_true(first <= 3 * WH_BUS_ROUND);
   assert_int_equal(answered, sent + 1);
   assert_int_equal(rig.applied, 1);
+  s_rig_close(&rig);
+}
+
+static int s_apply_noting_other(void *arg, const Whistle__Envelope *env) {
+  s_rig_t *rig = arg;
+  rig->other_at_apply = rig->other_reads;
+  return s_count_apply(arg, env);
+}
+
+static void s_other_input(wh_bus_t *bus, void *arg) {
+  s_rig_t *rig = arg;
+  zmq_msg_t head, body;
+  while (wh_bus_recv(bus, &head, &body) == 1) {
+    rig->other_reads++;
+    zmq_msg_close(&head);
+    zmq_msg_close(&body);
+  }
+}
+
+/* A batch is applied after the loop has read every socket that had input
+ * (here another one, as a relay's acknowledgements would be), not inside
+ * the consumer's receive callback: its queries wait for the other
+ * socket's turn, though the consumer's input came first. */
+static void consumer_applies_after_the_poll_phase(void **state) {
+  (void)state;
+  s_rig_t rig = {0};
+  rig.other_at_apply = -1;
+  wh_consumer_ops_t ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED, .apply = s_apply_noting_other};
+  s_rig_open(&rig, "CREATE TABLE IF NOT EXISTS applied (ticket text)", "inproc://it-consumer-poll",
+             &ops);
+  wh_bus_t *other = wh_bus_new(rig.loop, rig.zctx, ZMQ_ROUTER, "inproc://it-other", 1, NULL, NULL,
+                               s_other_input, &rig);
+  assert_non_null(other);
+  void *client = zmq_socket(rig.zctx, ZMQ_DEALER);
+  assert_int_equal(zmq_connect(client, "inproc://it-other"), 0);
+  uv_run(rig.loop, UV_RUN_NOWAIT); /* both sockets quiet, their edges taken */
+  s_send_for(rig.dealer, "WH53", "m-poll", 1, 13);
+  assert_true(zmq_send(client, "ack", 3, 0) == 3);
+  for (int i = 0; i < 1000 && rig.other_at_apply < 0; i++) {
+    uv_run(rig.loop, UV_RUN_NOWAIT);
+    if (rig.other_at_apply < 0) usleep(1000);
+  }
+  print_message("when the batch was applied, the other socket had been read %d time(s)\n",
+                rig.other_at_apply);
+  assert_int_equal(rig.other_at_apply, 1);
+  s_run_until(&rig, 1);
+  assert_int_equal(rig.acks[0], WHISTLE__ACK_STATUS__ACK_OK);
+  zmq_close(client);
+  wh_bus_destroy(&other);
   s_rig_close(&rig);
 }
 
@@ -2121,6 +2171,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(consumer_same_message_twice_changes_state_once),
       cmocka_unit_test(consumer_round_is_bounded),
       cmocka_unit_test(consumer_requests_wait_their_turn),
+      cmocka_unit_test(consumer_applies_after_the_poll_phase),
       cmocka_unit_test(consumer_first_message_recorded_by_state_row),
       cmocka_unit_test(consumer_first_send_applies_once),
       cmocka_unit_test(consumer_batch_frame_applies_each),
