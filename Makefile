@@ -86,7 +86,8 @@ $(BIN)/whistlectl: $(ctl_SRC:%=$(OBJ)/services/ctl/%.o) $(COMMON_O)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Tests: cmocka programs; the end-to-end one drives the real binaries.
-$(BIN)/test_unit: $(OBJ)/tests/unit/test_unit.o $(OBJ)/services/intake/validate.o $(COMMON_O)
+$(BIN)/test_unit: $(OBJ)/tests/unit/test_unit.o $(OBJ)/services/intake/validate.o \
+                  $(OBJ)/services/dispatch/machine.o $(COMMON_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 $(BIN)/test_integration: $(OBJ)/tests/integration/test_integration.o $(OBJ)/gen/triage_sql.o \

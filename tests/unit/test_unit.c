@@ -26,6 +26,7 @@
 #include "wh_org.h"
 #include "wh_rules.h"
 #include "wh_text.h"
+#include "../../services/dispatch/machine.h"
 
 #ifndef WH_SOURCE_DIR
 #define WH_SOURCE_DIR "."
@@ -782,6 +783,152 @@ static void keys_and_keyring(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* The work order's table, row by row and refusal by refusal: who may do
+ * what from where, and what it does. Times in hours from an order
+ * dispatched at 0: the return window ends at 48, the resolve deadline at
+ * 120, an extension may reach 240 more, the feedback window ends at 24
+ * after resolve (here at 150), a closed order may be reopened until 900. */
+#define H(x) ((int64_t)(x) * 3600000)
+static void work_order_machine(void **state) {
+  (void)state;
+  const wo_order_t base = {.version = 3, .return_until_ms = H(48), .resolve_due_ms = H(120),
+                           .extension_max_ms = H(240), .feedback_until_ms = H(150),
+                           .reopen_until_ms = H(900)};
+  enum { L = WR_LEAD, C = WR_CO, X = WR_CENTER, T = WR_HOTLINE };
+  static const struct {
+    wo_state_t from;
+    unsigned roles;
+    wo_action_t action;
+    int hour;                  /* now */
+    const char *reason;
+    int until_hour;
+    wo_rating_t rating;
+    int unresolved, part_signed, pending, feedback, version;
+    wo_code_t code;
+    wo_state_t next;
+    unsigned effect; /* one that must be among the effects */
+  } cases[] = {
+      /* sign: the lead, from dispatched or reopened; a co-party for its part */
+      {WO_DISPATCHED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_SIGN_MET},
+      {WO_REOPENED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_SIGN_MET},
+      {WO_SIGNED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
+      {WO_SIGNED, C, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_PART_SIGNED},
+      {WO_SIGNED, C, WA_SIGN, 1, 0, 0, 0, 0, 1, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
+      {WO_DISPATCHED, T, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_DISPATCHED, 0},
+      {WO_DISPATCHED, 0, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_DISPATCHED, 0},
+      {WO_MERGED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_MERGED, 0},
+      /* progress: lead and co-party, once signed; the note to the reporter */
+      {WO_SIGNED, L, WA_PROGRESS, 2, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_IN_PROGRESS, WE_TELL_REPORTER},
+      {WO_DISPATCHED, L, WA_PROGRESS, 2, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_DISPATCHED, 0},
+      {WO_IN_PROGRESS, C, WA_PROGRESS, 2, 0, 0, 0, 0, 1, 0, 0, 0, WO_OK, WO_IN_PROGRESS, WE_TELL_REPORTER},
+      {WO_IN_PROGRESS, C, WA_PROGRESS, 2, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_IN_PROGRESS, 0},
+      {WO_IN_PROGRESS, X, WA_PROGRESS, 2, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_IN_PROGRESS, 0},
+      /* return: the lead, within the window, with a reason of the list */
+      {WO_SIGNED, L, WA_RETURN, 47, "not_ours", 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_RETURNED, WE_RETURN_COUNTED},
+      {WO_DISPATCHED, L, WA_RETURN, 1, "wrong_place", 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_RETURNED, WE_TO_CENTER},
+      {WO_SIGNED, L, WA_RETURN, 49, "not_ours", 0, 0, 0, 0, 0, 0, 0, WO_TOO_LATE, WO_SIGNED, 0},
+      {WO_SIGNED, L, WA_RETURN, 1, "lazy", 0, 0, 0, 0, 0, 0, 0, WO_BAD_REASON, WO_SIGNED, 0},
+      {WO_SIGNED, L, WA_RETURN, 1, NULL, 0, 0, 0, 0, 0, 0, 0, WO_BAD_REASON, WO_SIGNED, 0},
+      {WO_IN_PROGRESS, L, WA_RETURN, 1, "other", 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_IN_PROGRESS, 0},
+      {WO_SIGNED, C, WA_RETURN, 1, "other", 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_SIGNED, 0},
+      /* assign and uphold: the center */
+      {WO_RETURNED, X, WA_ASSIGN, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_DISPATCHED, WE_CLOCKS_RESTART},
+      {WO_IN_PROGRESS, X, WA_ASSIGN, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_DISPATCHED, WE_CLOCKS_RESTART},
+      {WO_CLOSED, X, WA_ASSIGN, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_CLOSED, 0},
+      {WO_RETURNED, L, WA_ASSIGN, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_RETURNED, 0},
+      {WO_RETURNED, X, WA_UPHOLD, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, 0},
+      {WO_SIGNED, X, WA_UPHOLD, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
+      /* extend: the lead, before the deadline, not beyond the maximum */
+      {WO_IN_PROGRESS, L, WA_EXTEND, 100, 0, 200, 0, 0, 0, 0, 0, 0, WO_OK, WO_IN_PROGRESS, WE_EXTENSION_ASKED},
+      {WO_IN_PROGRESS, L, WA_EXTEND, 121, 0, 200, 0, 0, 0, 0, 0, 0, WO_TOO_LATE, WO_IN_PROGRESS, 0},
+      {WO_IN_PROGRESS, L, WA_EXTEND, 100, 0, 361, 0, 0, 0, 0, 0, 0, WO_TOO_FAR, WO_IN_PROGRESS, 0},
+      {WO_IN_PROGRESS, L, WA_EXTEND, 100, 0, 110, 0, 0, 0, 0, 0, 0, WO_BAD_TIME, WO_IN_PROGRESS, 0},
+      {WO_IN_PROGRESS, L, WA_EXTEND, 100, 0, 200, 0, 0, 0, 1, 0, 0, WO_WRONG_STATE, WO_IN_PROGRESS, 0},
+      {WO_DISPATCHED, L, WA_EXTEND, 100, 0, 200, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_DISPATCHED, 0},
+      /* approve and refuse: the center, a pending extension */
+      {WO_IN_PROGRESS, X, WA_APPROVE, 101, 0, 0, 0, 0, 0, 1, 0, 0, WO_OK, WO_IN_PROGRESS, WE_DEADLINE_MOVED},
+      {WO_IN_PROGRESS, X, WA_REFUSE, 101, 0, 0, 0, 0, 0, 1, 0, 0, WO_OK, WO_IN_PROGRESS, WE_EXTENSION_REFUSED},
+      {WO_IN_PROGRESS, X, WA_APPROVE, 101, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_IN_PROGRESS, 0},
+      {WO_IN_PROGRESS, L, WA_APPROVE, 101, 0, 0, 0, 0, 0, 1, 0, 0, WO_FORBIDDEN, WO_IN_PROGRESS, 0},
+      /* resolve: the lead; the result to the reporter and the repeats */
+      {WO_IN_PROGRESS, L, WA_RESOLVE, 110, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_RESOLVED, WE_TELL_REPEATS},
+      {WO_REOPENED, L, WA_RESOLVE, 110, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_RESOLVED, WE_FEEDBACK_CLOCK},
+      {WO_DISPATCHED, L, WA_RESOLVE, 110, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_DISPATCHED, 0},
+      {WO_IN_PROGRESS, C, WA_RESOLVE, 110, 0, 0, 0, 0, 1, 0, 0, 0, WO_OK, WO_IN_PROGRESS, WE_PART_DONE},
+      {WO_IN_PROGRESS, X, WA_RESOLVE, 110, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_IN_PROGRESS, 0},
+      /* feedback: the hotline or the center, on a resolved order */
+      {WO_RESOLVED, T, WA_FEEDBACK, 130, 0, 0, WF_SATISFIED, 0, 0, 0, 0, 0, WO_OK, WO_CLOSED, WE_FEEDBACK_NOTED},
+      {WO_RESOLVED, X, WA_FEEDBACK, 130, 0, 0, WF_BASICALLY_SATISFIED, 0, 0, 0, 0, 0, WO_OK, WO_CLOSED, 0},
+      {WO_RESOLVED, T, WA_FEEDBACK, 130, 0, 0, WF_UNSATISFIED, 0, 0, 0, 0, 0, WO_OK, WO_REOPENED, WE_RESOLVE_RESTART},
+      {WO_RESOLVED, T, WA_FEEDBACK, 130, 0, 0, WF_SATISFIED, 1, 0, 0, 0, 0, WO_OK, WO_REOPENED, WE_REOPEN_COUNTED},
+      {WO_RESOLVED, T, WA_FEEDBACK, 130, 0, 0, WF_UNREACHABLE, 0, 0, 0, 0, 0, WO_OK, WO_RESOLVED, WE_FEEDBACK_NOTED},
+      {WO_RESOLVED, T, WA_FEEDBACK, 130, 0, 0, WF_NONE, 0, 0, 0, 0, 0, WO_BAD_REASON, WO_RESOLVED, 0},
+      {WO_RESOLVED, L, WA_FEEDBACK, 130, 0, 0, WF_SATISFIED, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_RESOLVED, 0},
+      {WO_IN_PROGRESS, T, WA_FEEDBACK, 130, 0, 0, WF_SATISFIED, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_IN_PROGRESS, 0},
+      /* close: after feedback, or once its window has passed */
+      {WO_RESOLVED, X, WA_CLOSE, 140, 0, 0, 0, 0, 0, 0, 1, 0, WO_OK, WO_CLOSED, 0},
+      {WO_RESOLVED, X, WA_CLOSE, 151, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_CLOSED, 0},
+      {WO_RESOLVED, X, WA_CLOSE, 140, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_RESOLVED, 0},
+      {WO_RESOLVED, T, WA_CLOSE, 151, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_RESOLVED, 0},
+      /* reopen: the center, within its window */
+      {WO_CLOSED, X, WA_REOPEN, 800, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_REOPENED, WE_RESOLVE_RESTART},
+      {WO_CLOSED, X, WA_REOPEN, 901, 0, 0, 0, 0, 0, 0, 0, 0, WO_TOO_LATE, WO_CLOSED, 0},
+      {WO_RESOLVED, X, WA_REOPEN, 800, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_RESOLVED, 0},
+      /* void: the center, from dispatched or returned, with a reason */
+      {WO_DISPATCHED, X, WA_VOID, 1, "prank", 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_VOID, WE_TELL_REPORTER},
+      {WO_RETURNED, X, WA_VOID, 1, "not_street", 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_VOID, 0},
+      {WO_RETURNED, X, WA_VOID, 1, "boring", 0, 0, 0, 0, 0, 0, 0, WO_BAD_REASON, WO_RETURNED, 0},
+      {WO_SIGNED, X, WA_VOID, 1, "test", 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
+      /* supervise: the center, on any open order; nothing on a void one */
+      {WO_IN_PROGRESS, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_IN_PROGRESS, WE_LADDER_STEP},
+      {WO_RESOLVED, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_RESOLVED, WE_LADDER_STEP},
+      {WO_VOID, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_VOID, 0},
+      {WO_MERGED, X, WA_ASSIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_MERGED, 0},
+      /* an action that names an older version changes nothing */
+      {WO_DISPATCHED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 2, WO_STALE, WO_DISPATCHED, 0},
+      {WO_DISPATCHED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 3, WO_OK, WO_SIGNED, WE_SIGN_MET},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    wo_order_t o = base;
+    o.state = cases[i].from;
+    o.before_return = WO_SIGNED;
+    o.part_signed = cases[i].part_signed;
+    o.extension_pending = cases[i].pending;
+    o.feedback_given = cases[i].feedback;
+    wo_request_t q = {.action = cases[i].action, .roles = cases[i].roles,
+                      .now_ms = H(cases[i].hour), .version = (uint32_t)cases[i].version,
+                      .reason = cases[i].reason, .until_ms = H(cases[i].until_hour),
+                      .rating = cases[i].rating, .unresolved = cases[i].unresolved};
+    wo_outcome_t out = wo_decide(&o, &q);
+    if (out.code != cases[i].code || out.next != cases[i].next ||
+        (cases[i].effect & out.effects) != cases[i].effect ||
+        (out.code != WO_OK && (!out.why || !out.why[0] || out.effects)))
+      fail_msg("case %zu: %s by roles %u from %s: %s to %s (effects %#x), expected %s to %s", i,
+               wo_action_name(q.action), q.roles, wo_state_name(o.state), wo_code_name(out.code),
+               wo_state_name(out.next), out.effects, wo_code_name(cases[i].code),
+               wo_state_name(cases[i].next));
+  }
+  /* Every action, from every state, by every role: an answer, never a
+   * crash, and a refusal moves nothing. */
+  for (int st = 0; st < WO_NSTATES; st++)
+    for (int a = 0; a < WA_NACTIONS; a++)
+      for (unsigned roles = 0; roles < 16; roles++) {
+        wo_order_t o = base;
+        o.state = (wo_state_t)st;
+        wo_request_t q = {.action = (wo_action_t)a, .roles = roles, .now_ms = H(1)};
+        wo_outcome_t out = wo_decide(&o, &q);
+        assert_true(out.code <= WO_STALE);
+        if (out.code != WO_OK) assert_int_equal(out.next, o.state);
+        if (st == WO_MERGED || st == WO_VOID) assert_int_not_equal(out.code, WO_OK);
+      }
+  /* names both ways */
+  for (int st = 0; st < WO_NSTATES; st++) assert_int_equal(wo_state_parse(wo_state_name(st)), st);
+  for (int a = 0; a < WA_NACTIONS; a++) assert_int_equal(wo_action_parse(wo_action_name(a)), a);
+  assert_int_equal(wo_rating_parse("basically_satisfied"), WF_BASICALLY_SATISFIED);
+  assert_int_equal(wo_rating_parse(""), -1);
+  assert_int_equal(wo_action_parse("delete"), -1);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(codec_arena),
@@ -804,6 +951,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(codec_envelopes),
       cmocka_unit_test(codec_survives_mutated_frames),
       cmocka_unit_test(keys_and_keyring),
+      cmocka_unit_test(work_order_machine),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("unit", tests, s_policy_setup, s_policy_teardown);
