@@ -331,11 +331,20 @@ static void s_consumer_flush(wh_consumer_t *c) {
   c->nitems = 0;
 }
 
+/* Answers env, from peer, at once, with status and err. */
+static void s_ack_now(wh_consumer_t *c, zmq_msg_t *peer, Whistle__Envelope *env, int status,
+                      int err) {
+  s_item_t tmp = {.env = env, .status = status, .err = err};
+  zmq_msg_init(&tmp.peer);
+  zmq_msg_copy(&tmp.peer, peer);
+  s_ack(c, &tmp);
+  zmq_msg_close(&tmp.peer);
+}
+
 /* Takes one envelope that came from peer (borrowed; copied when kept):
- * a relayed event joins the batch, a request is answered at once. */
-/* Returns the frames of this round's budget the envelope used. */
-static int s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
-                           Whistle__Envelope *env) {
+ * a relayed event joins the batch, a request waits for the idle phase. */
+static void s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
+                            Whistle__Envelope *env) {
   if (env->body_case == c->ops->body) {
     /* The sender is the key the message came with, not what it says. */
     if (who) env->sender = (char *)c->ops->from;
@@ -357,36 +366,25 @@ static int s_consumer_take(wh_consumer_t *c, zmq_msg_t *peer, const char *who,
               WH_RELAY_ID_MAX, 3 * WH_RELAY_ID_MAX);
     }
     if (err) {
-      s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_REJECTED, .err = err};
-      zmq_msg_init(&tmp.peer);
-      zmq_msg_copy(&tmp.peer, peer);
-      s_ack(c, &tmp);
-      zmq_msg_close(&tmp.peer);
-      return 1;
+      s_ack_now(c, peer, env, WHISTLE__ACK_STATUS__ACK_REJECTED, err);
+      return;
     }
     if (c->nitems == CONSUMER_BATCH) {
       /* A frame of more envelopes than a relay sends at once: what does
        * not fit is not taken now, and its sender sends it again. */
-      s_item_t tmp = {.env = env, .status = WHISTLE__ACK_STATUS__ACK_RETRY};
-      zmq_msg_init(&tmp.peer);
-      zmq_msg_copy(&tmp.peer, peer);
-      s_ack(c, &tmp);
-      zmq_msg_close(&tmp.peer);
-      return 1;
+      s_ack_now(c, peer, env, WHISTLE__ACK_STATUS__ACK_RETRY, 0);
+      return;
     }
     s_item_t *it = &c->items[c->nitems++];
     memset(it, 0, sizeof *it);
     zmq_msg_init(&it->peer);
     zmq_msg_copy(&it->peer, peer);
     it->env = env;
-    return 1;
-  }
-  if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
+  } else if (env->body_case != WHISTLE__ENVELOPE__BODY_BATCH && c->ops->request) {
     s_request_keep(c, peer, who, env);
-    return 1;
+  } else {
+    wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
   }
-  wh_reply_error(c->bus, peer, WH_EUNEXPECTED, NULL);
-  return 1;
 }
 
 /* The round's batch, applied after the loop's poll phase: every socket
@@ -403,12 +401,11 @@ static void s_on_flush(uv_check_t *h) {
 static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
   wh_consumer_t *c = arg;
   zmq_msg_t head, body;
-  int used = 0; /* of the round's WH_BUS_ROUND */
   if (uv_is_active((uv_handle_t *)c->flush)) return; /* the last round waits to be applied */
   /* Frames are read while a whole relay batch still fits. */
-  while (used < WH_BUS_ROUND && c->nitems <= CONSUMER_BATCH - WH_RELAY_BATCH &&
-         wh_bus_recv(bus, &head, &body) == 1) {
-    used++;
+  for (int frames = 0; frames < WH_BUS_ROUND && c->nitems <= CONSUMER_BATCH - WH_RELAY_BATCH &&
+                       wh_bus_recv(bus, &head, &body) == 1;
+       frames++) {
     Whistle__Envelope *env;
     char whobuf[WH_KEY_NAME_MAX + 1];
     const char *who = wh_peer(&body);
@@ -430,10 +427,10 @@ static void s_consumer_on_readable(wh_bus_t *bus, void *arg) {
           wh_reply_error(bus, &head, rc, NULL);
           continue;
         }
-        used += s_consumer_take(c, &head, who, one) - 1;
+        s_consumer_take(c, &head, who, one);
       }
     } else {
-      used += s_consumer_take(c, &head, who, env) - 1;
+      s_consumer_take(c, &head, who, env);
     }
     zmq_msg_close(&head);
   }

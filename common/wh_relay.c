@@ -169,18 +169,18 @@ typedef struct {
   size_t cap, n; /* cap a power of two, or 0 */
 } s_parked_set_t;
 
-static size_t s_hash(const char *s) {
-  size_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
+/* The slot of ticket among cap slots (a power of two): its own, or the
+ * empty one where it would go. */
+static s_parked_t *s_parked_slot(s_parked_t *slots, size_t cap, const char *ticket) {
+  size_t i = wh_hash_str(WH_HASH_INIT, ticket) & (cap - 1);
+  while (slots[i].ticket[0] && strcmp(slots[i].ticket, ticket)) i = (i + 1) & (cap - 1);
+  return &slots[i];
 }
 
 static s_parked_t *s_parked_find(const s_parked_set_t *set, const char *ticket) {
   if (!set->n) return NULL;
-  for (size_t i = s_hash(ticket) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-    if (!set->slots[i].ticket[0]) return NULL;
-    if (!strcmp(set->slots[i].ticket, ticket)) return &set->slots[i];
-  }
+  s_parked_t *p = s_parked_slot(set->slots, set->cap, ticket);
+  return p->ticket[0] ? p : NULL;
 }
 
 /* Returns 0, or WH_ENOMEM (the set unchanged). */
@@ -190,20 +190,15 @@ static int s_parked_add(s_parked_set_t *set, const char *ticket, const char *hea
     size_t cap = set->cap ? set->cap * 2 : 16;
     s_parked_t *slots = calloc(cap, sizeof *slots);
     if (!slots) return WH_ENOMEM;
-    for (size_t i = 0; i < set->cap; i++) {
-      if (!set->slots[i].ticket[0]) continue;
-      size_t j = s_hash(set->slots[i].ticket) & (cap - 1);
-      while (slots[j].ticket[0]) j = (j + 1) & (cap - 1);
-      slots[j] = set->slots[i];
-    }
+    for (size_t i = 0; i < set->cap; i++)
+      if (set->slots[i].ticket[0]) *s_parked_slot(slots, cap, set->slots[i].ticket) = set->slots[i];
     free(set->slots);
     set->slots = slots;
     set->cap = cap;
   }
-  size_t j = s_hash(ticket) & (set->cap - 1);
-  while (set->slots[j].ticket[0]) j = (j + 1) & (set->cap - 1);
-  wh_str_copy(set->slots[j].ticket, sizeof set->slots[j].ticket, ticket);
-  wh_str_copy(set->slots[j].head, sizeof set->slots[j].head, head);
+  s_parked_t *p = s_parked_slot(set->slots, set->cap, ticket);
+  wh_str_copy(p->ticket, sizeof p->ticket, ticket);
+  wh_str_copy(p->head, sizeof p->head, head);
   set->n++;
   return 0;
 }
@@ -682,9 +677,9 @@ static int s_id_cmp(const void *a, const void *b) {
  * a probe: the rest wait until it answers, instead of the whole window
  * going into a socket that holds it. */
 static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
-  uint64_t *due = NULL;
+  wh_sbuf_t ids = {0};
   int n = 0, stuck = 0;
-  uint64_t oldest = 0, cutoff = UINT64_MAX;
+  uint64_t lo = UINT64_MAX, hi = 0, oldest = 0, cutoff = UINT64_MAX;
   int64_t waited = 0;
   if (r->ninflight == 0) return;
   if (now - r->heard_ms >= RELAY_RESEND_MS && r->ninflight > RELAY_BATCH) {
@@ -698,8 +693,6 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
     }
     free(all);
   }
-  due = malloc(SLOTS * sizeof *due);
-  if (!due) return;
   for (size_t i = 0; i < SLOTS; i++) {
     s_slot_t *slot = &r->inflight[i];
     uint64_t id = slot->id;
@@ -715,25 +708,20 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
         oldest = id;
       }
     }
+    char num[24];
+    int len = snprintf(num, sizeof num, "%s%" PRIu64, n ? "," : "{", id);
+    if (wh_sbuf_put(&ids, num, (size_t)len)) break;
     slot->asked = 1;
-    due[n++] = id;
+    n++;
+    if (id < lo) lo = id;
+    if (id > hi) hi = id;
   }
   if (stuck)
     wh_warn("%s has not acknowledged %d message%s for a minute or more (the oldest, outbox row"
             " %" PRIu64 ", sent first %" PRId64 " s ago); sending them again until it does",
             r->dest, stuck, stuck == 1 ? "" : "s", oldest, waited / 1000);
-  wh_sbuf_t ids = {0};
-  uint64_t lo = UINT64_MAX, hi = 0;
-  int listed = 1;
-  for (int i = 0; i < n && listed; i++) {
-    char num[24];
-    int len = snprintf(num, sizeof num, "%s%" PRIu64, i ? "," : "{", due[i]);
-    listed = wh_sbuf_put(&ids, num, (size_t)len) == 0;
-    if (due[i] < lo) lo = due[i];
-    if (due[i] > hi) hi = due[i];
-  }
   PGresult *res = NULL;
-  if (n && listed && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
+  if (n && wh_sbuf_put(&ids, "}", 1) == 0 && wh_pg_ready(r->pg) == 0) {
     char lo_s[24], hi_s[24];
     snprintf(lo_s, sizeof lo_s, "%" PRIu64, lo);
     snprintf(hi_s, sizeof hi_s, "%" PRIu64, hi);
@@ -759,7 +747,6 @@ static void s_relay_resend_overdue(wh_relay_t *r, int64_t now) {
   }
   if (res) PQclear(res);
   free(ids.buf);
-  free(due);
 }
 
 /* Sends queued frames while the window has room; then, if rows were left
@@ -1098,7 +1085,7 @@ static const wh_stmt_t s_redrive = {
     "   RETURNING p.id, p.dest, p.message_id, p.ticket_id, p.seq, p.payload),"
     " i AS (INSERT INTO outbox (dest, message_id, ticket_id, seq, payload)"
     "   SELECT dest, message_id, ticket_id, seq, payload FROM r ORDER BY id RETURNING id)"
-    " SELECT count(*) FROM i"};
+    " SELECT count(*), (SELECT dest FROM h) FROM i"};
 
 int wh_outbox_parked(wh_outbox_t *ob, uint64_t after, int max,
                      void (*each)(void *arg, const wh_parked_msg_t *m), void *arg, int *more) {
@@ -1132,19 +1119,24 @@ int wh_outbox_redrive(wh_outbox_t *ob, const char *message_id) {
   PGresult *res = wh_pg_ready(ob->pg) ? NULL : wh_pg_run(ob->pg, &s_redrive, 1, v, NULL, NULL);
   if (!res) return WH_EDB;
   int n = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
-  PQclear(res);
-  if (n == 0) return WH_ENOTFOUND;
-  wh_info("message %s sent again, with its ticket's other parked messages (%d in all)",
-          message_id, n);
+  if (n == 0) {
+    PQclear(res);
+    return WH_ENOTFOUND;
+  }
+  wh_info("message %s sent again to %s, with its ticket's other parked messages (%d in all)",
+          message_id, PQgetvalue(res, 0, 1), n);
   ob->written += n;
-  /* Each relay reads what is parked again and what is new in the table. */
+  /* The destination's relay reads what is parked again and the rows now
+   * in the table. */
   for (int i = 0; i < ob->nrelays; i++) {
     wh_relay_t *r = ob->relays[i];
+    if (strcmp(r->dest, PQgetvalue(res, 0, 1))) continue;
     r->parked_loaded = 0;
     r->behind = 1;
     s_relay_pump(r);
     s_relay_hold(r);
   }
+  PQclear(res);
   return n;
 }
 

@@ -20,7 +20,7 @@ OLD=${1:?usage: paired.sh COMMIT [PAIRS [COUNT]]}
 PAIRS=${2:-5}
 COUNT=${3:-20000}
 SECS=${PAIRED_SECONDS:-5} # of the latency phase, at 500 reports a second
-WORK=$(mktemp -d /tmp/whistle-paired.XXXXXX)
+WORK=$(mktemp -d /tmp/whistle-paired.XXXXXX) # mktemp fills in the X
 cleanup() {
   git -C "$ROOT" worktree remove --force "$WORK/old" >/dev/null 2>&1 || true
   rm -rf "$WORK"
