@@ -42,7 +42,7 @@ COMMON_O = $(COMMON:%=$(OBJ)/common/%.o) $(OBJ)/gen/whistle.pb-c.o
 SERVICES = intake triage dispatch notify
 intake_SRC   = main intake validate
 triage_SRC   = main triage
-dispatch_SRC = main dispatch
+dispatch_SRC = main dispatch desk machine
 notify_SRC   = main notify
 ctl_SRC      = main
 

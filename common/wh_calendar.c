@@ -131,6 +131,14 @@ int wh_calendar_is_workday(const wh_calendar_t *c, int64_t ms) {
   return s_day_is_workday(c, s_local_day(c, ms));
 }
 
+int64_t wh_calendar_workdays_end(const wh_calendar_t *c, int64_t from_ms, int n) {
+  int32_t day = s_local_day(c, from_ms);
+  for (int k = 0; k < n;)
+    if (s_day_is_workday(c, ++day)) k++;
+  /* The last millisecond of that local day. */
+  return ((int64_t)day + 1) * DAY_MS - (int64_t)c->tz_offset_min * 60000 - 1;
+}
+
 int wh_calendar_deadlines(const wh_calendar_t *c, int level, int64_t rec, wh_due_t *out) {
   switch (level) {
   case 1:
@@ -138,15 +146,9 @@ int wh_calendar_deadlines(const wh_calendar_t *c, int level, int64_t rec, wh_due
     out[1] = (wh_due_t){"control", rec + (int64_t)c->l1_control_min * 60000};
     out[2] = (wh_due_t){"follow_up", rec + (int64_t)c->l1_follow_min * 60000};
     return 3;
-  case 2: {
-    int32_t day = s_local_day(c, rec);
-    for (int n = 0; n < c->l2_resolve_days;)
-      if (s_day_is_workday(c, ++day)) n++;
-    /* The last millisecond of that local day. */
-    int64_t end = ((int64_t)day + 1) * DAY_MS - (int64_t)c->tz_offset_min * 60000 - 1;
-    out[0] = (wh_due_t){"resolve", end};
+  case 2:
+    out[0] = (wh_due_t){"resolve", wh_calendar_workdays_end(c, rec, c->l2_resolve_days)};
     return 1;
-  }
   case 3:
     out[0] = (wh_due_t){"plan", rec + (int64_t)c->l3_plan_days * DAY_MS};
     return 1;

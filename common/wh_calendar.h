@@ -37,6 +37,9 @@ wh_calendar_t *wh_calendar_load(const char *path, char *err, size_t errlen);
 void wh_calendar_destroy(wh_calendar_t **self_p);
 /* 1 if the local day containing ms is a working day. */
 int wh_calendar_is_workday(const wh_calendar_t *cal, int64_t ms);
+/* The last millisecond (local) of the nth working day after the day that
+ * holds from_ms: "within n working days" of it. */
+int64_t wh_calendar_workdays_end(const wh_calendar_t *cal, int64_t from_ms, int n);
 /* Writes the deadlines of a ticket of `level` received at received_ms into
  * out (at most WH_MAX_DEADLINES); returns how many, or 0 for a bad level. */
 int wh_calendar_deadlines(const wh_calendar_t *cal, int level, int64_t received_ms,

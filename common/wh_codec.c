@@ -258,6 +258,7 @@ const char *wh_work_kind_name(int kind) {
   case WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED: return "dispatched";
   case WHISTLE__WORK_EVENT_KIND__WORK_MERGED: return "merged";
   case WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE: return "overdue";
+  case WHISTLE__WORK_EVENT_KIND__WORK_ACTED: return "acted";
   default: return "unknown";
   }
 }

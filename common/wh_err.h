@@ -29,7 +29,13 @@
   X(IO, "input/output error")                                                 \
   X(ZMQ, "messaging error")                                                   \
   X(NOTFOUND, "not found")                                                    \
-  X(INVAL, "invalid argument")
+  X(INVAL, "invalid argument")                                                \
+  X(WRONGSTATE, "not from the order's state")                                 \
+  X(TOOLATE, "a window has passed")                                           \
+  X(TOOFAR, "beyond the longest extension allowed")                           \
+  X(REASON, "not one of the reasons or ratings")                              \
+  X(STALE, "the order has moved on since that version")                       \
+  X(TICKET, "no such ticket at dispatch")
 
 typedef enum {
   WH_OK = 0,

@@ -20,7 +20,8 @@ static void s_usage(const char *name) {
           "  --keys DIR  this service's NAME.key and everyone's public keys (WHISTLE_KEYS);\n"
           "              --insecure (WHISTLE_INSECURE=1) runs without, to measure CURVE's cost\n"
           "  --admin EP  where the center lists parked messages and sends them again\n"
-          "              (answered for the key of WHISTLE_CENTER, default center)\n",
+          "              (answered for the key of WHISTLE_CENTER, default center)\n"
+          "  --desk EP   (dispatch) where the parties act on their work orders and read them\n",
           name);
 }
 
@@ -75,7 +76,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
       {"peer", required_argument, 0, 'p'},   {"pub", required_argument, 0, 'P'},
       {"conf-dir", required_argument, 0, 'c'}, {"sink", required_argument, 0, 's'},
       {"keys", required_argument, 0, 'k'},   {"insecure", no_argument, 0, 'i'},
-      {"admin", required_argument, 0, 'a'},
+      {"admin", required_argument, 0, 'a'},  {"desk", required_argument, 0, 'K'},
       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -89,6 +90,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
     case 'k': svc->keys_dir = optarg; break;
     case 'i': insecure = 1; break;
     case 'a': svc->admin_ep = optarg; break;
+    case 'K': svc->desk_ep = optarg; break;
     default: s_usage(name); return 2;
     }
   }

@@ -27,6 +27,7 @@ typedef struct wh_service_s {
   const char *sink;      /* --sink: notify's reporter log file */
   const char *keys_dir;  /* --keys / WHISTLE_KEYS: the key directory */
   const char *admin_ep;  /* --admin: where the center's admin requests come */
+  const char *desk_ep;   /* --desk: dispatch's request socket for the parties */
   /* The party whose key the admin socket answers, and who supervises every
    * feed (WHISTLE_CENTER; default "center"). */
   const char *center;

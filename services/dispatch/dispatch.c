@@ -9,6 +9,7 @@
  * an OVERDUE event goes out through the outbox with the order's new version
  * as its sequence. */
 #include "dispatch.h"
+#include "desk.h"
 #include "lapse.h"
 #include "wh_calendar.h"
 #include "wh_clock.h"
@@ -37,6 +38,8 @@ typedef struct {
 typedef struct {
   wh_service_t *svc;
   wh_calendar_t *cal;
+  wh_org_t *org; /* the org chart: the parties an assignment may name */
+  desk_t *desk;
   wh_consumer_t *in;
   wh_relay_t *relay;
   wh_builder_t builder; /* builds an order's dispatched event again from its row */
@@ -140,18 +143,13 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, in
   return rc;
 }
 
-/* "<class> @ <community>/<grid> <address>: <text>", for the party reading
- * its feed; cut to fit buf. */
-static void s_summary(char *buf, size_t len, const char *klass, const char *community,
+void dispatch_summary(char *buf, size_t len, const char *klass, const char *community,
                       const char *grid, const char *address, const char *text) {
   wh_str_t sum;
   wh_str_init(&sum, buf, len);
   wh_str_cat(&sum, klass, " @ ", community, "/", grid, " ", address, ": ", text, (char *)NULL);
 }
 
-/* The longest summary: class, place, an address of 512 characters and a
- * text of 4,000, each character up to 4 bytes (intake's limits). */
-#define SUMMARY_MAX (19 * 1024)
 
 /* A dispatched event, built again from row k of s_built_rows exactly as
  * s_apply made it. */
@@ -160,7 +158,7 @@ static int s_build(void *arg, const PGresult *res, int k, Whistle__Envelope *env
   (void)arg;
   if (strcmp(PQgetvalue(res, k, 2), "dispatched")) return WH_EFIELD;
   Whistle__WorkEvent *ev = wh_arena_alloc(arena, sizeof *ev);
-  char *summary = wh_arena_alloc(arena, SUMMARY_MAX);
+  char *summary = wh_arena_alloc(arena, DISPATCH_SUMMARY_MAX);
   char **co = wh_arena_alloc(arena, WH_MAX_CO * sizeof *co);
   char *cobuf = wh_arena_alloc(arena, WH_MAX_CO * 96);
   char **names = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *names);
@@ -180,7 +178,7 @@ static int s_build(void *arg, const PGresult *res, int k, Whistle__Envelope *env
     dl[i].due_at_ms = due[i];
     dlp[i] = &dl[i];
   }
-  s_summary(summary, SUMMARY_MAX, PQgetvalue(res, k, 3), PQgetvalue(res, k, 4),
+  dispatch_summary(summary, DISPATCH_SUMMARY_MAX, PQgetvalue(res, k, 3), PQgetvalue(res, k, 4),
             PQgetvalue(res, k, 5), PQgetvalue(res, k, 6), PQgetvalue(res, k, 7));
   whistle__work_event__init(ev);
   ev->ticket_id = PQgetvalue(res, k, 1);
@@ -360,8 +358,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   s_order_row(d, t, merged ? "merged" : "dispatched", t->decided_at_ms ? t->decided_at_ms : now,
               now, due_names, due_ms, ndue, next_due);
 
-  char summary[SUMMARY_MAX];
-  s_summary(summary, sizeof summary, t->klass, rep->community, rep->grid, rep->address,
+  char summary[DISPATCH_SUMMARY_MAX];
+  dispatch_summary(summary, sizeof summary, t->klass, rep->community, rep->grid, rep->address,
             rep->text);
   const char *masked = rep->reporter ? rep->reporter->phone : "";
   Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
@@ -579,23 +577,47 @@ static wh_calendar_t *s_load(wh_service_t *svc) {
   return cal;
 }
 
+static wh_org_t *s_load_org(wh_service_t *svc) {
+  char path[512], err[512];
+  wh_service_conf_path(svc, "org.conf", path, sizeof path);
+  wh_org_t *org = wh_org_load(path, err, sizeof err);
+  if (!org) wh_error("%s", err);
+  return org;
+}
+
 static void s_reload(wh_service_t *svc) {
   s_dispatch_t *d = svc->data;
   wh_calendar_t *cal = s_load(svc);
-  if (!cal) {
-    wh_error("reload refused; the calendar in force stays");
+  wh_org_t *org = s_load_org(svc);
+  if (!cal || !org) {
+    wh_error("reload refused; the calendar and org chart in force stay");
+    wh_calendar_destroy(&cal);
+    wh_org_destroy(&org);
     return;
   }
   wh_calendar_destroy(&d->cal);
   d->cal = cal;
-  wh_info("calendar reloaded");
+  wh_org_destroy(&d->org);
+  d->org = org;
+  wh_info("calendar and org chart reloaded");
+}
+
+/* A desk action set a deadline: the timer moves only if it is earlier. */
+static void s_desk_deadline(void *arg, int64_t due_ms) {
+  s_dispatch_t *d = arg;
+  if (due_ms >= d->armed_ms) return;
+  int64_t delay = due_ms - wh_clock_now_ms();
+  d->armed_ms = due_ms;
+  uv_timer_start(&d->timer, s_on_timer, (uint64_t)(delay > 0 ? delay : 0), 0);
 }
 
 static void s_stop(wh_service_t *svc) {
   s_dispatch_t *d = svc->data;
+  desk_destroy(&d->desk);
   wh_consumer_destroy(&d->in);
   wh_relay_destroy(&d->relay);
   wh_calendar_destroy(&d->cal);
+  wh_org_destroy(&d->org);
   wh_rows_free(&d->orders);
   wh_rows_free(&d->timeline);
   free(d->first);
@@ -621,7 +643,7 @@ int dispatch_start(wh_service_t *svc) {
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
   if (!d->first) return WH_ENOMEM;
-  if (!(d->cal = s_load(svc))) return WH_ECONFIG;
+  if (!(d->cal = s_load(svc)) || !(d->org = s_load_org(svc))) return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
   d->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "notify", svc->peer);
@@ -631,6 +653,13 @@ int dispatch_start(wh_service_t *svc) {
   d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, d);
   if (!d->relay || !d->in) return WH_EZMQ;
   wh_outbox_throttle(svc->outbox, wh_consumer_bus(d->in));
+  if (svc->desk_ep) {
+    const char *hotline = getenv("WHISTLE_HOTLINE");
+    desk_conf_t dc = {.svc = svc, .relay = d->relay, .cal = &d->cal, .org = &d->org,
+                      .hotline = hotline && *hotline ? hotline : "hotline",
+                      .deadline = s_desk_deadline, .arg = d};
+    if (!(d->desk = desk_new(&dc, svc->desk_ep))) return WH_EZMQ;
+  }
   s_arm(d); /* deadlines live in the database: re-arm what a restart left */
   wh_info("taking decisions on %s, passing work events to %s", svc->listen, svc->peer);
   return 0;

@@ -1,0 +1,1167 @@
+/* desk - the parties' actions and reads, each request its own transaction.
+ *
+ * An action reads the order under its row lock, asks machine.c's table
+ * what it does, and writes the order's new row as a whole (the update is
+ * fenced by the version it read), its timeline event, the co-party's part,
+ * the outbox's WORK_ACTED event and the answer under the request id, then
+ * commits. The windows an action is judged by (return, extension, feedback,
+ * reopen) are reckoned from the order's own times with the calendar. */
+#include "desk.h"
+#include "dispatch.h"
+#include "machine.h"
+#include "wh_bus.h"
+#include "wh_clock.h"
+#include "wh_codec.h"
+#include "wh_err.h"
+#include "wh_log.h"
+#include "wh_rules.h"
+#include "wh_text.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DESK_QUEUE 256    /* requests waiting for the idle phase, at most */
+#define DESK_PER_TURN 8   /* answered per turn of the loop */
+#define DESK_NOTE_MAX 2000 /* characters of a note */
+#define DESK_LIST_MAX 100 /* orders a page holds at most */
+/* An answer is kept under this many bytes (the frame cap is 256 KB): a
+ * page or a timeline that would pass it is cut, and says so. */
+#define DESK_ANSWER_BUDGET (200 * 1024)
+#define DESK_PURGE_MS (10 * 60000) /* how often old request ids are let go */
+
+/* The windows, until clocks.conf sets them per level. */
+#define RETURN_WORKDAYS 2
+#define EXTENSION_MAX_WORKDAYS 10
+#define FEEDBACK_WORKDAYS 1
+#define REOPEN_DAYS 30
+#define DAY_MS INT64_C(86400000)
+
+typedef struct {
+  zmq_msg_t route, body;
+} s_req_t;
+
+struct desk_s {
+  desk_conf_t c;
+  wh_bus_t *bus;
+  uv_idle_t *idle;
+  s_req_t q[DESK_QUEUE];
+  int head, n;
+  int64_t purged_ms;
+};
+
+/* ---- the order as it is read -------------------------------------------- */
+
+#define MS(x) "coalesce(round(extract(epoch FROM " x ") * 1000)::bigint, 0)"
+#define ARR0(x) "ARRAY(SELECT coalesce(u.x, 0) FROM unnest(" x ") WITH ORDINALITY AS u(x, i) ORDER BY u.i)"
+#define ORDER_SELECT                                                                           \
+  "SELECT w.ticket_id, w.external_id, w.source, w.community, w.grid, w.address, w.category,"   \
+  " w.klass, w.color, w.level::bigint, w.lead, w.co, w.state, coalesce(w.duplicate_of, ''),"   \
+  " w.rule, w.weight::bigint, " MS("w.received_at") ", w.body, w.reporter_masked,"             \
+  " w.version::bigint, " MS("w.signed_at") ", " MS("w.resolved_at") ", " MS("w.closed_at") "," \
+  " coalesce(w.returns, 0)::bigint, coalesce(w.reopens, 0)::bigint, " MS("w.extension_until") \
+  ", coalesce(w.extension_state, ''), coalesce(w.feedback_rating, ''),"                        \
+  " coalesce(w.feedback_resolved, false)::int::bigint,"                                       \
+  " coalesce(w.due_names, '{}'::text[]), coalesce(w.due_ms, '{}'::bigint[]),"                  \
+  " " ARR0("w.due_overdue_ms") ", " ARR0("w.due_met_ms") ","                                   \
+  " coalesce(w.before_return, ''), " MS("coalesce(w.lead_since, w.created_at)")               \
+  " FROM work_order w"
+
+enum {
+  C_TICKET, C_EXT, C_SOURCE, C_COMMUNITY, C_GRID, C_ADDRESS, C_CATEGORY, C_KLASS, C_COLOR,
+  C_LEVEL, C_LEAD, C_CO, C_STATE, C_DUP, C_RULE, C_WEIGHT, C_RECEIVED, C_BODY, C_REPORTER,
+  C_VERSION, C_SIGNED, C_RESOLVED, C_CLOSED, C_RETURNS, C_REOPENS, C_EXT_UNTIL, C_EXT_STATE,
+  C_RATING, C_FB_RESOLVED, C_DUE_NAMES, C_DUE_MS, C_DUE_OVERDUE, C_DUE_MET, C_BEFORE_RETURN,
+  C_LEAD_SINCE
+};
+
+static const wh_stmt_t s_order_locked = {"desk_order_locked",
+                                         ORDER_SELECT " WHERE w.ticket_id = $1 FOR UPDATE"};
+static const wh_stmt_t s_order = {"desk_order", ORDER_SELECT " WHERE w.ticket_id = $1"};
+static const wh_stmt_t s_list = {
+    "desk_list",
+    ORDER_SELECT " WHERE ($1::text IS NULL OR w.lead = $1 OR $1 = ANY (w.co))"
+    " AND ($2::text IS NULL OR w.state = $2) AND ($3::text IS NULL OR w.color = $3)"
+    " AND ($4::int IS NULL OR w.level = $4)"
+    " AND ($5::bigint IS NULL OR (w.state NOT IN ('resolved', 'closed', 'void', 'merged')"
+    "   AND EXISTS (SELECT 1 FROM unnest(w.due_ms, w.due_met_ms) AS x(d, m)"
+    "               WHERE x.m IS NULL AND x.d < $5::bigint)))"
+    " AND ($6::text IS NULL OR w.extension_state = $6)"
+    " AND ($7::text IS NULL OR w.ticket_id > $7)"
+    " ORDER BY w.ticket_id LIMIT $8::int"};
+static const wh_stmt_t s_parts = {
+    "desk_parts",
+    "SELECT party, " MS("signed_at") ", " MS("done_at")
+    " FROM order_part WHERE ticket_id = $1 ORDER BY party"};
+static const wh_stmt_t s_timeline = {
+    "desk_timeline",
+    "SELECT " MS("at") ", kind, actor, note, coalesce(internal, ''), coalesce(version, 0)::bigint,"
+    " coalesce(role, '') FROM"
+    " (SELECT at, o, 0::bigint AS id, kind, actor, note, NULL::text AS internal,"
+    "   NULL::int AS version, NULL::text AS role FROM opening WHERE ticket_id = $1"
+    "  UNION ALL SELECT at, 100, id, kind, actor, note, internal, version, role"
+    "   FROM timeline WHERE ticket_id = $1) t ORDER BY at, o, id"};
+static const wh_stmt_t s_seen = {
+    "desk_seen", "SELECT reply FROM desk_request WHERE party = $1 AND request_id = $2"};
+static const wh_stmt_t s_remember = {
+    "desk_remember",
+    "INSERT INTO desk_request (party, request_id, ticket_id, reply) VALUES ($1, $2, $3, $4)"};
+static const wh_stmt_t s_purge = {
+    "desk_purge", "DELETE FROM desk_request WHERE at < now() - make_interval(hours => $1::int)"};
+#define T(n) "to_timestamp(nullif(" n "::bigint, 0)::double precision / 1000)"
+static const wh_stmt_t s_update = {
+    "desk_update",
+    "UPDATE work_order SET version = version + 1, updated_at = now(), state = $3,"
+    " before_return = nullif($4, ''), returns = nullif($5::int, 0), reopens = nullif($6::int, 0),"
+    " lead = $7, co = $8::text[], klass = $9, color = $10, level = $11::int,"
+    " lead_since = " T("$12") ", signed_at = " T("$13") ", resolved_at = " T("$14") ","
+    " closed_at = " T("$15") ", extension_until = " T("$16") ", extension_state = nullif($17, ''),"
+    " feedback_rating = nullif($18, ''),"
+    " feedback_resolved = CASE WHEN $18 = '' THEN NULL ELSE $19::bool END,"
+    " due_names = $20::text[], due_ms = $21::bigint[], due_overdue_ms = $22::bigint[],"
+    " due_met_ms = $23::bigint[], next_due_at = " T("$24")
+    " WHERE ticket_id = $1 AND version = $2::int RETURNING version"};
+static const wh_stmt_t s_event = {
+    "desk_event",
+    "INSERT INTO timeline (ticket_id, at, kind, actor, note, version, role, internal)"
+    " VALUES ($1, " T("$2") ", $3, $4, $5, $6::int, $7, nullif($8, ''))"};
+static const wh_stmt_t s_part = {
+    "desk_part",
+    "INSERT INTO order_part (ticket_id, party, signed_at, done_at)"
+    " VALUES ($1, $2, " T("$3") ", " T("$4") ") ON CONFLICT (ticket_id, party) DO UPDATE SET"
+    " signed_at = coalesce(order_part.signed_at, EXCLUDED.signed_at),"
+    " done_at = coalesce(order_part.done_at, EXCLUDED.done_at)"};
+static const wh_stmt_t s_parts_clear = {"desk_parts_clear",
+                                        "DELETE FROM order_part WHERE ticket_id = $1"};
+static const wh_stmt_t s_repeats = {
+    "desk_repeats",
+    "SELECT ticket_id, reporter_masked FROM work_order WHERE duplicate_of = $1"
+    " AND state = 'merged' ORDER BY ticket_id LIMIT 100"};
+
+typedef struct {
+  const PGresult *r;
+  int row;
+  const char *ticket, *lead, *state, *klass, *color, *before_return, *ext_state, *rating;
+  char *co[WH_MAX_CO];
+  int nco;
+  char cobuf[WH_MAX_CO * 96];
+  char *due_names[WH_MAX_DEADLINES];
+  char namebuf[WH_MAX_DEADLINES * 64];
+  int64_t due[WH_MAX_DEADLINES], overdue[WH_MAX_DEADLINES], met[WH_MAX_DEADLINES];
+  int ndue;
+  uint32_t version;
+  int level, returns, reopens, fb_resolved;
+  int64_t signed_at, resolved_at, closed_at, ext_until, lead_since;
+} s_order_t;
+
+static const char *s_v(const PGresult *r, int row, int col) { return PQgetvalue(r, row, col); }
+static int64_t s_i(const PGresult *r, int row, int col) {
+  return (int64_t)wh_pg_get_u64(r, row, col);
+}
+
+/* Reads row `row` of an ORDER_SELECT result (binary). Returns 0 or WH_EDB
+ * when the row is not what the select makes. */
+static int s_order_read(const PGresult *r, int row, s_order_t *o) {
+  memset(o, 0, sizeof *o);
+  o->r = r;
+  o->row = row;
+  o->ticket = s_v(r, row, C_TICKET);
+  o->lead = s_v(r, row, C_LEAD);
+  o->state = s_v(r, row, C_STATE);
+  o->klass = s_v(r, row, C_KLASS);
+  o->color = s_v(r, row, C_COLOR);
+  o->before_return = s_v(r, row, C_BEFORE_RETURN);
+  o->ext_state = s_v(r, row, C_EXT_STATE);
+  o->rating = s_v(r, row, C_RATING);
+  o->nco = wh_pg_get_texts(r, row, C_CO, o->co, WH_MAX_CO, o->cobuf, sizeof o->cobuf);
+  o->ndue = wh_pg_get_texts(r, row, C_DUE_NAMES, o->due_names, WH_MAX_DEADLINES, o->namebuf,
+                            sizeof o->namebuf);
+  int nd = wh_pg_get_ints(r, row, C_DUE_MS, o->due, WH_MAX_DEADLINES);
+  int no = wh_pg_get_ints(r, row, C_DUE_OVERDUE, o->overdue, WH_MAX_DEADLINES);
+  int nm = wh_pg_get_ints(r, row, C_DUE_MET, o->met, WH_MAX_DEADLINES);
+  if (o->nco < 0 || o->ndue < 0 || nd != o->ndue || no < 0 || nm < 0) return WH_EDB;
+  /* arrays never written are empty: nothing lapsed, nothing met */
+  for (int i = no; i < o->ndue; i++) o->overdue[i] = 0;
+  for (int i = nm; i < o->ndue; i++) o->met[i] = 0;
+  o->version = (uint32_t)s_i(r, row, C_VERSION);
+  o->level = (int)s_i(r, row, C_LEVEL);
+  o->returns = (int)s_i(r, row, C_RETURNS);
+  o->reopens = (int)s_i(r, row, C_REOPENS);
+  o->fb_resolved = (int)s_i(r, row, C_FB_RESOLVED);
+  o->signed_at = s_i(r, row, C_SIGNED);
+  o->resolved_at = s_i(r, row, C_RESOLVED);
+  o->closed_at = s_i(r, row, C_CLOSED);
+  o->ext_until = s_i(r, row, C_EXT_UNTIL);
+  o->lead_since = s_i(r, row, C_LEAD_SINCE);
+  return 0;
+}
+
+static int s_closed_state(const char *state) {
+  return !strcmp(state, "resolved") || !strcmp(state, "closed") || !strcmp(state, "void") ||
+         !strcmp(state, "merged");
+}
+
+/* ---- roles and windows ---------------------------------------------------- */
+
+static unsigned s_roles(const desk_t *d, const s_order_t *o, const char *who) {
+  if (!strcmp(who, d->c.svc->center)) return WR_CENTER;
+  if (!strcmp(who, d->c.hotline)) return WR_HOTLINE;
+  unsigned roles = 0;
+  if (!strcmp(o->lead, who)) roles |= WR_LEAD;
+  for (int i = 0; i < o->nco; i++)
+    if (!strcmp(o->co[i], who)) roles |= WR_CO;
+  return roles;
+}
+
+static const char *s_roles_name(unsigned roles, char *buf, size_t len) {
+  wh_str_t s;
+  wh_str_init(&s, buf, len);
+  static const struct { unsigned bit; const char *name; } names[] = {
+      {WR_LEAD, "lead"}, {WR_CO, "co"}, {WR_CENTER, "center"}, {WR_HOTLINE, "hotline"}};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (roles & names[i].bit) wh_str_cat(&s, s.len ? "," : "", names[i].name, (char *)NULL);
+  return buf;
+}
+
+/* The role an event names its actor by: the first it has. */
+static const char *s_role_of(unsigned roles) {
+  return roles & WR_CENTER ? "center" : roles & WR_HOTLINE ? "hotline" : roles & WR_LEAD ? "lead"
+                                                                                        : "co";
+}
+
+/* The deadline an extension moves: the last one (resolve, plan, follow_up). */
+static int64_t s_resolve_due(const s_order_t *o) { return o->ndue ? o->due[o->ndue - 1] : 0; }
+
+static int64_t s_return_until(const desk_t *d, const s_order_t *o) {
+  return wh_calendar_workdays_end(*d->c.cal, o->lead_since, RETURN_WORKDAYS);
+}
+
+static int64_t s_feedback_until(const desk_t *d, const s_order_t *o) {
+  return o->resolved_at ? wh_calendar_workdays_end(*d->c.cal, o->resolved_at, FEEDBACK_WORKDAYS)
+                        : 0;
+}
+
+static void s_machine_order(const desk_t *d, const s_order_t *o, int part_signed, int part_done,
+                            wo_order_t *m) {
+  memset(m, 0, sizeof *m);
+  int st = wo_state_parse(o->state);
+  m->state = st < 0 ? WO_NSTATES : (wo_state_t)st;
+  m->version = o->version;
+  int br = wo_state_parse(o->before_return);
+  m->before_return = br < 0 ? WO_DISPATCHED : (wo_state_t)br;
+  m->part_signed = part_signed;
+  m->part_done = part_done;
+  m->return_until_ms = s_return_until(d, o);
+  m->resolve_due_ms = s_resolve_due(o);
+  if (m->resolve_due_ms)
+    m->extension_max_ms =
+        wh_calendar_workdays_end(*d->c.cal, m->resolve_due_ms, EXTENSION_MAX_WORKDAYS) -
+        m->resolve_due_ms;
+  m->extension_pending = !strcmp(o->ext_state, "requested");
+  m->feedback_given = o->rating[0] != '\0';
+  m->feedback_until_ms = s_feedback_until(d, o);
+  m->reopen_until_ms = o->closed_at ? o->closed_at + REOPEN_DAYS * DAY_MS : 0;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void s_send_reply(desk_t *d, zmq_msg_t *route, const char *mid, Whistle__DeskReply *rep) {
+  Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+  out.message_id = (char *)mid;
+  out.sender = "dispatch";
+  out.body_case = WHISTLE__ENVELOPE__BODY_DESK_REPLY;
+  out.desk_reply = rep;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&out, &buf, &len)) return;
+  wh_bus_send(d->bus, zmq_msg_data(route), zmq_msg_size(route), buf, len);
+  free(buf);
+}
+
+static void s_refuse(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid, int err,
+                     const char *text) {
+  Whistle__DeskReply rep = WHISTLE__DESK_REPLY__INIT;
+  Whistle__Error e = WHISTLE__ERROR__INIT;
+  e.code = wh_err_to_wire(err);
+  e.text = (char *)text;
+  rep.request_id = (char *)rid;
+  rep.error = &e;
+  s_send_reply(d, route, mid, &rep);
+}
+
+/* Fills v (strings borrowed from o's result or a) with the order as roles
+ * (the asking party's) see it at now. */
+static int s_view(const s_order_t *o, unsigned roles, int64_t now, wh_arena_t *a,
+                  Whistle__OrderView *v, const desk_t *d) {
+  const PGresult *r = o->r;
+  int k = o->row;
+  whistle__order_view__init(v);
+  v->ticket_id = (char *)o->ticket;
+  v->external_id = (char *)s_v(r, k, C_EXT);
+  v->source = (char *)s_v(r, k, C_SOURCE);
+  v->community = (char *)s_v(r, k, C_COMMUNITY);
+  v->grid = (char *)s_v(r, k, C_GRID);
+  v->address = (char *)s_v(r, k, C_ADDRESS);
+  v->category = (char *)s_v(r, k, C_CATEGORY);
+  v->klass = (char *)o->klass;
+  v->color = wh_color_parse(o->color);
+  v->level = (uint32_t)o->level;
+  v->lead = (char *)o->lead;
+  v->co = (char **)o->co;
+  v->n_co = (size_t)o->nco;
+  v->state = (char *)o->state;
+  v->duplicate_of = (char *)s_v(r, k, C_DUP);
+  v->rule = (char *)s_v(r, k, C_RULE);
+  v->weight = (uint32_t)s_i(r, k, C_WEIGHT);
+  v->received_at_ms = s_i(r, k, C_RECEIVED);
+  v->text = (char *)s_v(r, k, C_BODY);
+  v->reporter_masked = (char *)s_v(r, k, C_REPORTER);
+  v->version = o->version;
+  v->signed_at_ms = o->signed_at;
+  v->resolved_at_ms = o->resolved_at;
+  v->closed_at_ms = o->closed_at;
+  v->returns = (uint32_t)o->returns;
+  v->reopens = (uint32_t)o->reopens;
+  v->extension_until_ms = o->ext_until;
+  v->extension_state = (char *)o->ext_state;
+  v->feedback_rating = (char *)o->rating;
+  v->feedback_resolved = o->fb_resolved;
+  char *rn = wh_arena_alloc(a, 64);
+  Whistle__OrderDeadline *dl = wh_arena_alloc(a, WH_MAX_DEADLINES * sizeof *dl);
+  Whistle__OrderDeadline **dlp = wh_arena_alloc(a, WH_MAX_DEADLINES * sizeof *dlp);
+  char **co = wh_arena_alloc(a, WH_MAX_CO * sizeof *co);
+  if (!rn || !dl || !dlp || !co) return WH_ENOMEM;
+  /* o's arrays may live on the caller's stack: the view keeps copies */
+  for (int i = 0; i < o->nco; i++) {
+    size_t n = strlen(o->co[i]) + 1;
+    if (!(co[i] = wh_arena_alloc(a, n))) return WH_ENOMEM;
+    memcpy(co[i], o->co[i], n);
+  }
+  v->co = co;
+  v->your_roles = (char *)s_roles_name(roles, rn, 64);
+  int open = !s_closed_state(o->state);
+  for (int i = 0; i < o->ndue; i++) {
+    whistle__order_deadline__init(&dl[i]);
+    size_t n = strlen(o->due_names[i]) + 1;
+    if (!(dl[i].name = wh_arena_alloc(a, n))) return WH_ENOMEM;
+    memcpy(dl[i].name, o->due_names[i], n);
+    dl[i].due_at_ms = o->due[i];
+    dl[i].met = o->met[i] != 0;
+    dl[i].lapsed = o->overdue[i] != 0;
+    dl[i].overdue = open && !o->met[i] && o->due[i] < now;
+    if (dl[i].overdue) v->overdue = 1;
+    dlp[i] = &dl[i];
+  }
+  v->deadlines = dlp;
+  v->n_deadlines = (size_t)o->ndue;
+  if (!strcmp(o->state, "dispatched") || !strcmp(o->state, "signed"))
+    v->return_until_ms = s_return_until(d, o);
+  v->feedback_until_ms = s_feedback_until(d, o);
+  return 0;
+}
+
+/* Adds the order's parts to v (a's memory); PGresults go to *keep. */
+static int s_view_parts(desk_t *d, const char *ticket, Whistle__OrderView *v, wh_arena_t *a,
+                        PGresult **keep) {
+  const char *p[1] = {ticket};
+  PGresult *r = wh_pg_run_binary(d->c.svc->pg, &s_parts, 1, p);
+  if (!r) return WH_EDB;
+  *keep = r;
+  int n = PQntuples(r);
+  if (!n) return 0;
+  Whistle__OrderPart *parts = wh_arena_alloc(a, (size_t)n * sizeof *parts);
+  Whistle__OrderPart **pp = wh_arena_alloc(a, (size_t)n * sizeof *pp);
+  if (!parts || !pp) return WH_ENOMEM;
+  for (int i = 0; i < n; i++) {
+    whistle__order_part__init(&parts[i]);
+    parts[i].party = (char *)s_v(r, i, 0);
+    parts[i].signed_at_ms = s_i(r, i, 1);
+    parts[i].done_at_ms = s_i(r, i, 2);
+    pp[i] = &parts[i];
+  }
+  v->parts = pp;
+  v->n_parts = (size_t)n;
+  return 0;
+}
+
+static int s_view_timeline(desk_t *d, const char *ticket, Whistle__OrderView *v, wh_arena_t *a,
+                           PGresult **keep) {
+  const char *p[1] = {ticket};
+  PGresult *r = wh_pg_run_binary(d->c.svc->pg, &s_timeline, 1, p);
+  if (!r) return WH_EDB;
+  *keep = r;
+  int n = PQntuples(r);
+  if (!n) return 0;
+  Whistle__OrderEvent *ev = wh_arena_alloc(a, (size_t)n * sizeof *ev);
+  Whistle__OrderEvent **evp = wh_arena_alloc(a, (size_t)n * sizeof *evp);
+  if (!ev || !evp) return WH_ENOMEM;
+  v->timeline = evp;
+  size_t size = whistle__order_view__get_packed_size(v);
+  for (int i = 0; i < n; i++) {
+    whistle__order_event__init(&ev[i]);
+    ev[i].at_ms = s_i(r, i, 0);
+    ev[i].kind = (char *)s_v(r, i, 1);
+    ev[i].actor = (char *)s_v(r, i, 2);
+    ev[i].note = (char *)s_v(r, i, 3);
+    ev[i].internal_note = (char *)s_v(r, i, 4);
+    ev[i].version = (uint32_t)s_i(r, i, 5);
+    ev[i].role = (char *)s_v(r, i, 6);
+    size += whistle__order_event__get_packed_size(&ev[i]) + 8;
+    if (size > DESK_ANSWER_BUDGET) {
+      v->timeline_cut = 1;
+      break;
+    }
+    evp[v->n_timeline++] = &ev[i];
+  }
+  return 0;
+}
+
+/* ---- show and list ---------------------------------------------------- */
+
+static void s_show(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
+                   const char *who, const Whistle__DeskShow *q) {
+  if (wh_code_check(q->ticket_id, 64)) {
+    s_refuse(d, route, mid, rid, WH_EFIELD, "ticket_id: a ticket id");
+    return;
+  }
+  const char *p[1] = {q->ticket_id};
+  PGresult *r = wh_pg_run_binary(d->c.svc->pg, &s_order, 1, p);
+  if (!r) {
+    s_refuse(d, route, mid, rid, WH_EDB, "dispatch's store is unavailable; ask again");
+    return;
+  }
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    s_refuse(d, route, mid, rid, WH_ETICKET, "no such ticket at dispatch (yet)");
+    return;
+  }
+  s_order_t o;
+  wh_arena_t *a = wh_arena_new();
+  PGresult *parts = NULL, *tl = NULL;
+  Whistle__OrderView v;
+  int rc = a ? s_order_read(r, 0, &o) : WH_ENOMEM;
+  unsigned roles = rc ? 0 : s_roles(d, &o, who);
+  if (!rc && !roles) {
+    s_refuse(d, route, mid, rid, WH_EFORBIDDEN, "this party has no role on that order");
+  } else {
+    if (!rc) rc = s_view(&o, roles, wh_clock_now_ms(), a, &v, d);
+    if (!rc) rc = s_view_parts(d, o.ticket, &v, a, &parts);
+    if (!rc) rc = s_view_timeline(d, o.ticket, &v, a, &tl);
+    if (rc) {
+      s_refuse(d, route, mid, rid, rc, rc == WH_EDB ? "dispatch's store is unavailable; ask again"
+                                                    : wh_strerror(rc));
+    } else {
+      Whistle__DeskReply rep = WHISTLE__DESK_REPLY__INIT;
+      rep.request_id = (char *)rid;
+      rep.order = &v;
+      s_send_reply(d, route, mid, &rep);
+    }
+  }
+  if (parts) PQclear(parts);
+  if (tl) PQclear(tl);
+  PQclear(r);
+  wh_arena_destroy(&a);
+}
+
+static void s_list_orders(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
+                          const char *who, const Whistle__DeskList *q) {
+  int sees_all = !strcmp(who, d->c.svc->center) || !strcmp(who, d->c.hotline);
+  const char *party = NULL;
+  if (q->party[0] && wh_code_check(q->party, 95)) {
+    s_refuse(d, route, mid, rid, WH_EFIELD, "party: a party code");
+    return;
+  }
+  if (q->mine) party = who;
+  else if (q->party[0]) party = q->party;
+  else if (!sees_all) party = who;
+  if (party && strcmp(party, who) && !sees_all) {
+    s_refuse(d, route, mid, rid, WH_EFORBIDDEN, "a party lists its own orders only");
+    return;
+  }
+  if (q->state[0] && wo_state_parse(q->state) < 0) {
+    s_refuse(d, route, mid, rid, WH_EFIELD,
+             "state: dispatched, signed, in_progress, resolved, closed, returned, reopened,"
+             " merged or void");
+    return;
+  }
+  if (q->extension[0] && strcmp(q->extension, "pending")) {
+    s_refuse(d, route, mid, rid, WH_EFIELD, "extension: pending");
+    return;
+  }
+  if (q->after[0] && wh_code_check(q->after, 64)) {
+    s_refuse(d, route, mid, rid, WH_EFIELD, "after: the cursor a page gave");
+    return;
+  }
+  if (q->level > 3 || (q->color && !wh_color_name(q->color)[0])) {
+    s_refuse(d, route, mid, rid, WH_EFIELD, "color red, yellow or green; level 1, 2 or 3");
+    return;
+  }
+  int limit = q->limit && q->limit < DESK_LIST_MAX ? (int)q->limit : DESK_LIST_MAX;
+  int64_t now = wh_clock_now_ms();
+  char level[4], nowbuf[24], lim[8];
+  snprintf(level, sizeof level, "%u", q->level);
+  snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now);
+  snprintf(lim, sizeof lim, "%d", limit + 1);
+  const char *p[8] = {party,
+                      q->state[0] ? q->state : NULL,
+                      q->color ? wh_color_name(q->color) : NULL,
+                      q->level ? level : NULL,
+                      q->overdue ? nowbuf : NULL,
+                      q->extension[0] ? "requested" : NULL,
+                      q->after[0] ? q->after : NULL,
+                      lim};
+  PGresult *r = wh_pg_run_binary(d->c.svc->pg, &s_list, 8, p);
+  if (!r) {
+    s_refuse(d, route, mid, rid, WH_EDB, "dispatch's store is unavailable; ask again");
+    return;
+  }
+  int n = PQntuples(r);
+  wh_arena_t *a = wh_arena_new();
+  Whistle__OrderView *views = a ? wh_arena_alloc(a, (size_t)(n + 1) * sizeof *views) : NULL;
+  Whistle__OrderView **vp = a ? wh_arena_alloc(a, (size_t)(n + 1) * sizeof *vp) : NULL;
+  Whistle__DeskReply rep = WHISTLE__DESK_REPLY__INIT;
+  rep.request_id = (char *)rid;
+  rep.orders = vp;
+  int rc = views && vp ? 0 : WH_ENOMEM;
+  size_t size = 64;
+  for (int i = 0; i < n && !rc; i++) {
+    if (i == limit) {
+      rep.more = 1;
+      break;
+    }
+    s_order_t o;
+    rc = s_order_read(r, i, &o);
+    if (!rc) rc = s_view(&o, s_roles(d, &o, who), now, a, &views[i], d);
+    if (rc) break;
+    size += whistle__order_view__get_packed_size(&views[i]) + 8;
+    if (size > DESK_ANSWER_BUDGET && i > 0) {
+      rep.more = 1;
+      break;
+    }
+    vp[rep.n_orders++] = &views[i];
+  }
+  if (rc) {
+    s_refuse(d, route, mid, rid, rc, wh_strerror(rc));
+  } else {
+    if (rep.more && rep.n_orders) rep.next_after = vp[rep.n_orders - 1]->ticket_id;
+    s_send_reply(d, route, mid, &rep);
+  }
+  PQclear(r);
+  wh_arena_destroy(&a);
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+static int s_wo_err(wo_code_t c) {
+  switch (c) {
+  case WO_FORBIDDEN: return WH_EFORBIDDEN;
+  case WO_WRONG_STATE: return WH_EWRONGSTATE;
+  case WO_TOO_LATE: return WH_ETOOLATE;
+  case WO_TOO_FAR: return WH_ETOOFAR;
+  case WO_BAD_REASON: return WH_EREASON;
+  case WO_BAD_TIME: return WH_ETIME;
+  case WO_STALE: return WH_ESTALE;
+  default: return WH_EINVAL;
+  }
+}
+
+/* Checks what an action carries before the order is read: a clear error,
+ * and nothing read or written. */
+static int s_check_action(const desk_t *d, const Whistle__DeskAction *q, const char **why) {
+  if (wh_code_check(q->ticket_id, 64)) return *why = "ticket_id: a ticket id", WH_EFIELD;
+  int a = wo_action_parse(q->action);
+  if (a < 0)
+    return *why = "action: sign, progress, return, assign, uphold, extend, approve, refuse,"
+                  " resolve, feedback, close, reopen, void or supervise",
+           WH_EFIELD;
+  int rc = wh_text_check(q->note, 0, DESK_NOTE_MAX);
+  if (!rc) rc = wh_text_check(q->internal_note, 0, DESK_NOTE_MAX);
+  if (rc) return *why = "a note is valid UTF-8 of at most 2000 characters", rc;
+  if (q->reason[0] && wh_code_check(q->reason, 32))
+    return *why = "reason: one of the codes", WH_EREASON;
+  if ((a == WA_PROGRESS || a == WA_RESOLVE || a == WA_RETURN) && !q->note[0])
+    return *why = "TEXT is required: what was done, or why", WH_EMISSING;
+  if (a == WA_ASSIGN) {
+    const wh_org_t *org = *d->c.org;
+    if (!q->lead[0] || wh_code_check(q->lead, 95) || !wh_org_valid_party(org, q->lead))
+      return *why = "--lead: a party of the org chart", WH_EPARTY;
+    if (q->n_co > WH_MAX_CO) return *why = "--co: at most 8 parties", WH_EFIELD;
+    for (size_t i = 0; i < q->n_co; i++) {
+      if (wh_code_check(q->co[i], 95) || !wh_org_valid_party(org, q->co[i]))
+        return *why = "--co: parties of the org chart", WH_EPARTY;
+      if (!strcmp(q->co[i], q->lead)) return *why = "--co: the lead is not its own co-party", WH_EFIELD;
+      for (size_t j = 0; j < i; j++)
+        if (!strcmp(q->co[i], q->co[j])) return *why = "--co: each party once", WH_EFIELD;
+    }
+    if (q->klass[0] && wh_code_check(q->klass, 64)) return *why = "--class: a class code", WH_EFIELD;
+    if (q->color && !wh_color_name(q->color)[0]) return *why = "--color: red, yellow or green", WH_EFIELD;
+    if (q->level > 3) return *why = "--level: 1, 2 or 3", WH_EFIELD;
+  }
+  return 0;
+}
+
+/* "{1,NULL,3}": zeros as NULL. */
+static void s_int_array(const int64_t *v, int n, int zero_null, char *out, size_t len) {
+  wh_str_t s;
+  wh_str_init(&s, out, len);
+  wh_str_add(&s, "{");
+  for (int i = 0; i < n; i++) {
+    if (i) wh_str_add(&s, ",");
+    if (zero_null && !v[i]) wh_str_add(&s, "NULL");
+    else wh_str_int(&s, v[i]);
+  }
+  wh_str_add(&s, "}");
+}
+
+/* The order as the action leaves it: s_order_t's fields over new storage. */
+typedef struct {
+  const char *state, *before_return, *lead, *klass, *color, *ext_state, *rating;
+  char *co[WH_MAX_CO];
+  int nco, level, returns, reopens, fb_resolved;
+  int64_t lead_since, signed_at, resolved_at, closed_at, ext_until;
+  const char *due_names[WH_MAX_DEADLINES];
+  int64_t due[WH_MAX_DEADLINES], overdue[WH_MAX_DEADLINES], met[WH_MAX_DEADLINES];
+  int ndue;
+} s_next_t;
+
+static void s_clocks_from(const desk_t *d, s_next_t *n, int64_t now) {
+  wh_due_t due[WH_MAX_DEADLINES];
+  n->ndue = wh_calendar_deadlines(*d->c.cal, n->level, now, due);
+  for (int i = 0; i < n->ndue; i++) {
+    n->due_names[i] = due[i].name;
+    n->due[i] = due[i].due_ms;
+    n->overdue[i] = n->met[i] = 0;
+  }
+}
+
+/* Works out the order's new fields from o, the outcome's effects and q. */
+static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskAction *q, wo_action_t a,
+                   const wo_outcome_t *out, int64_t now, s_next_t *n) {
+  memset(n, 0, sizeof *n);
+  n->state = wo_state_name(out->next);
+  n->before_return = o->before_return;
+  n->lead = o->lead;
+  n->klass = o->klass;
+  n->color = o->color;
+  n->ext_state = o->ext_state;
+  n->rating = o->rating;
+  for (int i = 0; i < o->nco; i++) n->co[i] = o->co[i];
+  n->nco = o->nco;
+  n->level = o->level;
+  n->returns = o->returns;
+  n->reopens = o->reopens;
+  n->fb_resolved = o->fb_resolved;
+  n->lead_since = o->lead_since;
+  n->signed_at = o->signed_at;
+  n->resolved_at = o->resolved_at;
+  n->closed_at = o->closed_at;
+  n->ext_until = o->ext_until;
+  n->ndue = o->ndue;
+  for (int i = 0; i < o->ndue; i++) {
+    n->due_names[i] = o->due_names[i];
+    n->due[i] = o->due[i];
+    n->overdue[i] = o->overdue[i];
+    n->met[i] = o->met[i];
+  }
+  unsigned e = out->effects;
+  if (e & WE_SIGN_MET) n->signed_at = now;
+  if (e & WE_RETURN_COUNTED) {
+    n->returns++;
+    n->before_return = o->state;
+  }
+  if (e & WE_CLOCKS_RESTART) { /* assign */
+    n->lead = q->lead;
+    n->nco = (int)q->n_co;
+    for (size_t i = 0; i < q->n_co; i++) n->co[i] = q->co[i];
+    if (q->klass[0]) n->klass = q->klass;
+    if (q->color) n->color = wh_color_name(q->color);
+    if (q->level) n->level = (int)q->level;
+    n->lead_since = now;
+    n->signed_at = 0;
+    n->ext_until = 0;
+    n->ext_state = "";
+    n->before_return = "";
+    s_clocks_from(d, n, now);
+  }
+  if (e & WE_EXTENSION_ASKED) {
+    n->ext_until = q->until_ms;
+    n->ext_state = "requested";
+  }
+  if (e & WE_DEADLINE_MOVED) {
+    n->ext_state = "approved";
+    if (n->ndue) {
+      n->due[n->ndue - 1] = o->ext_until;
+      n->overdue[n->ndue - 1] = n->met[n->ndue - 1] = 0;
+    }
+  }
+  if (e & WE_EXTENSION_REFUSED) n->ext_state = "refused";
+  if (a == WA_RESOLVE && out->next == WO_RESOLVED) {
+    n->resolved_at = now;
+    for (int i = 0; i < n->ndue; i++)
+      if (!n->met[i]) n->met[i] = now;
+  }
+  if (e & WE_FEEDBACK_NOTED) {
+    int r = wo_rating_parse(q->reason);
+    n->rating = wo_rating_parse(q->reason) >= 0 ? q->reason : "";
+    n->fb_resolved = !q->unresolved && r != WF_UNSATISFIED;
+  }
+  if (out->next == WO_CLOSED) n->closed_at = now;
+  if (e & WE_RESOLVE_RESTART) { /* back with the same lead: its clocks from now */
+    n->reopens += (e & WE_REOPEN_COUNTED) ? 1 : 0;
+    n->resolved_at = 0;
+    n->closed_at = 0;
+    n->rating = "";
+    n->fb_resolved = 0;
+    n->signed_at = 0;
+    s_clocks_from(d, n, now);
+  }
+}
+
+/* The note the timeline keeps: what the action decided, then its text. */
+static void s_event_note(const Whistle__DeskAction *q, wo_action_t a, const s_next_t *n,
+                         char *buf, size_t len) {
+  wh_str_t s;
+  wh_str_init(&s, buf, len);
+  char when[40];
+  switch (a) {
+  case WA_RETURN: case WA_VOID: wh_str_cat(&s, q->reason, (char *)NULL); break;
+  case WA_ASSIGN:
+    wh_str_cat(&s, "lead ", n->lead, (char *)NULL);
+    for (int i = 0; i < n->nco; i++) wh_str_cat(&s, i ? ", " : "; co ", n->co[i], (char *)NULL);
+    wh_str_cat(&s, "; ", n->klass, " ", n->color, ", level ", (char *)NULL);
+    wh_str_int(&s, n->level);
+    break;
+  case WA_EXTEND:
+    wh_str_cat(&s, "until ", wh_time_format(q->until_ms, when, sizeof when), (char *)NULL);
+    break;
+  case WA_APPROVE:
+    if (n->ndue)
+      wh_str_cat(&s, n->due_names[n->ndue - 1], " by ",
+                 wh_time_format(n->due[n->ndue - 1], when, sizeof when), (char *)NULL);
+    break;
+  case WA_FEEDBACK:
+    wh_str_cat(&s, q->reason, q->unresolved ? ", unresolved" : "", (char *)NULL);
+    break;
+  default: break;
+  }
+  if (q->note[0]) wh_str_cat(&s, s.len ? ": " : "", q->note, (char *)NULL);
+}
+
+typedef struct {
+  desk_t *d;
+  zmq_msg_t *route;
+  const char *mid, *rid, *who;
+  wh_arena_t *a;
+  PGresult *res[4];
+  int nres;
+} s_act_t;
+
+/* Stores rep under the request id (in the open transaction). */
+static int s_remember_reply(s_act_t *x, const char *ticket, const Whistle__DeskReply *rep) {
+  size_t len = whistle__desk_reply__get_packed_size(rep);
+  uint8_t *buf = wh_arena_alloc(x->a, len ? len : 1);
+  if (!buf) return WH_ENOMEM;
+  whistle__desk_reply__pack(rep, buf);
+  const char *v[4] = {x->who, x->rid, ticket, (const char *)buf};
+  int lens[4] = {0, 0, 0, (int)len};
+  int fmts[4] = {0, 0, 0, 1};
+  PGresult *r = wh_pg_run(x->d->c.svc->pg, &s_remember, 4, v, lens, fmts);
+  if (!r) return WH_EDB;
+  PQclear(r);
+  return 0;
+}
+
+/* Runs a statement of text parameters that returns nothing we keep. */
+static int s_do(desk_t *d, const wh_stmt_t *st, int n, const char *const *v) {
+  PGresult *r = wh_pg_run(d->c.svc->pg, st, n, v, NULL, NULL);
+  if (!r) return WH_EDB;
+  PQclear(r);
+  return 0;
+}
+
+#define I64(buf, v) (snprintf(buf, sizeof buf, "%" PRId64, (int64_t)(v)), buf)
+
+/* Writes the taken action: the order, the part, the timeline, the event. */
+static int s_write(s_act_t *x, const s_order_t *o, const s_next_t *n, const Whistle__DeskAction *q,
+                   wo_action_t a, const wo_outcome_t *out, unsigned roles, int64_t now,
+                   uint32_t *version) {
+  desk_t *d = x->d;
+  char b_ver[24], b_ret[24], b_reo[24], b_lvl[24], b_ls[24], b_sg[24], b_rs[24], b_cl[24],
+      b_eu[24], b_next[24];
+  char co[WH_MAX_CO * 200], names[WH_MAX_DEADLINES * 80], due[WH_MAX_DEADLINES * 24],
+      ovd[WH_MAX_DEADLINES * 24], met[WH_MAX_DEADLINES * 24];
+  if (wh_pg_text_array(n->co, (size_t)n->nco, co, sizeof co) ||
+      wh_pg_text_array((char *const *)n->due_names, (size_t)n->ndue, names, sizeof names))
+    return WH_ETOOLONG;
+  s_int_array(n->due, n->ndue, 0, due, sizeof due);
+  s_int_array(n->overdue, n->ndue, 1, ovd, sizeof ovd);
+  s_int_array(n->met, n->ndue, 1, met, sizeof met);
+  int64_t next_due = 0;
+  if (!s_closed_state(n->state))
+    for (int i = 0; i < n->ndue; i++)
+      if (!n->overdue[i] && !n->met[i] && (!next_due || n->due[i] < next_due)) next_due = n->due[i];
+  const char *v[24] = {o->ticket, I64(b_ver, o->version), n->state, n->before_return,
+                       I64(b_ret, n->returns), I64(b_reo, n->reopens), n->lead, co, n->klass,
+                       n->color, I64(b_lvl, n->level), I64(b_ls, n->lead_since),
+                       I64(b_sg, n->signed_at), I64(b_rs, n->resolved_at), I64(b_cl, n->closed_at),
+                       I64(b_eu, n->ext_until), n->ext_state, n->rating,
+                       n->fb_resolved ? "t" : "f", names, due, ovd, met, I64(b_next, next_due)};
+  PGresult *r = wh_pg_run(d->c.svc->pg, &s_update, 24, v, NULL, NULL);
+  if (!r) return WH_EDB;
+  if (PQntuples(r) != 1) { /* the version moved under the lock: cannot be */
+    PQclear(r);
+    return WH_EDB;
+  }
+  *version = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+
+  char b_now[24], b_v2[24];
+  if (out->effects & (WE_PART_SIGNED | WE_PART_DONE)) {
+    const char *pv[4] = {o->ticket, x->who, (out->effects & WE_PART_SIGNED) ? I64(b_now, now) : "0",
+                         (out->effects & WE_PART_DONE) ? I64(b_now, now) : "0"};
+    if (s_do(d, &s_part, 4, pv)) return WH_EDB;
+  }
+  if (out->effects & WE_CLOCKS_RESTART) {
+    const char *pv[1] = {o->ticket};
+    if (s_do(d, &s_parts_clear, 1, pv)) return WH_EDB;
+  }
+  char *note = wh_arena_alloc(x->a, 4 * DESK_NOTE_MAX + 1024);
+  if (!note) return WH_ENOMEM;
+  s_event_note(q, a, n, note, 4 * DESK_NOTE_MAX + 1024);
+  const char *role = s_role_of(roles);
+  const char *tv[8] = {o->ticket, I64(b_now, now), wo_action_name(a), x->who, note,
+                       I64(b_v2, *version), role, q->internal_note};
+  if (s_do(d, &s_event, 8, tv)) return WH_EDB;
+
+  /* The event for the feeds and the reporter. */
+  Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
+  char *summary = wh_arena_alloc(x->a, DISPATCH_SUMMARY_MAX);
+  Whistle__Deadline *dl = wh_arena_alloc(x->a, WH_MAX_DEADLINES * sizeof *dl);
+  Whistle__Deadline **dlp = wh_arena_alloc(x->a, WH_MAX_DEADLINES * sizeof *dlp);
+  if (!summary || !dl || !dlp) return WH_ENOMEM;
+  dispatch_summary(summary, DISPATCH_SUMMARY_MAX, n->klass, s_v(o->r, o->row, C_COMMUNITY),
+                   s_v(o->r, o->row, C_GRID), s_v(o->r, o->row, C_ADDRESS),
+                   s_v(o->r, o->row, C_BODY));
+  for (int i = 0; i < n->ndue; i++) {
+    if (n->met[i] || s_closed_state(n->state)) continue;
+    whistle__deadline__init(&dl[ev.n_deadlines]);
+    dl[ev.n_deadlines].name = (char *)n->due_names[i];
+    dl[ev.n_deadlines].due_at_ms = n->due[i];
+    dlp[ev.n_deadlines] = &dl[ev.n_deadlines];
+    ev.n_deadlines++;
+  }
+  ev.deadlines = dlp;
+  ev.ticket_id = (char *)o->ticket;
+  ev.kind = WHISTLE__WORK_EVENT_KIND__WORK_ACTED;
+  ev.version = *version;
+  ev.state = (char *)n->state;
+  ev.color = wh_color_parse(n->color);
+  ev.level = (uint32_t)n->level;
+  ev.lead = (char *)n->lead;
+  ev.co = (char **)n->co;
+  ev.n_co = (size_t)n->nco;
+  ev.summary = summary;
+  ev.reporter_masked = (char *)s_v(o->r, o->row, C_REPORTER);
+  ev.community = (char *)s_v(o->r, o->row, C_COMMUNITY);
+  ev.grid = (char *)s_v(o->r, o->row, C_GRID);
+  ev.at_ms = now;
+  ev.action = (char *)wo_action_name(a);
+  ev.actor = (char *)x->who;
+  ev.actor_role = (char *)role;
+  ev.note = q->note;
+  ev.internal_note = q->internal_note;
+  ev.reason = q->reason;
+  ev.tell_reporter = (out->effects & WE_TELL_REPORTER) != 0;
+  if (a == WA_EXTEND) ev.until_ms = q->until_ms;
+  if (a == WA_APPROVE) ev.until_ms = n->ndue ? n->due[n->ndue - 1] : o->ext_until;
+  char *prev[WH_MAX_CO + 1];
+  if (a == WA_ASSIGN) {
+    prev[0] = (char *)o->lead;
+    for (int i = 0; i < o->nco; i++) prev[i + 1] = o->co[i];
+    ev.previous = prev;
+    ev.n_previous = (size_t)o->nco + 1;
+  }
+  if (out->effects & WE_TELL_REPEATS) {
+    const char *pv[1] = {o->ticket};
+    PGresult *rr = wh_pg_run(d->c.svc->pg, &s_repeats, 1, pv, NULL, NULL);
+    if (!rr) return WH_EDB;
+    x->res[x->nres++] = rr;
+    int k = PQntuples(rr);
+    char **ids = wh_arena_alloc(x->a, (size_t)(k + 1) * sizeof *ids);
+    char **to = wh_arena_alloc(x->a, (size_t)(k + 1) * sizeof *to);
+    if (!ids || !to) return WH_ENOMEM;
+    for (int i = 0; i < k; i++) {
+      ids[i] = PQgetvalue(rr, i, 0);
+      to[i] = PQgetvalue(rr, i, 1);
+    }
+    ev.repeats = ids;
+    ev.n_repeats = (size_t)k;
+    ev.repeat_reporters = to;
+    ev.n_repeat_reporters = (size_t)k;
+  }
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.ticket_id = ev.ticket_id;
+  env.seq = ev.version;
+  env.trace_id = "";
+  env.created_at_ms = now;
+  env.body_case = WHISTLE__ENVELOPE__BODY_WORK;
+  env.work = &ev;
+  if (wh_outbox_put(d->c.relay, "dispatch", &env) || wh_relay_flush(d->c.relay)) return WH_EDB;
+  return 0;
+}
+
+static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid, const char *who,
+                  const Whistle__DeskAction *q) {
+  const char *why = NULL;
+  int rc = s_check_action(d, q, &why);
+  if (rc) {
+    s_refuse(d, route, mid, rid, rc, why);
+    return;
+  }
+  if (wh_code_check(rid, 128)) {
+    s_refuse(d, route, mid, rid, WH_EFIELD, "request_id: 1-128 of [A-Za-z0-9_.:-]");
+    return;
+  }
+  wh_pg_t *pg = d->c.svc->pg;
+  s_act_t x = {.d = d, .route = route, .mid = mid, .rid = rid, .who = who, .a = wh_arena_new()};
+  if (!x.a || wh_pg_ready(pg) || wh_pg_exec(pg, "BEGIN")) {
+    wh_arena_destroy(&x.a);
+    s_refuse(d, route, mid, rid, WH_EDB, "dispatch's store is unavailable; ask again");
+    return;
+  }
+  const char *sv[2] = {who, rid};
+  int taken = 0;
+  int64_t next_due = 0;
+  PGresult *seen = wh_pg_run_binary(pg, &s_seen, 2, sv);
+  rc = seen ? 0 : WH_EDB;
+  if (!rc && PQntuples(seen) == 1) {
+    /* Answered before: the same answer, nothing more done. */
+    Whistle__DeskReply *old = whistle__desk_reply__unpack(
+        NULL, (size_t)PQgetlength(seen, 0, 0), (const uint8_t *)PQgetvalue(seen, 0, 0));
+    wh_pg_rollback(pg);
+    if (old) {
+      old->repeated_request = 1;
+      s_send_reply(d, route, mid, old);
+      whistle__desk_reply__free_unpacked(old, NULL);
+    } else {
+      s_refuse(d, route, mid, rid, WH_EDB, "the answer kept for that request id is unreadable");
+    }
+    PQclear(seen);
+    wh_arena_destroy(&x.a);
+    return;
+  }
+  if (seen) PQclear(seen);
+  const char *tv[1] = {q->ticket_id};
+  PGresult *r = rc ? NULL : wh_pg_run_binary(pg, &s_order_locked, 1, tv);
+  if (!rc && !r) rc = WH_EDB;
+  if (!rc && PQntuples(r) != 1) {
+    PQclear(r);
+    wh_pg_rollback(pg);
+    wh_arena_destroy(&x.a);
+    s_refuse(d, route, mid, rid, WH_ETICKET, "no such ticket at dispatch (yet)");
+    return;
+  }
+  s_order_t o;
+  Whistle__DeskReply rep = WHISTLE__DESK_REPLY__INIT;
+  Whistle__Error err = WHISTLE__ERROR__INIT;
+  Whistle__OrderView view;
+  rep.request_id = (char *)rid;
+  if (!rc) rc = s_order_read(r, 0, &o);
+  if (!rc) {
+    unsigned roles = s_roles(d, &o, who);
+    int part_signed = 0, part_done = 0;
+    if ((roles & WR_CO) && !(roles & WR_LEAD)) {
+      PGresult *pr = NULL;
+      Whistle__OrderView tmp = WHISTLE__ORDER_VIEW__INIT;
+      rc = s_view_parts(d, o.ticket, &tmp, x.a, &pr);
+      for (size_t i = 0; !rc && i < tmp.n_parts; i++)
+        if (!strcmp(tmp.parts[i]->party, who)) {
+          part_signed = tmp.parts[i]->signed_at_ms != 0;
+          part_done = tmp.parts[i]->done_at_ms != 0;
+        }
+      if (pr) x.res[x.nres++] = pr;
+    }
+    wo_order_t m;
+    s_machine_order(d, &o, part_signed, part_done, &m);
+    wo_action_t a = (wo_action_t)wo_action_parse(q->action);
+    wo_request_t wq = {.action = a, .roles = roles, .now_ms = wh_clock_now_ms(),
+                       .version = q->version, .reason = q->reason, .until_ms = q->until_ms,
+                       .rating = a == WA_FEEDBACK && wo_rating_parse(q->reason) > 0
+                                     ? (wo_rating_t)wo_rating_parse(q->reason)
+                                     : WF_NONE,
+                       .unresolved = q->unresolved};
+    wo_outcome_t out = rc ? (wo_outcome_t){0} : wo_decide(&m, &wq);
+    if (!rc && out.code != WO_OK) {
+      err.code = wh_err_to_wire(s_wo_err(out.code));
+      err.text = (char *)out.why;
+      rep.error = &err;
+      wh_info("%s: %s by %s refused: %s", o.ticket, q->action, who, wo_code_name(out.code));
+    } else if (!rc) {
+      s_next_t n;
+      uint32_t version = 0;
+      s_next(d, &o, q, a, &out, wq.now_ms, &n);
+      rc = s_write(&x, &o, &n, q, a, &out, roles, wq.now_ms, &version);
+      if (!rc) {
+        /* The answer shows the order as the action left it. */
+        PGresult *after = wh_pg_run_binary(pg, &s_order, 1, tv);
+        s_order_t o2;
+        if (!after || PQntuples(after) != 1) rc = WH_EDB;
+        if (after) x.res[x.nres++] = after;
+        if (!rc) rc = s_order_read(after, 0, &o2);
+        if (!rc) rc = s_view(&o2, roles, wq.now_ms, x.a, &view, d);
+        if (!rc) rep.order = &view;
+        for (int i = 0; !rc && i < o2.ndue; i++)
+          if (!o2.met[i] && !o2.overdue[i] && (!next_due || o2.due[i] < next_due))
+            next_due = o2.due[i];
+        taken = 1;
+        wh_info("%s: %s by %s (%s): %s -> %s, version %u", o.ticket, q->action, who,
+                s_role_of(roles), o.state, n.state, version);
+      }
+    }
+  }
+  if (!rc) rc = s_remember_reply(&x, q->ticket_id, &rep);
+  if (!rc) rc = wh_pg_exec(pg, "COMMIT");
+  if (rc) {
+    wh_pg_rollback(pg);
+    if (taken) wh_relay_aborted(d->c.relay);
+    s_refuse(d, route, mid, rid, rc == WH_EDB ? WH_EDB : rc,
+             rc == WH_EDB ? "dispatch's store is unavailable; nothing changed; ask again"
+                          : wh_strerror(rc));
+  } else {
+    if (taken) wh_relay_committed(d->c.relay);
+    s_send_reply(d, route, mid, &rep);
+    if (taken && next_due && d->c.deadline) d->c.deadline(d->c.arg, next_due);
+  }
+  if (r) PQclear(r);
+  for (int i = 0; i < x.nres; i++) PQclear(x.res[i]);
+  wh_arena_destroy(&x.a);
+}
+
+/* ---- the socket ---------------------------------------------------------- */
+
+static void s_answer(desk_t *d, zmq_msg_t *route, zmq_msg_t *body) {
+  const char *who = wh_peer(body);
+  Whistle__Envelope *env = NULL;
+  int rc = wh_env_unpack(zmq_msg_data(body), zmq_msg_size(body), &env);
+  const char *mid = rc == 0 ? env->message_id : "";
+  const Whistle__DeskRequest *q = rc == 0 ? env->desk : NULL;
+  const char *rid = q ? q->request_id : "";
+  if (rc) {
+    s_refuse(d, route, mid, "", rc, wh_strerror(rc));
+  } else if (!who) {
+    s_refuse(d, route, mid, rid, WH_EFORBIDDEN,
+             "this service runs without keys: its desk answers nobody");
+  } else if (env->body_case != WHISTLE__ENVELOPE__BODY_DESK || !q) {
+    s_refuse(d, route, mid, "", WH_EUNEXPECTED, "the desk takes desk requests");
+  } else if (q->what_case == WHISTLE__DESK_REQUEST__WHAT_ACT) {
+    wh_log_ctx(q->act->ticket_id[0] && !wh_code_check(q->act->ticket_id, 64) ? q->act->ticket_id
+                                                                               : NULL,
+               NULL);
+    s_act(d, route, mid, rid, who, q->act);
+    wh_log_ctx(NULL, NULL);
+  } else if (q->what_case == WHISTLE__DESK_REQUEST__WHAT_SHOW) {
+    s_show(d, route, mid, rid, who, q->show);
+  } else if (q->what_case == WHISTLE__DESK_REQUEST__WHAT_LIST) {
+    s_list_orders(d, route, mid, rid, who, q->list);
+  } else {
+    s_refuse(d, route, mid, rid, WH_EUNEXPECTED, "a desk request is act, show or list");
+  }
+  if (env) wh_env_free(env);
+}
+
+static void s_purge_old(desk_t *d) {
+  int64_t now = wh_clock_mono_ms();
+  if (d->purged_ms && now - d->purged_ms < DESK_PURGE_MS) return;
+  d->purged_ms = now;
+  char h[8];
+  snprintf(h, sizeof h, "%d", DESK_REQUEST_KEEP_H);
+  const char *v[1] = {h};
+  if (wh_pg_ready(d->c.svc->pg) == 0) {
+    PGresult *r = wh_pg_run(d->c.svc->pg, &s_purge, 1, v, NULL, NULL);
+    if (r) PQclear(r);
+  }
+}
+
+static void s_on_idle(uv_idle_t *h) {
+  desk_t *d = h->data;
+  for (int k = 0; k < DESK_PER_TURN && d->n; k++) {
+    s_req_t *r = &d->q[d->head];
+    d->head = (d->head + 1) % DESK_QUEUE;
+    d->n--;
+    s_answer(d, &r->route, &r->body);
+    zmq_msg_close(&r->route);
+    zmq_msg_close(&r->body);
+  }
+  if (!d->n) {
+    uv_idle_stop(h);
+    s_purge_old(d);
+  }
+}
+
+static void s_on_readable(wh_bus_t *bus, void *arg) {
+  desk_t *d = arg;
+  for (int k = 0; k < WH_BUS_ROUND; k++) {
+    zmq_msg_t route, body;
+    if (wh_bus_recv(bus, &route, &body) != 1) break;
+    if (d->n == DESK_QUEUE) { /* answered at once, without a query */
+      Whistle__DeskReply rep = WHISTLE__DESK_REPLY__INIT;
+      Whistle__Error e = WHISTLE__ERROR__INIT;
+      e.code = WHISTLE__ERROR_CODE__ERR_INTERNAL;
+      e.text = "the desk is busy; nothing changed; ask again";
+      rep.error = &e;
+      Whistle__Envelope *env = NULL;
+      int ok = wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &env) == 0;
+      if (ok && env->body_case == WHISTLE__ENVELOPE__BODY_DESK && env->desk)
+        rep.request_id = env->desk->request_id;
+      s_send_reply(d, &route, ok ? env->message_id : "", &rep);
+      if (env) wh_env_free(env);
+      zmq_msg_close(&route);
+      zmq_msg_close(&body);
+      continue;
+    }
+    s_req_t *r = &d->q[(d->head + d->n) % DESK_QUEUE];
+    r->route = route;
+    r->body = body;
+    d->n++;
+  }
+  if (d->n && !uv_is_active((uv_handle_t *)d->idle)) uv_idle_start(d->idle, s_on_idle);
+}
+
+static void s_free_handle(uv_handle_t *h) { free(h); }
+
+desk_t *desk_new(const desk_conf_t *conf, const char *endpoint) {
+  desk_t *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  d->c = *conf;
+  d->idle = malloc(sizeof *d->idle);
+  if (!d->idle) {
+    free(d);
+    return NULL;
+  }
+  uv_idle_init(conf->svc->loop, d->idle);
+  d->idle->data = d;
+  d->bus = wh_bus_new(conf->svc->loop, conf->svc->zctx, ZMQ_ROUTER, endpoint, 1, conf->svc->keys,
+                      NULL, s_on_readable, d);
+  if (!d->bus) {
+    uv_close((uv_handle_t *)d->idle, s_free_handle);
+    free(d);
+    return NULL;
+  }
+  wh_info("the desk answers on %s", endpoint);
+  return d;
+}
+
+void desk_destroy(desk_t **self_p) {
+  if (!self_p || !*self_p) return;
+  desk_t *d = *self_p;
+  *self_p = NULL;
+  wh_bus_destroy(&d->bus);
+  for (; d->n; d->n--, d->head = (d->head + 1) % DESK_QUEUE) {
+    zmq_msg_close(&d->q[d->head].route);
+    zmq_msg_close(&d->q[d->head].body);
+  }
+  uv_idle_stop(d->idle);
+  uv_close((uv_handle_t *)d->idle, s_free_handle);
+  free(d);
+}
