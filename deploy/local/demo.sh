@@ -23,14 +23,14 @@ for i in "${!ids[@]}"; do ticket_of[${ids[$i]}]=${tickets[$i]}; scen_of[${ticket
 
 printf 'waiting for dispatch'
 for _ in $(seq 120); do
-  have=$("$CTL" --json list --limit 100000 | jq --argjson want "$(printf '%s\n' "${tickets[@]}" | jq -R . | jq -s .)" \
+  have=$("$CTL" --json list --limit 100000 | jq .orders | jq --argjson want "$(printf '%s\n' "${tickets[@]}" | jq -R . | jq -s .)" \
          '[.[] | select(.ticket_id as $t | $want | index($t))] | length')
   [ "$have" -ge "${#tickets[@]}" ] && break
   printf '.'
   sleep 0.5
 done
 echo
-all=$("$CTL" --json list --limit 100000)
+all=$("$CTL" --json list --limit 100000 | jq .orders)
 
 printf '%-4s %-12s %-6s %-5s %-16s %-28s %-6s %-44s %s\n' SCEN TICKET COLOUR LEVEL LEAD CO DUP-OF DEADLINES OK
 bad=0
@@ -52,7 +52,7 @@ for i in "${!ids[@]}"; do
   printf '%-4s %-12s %-6s %-5s %-16s %-28s %-6s %-44s %s\n' "$s" "$t" "$color" "$level" "$lead" \
     "${co:--}" "${dups:--}" "${dl:--}" "$([ "$ok" = true ] && echo yes || echo NO)"
 done
-overdue=$("$CTL" --json list --overdue --limit 100000 | jq length)
+overdue=$("$CTL" --json list --overdue --limit 100000 | jq ".orders | length")
 echo
 echo "$overdue of ${#ids[@]} work orders are overdue: these reports are from 2025 and their clocks ran from when the channel took them."
 [ $bad -eq 0 ] && echo "all ${#ids[@]} scenarios routed as expected" || { echo "some scenarios were NOT routed as expected"; exit 1; }

@@ -76,6 +76,26 @@ load_env() {
     admin_env >> "$ENVF"
     . "$ENVF"
   fi
+  # ... and before the desk was: dispatch's goes beside them too.
+  if [ -z "${WHISTLE_DESK:-}" ]; then
+    desk_env >> "$ENVF"
+    . "$ENVF"
+  fi
+}
+
+# dispatch's desk, where parties act on their orders: a Unix socket when
+# the others are, else a free port on 127.0.0.1.
+desk_env() {
+  local used
+  if [[ ${WHISTLE_INTAKE:-ipc://} == ipc://* ]]; then
+    echo "WHISTLE_DESK='ipc://$VAR/run/desk.sock'"
+  else
+    used="${WHISTLE_PGPORT:-} ${WHISTLE_INTAKE##*:} ${WHISTLE_TRIAGE##*:} ${WHISTLE_DISPATCH##*:}"
+    used="$used ${WHISTLE_NOTIFY##*:} ${WHISTLE_FEED##*:} ${WHISTLE_INTAKE_ADMIN##*:}"
+    used="$used ${WHISTLE_TRIAGE_ADMIN##*:} ${WHISTLE_DISPATCH_ADMIN##*:} ${WHISTLE_NOTIFY_ADMIN##*:}"
+    pick_ports 1 "$used"
+    echo "WHISTLE_DESK='tcp://127.0.0.1:${PORTS[0]}'"
+  fi
 }
 
 # The admin endpoints, one per service, beside its other sockets: Unix
@@ -125,6 +145,8 @@ WHISTLE_KEYS='$VAR/keys'
 EOV
   WHISTLE_PGPORT=$pgport WHISTLE_INTAKE=$ei WHISTLE_TRIAGE=$et WHISTLE_DISPATCH=$ed \
     WHISTLE_NOTIFY=$en WHISTLE_FEED=$ef admin_env >> "$ENVF"
+  . "$ENVF"
+  desk_env >> "$ENVF"
 }
 
 # The cluster's real directory: when var/ is not reachable by the postgres
@@ -223,7 +245,7 @@ svc_args() {
   case $1 in
     intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE --admin $WHISTLE_INTAKE_ADMIN" ;;
     triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH --admin $WHISTLE_TRIAGE_ADMIN" ;;
-    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY --admin $WHISTLE_DISPATCH_ADMIN" ;;
+    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY --admin $WHISTLE_DISPATCH_ADMIN --desk $WHISTLE_DESK" ;;
     notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/log/reporter.log --admin $WHISTLE_NOTIFY_ADMIN" ;;
   esac
 }
@@ -295,6 +317,7 @@ case $cmd in
     say "triage $WHISTLE_TRIAGE  dispatch $WHISTLE_DISPATCH"
     say "notify (replay) $WHISTLE_NOTIFY  feeds (PUB) $WHISTLE_FEED"
     say "admin (the center: whistlectl parked | redrive ID) $WHISTLE_DISPATCH_ADMIN and beside it"
+    say "desk (parties act: whistlectl --as PARTY sign|progress|resolve ... ID) $WHISTLE_DESK"
     say "keys in $WHISTLE_KEYS (whistlectl --as PARTY speaks with PARTY.key)"
     say "logs in $VAR/log; state in $ENVF; stop with: make down"
     ;;

@@ -1,8 +1,11 @@
 /* whistlectl - what operators, department clerks and hotline integrators type.
  *
  *   whistlectl submit < reports.jsonl      push reports (scenario format), one JSON answer a line
- *   whistlectl show TICKET                 a ticket's routing, deadlines and whole timeline
- *   whistlectl list [--color C] [--level N] [--party P] [--state S] [--overdue] [--limit N]
+ *   whistlectl show TICKET                 an order: routing, parts, deadlines, whole timeline
+ *   whistlectl list [--mine] [--color C] [--level N] [--party P] [--state S] [--overdue]
+ *                   [--extension pending] [--limit N] [--after CURSOR]
+ *   whistlectl sign|progress|return|assign|uphold|extend|approve|refuse|resolve|feedback|
+ *              close|reopen|void|supervise ID ...   act on an order at dispatch's desk
  *   whistlectl feed [PARTY] [--from N] [--follow]  a feed: one's own, or any for the center
  *   whistlectl parked                      (center) every service's parked messages, with why
  *   whistlectl redrive MESSAGE_ID          (center) send a parked message again, in order
@@ -16,10 +19,11 @@
  * Human-readable output by default, --json everywhere; exit status 0 on
  * success, 1 when any report or request failed, 2 on bad usage or when the
  * stack cannot be reached. Where the stack is comes from flags, then
- * environment (WHISTLE_INTAKE, WHISTLE_NOTIFY, WHISTLE_FEED, WHISTLE_DISPATCH_DB,
- * WHISTLE_INTAKE_DB, WHISTLE_KEYS), then the state file `make up` writes (var/stack.env,
- * found from the current directory upwards, or WHISTLE_STATE). show and list
- * read dispatch's database directly and change nothing. */
+ * environment (WHISTLE_INTAKE, WHISTLE_NOTIFY, WHISTLE_FEED, WHISTLE_DESK,
+ * WHISTLE_KEYS), then the state file `make up` writes (var/stack.env,
+ * found from the current directory upwards, or WHISTLE_STATE). show, list
+ * and the actions go through dispatch's desk, as the party --as names: no
+ * database login is needed, and a party sees and acts on its own orders. */
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
@@ -27,6 +31,7 @@
 #include "wh_log.h"
 #include "wh_org.h"
 #include "wh_pg.h"
+#include "wh_rules.h"
 #include "wh_text.h"
 
 #include <errno.h>
@@ -45,7 +50,7 @@ static const char *const s_services[] = {"intake", "triage", "dispatch", "notify
 #define NSERVICES 4
 
 typedef struct {
-  char intake[256], notify[256], feed[256], dispatch_db[512], intake_db[512], keys[PATH_MAX - 128];
+  char intake[256], notify[256], feed[256], desk[256], intake_db[512], keys[PATH_MAX - 128];
   char admin[NSERVICES][256]; /* WHISTLE_<SERVICE>_ADMIN */
   const char *as; /* the party whose key speaks */
   int json;
@@ -59,7 +64,7 @@ static void s_kv(s_ctx_t *c, const char *k, const char *v) {
   if (!strcmp(k, "WHISTLE_INTAKE")) snprintf(c->intake, sizeof c->intake, "%s", v);
   else if (!strcmp(k, "WHISTLE_NOTIFY")) snprintf(c->notify, sizeof c->notify, "%s", v);
   else if (!strcmp(k, "WHISTLE_FEED")) snprintf(c->feed, sizeof c->feed, "%s", v);
-  else if (!strcmp(k, "WHISTLE_DISPATCH_DB")) snprintf(c->dispatch_db, sizeof c->dispatch_db, "%s", v);
+  else if (!strcmp(k, "WHISTLE_DESK")) snprintf(c->desk, sizeof c->desk, "%s", v);
   else if (!strcmp(k, "WHISTLE_INTAKE_DB")) snprintf(c->intake_db, sizeof c->intake_db, "%s", v);
   else if (!strcmp(k, "WHISTLE_KEYS")) snprintf(c->keys, sizeof c->keys, "%s", v);
   else if (!strcmp(k, "WHISTLE_INTAKE_ADMIN")) snprintf(c->admin[0], sizeof c->admin[0], "%s", v);
@@ -155,7 +160,7 @@ static void s_load_state(s_ctx_t *c) {
 
 static void s_load_env(s_ctx_t *c) {
   static const char *keys[] = {"WHISTLE_INTAKE", "WHISTLE_NOTIFY", "WHISTLE_FEED",
-                               "WHISTLE_DISPATCH_DB", "WHISTLE_INTAKE_DB", "WHISTLE_KEYS",
+                               "WHISTLE_DESK", "WHISTLE_INTAKE_DB", "WHISTLE_KEYS",
                                "WHISTLE_INTAKE_ADMIN", "WHISTLE_TRIAGE_ADMIN",
                                "WHISTLE_DISPATCH_ADMIN", "WHISTLE_NOTIFY_ADMIN"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
@@ -429,61 +434,162 @@ static int s_submit(s_ctx_t *c) {
   return failed ? 1 : 0;
 }
 
-/* ---- show / list ------------------------------------------------------- */
+/* ---- the desk: show, list and the actions -------------------------------- */
 
-static wh_pg_t *s_dispatch_db(s_ctx_t *c) {
-  if (!c->dispatch_db[0]) {
-    fprintf(stderr, "whistlectl: where is dispatch's database? run `make up`, or give --dispatch-db\n");
+/* Sends q to dispatch's desk as c->as and waits up to 10 s for the answer.
+ * Returns the reply envelope (caller frees), or NULL having said why on
+ * stderr. */
+static Whistle__Envelope *s_desk_ask(s_ctx_t *c, Whistle__DeskRequest *q) {
+  if (!c->desk[0]) {
+    fprintf(stderr, "whistlectl: where is dispatch's desk? run `make up`, or give --desk EP\n");
     return NULL;
   }
-  wh_pg_t *pg = wh_pg_new(c->dispatch_db, NULL);
-  if (wh_pg_ready(pg)) {
-    fprintf(stderr, "whistlectl: cannot reach dispatch's database\n");
-    wh_pg_destroy(&pg);
+  void *sock = s_socket(c, ZMQ_DEALER, "dispatch", c->desk);
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  char mid[37];
+  wh_uuid(mid);
+  env.message_id = mid;
+  env.body_case = WHISTLE__ENVELOPE__BODY_DESK;
+  env.desk = q;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&env, &buf, &len)) return NULL;
+  int sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) == (int)len;
+  free(buf);
+  zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+  int64_t until = wh_clock_mono_ms() + 10000;
+  Whistle__Envelope *got = NULL;
+  while (sent && !got && wh_clock_mono_ms() < until) {
+    s_check_auth(c);
+    if (zmq_poll(&pi, 1, 100) <= 0) continue;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    Whistle__Envelope *rep = NULL;
+    int ok = zmq_msg_recv(&m, sock, 0) >= 0 &&
+             wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0;
+    zmq_msg_close(&m);
+    if (ok && rep->body_case == WHISTLE__ENVELOPE__BODY_DESK_REPLY && rep->desk_reply &&
+        !strcmp(rep->message_id, mid))
+      got = rep;
+    else if (rep)
+      wh_env_free(rep);
   }
-  return pg;
+  zmq_close(sock);
+  if (!got) fprintf(stderr, "whistlectl: dispatch's desk did not answer on %s (is it running?)\n", c->desk);
+  return got;
 }
 
-/* Turns a Postgres text[] of plain codes into a JSON array. */
-static json_object *s_codes(const char *arr) {
-  json_object *a = json_object_new_array();
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", arr);
-  char *p = buf[0] == '{' ? buf + 1 : buf, *save = NULL;
-  char *end = strrchr(p, '}');
-  if (end) *end = '\0';
-  for (char *tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    if (*tok == '"') tok++;
-    size_t l = strlen(tok);
-    if (l && tok[l - 1] == '"') tok[l - 1] = '\0';
-    json_object_array_add(a, json_object_new_string(tok));
+/* Says what the desk refused (stderr, or JSON on stdout); returns 1. */
+static int s_desk_refused(s_ctx_t *c, const char *what, const Whistle__Error *e) {
+  char name[64];
+  s_code_name(e->code, name, sizeof name);
+  if (c->json) {
+    json_object *o = s_error_answer(NULL, name, e->text);
+    json_object_object_del(o, "external_id");
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  } else {
+    fprintf(stderr, "whistlectl: %s: %s: %s\n", what, name, e->text);
   }
+  return 1;
+}
+
+static json_object *s_jtime(int64_t ms) {
+  char buf[40];
+  return ms ? json_object_new_string(wh_time_format(ms, buf, sizeof buf)) : NULL;
+}
+
+static json_object *s_jstrs(char **items, size_t n) {
+  json_object *a = json_object_new_array();
+  for (size_t i = 0; i < n; i++) json_object_array_add(a, json_object_new_string(items[i]));
   return a;
 }
 
-#define ORDER_COLS                                                                           \
-  "w.ticket_id, w.external_id, w.source, w.community, w.grid, w.address, w.category,"        \
-  " w.klass, w.color, w.level, w.lead, w.co, w.state, w.duplicate_of, w.rule, w.weight,"     \
-  " to_char(w.received_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'),"  \
-  " w.body, w.reporter_masked,"                                                              \
-  " EXISTS (SELECT 1 FROM deadline d WHERE d.ticket_id = w.ticket_id AND d.met_at IS NULL"   \
-  "         AND d.due_at < to_timestamp($1::double precision / 1000))"
+static json_object *s_jstr_or_null(const char *s) { return s && s[0] ? json_object_new_string(s) : NULL; }
 
-static json_object *s_order_json(PGresult *r, int i) {
-  static const char *keys[] = {"ticket_id", "external_id", "source", "community", "grid",
-                               "address", "category", "class", "color", "level", "lead",
-                               "co", "state", "duplicate_of", "rule", "weight", "received_at",
-                               "text", "reporter", "overdue"};
+/* An order as show --json and list --json write it. */
+static json_object *s_view_json(const Whistle__OrderView *v, int with_timeline) {
   json_object *o = json_object_new_object();
-  for (int k = 0; k < (int)(sizeof keys / sizeof *keys); k++) {
-    const char *v = PQgetvalue(r, i, k);
-    json_object *j;
-    if (PQgetisnull(r, i, k)) j = NULL;
-    else if (!strcmp(keys[k], "level") || !strcmp(keys[k], "weight")) j = json_object_new_int(atoi(v));
-    else if (!strcmp(keys[k], "co")) j = s_codes(v);
-    else if (!strcmp(keys[k], "overdue")) j = json_object_new_boolean(v[0] == 't');
-    else j = json_object_new_string(v);
-    json_object_object_add(o, keys[k], j);
+  json_object_object_add(o, "ticket_id", json_object_new_string(v->ticket_id));
+  json_object_object_add(o, "external_id", json_object_new_string(v->external_id));
+  json_object_object_add(o, "source", json_object_new_string(v->source));
+  json_object_object_add(o, "community", json_object_new_string(v->community));
+  json_object_object_add(o, "grid", json_object_new_string(v->grid));
+  json_object_object_add(o, "address", json_object_new_string(v->address));
+  json_object_object_add(o, "category", json_object_new_string(v->category));
+  json_object_object_add(o, "class", json_object_new_string(v->klass));
+  json_object_object_add(o, "color", json_object_new_string(wh_color_name(v->color)));
+  json_object_object_add(o, "level", json_object_new_int((int)v->level));
+  json_object_object_add(o, "lead", json_object_new_string(v->lead));
+  json_object_object_add(o, "co", s_jstrs(v->co, v->n_co));
+  json_object_object_add(o, "state", json_object_new_string(v->state));
+  json_object_object_add(o, "duplicate_of", s_jstr_or_null(v->duplicate_of));
+  json_object_object_add(o, "rule", json_object_new_string(v->rule));
+  json_object_object_add(o, "weight", json_object_new_int((int)v->weight));
+  json_object_object_add(o, "received_at", s_jtime(v->received_at_ms));
+  json_object_object_add(o, "text", json_object_new_string(v->text));
+  json_object_object_add(o, "reporter", json_object_new_string(v->reporter_masked));
+  json_object_object_add(o, "overdue", json_object_new_boolean(v->overdue));
+  json_object_object_add(o, "version", json_object_new_int((int)v->version));
+  json_object_object_add(o, "signed_at", s_jtime(v->signed_at_ms));
+  json_object_object_add(o, "resolved_at", s_jtime(v->resolved_at_ms));
+  json_object_object_add(o, "closed_at", s_jtime(v->closed_at_ms));
+  json_object_object_add(o, "returns", json_object_new_int((int)v->returns));
+  json_object_object_add(o, "reopens", json_object_new_int((int)v->reopens));
+  json_object_object_add(o, "your_roles", json_object_new_string(v->your_roles));
+  json_object *parts = json_object_new_array();
+  for (size_t i = 0; i < v->n_parts; i++) {
+    json_object *p = json_object_new_object();
+    json_object_object_add(p, "party", json_object_new_string(v->parts[i]->party));
+    json_object_object_add(p, "signed_at", s_jtime(v->parts[i]->signed_at_ms));
+    json_object_object_add(p, "done_at", s_jtime(v->parts[i]->done_at_ms));
+    json_object_array_add(parts, p);
+  }
+  json_object_object_add(o, "parts", parts);
+  json_object *ext = NULL;
+  if (v->extension_state[0]) {
+    ext = json_object_new_object();
+    json_object_object_add(ext, "until", s_jtime(v->extension_until_ms));
+    json_object_object_add(ext, "state", json_object_new_string(v->extension_state));
+  }
+  json_object_object_add(o, "extension", ext);
+  json_object *fb = NULL;
+  if (v->feedback_rating[0]) {
+    fb = json_object_new_object();
+    json_object_object_add(fb, "rating", json_object_new_string(v->feedback_rating));
+    json_object_object_add(fb, "resolved", json_object_new_boolean(v->feedback_resolved));
+  }
+  json_object_object_add(o, "feedback", fb);
+  json_object_object_add(o, "return_until", s_jtime(v->return_until_ms));
+  json_object_object_add(o, "feedback_until", s_jtime(v->feedback_until_ms));
+  json_object *dl = json_object_new_array();
+  for (size_t i = 0; i < v->n_deadlines; i++) {
+    const Whistle__OrderDeadline *d = v->deadlines[i];
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "name", json_object_new_string(d->name));
+    json_object_object_add(j, "due_at", s_jtime(d->due_at_ms));
+    json_object_object_add(j, "overdue", json_object_new_boolean(d->overdue));
+    json_object_object_add(j, "escalated", json_object_new_boolean(d->lapsed));
+    json_object_object_add(j, "met", json_object_new_boolean(d->met));
+    json_object_array_add(dl, j);
+  }
+  json_object_object_add(o, "deadlines", dl);
+  if (with_timeline) {
+    json_object *tl = json_object_new_array();
+    for (size_t i = 0; i < v->n_timeline; i++) {
+      const Whistle__OrderEvent *e = v->timeline[i];
+      json_object *j = json_object_new_object();
+      json_object_object_add(j, "at", s_jtime(e->at_ms));
+      json_object_object_add(j, "kind", json_object_new_string(e->kind));
+      json_object_object_add(j, "actor", json_object_new_string(e->actor));
+      json_object_object_add(j, "role", s_jstr_or_null(e->role));
+      json_object_object_add(j, "version", e->version ? json_object_new_int((int)e->version) : NULL);
+      json_object_object_add(j, "note", json_object_new_string(e->note));
+      json_object_object_add(j, "internal_note", s_jstr_or_null(e->internal_note));
+      json_object_array_add(tl, j);
+    }
+    json_object_object_add(o, "timeline", tl);
+    json_object_object_add(o, "timeline_cut", json_object_new_boolean(v->timeline_cut));
   }
   return o;
 }
@@ -494,122 +600,252 @@ static const char *s_js(json_object *o, const char *k) {
   return json_object_get_string(v);
 }
 
-static int s_show(s_ctx_t *c, const char *ticket) {
-  wh_pg_t *pg = s_dispatch_db(c);
-  if (!pg) return 2;
-  char now[24];
-  snprintf(now, sizeof now, "%" PRId64, wh_clock_now_ms());
-  const char *v[2] = {now, ticket};
-  PGresult *r = wh_pg_query(pg, "SELECT " ORDER_COLS " FROM work_order w WHERE w.ticket_id = $2", 2, v);
-  if (!r || PQntuples(r) != 1) {
-    if (r) PQclear(r);
-    wh_pg_destroy(&pg);
-    if (c->json) printf("{\"error\":{\"code\":\"not_found\",\"text\":\"no such ticket at dispatch\"}}\n");
-    else fprintf(stderr, "whistlectl: %s: no such ticket at dispatch (yet)\n", ticket);
-    return 1;
+static void s_print_view(const Whistle__OrderView *v, json_object *o) {
+  printf("%s  %s %s, level %u, %s, version %u%s\n", v->ticket_id, v->klass,
+         wh_color_name(v->color), v->level, v->state, v->version, v->overdue ? ", OVERDUE" : "");
+  printf("  from      %s %s, received %s\n", v->source, v->external_id, s_js(o, "received_at"));
+  printf("  where     %s / %s  %s\n", v->community, v->grid, v->address);
+  printf("  report    %s\n", v->text);
+  printf("  lead      %s   co %s   rule %s   weight %u\n", v->lead, s_js(o, "co"), v->rule,
+         v->weight);
+  if (v->duplicate_of[0]) printf("  repeat of %s\n", v->duplicate_of);
+  if (v->returns || v->reopens) printf("  returned  %u time(s), reopened %u time(s)\n", v->returns, v->reopens);
+  for (size_t i = 0; i < v->n_parts; i++)
+    printf("  part      %-20s signed %s  done %s\n", v->parts[i]->party,
+           v->parts[i]->signed_at_ms ? "yes" : "no", v->parts[i]->done_at_ms ? "yes" : "no");
+  if (v->extension_state[0])
+    printf("  extension %s until %s\n", v->extension_state,
+           s_js(json_object_object_get(o, "extension"), "until"));
+  if (v->feedback_rating[0])
+    printf("  feedback  %s%s\n", v->feedback_rating, v->feedback_resolved ? "" : ", unresolved");
+  json_object *dl = json_object_object_get(o, "deadlines");
+  for (size_t i = 0; i < v->n_deadlines; i++) {
+    const Whistle__OrderDeadline *d = v->deadlines[i];
+    printf("  deadline  %-9s %s%s%s\n", d->name, s_js(json_object_array_get_idx(dl, i), "due_at"),
+           d->met ? "  met" : "", d->overdue ? "  OVERDUE" : "");
   }
-  json_object *o = s_order_json(r, 0);
-  PQclear(r);
-  json_object *dl = json_object_new_array();
-  r = wh_pg_query(pg,
-                  "SELECT name, to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'),"
-                  " met_at IS NULL AND due_at < to_timestamp($1::double precision / 1000), overdue_at IS NOT NULL"
-                  " FROM deadline WHERE ticket_id = $2 ORDER BY due_at",
-                  2, v);
-  for (int i = 0; r && i < PQntuples(r); i++) {
-    json_object *d = json_object_new_object();
-    json_object_object_add(d, "name", json_object_new_string(PQgetvalue(r, i, 0)));
-    json_object_object_add(d, "due_at", json_object_new_string(PQgetvalue(r, i, 1)));
-    json_object_object_add(d, "overdue", json_object_new_boolean(PQgetvalue(r, i, 2)[0] == 't'));
-    json_object_object_add(d, "escalated", json_object_new_boolean(PQgetvalue(r, i, 3)[0] == 't'));
-    json_object_array_add(dl, d);
+  json_object *tl = json_object_object_get(o, "timeline");
+  for (size_t i = 0; tl && i < json_object_array_length(tl); i++) {
+    json_object *e = json_object_array_get_idx(tl, i);
+    const Whistle__OrderEvent *ev = v->timeline[i];
+    printf("  %s  %-10s %-20s %s%s%s\n", s_js(e, "at"), ev->kind, ev->actor, ev->note,
+           ev->internal_note[0] ? "  [internal] " : "", ev->internal_note);
   }
-  if (r) PQclear(r);
-  json_object_object_add(o, "deadlines", dl);
-  json_object *tl = json_object_new_array();
-  r = wh_pg_query(pg,
-                  "SELECT to_char(at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS+08:00'), kind, actor, note"
-                  " FROM (SELECT at, o, 0::bigint AS id, kind, actor, note FROM opening WHERE ticket_id = $1"
-                  "  UNION ALL SELECT at, 100, id, kind, actor, note FROM timeline WHERE ticket_id = $1) t"
-                  " ORDER BY at, o, id",
-                  1, v + 1);
-  for (int i = 0; r && i < PQntuples(r); i++) {
-    json_object *e = json_object_new_object();
-    json_object_object_add(e, "at", json_object_new_string(PQgetvalue(r, i, 0)));
-    json_object_object_add(e, "kind", json_object_new_string(PQgetvalue(r, i, 1)));
-    json_object_object_add(e, "actor", json_object_new_string(PQgetvalue(r, i, 2)));
-    json_object_object_add(e, "note", json_object_new_string(PQgetvalue(r, i, 3)));
-    json_object_array_add(tl, e);
-  }
-  if (r) PQclear(r);
-  json_object_object_add(o, "timeline", tl);
-  wh_pg_destroy(&pg);
+  if (v->timeline_cut) printf("  (older events did not fit)\n");
+}
 
-  if (c->json) {
-    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+static int s_show(s_ctx_t *c, const char *ticket) {
+  Whistle__DeskRequest q = WHISTLE__DESK_REQUEST__INIT;
+  Whistle__DeskShow sh = WHISTLE__DESK_SHOW__INIT;
+  sh.ticket_id = (char *)ticket;
+  q.what_case = WHISTLE__DESK_REQUEST__WHAT_SHOW;
+  q.show = &sh;
+  q.request_id = "";
+  Whistle__Envelope *rep = s_desk_ask(c, &q);
+  if (!rep) return 2;
+  const Whistle__DeskReply *r = rep->desk_reply;
+  int rc = 0;
+  if (r->error || !r->order) {
+    Whistle__Error none = WHISTLE__ERROR__INIT;
+    rc = s_desk_refused(c, ticket, r->error ? r->error : &none);
   } else {
-    printf("%s  %s %s, level %s, %s%s\n", s_js(o, "ticket_id"), s_js(o, "class"), s_js(o, "color"),
-           s_js(o, "level"), s_js(o, "state"),
-           json_object_get_boolean(json_object_object_get(o, "overdue")) ? ", OVERDUE" : "");
-    printf("  from      %s %s, received %s\n", s_js(o, "source"), s_js(o, "external_id"),
-           s_js(o, "received_at"));
-    printf("  where     %s / %s  %s\n", s_js(o, "community"), s_js(o, "grid"), s_js(o, "address"));
-    printf("  report    %s\n", s_js(o, "text"));
-    printf("  lead      %s   co %s   rule %s   weight %s\n", s_js(o, "lead"), s_js(o, "co"),
-           s_js(o, "rule"), s_js(o, "weight"));
-    if (strcmp(s_js(o, "duplicate_of"), "-")) printf("  repeat of %s\n", s_js(o, "duplicate_of"));
-    for (size_t i = 0; i < json_object_array_length(dl); i++) {
-      json_object *d = json_object_array_get_idx(dl, i);
-      printf("  deadline  %-9s %s%s\n", s_js(d, "name"), s_js(d, "due_at"),
-             json_object_get_boolean(json_object_object_get(d, "overdue")) ? "  OVERDUE" : "");
-    }
-    for (size_t i = 0; i < json_object_array_length(tl); i++) {
-      json_object *e = json_object_array_get_idx(tl, i);
-      printf("  %s  %-10s %-8s %s\n", s_js(e, "at"), s_js(e, "kind"), s_js(e, "actor"), s_js(e, "note"));
-    }
+    json_object *o = s_view_json(r->order, 1);
+    if (c->json) puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    else s_print_view(r->order, o);
+    json_object_put(o);
   }
-  json_object_put(o);
+  wh_env_free(rep);
+  return rc;
+}
+
+typedef struct {
+  const char *color, *level, *party, *state, *extension, *after;
+  int overdue, mine, limit;
+} s_list_q;
+
+/* Pages through the desk until limit orders or the end. */
+static int s_list(s_ctx_t *c, const s_list_q *lq) {
+  json_object *all = json_object_new_array();
+  char after[96];
+  wh_str_copy(after, sizeof after, lq->after ? lq->after : "");
+  int more = 0, rc = 0;
+  for (;;) {
+    Whistle__DeskRequest q = WHISTLE__DESK_REQUEST__INIT;
+    Whistle__DeskList l = WHISTLE__DESK_LIST__INIT;
+    int want = lq->limit - (int)json_object_array_length(all);
+    l.mine = lq->mine;
+    l.state = (char *)(lq->state ? lq->state : "");
+    l.party = (char *)(lq->party ? lq->party : "");
+    l.color = lq->color ? wh_color_parse(lq->color) : 0;
+    l.level = lq->level ? (uint32_t)atoi(lq->level) : 0;
+    l.overdue = lq->overdue;
+    l.extension = (char *)(lq->extension ? lq->extension : "");
+    l.limit = (uint32_t)want;
+    l.after = after;
+    q.request_id = "";
+    q.what_case = WHISTLE__DESK_REQUEST__WHAT_LIST;
+    q.list = &l;
+    Whistle__Envelope *rep = s_desk_ask(c, &q);
+    if (!rep) {
+      json_object_put(all);
+      return 2;
+    }
+    const Whistle__DeskReply *r = rep->desk_reply;
+    if (r->error) {
+      rc = s_desk_refused(c, "list", r->error);
+      wh_env_free(rep);
+      json_object_put(all);
+      return rc;
+    }
+    for (size_t i = 0; i < r->n_orders; i++) json_object_array_add(all, s_view_json(r->orders[i], 0));
+    more = r->more;
+    wh_str_copy(after, sizeof after, r->next_after);
+    wh_env_free(rep);
+    if (!more || (int)json_object_array_length(all) >= lq->limit || !after[0]) break;
+  }
+  if (c->json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "orders", all);
+    json_object_object_add(o, "more", json_object_new_boolean(more));
+    json_object_object_add(o, "next_after", more ? json_object_new_string(after) : NULL);
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return 0;
+  }
+  printf("%-14s %-6s %-5s %-18s %-11s %-20s %s\n", "TICKET", "COLOUR", "LEVEL", "CLASS", "STATE",
+         "LEAD", "OVERDUE");
+  for (size_t i = 0; i < json_object_array_length(all); i++) {
+    json_object *o = json_object_array_get_idx(all, i);
+    printf("%-14s %-6s %-5s %-18s %-11s %-20s %s\n", s_js(o, "ticket_id"), s_js(o, "color"),
+           s_js(o, "level"), s_js(o, "class"), s_js(o, "state"), s_js(o, "lead"),
+           json_object_get_boolean(json_object_object_get(o, "overdue")) ? "yes" : "");
+  }
+  if (more) printf("more: whistlectl list --after %s\n", after);
+  json_object_put(all);
   return 0;
 }
 
-static int s_list(s_ctx_t *c, const char *color, const char *level, const char *party,
-                  const char *state, int overdue, int limit) {
-  wh_pg_t *pg = s_dispatch_db(c);
-  if (!pg) return 2;
-  char now[24], lim[12];
-  snprintf(now, sizeof now, "%" PRId64, wh_clock_now_ms());
-  snprintf(lim, sizeof lim, "%d", limit);
-  const char *v[7] = {now, color, level, party, state, overdue ? "t" : NULL, lim};
-  PGresult *r = wh_pg_query(
-      pg,
-      "SELECT * FROM (SELECT " ORDER_COLS " FROM work_order w"
-      " WHERE ($2::text IS NULL OR w.color = $2) AND ($3::int IS NULL OR w.level = $3)"
-      " AND ($4::text IS NULL OR w.lead = $4 OR $4 = ANY (w.co))"
-      " AND ($5::text IS NULL OR w.state = $5)) x"
-      " WHERE ($6::bool IS NULL OR x.exists) ORDER BY x.ticket_id LIMIT $7::int",
-      7, v);
-  if (!r) {
-    wh_pg_destroy(&pg);
-    return 1;
+/* The verbs that act, and what follows ID on their command line. */
+typedef struct {
+  const char *verb;
+  int first;    /* 1: the word after ID is REASON, RATING or UNTIL */
+  int need_text;
+} s_verb_t;
+static const s_verb_t s_verbs[] = {
+    {"sign", 0, 0},    {"progress", 0, 1}, {"return", 1, 1},  {"assign", 0, 0},
+    {"uphold", 0, 0},  {"extend", 1, 0},   {"approve", 0, 0}, {"refuse", 0, 0},
+    {"resolve", 0, 1}, {"feedback", 1, 0}, {"close", 0, 0},   {"reopen", 0, 0},
+    {"void", 1, 0},    {"supervise", 0, 0}};
+
+static const s_verb_t *s_verb(const char *cmd) {
+  for (size_t i = 0; i < sizeof s_verbs / sizeof *s_verbs; i++)
+    if (!strcmp(cmd, s_verbs[i].verb)) return &s_verbs[i];
+  return NULL;
+}
+
+/* UNTIL: a date (the end of that day, China time) or an RFC 3339 time. */
+static int s_until(const char *s, int64_t *ms) {
+  char buf[64];
+  if (strlen(s) == 10 && s[4] == '-' && s[7] == '-') {
+    snprintf(buf, sizeof buf, "%sT23:59:59.999+08:00", s);
+    return wh_time_parse(buf, ms);
   }
-  json_object *all = json_object_new_array();
-  for (int i = 0; i < PQntuples(r); i++) json_object_array_add(all, s_order_json(r, i));
-  PQclear(r);
-  wh_pg_destroy(&pg);
-  if (c->json) {
-    puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-  } else {
-    printf("%-12s %-6s %-5s %-18s %-10s %-20s %s\n", "TICKET", "COLOUR", "LEVEL", "CLASS", "STATE",
-           "LEAD", "OVERDUE");
-    for (size_t i = 0; i < json_object_array_length(all); i++) {
-      json_object *o = json_object_array_get_idx(all, i);
-      printf("%-12s %-6s %-5s %-18s %-10s %-20s %s\n", s_js(o, "ticket_id"), s_js(o, "color"),
-             s_js(o, "level"), s_js(o, "class"), s_js(o, "state"), s_js(o, "lead"),
-             json_object_get_boolean(json_object_object_get(o, "overdue")) ? "yes" : "");
+  return wh_time_parse(s, ms);
+}
+
+typedef struct {
+  const char *request_id, *internal, *lead, *co, *klass, *color, *level;
+  unsigned version;
+  int unresolved;
+} s_act_opts;
+
+static int s_act(s_ctx_t *c, const s_verb_t *vb, char **args, int nargs, const s_act_opts *ao) {
+  Whistle__DeskAction a = WHISTLE__DESK_ACTION__INIT;
+  a.ticket_id = args[0];
+  a.action = (char *)vb->verb;
+  a.version = ao->version;
+  a.internal_note = (char *)(ao->internal ? ao->internal : "");
+  int k = 1;
+  if (vb->first) {
+    if (nargs < 2) {
+      fprintf(stderr, "whistlectl: %s ID %s TEXT\n", vb->verb,
+              !strcmp(vb->verb, "extend") ? "UNTIL" : !strcmp(vb->verb, "feedback") ? "RATING" : "REASON");
+      return 2;
     }
+    if (!strcmp(vb->verb, "extend")) {
+      if (s_until(args[1], &a.until_ms)) {
+        fprintf(stderr, "whistlectl: bad_time: UNTIL is a date (2026-12-10) or an RFC 3339 time\n");
+        return 2;
+      }
+    } else {
+      a.reason = args[1];
+    }
+    k = 2;
   }
-  json_object_put(all);
-  return 0;
+  /* TEXT: the rest of the words */
+  char text[16384];
+  wh_str_t t;
+  wh_str_init(&t, text, sizeof text);
+  for (int i = k; i < nargs; i++) wh_str_cat(&t, i > k ? " " : "", args[i], (char *)NULL);
+  if (vb->need_text && !text[0]) {
+    fprintf(stderr, "whistlectl: %s ID%s TEXT: say what was done, or why\n", vb->verb,
+            vb->first ? " REASON" : "");
+    return 2;
+  }
+  a.note = text;
+  a.unresolved = ao->unresolved;
+  char cobuf[1024];
+  char *co[16];
+  if (!strcmp(vb->verb, "assign")) {
+    if (!ao->lead) {
+      fprintf(stderr, "whistlectl: assign ID --lead PARTY [--co P,..] [--class C] [--color C] [--level N] TEXT\n");
+      return 2;
+    }
+    a.lead = (char *)ao->lead;
+    if (ao->co && ao->co[0]) {
+      wh_str_copy(cobuf, sizeof cobuf, ao->co);
+      char *save = NULL;
+      for (char *p = strtok_r(cobuf, ",", &save); p && a.n_co < 16; p = strtok_r(NULL, ",", &save))
+        co[a.n_co++] = p;
+      a.co = co;
+    }
+    a.klass = (char *)(ao->klass ? ao->klass : "");
+    a.color = ao->color ? wh_color_parse(ao->color) : 0;
+    a.level = ao->level ? (uint32_t)atoi(ao->level) : 0;
+  }
+  char rid[37];
+  Whistle__DeskRequest q = WHISTLE__DESK_REQUEST__INIT;
+  if (ao->request_id) {
+    q.request_id = (char *)ao->request_id;
+  } else {
+    wh_uuid(rid);
+    q.request_id = rid;
+  }
+  q.what_case = WHISTLE__DESK_REQUEST__WHAT_ACT;
+  q.act = &a;
+  Whistle__Envelope *rep = s_desk_ask(c, &q);
+  if (!rep) return 2;
+  const Whistle__DeskReply *r = rep->desk_reply;
+  int rc = 0;
+  char what[160];
+  snprintf(what, sizeof what, "%s %s", vb->verb, args[0]);
+  if (r->error || !r->order) {
+    Whistle__Error none = WHISTLE__ERROR__INIT;
+    rc = s_desk_refused(c, what, r->error ? r->error : &none);
+  } else if (c->json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "request_id", json_object_new_string(r->request_id));
+    json_object_object_add(o, "repeated", json_object_new_boolean(r->repeated_request));
+    json_object_object_add(o, "order", s_view_json(r->order, 0));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  } else {
+    printf("%s: %s, lead %s, version %u%s\n", r->order->ticket_id, r->order->state,
+           r->order->lead, r->order->version,
+           r->repeated_request ? " (this request was answered before: nothing more done)" : "");
+  }
+  wh_env_free(rep);
+  return rc;
 }
 
 /* ---- feed -------------------------------------------------------------- */
@@ -988,11 +1224,21 @@ static int s_keygen(const char *dir, const char *org_path, int missing, char **n
 
 static void s_usage(void) {
   fprintf(stderr,
-          "usage: whistlectl [--json] [--intake EP] [--notify EP] [--feed EP] [--dispatch-db CONNINFO]\n"
+          "usage: whistlectl [--json] [--intake EP] [--notify EP] [--feed EP] [--desk EP]\n"
           "                  submit < reports.jsonl\n"
           "                  show TICKET\n"
-          "                  list [--color red|yellow|green] [--level 1|2|3] [--party P]\n"
-          "                       [--state S] [--overdue] [--limit N]\n"
+          "                  list [--mine] [--color red|yellow|green] [--level 1|2|3] [--party P]\n"
+          "                       [--state S] [--overdue] [--extension pending] [--limit N] [--after T]\n"
+          "   at the desk, each with [--request-id ID] [--version N] [--internal TEXT]:\n"
+          "                  sign ID                      progress ID TEXT\n"
+          "                  return ID not_ours|wrong_place|unclear_owner|other TEXT\n"
+          "                  assign ID --lead P [--co P,..] [--class C] [--color C] [--level N] TEXT\n"
+          "                  uphold ID TEXT               extend ID UNTIL TEXT\n"
+          "                  approve ID TEXT              refuse ID TEXT\n"
+          "                  resolve ID TEXT              close ID TEXT     reopen ID TEXT\n"
+          "                  feedback ID satisfied|basically_satisfied|unsatisfied|unreachable\n"
+          "                           [--unresolved] [TEXT]\n"
+          "                  void ID prank|test|not_street TEXT           supervise ID TEXT\n"
           "                  feed [PARTY] [--from N] [--follow]\n"
           "                  parked                 (center) what each service has parked, and why\n"
           "                  redrive MESSAGE_ID     (center) send it again, with its ticket's others\n"
@@ -1009,12 +1255,14 @@ int main(int argc, char **argv) {
   const char *dir = ".", *org = NULL;
   int missing = 0;
   c.as = getenv("WHISTLE_AS") && *getenv("WHISTLE_AS") ? getenv("WHISTLE_AS") : "center";
-  int overdue = 0, follow = 0, limit = 1000;
+  int overdue = 0, follow = 0, limit = 100, mine = 0;
+  const char *after = NULL, *extension = NULL;
+  s_act_opts ao = {0};
   uint64_t from = 1;
   static const struct option opts[] = {
       {"json", no_argument, 0, 'j'},         {"intake", required_argument, 0, 'i'},
       {"notify", required_argument, 0, 'n'}, {"feed", required_argument, 0, 'f'},
-      {"dispatch-db", required_argument, 0, 'D'}, {"color", required_argument, 0, 'c'},
+      {"desk", required_argument, 0, 'D'}, {"color", required_argument, 0, 'c'},
       {"level", required_argument, 0, 'l'},  {"party", required_argument, 0, 'p'},
       {"state", required_argument, 0, 's'},  {"overdue", no_argument, 0, 'o'},
       {"limit", required_argument, 0, 'L'},  {"from", required_argument, 0, 'F'},
@@ -1022,6 +1270,11 @@ int main(int argc, char **argv) {
       {"as", required_argument, 0, 'a'},     {"keys", required_argument, 0, 'k'},
       {"dir", required_argument, 0, 'd'},    {"org", required_argument, 0, 'O'},
       {"missing", no_argument, 0, 'm'},
+      {"mine", no_argument, 0, 'M'},         {"after", required_argument, 0, 'A'},
+      {"extension", required_argument, 0, 'E'}, {"request-id", required_argument, 0, 'R'},
+      {"version", required_argument, 0, 'V'}, {"internal", required_argument, 0, 'I'},
+      {"lead", required_argument, 0, 'Q'},   {"co", required_argument, 0, 'C'},
+      {"class", required_argument, 0, 'K'},  {"unresolved", no_argument, 0, 'U'},
       {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1030,7 +1283,7 @@ int main(int argc, char **argv) {
     case 'i': s_kv(&c, "WHISTLE_INTAKE", optarg); break;
     case 'n': s_kv(&c, "WHISTLE_NOTIFY", optarg); break;
     case 'f': s_kv(&c, "WHISTLE_FEED", optarg); break;
-    case 'D': s_kv(&c, "WHISTLE_DISPATCH_DB", optarg); break;
+    case 'D': s_kv(&c, "WHISTLE_DESK", optarg); break;
     case 'c': color = optarg; break;
     case 'l': level = optarg; break;
     case 'p': party = optarg; break;
@@ -1044,6 +1297,16 @@ int main(int argc, char **argv) {
     case 'd': dir = optarg; break;
     case 'O': org = optarg; break;
     case 'm': missing = 1; break;
+    case 'M': mine = 1; break;
+    case 'A': after = optarg; break;
+    case 'E': extension = optarg; break;
+    case 'R': ao.request_id = optarg; break;
+    case 'V': ao.version = (unsigned)strtoul(optarg, NULL, 10); break;
+    case 'I': ao.internal = optarg; break;
+    case 'Q': ao.lead = optarg; break;
+    case 'C': ao.co = optarg; break;
+    case 'K': ao.klass = optarg; break;
+    case 'U': ao.unresolved = 1; break;
     default: s_usage(); return 2;
     }
   }
@@ -1066,8 +1329,17 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "submit") && optind + 1 == argc) return s_submit(&c);
   if (!strcmp(cmd, "show") && optind + 2 == argc) return s_show(&c, argv[optind + 1]);
-  if (!strcmp(cmd, "list") && optind + 1 == argc)
-    return s_list(&c, color, level, party, state, overdue, limit > 0 ? limit : 1000);
+  if (!strcmp(cmd, "list") && optind + 1 == argc) {
+    s_list_q lq = {color, level, party, state, extension, after, overdue, mine,
+                   limit > 0 ? limit : 100};
+    return s_list(&c, &lq);
+  }
+  const s_verb_t *vb = s_verb(cmd);
+  if (vb && optind + 2 <= argc) {
+    ao.color = color;
+    ao.level = level;
+    return s_act(&c, vb, argv + optind + 1, argc - optind - 1, &ao);
+  }
   if (!strcmp(cmd, "feed") && optind + 2 >= argc)
     return s_feed(&c, optind + 2 == argc ? argv[optind + 1] : c.as, from, follow);
   if (!strcmp(cmd, "parked") && optind + 1 == argc) return s_parked_all(&c);

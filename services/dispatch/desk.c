@@ -996,7 +996,7 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
       err.code = wh_err_to_wire(s_wo_err(out.code));
       err.text = (char *)out.why;
       rep.error = &err;
-      wh_info("%s: %s by %s refused: %s", o.ticket, q->action, who, wo_code_name(out.code));
+      wh_info("%s by %s refused: %s", q->action, who, wo_code_name(out.code));
     } else if (!rc) {
       s_next_t n;
       uint32_t version = 0;
@@ -1015,8 +1015,8 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
           if (!o2.met[i] && !o2.overdue[i] && (!next_due || o2.due[i] < next_due))
             next_due = o2.due[i];
         taken = 1;
-        wh_info("%s: %s by %s (%s): %s -> %s, version %u", o.ticket, q->action, who,
-                s_role_of(roles), o.state, n.state, version);
+        wh_info("%s by %s (%s): %s -> %s, version %u", q->action, who, s_role_of(roles),
+                o.state, n.state, version);
       }
     }
   }

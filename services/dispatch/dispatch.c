@@ -487,7 +487,7 @@ static void s_on_timer(uv_timer_t *h) {
   s_dispatch_t *d = h->data;
   wh_pg_t *pg = d->svc->pg;
   int64_t now = wh_clock_now_ms();
-  int more = 0;
+  int more = 0, failed = 1;
   if (wh_pg_ready(pg) == 0 && wh_pg_exec(pg, "BEGIN") == 0) {
     char at[24];
     snprintf(at, sizeof at, "%" PRId64, now);
@@ -526,6 +526,7 @@ static void s_on_timer(uv_timer_t *h) {
       wh_relay_aborted(d->relay);
       more = 0;
     } else {
+      failed = 0;
       if (n) wh_info("%d deadline(s) lapsed", n);
       s_reset(d);
       wh_relay_committed(d->relay);
@@ -534,6 +535,11 @@ static void s_on_timer(uv_timer_t *h) {
   if (more) {
     d->armed_ms = now;
     uv_timer_start(&d->timer, s_on_timer, 0, 0);
+  } else if (failed) {
+    /* The scan failed (the database down, or refusing it): look again in a
+     * second, not at once and for ever. */
+    d->armed_ms = now + 1000;
+    uv_timer_start(&d->timer, s_on_timer, 1000, 0);
   } else {
     s_arm(d);
   }

@@ -130,7 +130,8 @@ static wo_code_t g_void(const wo_order_t *o, const wo_request_t *q, const char *
  * holds and whose roles include the actor's is the one. */
 static const wo_row_t s_rows[] = {
     /* 签收: the lead for the order, each co-party for its own part */
-    {WA_SIGN, WR_LEAD, S(WO_DISPATCHED) | S(WO_REOPENED), s_as_lead, NULL, WO_SIGNED, WE_SIGN_MET},
+    {WA_SIGN, WR_LEAD, S(WO_DISPATCHED) | S(WO_REOPENED), s_as_lead, NULL, WO_SIGNED,
+     WE_SIGN_MET | WE_TELL_REPORTER},
     {WA_SIGN, WR_CO, S(WO_DISPATCHED) | WORKING, s_as_co, g_part_unsigned, WO_SAME, WE_PART_SIGNED},
     /* 进度 */
     {WA_PROGRESS, WR_LEAD, WORKING, s_as_lead, NULL, WO_IN_PROGRESS, WE_TELL_REPORTER},
@@ -140,7 +141,7 @@ static const wo_row_t s_rows[] = {
     {WA_RETURN, WR_LEAD, S(WO_DISPATCHED) | S(WO_SIGNED), NULL, g_return, WO_RETURNED,
      WE_RETURN_COUNTED | WE_TO_CENTER},
     /* 派单/改派: a new lead, its clocks from now */
-    {WA_ASSIGN, WR_CENTER, OPEN, NULL, NULL, WO_DISPATCHED, WE_CLOCKS_RESTART},
+    {WA_ASSIGN, WR_CENTER, OPEN, NULL, NULL, WO_DISPATCHED, WE_CLOCKS_RESTART | WE_TELL_REPORTER},
     /* the return refused: back to the same lead, clocks as they were */
     {WA_UPHOLD, WR_CENTER, S(WO_RETURNED), NULL, NULL, WO_BEFORE_RETURN, 0},
     /* 延期申请, before the deadline lapses, at most the maximum beyond it */
@@ -153,17 +154,17 @@ static const wo_row_t s_rows[] = {
     {WA_RESOLVE, WR_CO, S(WO_DISPATCHED) | WORKING, s_as_co, g_part_signed, WO_SAME, WE_PART_DONE},
     /* 回访/评单, by the hotline integrator or the center */
     {WA_FEEDBACK, WR_HOTLINE | WR_CENTER, S(WO_RESOLVED), s_closes, NULL, WO_CLOSED,
-     WE_FEEDBACK_NOTED},
+     WE_FEEDBACK_NOTED | WE_TELL_REPORTER},
     {WA_FEEDBACK, WR_HOTLINE | WR_CENTER, S(WO_RESOLVED), s_reopens, NULL, WO_REOPENED,
-     WE_FEEDBACK_NOTED | WE_RESOLVE_RESTART | WE_REOPEN_COUNTED},
+     WE_FEEDBACK_NOTED | WE_RESOLVE_RESTART | WE_REOPEN_COUNTED | WE_TELL_REPORTER},
     {WA_FEEDBACK, WR_HOTLINE | WR_CENTER, S(WO_RESOLVED), s_unreachable, NULL, WO_SAME,
      WE_FEEDBACK_NOTED},
     {WA_FEEDBACK, WR_HOTLINE | WR_CENTER, S(WO_RESOLVED), NULL, g_rating, WO_SAME, 0},
     /* 结案, after feedback or once its window has passed */
-    {WA_CLOSE, WR_CENTER, S(WO_RESOLVED), NULL, g_close, WO_CLOSED, 0},
+    {WA_CLOSE, WR_CENTER, S(WO_RESOLVED), NULL, g_close, WO_CLOSED, WE_TELL_REPORTER},
     /* 回头看, within the reopen window */
     {WA_REOPEN, WR_CENTER, S(WO_CLOSED), NULL, g_reopen, WO_REOPENED,
-     WE_RESOLVE_RESTART | WE_REOPEN_COUNTED},
+     WE_RESOLVE_RESTART | WE_REOPEN_COUNTED | WE_TELL_REPORTER},
     /* 无效工单 */
     {WA_VOID, WR_CENTER, S(WO_DISPATCHED) | S(WO_RETURNED), NULL, g_void, WO_VOID, WE_TELL_REPORTER},
     /* 督办: the next step of the ladder, now */

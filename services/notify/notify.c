@@ -62,7 +62,10 @@ typedef struct {
   const char *party, *role;
 } s_target_t;
 
-#define MAX_TARGETS (WH_MAX_CO + 2)
+/* lead, co-parties, the center, and after an assignment those it left */
+/* A reporter message's line, at most (a longer note is cut at a character). */
+#define SINK_LINE_MAX 2560
+#define MAX_TARGETS (2 * WH_MAX_CO + 3)
 #define MAX_PARTIES (WH_CONSUMER_BATCH * MAX_TARGETS)
 
 typedef struct {
@@ -138,6 +141,14 @@ static const wh_stmt_t s_failed = {
     " state = CASE WHEN attempts + 1 >= $2 THEN 'parked' ELSE 'pending' END"
     " WHERE id = ANY($1::bigint[])"};
 
+/* Adds party to the k targets in out unless it is there; returns the count. */
+static int s_target_add(s_target_t *out, int k, const char *party, const char *role) {
+  for (int i = 0; i < k; i++)
+    if (!strcmp(out[i].party, party)) return k;
+  out[k] = (s_target_t){party, role};
+  return k + 1;
+}
+
 /* The feeds an event goes to, or -1 when it is not a valid event. */
 static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target_t *out) {
   const Whistle__WorkEvent *ev = env->work;
@@ -157,6 +168,18 @@ static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target
   case WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE:
     /* The command center supervises every lapse [挂牌督办]. */
     if (strcmp(ev->lead, n->center)) out[k++] = (s_target_t){n->center, "supervisor"};
+    return k;
+  case WHISTLE__WORK_EVENT_KIND__WORK_ACTED:
+    /* An action goes to everyone on the order, the center, and, after an
+     * assignment, the parties that had it: each once. */
+    if (!ev->action[0] || wh_code_check(ev->actor, 95) || ev->n_previous > WH_MAX_CO + 1 ||
+        ev->n_repeats != ev->n_repeat_reporters)
+      return -1;
+    for (size_t i = 0; i < ev->n_previous; i++)
+      if (wh_code_check(ev->previous[i], 95)) return -1;
+    for (size_t i = 0; i < ev->n_co; i++) k = s_target_add(out, k, ev->co[i], "co");
+    k = s_target_add(out, k, n->center, "center");
+    for (size_t i = 0; i < ev->n_previous; i++) k = s_target_add(out, k, ev->previous[i], "previous");
     return k;
   default:
     return -1;
@@ -260,11 +283,49 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
   return 0;
 }
 
+/* The reporter's message of an action, into b; 0 when the action sends none. */
+static int s_acted_body(const Whistle__WorkEvent *ev, const char *ticket, wh_str_t *b) {
+  char when[40];
+  const char *a = ev->action;
+  wh_str_cat(b, "您反映的问题（工单 ", ticket, "）", (char *)NULL);
+  if (!strcmp(a, "sign")) wh_str_cat(b, "已由 ", ev->lead, " 签收，正在安排办理。", (char *)NULL);
+  else if (!strcmp(a, "assign")) wh_str_cat(b, "已派 ", ev->lead, " 办理。", (char *)NULL);
+  else if (!strcmp(a, "progress")) wh_str_cat(b, "有新进展：", ev->note, (char *)NULL);
+  else if (!strcmp(a, "approve"))
+    wh_str_cat(b, "办理时限延至 ", wh_time_format(ev->until_ms, when, sizeof when), "。",
+               ev->note, (char *)NULL);
+  else if (!strcmp(a, "resolve"))
+    wh_str_cat(b, "已办结：", ev->note, "。稍后将回访，请您对办理结果作出评价。", (char *)NULL);
+  else if (!strcmp(a, "feedback") && !strcmp(ev->state, "closed"))
+    wh_str_add(b, "已结案，感谢您的评价。");
+  else if (!strcmp(a, "feedback")) wh_str_cat(b, "已重新交 ", ev->lead, " 办理。", (char *)NULL);
+  else if (!strcmp(a, "reopen")) wh_str_cat(b, "已重新交 ", ev->lead, " 办理。", (char *)NULL);
+  else if (!strcmp(a, "close")) wh_str_add(b, "已结案。");
+  else if (!strcmp(a, "void"))
+    wh_str_cat(b, "经核实不属于街道受理范围，已作无效处理。", ev->note, (char *)NULL);
+  else return 0;
+  return 1;
+}
+
+static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body);
+
 static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
-  if (!ev->reporter_masked[0]) return;
-  char body[512], when[40];
+  char body[2048], when[40];
   wh_str_t b;
   wh_str_init(&b, body, sizeof body);
+  if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_ACTED) {
+    if (!ev->tell_reporter) return;
+    if (ev->reporter_masked[0] && s_acted_body(ev, ev->ticket_id, &b))
+      s_deliver(n, ev->ticket_id, ev->reporter_masked, body);
+    /* The result reaches the reporters of every repeat merged under it. */
+    for (size_t i = 0; i < ev->n_repeats && !strcmp(ev->action, "resolve"); i++) {
+      wh_str_init(&b, body, sizeof body);
+      if (ev->repeat_reporters[i][0] && s_acted_body(ev, ev->repeats[i], &b))
+        s_deliver(n, ev->repeats[i], ev->repeat_reporters[i], body);
+    }
+    return;
+  }
+  if (!ev->reporter_masked[0]) return;
   wh_str_cat(&b, "您反映的问题已受理（工单 ", ev->ticket_id, (char *)NULL);
   if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED) {
     wh_str_cat(&b, "），与正在办理的工单 ", ev->duplicate_of, " 为同一问题，已合并办理。",
@@ -277,15 +338,19 @@ static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
                  (char *)NULL);
     wh_str_add(&b, "。");
   }
+  s_deliver(n, ev->ticket_id, ev->reporter_masked, body);
+}
+
+static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body) {
   wh_rows_next(&n->delivery);
-  wh_rows_text(&n->delivery, 0, ev->ticket_id);
-  wh_rows_text(&n->delivery, 1, ev->reporter_masked);
+  wh_rows_text(&n->delivery, 0, ticket);
+  wh_rows_text(&n->delivery, 1, to);
   wh_rows_text(&n->delivery, 2, body);
   /* The sink line, less the time it is written at, NUL-terminated. */
-  char line[1024];
+  char line[SINK_LINE_MAX];
   wh_str_t l;
   wh_str_init(&l, line, sizeof line);
-  wh_str_cat(&l, "ticket=", ev->ticket_id, "\tto=", ev->reporter_masked, "\t", body, (char *)NULL);
+  wh_str_cat(&l, "ticket=", ticket, "\tto=", to, "\t", body, (char *)NULL);
   size_t len = l.len;
   if (l.full || n->lines.len + len + 1 > SINK_LINES_MAX) {
     n->backlog = 1; /* the log has it; the flush reads it back */
@@ -458,11 +523,13 @@ static void s_flush_deliveries(s_notify_t *n) {
   int rows = PQntuples(r);
   FILE *f = rows && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
-  char line[2048];
+  char line[SINK_LINE_MAX];
   int64_t newest = 0;
   for (int i = 0; i < rows && ok; i++) {
-    snprintf(line, sizeof line, "ticket=%s\tto=%s\t%s", PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-             PQgetvalue(r, i, 3));
+    wh_str_t l;
+    wh_str_init(&l, line, sizeof line);
+    wh_str_cat(&l, "ticket=", PQgetvalue(r, i, 1), "\tto=", PQgetvalue(r, i, 2), "\t",
+               PQgetvalue(r, i, 3), (char *)NULL);
     int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
     ok = s_sink_line(n, f, id, line);
     if (id > newest) newest = id;

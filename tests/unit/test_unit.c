@@ -811,6 +811,9 @@ static void work_order_machine(void **state) {
       /* sign: the lead, from dispatched or reopened; a co-party for its part */
       {WO_DISPATCHED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_SIGN_MET},
       {WO_REOPENED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_SIGN_MET},
+      /* the reporter hears it is signed for, and whom it was sent to */
+      {WO_DISPATCHED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_TELL_REPORTER},
+      {WO_RETURNED, X, WA_ASSIGN, 50, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_DISPATCHED, WE_TELL_REPORTER},
       {WO_SIGNED, L, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
       {WO_SIGNED, C, WA_SIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_SIGNED, WE_PART_SIGNED},
       {WO_SIGNED, C, WA_SIGN, 1, 0, 0, 0, 0, 1, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
@@ -866,7 +869,7 @@ static void work_order_machine(void **state) {
       {WO_RESOLVED, L, WA_FEEDBACK, 130, 0, 0, WF_SATISFIED, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_RESOLVED, 0},
       {WO_IN_PROGRESS, T, WA_FEEDBACK, 130, 0, 0, WF_SATISFIED, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_IN_PROGRESS, 0},
       /* close: after feedback, or once its window has passed */
-      {WO_RESOLVED, X, WA_CLOSE, 140, 0, 0, 0, 0, 0, 0, 1, 0, WO_OK, WO_CLOSED, 0},
+      {WO_RESOLVED, X, WA_CLOSE, 140, 0, 0, 0, 0, 0, 0, 1, 0, WO_OK, WO_CLOSED, WE_TELL_REPORTER},
       {WO_RESOLVED, X, WA_CLOSE, 151, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_CLOSED, 0},
       {WO_RESOLVED, X, WA_CLOSE, 140, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_RESOLVED, 0},
       {WO_RESOLVED, T, WA_CLOSE, 151, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_RESOLVED, 0},

@@ -19,6 +19,20 @@ ALTER TABLE work_order
   ADD COLUMN extension_state text,
   ADD COLUMN feedback_rating text,
   ADD COLUMN feedback_resolved boolean;
+-- The copy an order's first event is built from (work_order_first, made
+-- LIKE work_order, filled by SELECT OLD.*) keeps the same columns.
+ALTER TABLE work_order_first
+  ADD COLUMN before_return text,
+  ADD COLUMN returns integer,
+  ADD COLUMN reopens integer,
+  ADD COLUMN lead_since timestamptz,
+  ADD COLUMN signed_at timestamptz,
+  ADD COLUMN resolved_at timestamptz,
+  ADD COLUMN closed_at timestamptz,
+  ADD COLUMN extension_until timestamptz,
+  ADD COLUMN extension_state text,
+  ADD COLUMN feedback_rating text,
+  ADD COLUMN feedback_resolved boolean;
 -- A repeat's first is found from the repeat (resolve tells the reporters of
 -- every repeat merged under it).
 CREATE INDEX work_order_repeats ON work_order (duplicate_of) WHERE duplicate_of IS NOT NULL;
