@@ -2000,6 +2000,326 @@ static void carried_built(void **state) {
   s_stack("built", "down");
 }
 
+/* ---- the loop at the desk ------------------------------------------------ */
+
+/* Runs whistlectl on the "loop" stack as party as, with stderr; returns
+ * its output and sets *st. */
+static char *s_desk(int *st, const char *as, const char *fmt, ...) {
+  char args[3072];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  return s_capture(st, CTL("loop") " --as %s %s 2>&1", s_var, s_bin, as, args);
+}
+
+/* Acts, expecting success; returns the order's JSON (caller puts). */
+static json_object *s_acted(const char *as, const char *fmt, ...) {
+  char args[3072];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  int st;
+  char *out = s_desk(&st, as, "--json %s", args);
+  if (st != 0) fail_msg("%s as %s: exit %d: %s", args, as, st, out);
+  json_object *o = json_tokener_parse(out);
+  free(out);
+  assert_non_null(o);
+  return o;
+}
+
+/* Acts, expecting the refusal code; nothing may change (the version
+ * before and after is compared by the caller). */
+static void s_refused(const char *as, const char *code, const char *fmt, ...) {
+  char args[3072];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  int st;
+  char *out = s_desk(&st, as, "%s", args);
+  char want[80];
+  snprintf(want, sizeof want, ": %s: ", code);
+  if (st != 1 || !strstr(out, want))
+    fail_msg("%s as %s: wanted %s, exit %d: %s", args, as, code, st, out);
+  free(out);
+}
+
+/* The order as the center's show --json gives it (caller puts). */
+static json_object *s_order(const char *ticket) {
+  int st;
+  char *out = s_desk(&st, "center", "--json show %s", ticket);
+  if (st != 0) fail_msg("show %s: exit %d: %s", ticket, st, out);
+  json_object *o = json_tokener_parse(out);
+  free(out);
+  assert_non_null(o);
+  return o;
+}
+
+static int s_jint(json_object *o, const char *k) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && v ? json_object_get_int(v) : -1;
+}
+
+static json_object *s_jorder(json_object *answer) {
+  json_object *v;
+  assert_true(json_object_object_get_ex(answer, "order", &v) && v);
+  return v;
+}
+
+/* The state and version an answer's order has, checked. */
+static void s_is(json_object *answer, const char *state, int version) {
+  json_object *o = s_jorder(answer);
+  if (strcmp(s_str(o, "state"), state) || s_jint(o, "version") != version)
+    fail_msg("%s: %s version %d, expected %s version %d", s_str(o, "ticket_id"),
+             s_str(o, "state"), s_jint(o, "version"), state, version);
+  json_object_put(answer);
+}
+
+static int s_version(const char *ticket) {
+  json_object *o = s_order(ticket);
+  int v = s_jint(o, "version");
+  json_object_put(o);
+  return v;
+}
+
+/* Waits until dispatch has ticket, and returns its version then. */
+static int s_await(const char *ticket) {
+  for (int i = 0; i < 100; i++) {
+    int st;
+    char *out = s_desk(&st, "center", "--json show %s", ticket);
+    free(out);
+    if (st == 0) return s_version(ticket);
+    usleep(100000);
+  }
+  fail_msg("%s never reached dispatch", ticket);
+  return -1;
+}
+
+/* A date days from now, as UNTIL takes it. */
+static void s_date(int days, char *out, size_t len) {
+  char t[40];
+  wh_time_format(wh_clock_now_ms() + (int64_t)days * 86400000, t, sizeof t);
+  snprintf(out, len, "%.10s", t);
+}
+
+static void loop_life(void **state) {
+  (void)state;
+  s_stack("loop", "up");
+  wh_pg_t *notify = s_db("loop", "WHISTLE_NOTIFY_DB");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/loop/reports.jsonl", s_var);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  /* received now, so no clock has lapsed: A (lead transport), B (lead
+   * transport, co street_office), C and D (no rule: the center's queue) */
+  char now[40];
+  wh_time_format(wh_clock_now_ms(), now, sizeof now);
+  fprintf(f, "{\"source\":\"hotline\",\"external_id\":\"loop-a\",\"received_at\":\"%s\",\"community\":\"wenhan\",\"grid\":\"wenhan-3\","
+        "\"address\":\"文诚路\",\"category\":\"sidewalk\",\"text\":\"人行道缺了一段，老人只能走马路\","
+        "\"reporter\":{\"name\":\"李女士\",\"phone\":\"13911112001\"}}\n"
+        "{\"source\":\"hotline\",\"external_id\":\"loop-b\",\"received_at\":\"%s\",\"community\":\"wenhan\",\"grid\":\"wenhan-3\","
+        "\"address\":\"文涵路\",\"category\":\"guardrail\",\"text\":\"护栏出入口太远，商户卸货绕路\","
+        "\"reporter\":{\"name\":\"王店主\",\"phone\":\"13911112002\"}}\n"
+        "{\"source\":\"hotline\",\"external_id\":\"loop-c\",\"received_at\":\"%s\",\"community\":\"wenhan\",\"grid\":\"wenhan-1\","
+        "\"address\":\"文涵路1号\",\"text\":\"测试一下这个电话能不能打通\","
+        "\"reporter\":{\"name\":\"张先生\",\"phone\":\"13911112003\"}}\n"
+        "{\"source\":\"hotline\",\"external_id\":\"loop-d\",\"received_at\":\"%s\",\"community\":\"wenhan\",\"grid\":\"wenhan-1\","
+        "\"address\":\"文涵路2号\",\"text\":\"楼道里一股味道，说不清是什么\","
+        "\"reporter\":{\"name\":\"赵阿姨\",\"phone\":\"13911112004\"}}\n", now, now, now, now);
+  fclose(f);
+  int st;
+  char *out = s_capture(&st, CTL("loop") " --as hotline submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 0);
+  json_object *answers = s_lines(out);
+  free(out);
+  assert_int_equal(json_object_array_length(answers), 4);
+  char a[32], b[32], c[32], d[32];
+  snprintf(a, sizeof a, "%s", s_str(json_object_array_get_idx(answers, 0), "ticket_id"));
+  snprintf(b, sizeof b, "%s", s_str(json_object_array_get_idx(answers, 1), "ticket_id"));
+  snprintf(c, sizeof c, "%s", s_str(json_object_array_get_idx(answers, 2), "ticket_id"));
+  snprintf(d, sizeof d, "%s", s_str(json_object_array_get_idx(answers, 3), "ticket_id"));
+  json_object_put(answers);
+  int va = s_await(a);
+  s_await(b);
+  s_await(c);
+  s_await(d);
+  json_object *o = s_order(a);
+  assert_string_equal(s_str(o, "lead"), "transport");
+  assert_string_equal(s_str(o, "state"), "dispatched");
+  json_object_put(o);
+
+  /* Only the right party acts: a party of another community, a key the
+   * org chart does not name (a service's), the wrong role, the wrong state. */
+  s_refused("xiangdong.rc", "forbidden", "sign %s", a);
+  s_refused("intake", "forbidden", "sign %s", a);
+  s_refused("water", "forbidden", "sign %s", a);
+  s_refused("xiangdong.rc", "forbidden", "show %s", a);
+  s_refused("transport", "wrong_state", "progress %s 已到现场", a);
+  s_refused("hotline", "wrong_state", "feedback %s satisfied", a);
+  s_refused("transport", "unknown_ticket", "sign WH99999999");
+  s_refused("center", "bad_reason", "void %s joke 只是玩笑", a);
+  assert_int_equal(s_version(a), va);
+
+  /* 签收, once for a request id however often it is sent */
+  s_is(s_acted("transport", "sign %s --request-id loop-a-sign", a), "signed", va + 1);
+  o = s_acted("transport", "sign %s --request-id loop-a-sign", a);
+  assert_true(json_object_get_boolean(json_object_object_get(o, "repeated")));
+  s_is(o, "signed", va + 1);
+  /* two clerks racing on the same version: one wins, one is told */
+  s_is(s_acted("transport", "progress %s --version %d --internal 需采购材料 已派人到现场", a, va + 1),
+       "in_progress", va + 2);
+  s_refused("transport", "stale", "progress %s --version %d 也到现场了", a, va + 1);
+
+  /* 延期: after the deadline is refused, too far is refused, then asked,
+   * approved by the center only, and the deadline moves */
+  char near[16], ok[16], far[16];
+  s_date(2, near, sizeof near);
+  s_date(10, ok, sizeof ok);
+  s_date(60, far, sizeof far);
+  s_refused("transport", "bad_time", "extend %s %s 需要采购", a, near);
+  s_refused("transport", "too_far", "extend %s %s 需要采购", a, far);
+  s_is(s_acted("transport", "extend %s %s 需要采购材料", a, ok), "in_progress", va + 3);
+  out = s_desk(&st, "center", "--json list --extension pending");
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, a));
+  free(out);
+  s_refused("transport", "forbidden", "approve %s 自己批", a);
+  s_refused("transport", "forbidden", "list --extension pending --party center");
+  o = s_acted("center", "approve %s 同意延期", a);
+  json_object *dl = json_object_array_get_idx(json_object_object_get(s_jorder(o), "deadlines"), 0);
+  assert_non_null(strstr(s_str(dl, "due_at"), ok));
+  assert_string_equal(s_str(json_object_object_get(s_jorder(o), "extension"), "state"), "approved");
+  s_is(o, "in_progress", va + 4);
+
+  /* 办结 -> 回访: unsatisfied reopens to the same lead; then closed */
+  /* a result is required: whistlectl says so before asking */
+  out = s_desk(&st, "transport", "resolve %s", a);
+  assert_int_equal(st, 2);
+  free(out);
+  s_is(s_acted("transport", "resolve %s 人行道已补齐", a), "resolved", va + 5);
+  s_refused("center", "wrong_state", "close %s 结案", a);
+  s_refused("transport", "forbidden", "feedback %s satisfied", a);
+  s_refused("hotline", "bad_reason", "feedback %s happy", a);
+  o = s_acted("hotline", "feedback %s unsatisfied 还是缺一段", a);
+  assert_int_equal(s_jint(s_jorder(o), "reopens"), 1);
+  assert_string_equal(s_str(s_jorder(o), "lead"), "transport");
+  s_is(o, "reopened", va + 6);
+  s_is(s_acted("transport", "sign %s", a), "signed", va + 7);
+  s_is(s_acted("transport", "resolve %s 全部补齐", a), "resolved", va + 8);
+  o = s_acted("hotline", "feedback %s satisfied 满意", a);
+  assert_string_equal(s_str(json_object_object_get(s_jorder(o), "feedback"), "rating"), "satisfied");
+  s_is(o, "closed", va + 9);
+  s_is(s_acted("center", "reopen %s 回头看发现又坏了", a), "reopened", va + 10);
+
+  /* A co-party's own part, a return, the center's reassignment */
+  int vb = s_version(b);
+  s_refused("street_office", "wrong_state", "progress %s 先看看", b);
+  s_is(s_acted("street_office", "sign %s", b), "dispatched", vb + 1);
+  s_refused("street_office", "wrong_state", "sign %s", b);
+  s_is(s_acted("street_office", "resolve %s 配合完成", b), "dispatched", vb + 2);
+  o = s_order(b);
+  json_object *part = json_object_array_get_idx(json_object_object_get(o, "parts"), 0);
+  assert_string_equal(s_str(part, "party"), "street_office");
+  assert_non_null(s_str(part, "signed_at"));
+  assert_non_null(s_str(part, "done_at"));
+  json_object_put(o);
+  s_refused("transport", "bad_reason", "return %s lazy 不想做", b);
+  out = s_desk(&st, "transport", "return %s not_ours", b);
+  assert_int_equal(st, 2);
+  free(out);
+  s_is(s_acted("transport", "return %s not_ours 护栏归街道管", b), "returned", vb + 3);
+  out = s_desk(&st, "center", "--json list --state returned");
+  assert_non_null(strstr(out, b));
+  free(out);
+  s_refused("transport", "wrong_state", "sign %s", b);
+  s_refused("center", "unknown_party", "assign %s --lead nobody 改派", b);
+  o = s_acted("center", "assign %s --lead street_office --co transport 由街道管理办牵头", b);
+  assert_string_equal(s_str(s_jorder(o), "lead"), "street_office");
+  assert_int_equal(s_jint(s_jorder(o), "returns"), 1);
+  s_is(o, "dispatched", vb + 4);
+  o = s_order(b);
+  assert_int_equal(json_object_array_length(json_object_object_get(o, "parts")), 0);
+  json_object_put(o);
+  s_is(s_acted("transport", "sign %s", b), "dispatched", vb + 5);
+  s_is(s_acted("street_office", "sign %s", b), "signed", vb + 6);
+
+  /* The center's queue: void, and an assignment that sets class and level */
+  o = s_order(c);
+  assert_string_equal(s_str(o, "lead"), "center");
+  json_object_put(o);
+  s_is(s_acted("center", "void %s test 测试电话", c), "void", s_version(c) + 1);
+  s_refused("center", "wrong_state", "assign %s --lead water 改派", c);
+  o = s_acted("center", "assign %s --lead housing --class stairwell_smell --level 1 --color red 查楼道异味", d);
+  assert_string_equal(s_str(s_jorder(o), "class"), "stairwell_smell");
+  assert_int_equal(s_jint(s_jorder(o), "level"), 1);
+  /* level 1's clocks, from now */
+  assert_int_equal(json_object_array_length(json_object_object_get(s_jorder(o), "deadlines")), 3);
+  json_object_put(o);
+
+  /* The timeline names each actor and role; the internal note is there
+   * for the parties, the public one went to the reporter. */
+  o = s_order(a);
+  json_object *tl = json_object_object_get(o, "timeline");
+  int signs = 0, internal = 0;
+  for (size_t i = 0; i < json_object_array_length(tl); i++) {
+    json_object *e = json_object_array_get_idx(tl, i);
+    if (!strcmp(s_str(e, "kind"), "sign")) {
+      assert_string_equal(s_str(e, "actor"), "transport");
+      assert_string_equal(s_str(e, "role"), "lead");
+      signs++;
+    }
+    if (s_str(e, "internal_note") && !strcmp(s_str(e, "internal_note"), "需采购材料")) internal++;
+  }
+  assert_int_equal(signs, 2);
+  assert_int_equal(internal, 1);
+  json_object_put(o);
+
+  /* Every action on A is on the center's feed and transport's, once. */
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM feed WHERE ticket_id = '%s' AND kind = 'acted'"
+                            " AND party = 'center'", a);
+  s_wait_count(notify, sql, 10, 10, 20);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM feed WHERE ticket_id = '%s' AND kind = 'acted'"
+                            " AND party = 'transport'", a);
+  s_wait_count(notify, sql, 10, 10, 20);
+  /* B's return went to the center; after the assignment transport sees it as co */
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM feed WHERE ticket_id = '%s' AND party = 'street_office'"
+                            " AND kind = 'acted' AND role = 'lead'", b);
+  s_wait_count(notify, sql, 1, LONG_MAX, 20);
+
+  /* The reporter hears each step once: the receipt, signed, the progress,
+   * the new date, the result, reopened, signed, the result, closed,
+   * reopened. The internal note never reaches them. */
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM delivery WHERE ticket_id = '%s'", a);
+  s_wait_count(notify, sql, 10, 10, 20);
+  char log[1024];
+  snprintf(log, sizeof log, "%s/loop/log/reporter.log", s_var);
+  for (int i = 0; i < 100; i++) {
+    out = s_capture(&st, "grep -c 'ticket=%s' %s", a, log);
+    int n = atoi(out);
+    free(out);
+    if (n >= 10) break;
+    usleep(100000);
+  }
+  out = s_capture(&st, "grep 'ticket=%s' %s", a, log);
+  int lines = 0;
+  for (char *p = out; (p = strchr(p, '\n')); p++) lines++;
+  assert_int_equal(lines, 10);
+  assert_non_null(strstr(out, "已派人到现场"));
+  assert_non_null(strstr(out, "人行道已补齐"));
+  assert_non_null(strstr(out, "办理时限延至"));
+  assert_non_null(strstr(out, "已结案"));
+  assert_null(strstr(out, "需采购材料"));
+  free(out);
+  out = s_capture(&st, "grep 'ticket=%s' %s", c, log);
+  assert_non_null(strstr(out, "无效处理"));
+  free(out);
+  wh_pg_destroy(&notify);
+  s_stack("loop", "down");
+}
+
 int main(int argc, char **argv) {
   s_root = getenv("WHISTLE_ROOT");
   s_bin = getenv("WHISTLE_BIN");
@@ -2019,6 +2339,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(repeat_waits_for_its_first),
       cmocka_unit_test(notify_sink_writes_each_once),
       cmocka_unit_test(parked_redrive),
+      cmocka_unit_test(loop_life),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
