@@ -83,7 +83,7 @@ static inline size_t s_mutate(uint64_t *rng, const uint8_t *in, size_t len, uint
  * sends (index: enum below), for a ticket numbered as intake never numbers
  * one (FZ...), so a fake event can never stand in for a real ticket. */
 enum { SEED_SUBMIT, SEED_RECEIVED, SEED_TRIAGED, SEED_WORK, SEED_REPLAY, SEED_FEED, SEED_ACKS,
-       SEED_ERROR, SEED_BATCH, SEED_ADMIN, SEED_N };
+       SEED_ERROR, SEED_BATCH, SEED_ADMIN, SEED_DESK, SEED_N };
 
 /* Packs the SEED_N seed frames into buf[] and len[] (caller frees each);
  * returns SEED_N, or -1 when out of memory. */
@@ -183,13 +183,26 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
       [SEED_TRIAGED] = WHISTLE__ENVELOPE__BODY_TRIAGED, [SEED_WORK] = WHISTLE__ENVELOPE__BODY_WORK,
       [SEED_REPLAY] = WHISTLE__ENVELOPE__BODY_REPLAY,   [SEED_FEED] = WHISTLE__ENVELOPE__BODY_FEED,
       [SEED_ACKS] = WHISTLE__ENVELOPE__BODY_ACKS,       [SEED_ERROR] = WHISTLE__ENVELOPE__BODY_ERROR,
-      [SEED_BATCH] = WHISTLE__ENVELOPE__BODY_BATCH, [SEED_ADMIN] = WHISTLE__ENVELOPE__BODY_ADMIN};
+      [SEED_BATCH] = WHISTLE__ENVELOPE__BODY_BATCH, [SEED_ADMIN] = WHISTLE__ENVELOPE__BODY_ADMIN,
+      [SEED_DESK] = WHISTLE__ENVELOPE__BODY_DESK};
   /* the center's request to send a parked message again */
   Whistle__Redrive redrive = WHISTLE__REDRIVE__INIT;
   redrive.message_id = "dispatch:FZ00000042:2";
   Whistle__AdminRequest admin = WHISTLE__ADMIN_REQUEST__INIT;
   admin.what_case = WHISTLE__ADMIN_REQUEST__WHAT_REDRIVE;
   admin.redrive = &redrive;
+  /* a party's action at dispatch's desk, on a ticket intake never numbers */
+  Whistle__DeskAction act = WHISTLE__DESK_ACTION__INIT;
+  act.ticket_id = "FZ00000042";
+  act.action = "extend";
+  act.until_ms = 1750000000000;
+  act.note = "需要采购材料，申请延期";
+  act.internal_note = "内部备注";
+  act.reason = "other";
+  Whistle__DeskRequest desk = WHISTLE__DESK_REQUEST__INIT;
+  desk.request_id = "hostile-1";
+  desk.what_case = WHISTLE__DESK_REQUEST__WHAT_ACT;
+  desk.act = &act;
   ProtobufCBinaryData inner[3];
   Whistle__Batch batch = WHISTLE__BATCH__INIT;
   batch.envelopes = inner;
@@ -208,6 +221,7 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
     case WHISTLE__ENVELOPE__BODY_ACKS: env.acks = &ackset; break;
     case WHISTLE__ENVELOPE__BODY_ERROR: env.error = &err; break;
     case WHISTLE__ENVELOPE__BODY_ADMIN: env.admin = &admin; break;
+    case WHISTLE__ENVELOPE__BODY_DESK: env.desk = &desk; break;
     default: /* a relay's batch: a received, a triaged and a work event */
       for (int e = 0; e < 3; e++) inner[e] = (ProtobufCBinaryData){len[1 + e], buf[1 + e]};
       env.batch = &batch;

@@ -266,6 +266,15 @@ static void calendar_deadlines(void **state) {
   assert_int_equal(wh_calendar_deadlines(c, 3, T("2025-07-01T14:05:00+08:00"), d), 1);
   assert_true(d[0].due_ms == T("2025-07-15T14:05:00+08:00"));
   assert_int_equal(wh_calendar_deadlines(c, 4, 0, d), 0);
+  /* The desk's windows in working days: a return window of 2 from the eve
+   * of National Day 2026 ends on Oct 9; from Oct 9, the make-up Saturday
+   * Oct 10 is the first. */
+  assert_true(wh_calendar_workdays_end(c, T("2026-09-30T18:00:00+08:00"), 2) ==
+              T("2026-10-09T23:59:59.999+08:00"));
+  assert_true(wh_calendar_workdays_end(c, T("2026-10-09T08:00:00+08:00"), 1) ==
+              T("2026-10-10T23:59:59.999+08:00"));
+  assert_true(wh_calendar_workdays_end(c, T("2026-10-09T08:00:00+08:00"), 2) ==
+              T("2026-10-12T23:59:59.999+08:00"));
   wh_calendar_destroy(&c);
 }
 
