@@ -436,6 +436,36 @@ static int s_submit(s_ctx_t *c) {
 
 /* ---- the desk: show, list and the actions -------------------------------- */
 
+/* Sends env (its body set; its message id is stamped here) on sock and
+ * waits up to timeout_ms for the answer of body case `reply` to it.
+ * Returns the reply envelope (caller frees), or NULL when none came. */
+static Whistle__Envelope *s_ask(s_ctx_t *c, void *sock, Whistle__Envelope *env, int reply,
+                                int timeout_ms) {
+  char mid[37];
+  wh_uuid(mid);
+  env->message_id = mid;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(env, &buf, &len)) return NULL;
+  int sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) == (int)len;
+  free(buf);
+  zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+  int64_t until = wh_clock_mono_ms() + timeout_ms;
+  while (sent && wh_clock_mono_ms() < until) {
+    s_check_auth(c);
+    if (zmq_poll(&pi, 1, 100) <= 0) continue;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    Whistle__Envelope *rep = NULL;
+    int ok = zmq_msg_recv(&m, sock, 0) >= 0 &&
+             wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0;
+    zmq_msg_close(&m);
+    if (ok && (int)rep->body_case == reply && !strcmp(rep->message_id, mid)) return rep;
+    if (rep) wh_env_free(rep);
+  }
+  return NULL;
+}
+
 /* Sends q to dispatch's desk as c->as and waits up to 10 s for the answer.
  * Returns the reply envelope (caller frees), or NULL having said why on
  * stderr. */
@@ -446,35 +476,14 @@ static Whistle__Envelope *s_desk_ask(s_ctx_t *c, Whistle__DeskRequest *q) {
   }
   void *sock = s_socket(c, ZMQ_DEALER, "dispatch", c->desk);
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  char mid[37];
-  wh_uuid(mid);
-  env.message_id = mid;
   env.body_case = WHISTLE__ENVELOPE__BODY_DESK;
   env.desk = q;
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(&env, &buf, &len)) return NULL;
-  int sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) == (int)len;
-  free(buf);
-  zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
-  int64_t until = wh_clock_mono_ms() + 10000;
-  Whistle__Envelope *got = NULL;
-  while (sent && !got && wh_clock_mono_ms() < until) {
-    s_check_auth(c);
-    if (zmq_poll(&pi, 1, 100) <= 0) continue;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    Whistle__Envelope *rep = NULL;
-    int ok = zmq_msg_recv(&m, sock, 0) >= 0 &&
-             wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0;
-    zmq_msg_close(&m);
-    if (ok && rep->body_case == WHISTLE__ENVELOPE__BODY_DESK_REPLY && rep->desk_reply &&
-        !strcmp(rep->message_id, mid))
-      got = rep;
-    else if (rep)
-      wh_env_free(rep);
-  }
+  Whistle__Envelope *got = s_ask(c, sock, &env, WHISTLE__ENVELOPE__BODY_DESK_REPLY, 10000);
   zmq_close(sock);
+  if (got && !got->desk_reply) {
+    wh_env_free(got);
+    got = NULL;
+  }
   if (!got) fprintf(stderr, "whistlectl: dispatch's desk did not answer on %s (is it running?)\n", c->desk);
   return got;
 }
@@ -1021,34 +1030,13 @@ static int s_feed(s_ctx_t *c, const char *party, uint64_t from, int follow) {
  * stderr. */
 static Whistle__Envelope *s_admin_ask(s_ctx_t *c, void *sock, int i, Whistle__AdminRequest *q) {
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  char mid[37];
-  wh_uuid(mid);
-  env.message_id = mid;
   env.body_case = WHISTLE__ENVELOPE__BODY_ADMIN;
   env.admin = q;
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(&env, &buf, &len)) return NULL;
-  int sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) == (int)len;
-  free(buf);
-  zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
-  int64_t until = wh_clock_mono_ms() + 5000;
-  while (sent && wh_clock_mono_ms() < until) {
-    s_check_auth(c);
-    if (zmq_poll(&pi, 1, 100) <= 0) continue;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    Whistle__Envelope *rep = NULL;
-    int ok = zmq_msg_recv(&m, sock, 0) >= 0 &&
-             wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0;
-    zmq_msg_close(&m);
-    if (ok && rep->body_case == WHISTLE__ENVELOPE__BODY_ADMIN_REPLY && !strcmp(rep->message_id, mid))
-      return rep;
-    if (rep) wh_env_free(rep);
-  }
-  fprintf(stderr, "whistlectl: %s did not answer on %s (is it running?)\n", s_services[i],
-          c->admin[i]);
-  return NULL;
+  Whistle__Envelope *rep = s_ask(c, sock, &env, WHISTLE__ENVELOPE__BODY_ADMIN_REPLY, 5000);
+  if (!rep)
+    fprintf(stderr, "whistlectl: %s did not answer on %s (is it running?)\n", s_services[i],
+            c->admin[i]);
+  return rep;
 }
 
 /* Says on stderr what an admin answer refused; returns its wire code. */
