@@ -703,7 +703,7 @@ static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskActio
   }
   if (e & WE_FEEDBACK_NOTED) {
     int r = wo_rating_parse(q->reason);
-    n->rating = wo_rating_parse(q->reason) >= 0 ? q->reason : "";
+    n->rating = r >= 0 ? q->reason : "";
     n->fb_resolved = !q->unresolved && r != WF_UNSATISFIED;
   }
   if (out->next == WO_CLOSED) n->closed_at = now;
@@ -972,15 +972,14 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
     unsigned roles = s_roles(d, &o, who);
     int part_signed = 0, part_done = 0;
     if ((roles & WR_CO) && !(roles & WR_LEAD)) {
-      PGresult *pr = NULL;
-      Whistle__OrderView tmp = WHISTLE__ORDER_VIEW__INIT;
-      rc = s_view_parts(d, o.ticket, &tmp, x.a, &pr);
-      for (size_t i = 0; !rc && i < tmp.n_parts; i++)
-        if (!strcmp(tmp.parts[i]->party, who)) {
-          part_signed = tmp.parts[i]->signed_at_ms != 0;
-          part_done = tmp.parts[i]->done_at_ms != 0;
+      PGresult *pr = wh_pg_run_binary(pg, &s_parts, 1, tv);
+      if (!pr) rc = WH_EDB;
+      for (int i = 0; pr && i < PQntuples(pr); i++)
+        if (!strcmp(s_v(pr, i, 0), who)) {
+          part_signed = s_i(pr, i, 1) != 0;
+          part_done = s_i(pr, i, 2) != 0;
         }
-      if (pr) x.res[x.nres++] = pr;
+      if (pr) PQclear(pr);
     }
     wo_order_t m;
     s_machine_order(d, &o, part_signed, part_done, &m);
@@ -1025,7 +1024,7 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
   if (rc) {
     wh_pg_rollback(pg);
     if (taken) wh_relay_aborted(d->c.relay);
-    s_refuse(d, route, mid, rid, rc == WH_EDB ? WH_EDB : rc,
+    s_refuse(d, route, mid, rid, rc,
              rc == WH_EDB ? "dispatch's store is unavailable; nothing changed; ask again"
                           : wh_strerror(rc));
   } else {
