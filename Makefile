@@ -42,7 +42,7 @@ COMMON_O = $(COMMON:%=$(OBJ)/common/%.o) $(OBJ)/gen/whistle.pb-c.o
 SERVICES = intake triage dispatch notify
 intake_SRC   = main intake validate
 triage_SRC   = main triage
-dispatch_SRC = main dispatch desk machine
+dispatch_SRC = main dispatch desk machine clocks order
 notify_SRC   = main notify
 ctl_SRC      = main
 
@@ -87,7 +87,7 @@ $(BIN)/whistlectl: $(ctl_SRC:%=$(OBJ)/services/ctl/%.o) $(COMMON_O)
 
 # Tests: cmocka programs; the end-to-end one drives the real binaries.
 $(BIN)/test_unit: $(OBJ)/tests/unit/test_unit.o $(OBJ)/services/intake/validate.o \
-                  $(OBJ)/services/dispatch/machine.o $(COMMON_O)
+                  $(OBJ)/services/dispatch/machine.o $(OBJ)/services/dispatch/clocks.o $(COMMON_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 $(BIN)/test_integration: $(OBJ)/tests/integration/test_integration.o $(OBJ)/gen/triage_sql.o \

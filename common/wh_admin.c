@@ -1,11 +1,13 @@
 /* wh_admin - the center's requests on a service's admin socket. */
 #include "wh_admin.h"
 #include "wh_bus.h"
+#include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_text.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,9 @@ struct wh_admin_s {
   wh_outbox_t *ob;
   const char *service, *center;
   int secure;
+  int test_clock; /* WHISTLE_TEST_CLOCK=1 at start: the clock may be moved */
+  void (*on_clock)(void *arg);
+  void *clock_arg;
 };
 
 typedef struct {
@@ -128,6 +133,32 @@ static void s_redrive(wh_admin_t *a, zmq_msg_t *route, const char *mid, const ch
   s_send(a, route, mid, &rep);
 }
 
+/* Tests only: the business clock moved, and the service told to re-arm. */
+static void s_clock(wh_admin_t *a, zmq_msg_t *route, const char *mid, const Whistle__ClockOffset *q) {
+  if (!a->test_clock) {
+    s_refuse(a, route, mid, WH_EFORBIDDEN,
+             "the business clock is fixed; a test stack starts with WHISTLE_TEST_CLOCK=1");
+    return;
+  }
+  if (q->offset_s < -INT64_C(10) * 365 * 86400 || q->offset_s > INT64_C(10) * 365 * 86400) {
+    s_refuse(a, route, mid, WH_EFIELD, "offset_s: within ten years");
+    return;
+  }
+  wh_clock_set_offset_ms(q->offset_s * 1000);
+  wh_info("business clock moved to real time %+" PRId64 " s", q->offset_s);
+  if (a->on_clock) a->on_clock(a->clock_arg);
+  Whistle__AdminReply rep = WHISTLE__ADMIN_REPLY__INIT;
+  rep.service = (char *)a->service;
+  rep.now_ms = wh_clock_now_ms();
+  s_send(a, route, mid, &rep);
+}
+
+void wh_admin_on_clock(wh_admin_t *a, void (*fn)(void *arg), void *arg) {
+  if (!a) return;
+  a->on_clock = fn;
+  a->clock_arg = arg;
+}
+
 static void s_answer(wh_admin_t *a, zmq_msg_t *route, zmq_msg_t *body) {
   const char *who = wh_peer(body);
   Whistle__Envelope *env = NULL;
@@ -147,6 +178,8 @@ static void s_answer(wh_admin_t *a, zmq_msg_t *route, zmq_msg_t *body) {
     s_parked(a, route, mid, env->admin->parked);
   } else if (env->admin->what_case == WHISTLE__ADMIN_REQUEST__WHAT_REDRIVE) {
     s_redrive(a, route, mid, who, env->admin->redrive);
+  } else if (env->admin->what_case == WHISTLE__ADMIN_REQUEST__WHAT_CLOCK) {
+    s_clock(a, route, mid, env->admin->clock);
   } else {
     s_refuse(a, route, mid, WH_EUNEXPECTED, "an admin request asks for parked or redrive");
   }
@@ -172,6 +205,8 @@ wh_admin_t *wh_admin_new(uv_loop_t *loop, void *zctx, const wh_keys_t *keys, wh_
   a->service = service;
   a->center = center;
   a->secure = keys != NULL;
+  const char *tc = getenv("WHISTLE_TEST_CLOCK");
+  a->test_clock = tc && !strcmp(tc, "1");
   a->bus = wh_bus_new(loop, zctx, ZMQ_ROUTER, endpoint, 1, keys, NULL, s_on_readable, a);
   if (!a->bus) {
     free(a);

@@ -11,7 +11,10 @@
  *            a page at a time, with the reason;
  *   redrive  one parked message, with every other parked message of its
  *            ticket to the same destination, sent again in order, once its
- *            cause is fixed.
+ *            cause is fixed;
+ *   clock    tests only: moves the service's business clock (real time plus
+ *            an offset) and has it re-arm its timers; refused unless the
+ *            service started with WHISTLE_TEST_CLOCK=1.
  * A turn of the loop answers a bounded number of requests, so a flood of
  * them does not keep the service from its work. */
 #ifndef WH_ADMIN_H
@@ -34,5 +37,7 @@ typedef struct wh_admin_s wh_admin_t;
 wh_admin_t *wh_admin_new(uv_loop_t *loop, void *zctx, const wh_keys_t *keys, wh_outbox_t *ob,
                          const char *service, const char *center, const char *endpoint);
 void wh_admin_destroy(wh_admin_t **self_p);
+/* Called after the clock request moved the business clock. */
+void wh_admin_on_clock(wh_admin_t *a, void (*fn)(void *arg), void *arg);
 
 #endif

@@ -58,21 +58,6 @@ void wh_calendar_destroy(wh_calendar_t **self_p) {
   *self_p = NULL;
 }
 
-static int s_int(config_t *cfg, const char *path, int *out, int lo, int hi, char *err,
-                 size_t errlen) {
-  config_setting_t *s = config_lookup(cfg, path);
-  if (!s) {
-    snprintf(err, errlen, "%s: '%s' is required",
-             config_setting_source_file(config_root_setting(cfg)), path);
-    return WH_ECONFIG;
-  }
-  int v = config_setting_get_int(s);
-  if (config_setting_type(s) != CONFIG_TYPE_INT || v < lo || v > hi)
-    return wh_config_fail(s, err, errlen, "'%s' must be a whole number %d..%d", path, lo, hi);
-  *out = v;
-  return 0;
-}
-
 wh_calendar_t *wh_calendar_load(const char *path, char *err, size_t errlen) {
   config_t cfg;
   if (wh_config_read(&cfg, path, err, errlen)) return NULL;
@@ -93,13 +78,7 @@ wh_calendar_t *wh_calendar_load(const char *path, char *err, size_t errlen) {
     }
   }
   if (s_days(&cfg, "holidays", &c->holidays, &c->nholidays, err, errlen) ||
-      s_days(&cfg, "workdays", &c->workdays, &c->nworkdays, err, errlen) ||
-      s_int(&cfg, "clocks.level1.respond_minutes", &c->l1_respond_min, 1, 100000, err, errlen) ||
-      s_int(&cfg, "clocks.level1.control_minutes", &c->l1_control_min, 1, 100000, err, errlen) ||
-      s_int(&cfg, "clocks.level1.follow_up_minutes", &c->l1_follow_min, 1, 100000, err, errlen) ||
-      s_int(&cfg, "clocks.level2.resolve_working_days", &c->l2_resolve_days, 1, 365, err,
-            errlen) ||
-      s_int(&cfg, "clocks.level3.plan_days", &c->l3_plan_days, 1, 365, err, errlen))
+      s_days(&cfg, "workdays", &c->workdays, &c->nworkdays, err, errlen))
     goto fail;
   for (size_t i = 0; i < c->nworkdays; i++)
     if (bsearch(&c->workdays[i], c->holidays, c->nholidays, sizeof(int32_t), s_cmp)) {
@@ -137,22 +116,4 @@ int64_t wh_calendar_workdays_end(const wh_calendar_t *c, int64_t from_ms, int n)
     if (s_day_is_workday(c, ++day)) k++;
   /* The last millisecond of that local day. */
   return ((int64_t)day + 1) * DAY_MS - (int64_t)c->tz_offset_min * 60000 - 1;
-}
-
-int wh_calendar_deadlines(const wh_calendar_t *c, int level, int64_t rec, wh_due_t *out) {
-  switch (level) {
-  case 1:
-    out[0] = (wh_due_t){"respond", rec + (int64_t)c->l1_respond_min * 60000};
-    out[1] = (wh_due_t){"control", rec + (int64_t)c->l1_control_min * 60000};
-    out[2] = (wh_due_t){"follow_up", rec + (int64_t)c->l1_follow_min * 60000};
-    return 3;
-  case 2:
-    out[0] = (wh_due_t){"resolve", wh_calendar_workdays_end(c, rec, c->l2_resolve_days)};
-    return 1;
-  case 3:
-    out[0] = (wh_due_t){"plan", rec + (int64_t)c->l3_plan_days * DAY_MS};
-    return 1;
-  default:
-    return 0;
-  }
 }

@@ -259,6 +259,9 @@ const char *wh_work_kind_name(int kind) {
   case WHISTLE__WORK_EVENT_KIND__WORK_MERGED: return "merged";
   case WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE: return "overdue";
   case WHISTLE__WORK_EVENT_KIND__WORK_ACTED: return "acted";
+  case WHISTLE__WORK_EVENT_KIND__WORK_REMINDER: return "reminder";
+  case WHISTLE__WORK_EVENT_KIND__WORK_ESCALATED: return "supervisor";
+  case WHISTLE__WORK_EVENT_KIND__WORK_FEEDBACK_DUE: return "feedback_due";
   default: return "unknown";
   }
 }

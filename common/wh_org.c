@@ -28,6 +28,9 @@ void wh_org_destroy(wh_org_t **self_p) {
   }
   free(o->communities);
   free(o->center);
+  free(o->sup_community);
+  free(o->sup_street);
+  free(o->sup_district);
   free(o);
   *self_p = NULL;
 }
@@ -53,6 +56,9 @@ static int s_load_parties(config_t *cfg, const char *name, wh_party_t **out, siz
   }
   return 0;
 }
+
+static int s_is_dept(const wh_org_t *o, const char *code);
+static int s_is_kind(const wh_org_t *o, const char *code);
 
 wh_org_t *wh_org_load(const char *path, char *err, size_t errlen) {
   config_t cfg;
@@ -98,6 +104,22 @@ wh_org_t *wh_org_load(const char *path, char *err, size_t errlen) {
                        code, *p);
         goto fail;
       }
+    }
+  }
+  config_setting_t *sup = config_lookup(&cfg, "supervisors");
+  if (sup) {
+    static const char *const levels[3] = {"community", "street", "district"};
+    char **slot[3] = {&o->sup_community, &o->sup_street, &o->sup_district};
+    for (int i = 0; i < 3; i++) {
+      const char *v = wh_config_str(sup, levels[i]);
+      if (!v) continue;
+      int ok = i == 0 ? s_is_kind(o, v) : s_is_dept(o, v);
+      if (!ok) {
+        wh_config_fail(sup, err, errlen, "supervisors.%s: '%s' is not %s", levels[i], v,
+                       i == 0 ? "in community_parties" : "a department");
+        goto fail;
+      }
+      *slot[i] = strdup(v);
     }
   }
   config_destroy(&cfg);
@@ -147,6 +169,19 @@ void wh_org_resolve(const wh_org_t *o, const char *community, const char *code, 
         return;
       }
   wh_str_copy(out, outlen, o->center);
+}
+
+void wh_org_supervisor(const wh_org_t *o, const char *to, const char *community, char *out,
+                       size_t outlen) {
+  const char *code = !strcmp(to, "community") ? o->sup_community
+                     : !strcmp(to, "street")  ? o->sup_street
+                     : !strcmp(to, "district") ? o->sup_district
+                                               : NULL;
+  if (!code) {
+    wh_str_copy(out, outlen, o->center);
+    return;
+  }
+  wh_org_resolve(o, community, code, out, outlen);
 }
 
 int wh_org_valid_party(const wh_org_t *o, const char *party) {

@@ -29,6 +29,10 @@ typedef struct {
   wh_community_t *communities;
   size_t ncommunities;
   char *center; /* the command center's party code */
+  /* Who the escalation ladder [挂牌督办] reaches: a community party kind
+   * (each community's own), the street's and the district's parties. NULL:
+   * the center. */
+  char *sup_community, *sup_street, *sup_district;
 } wh_org_t;
 
 /* Loads an org chart. On error returns NULL and writes "file:line: text". */
@@ -44,5 +48,10 @@ void wh_org_resolve(const wh_org_t *org, const char *community, const char *code
 /* 1 if party is a code a feed can carry (department, center, or a known
  * community's party). */
 int wh_org_valid_party(const wh_org_t *org, const char *party);
+/* The supervisor a ladder step `to` (community, street, district) reaches
+ * for an order of community, into out: the center when the chart names
+ * none or that community has no such party. */
+void wh_org_supervisor(const wh_org_t *org, const char *to, const char *community, char *out,
+                       size_t outlen);
 
 #endif

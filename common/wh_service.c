@@ -45,6 +45,11 @@ void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, 
   snprintf(out, outlen, "%s/%s", svc->conf_dir ? svc->conf_dir : "deploy/demo", file);
 }
 
+static void s_clock_moved(void *arg) {
+  wh_service_t *svc = arg;
+  if (svc->on_clock) svc->on_clock(svc);
+}
+
 /* How a service's statements are planned. Each is prepared once per
  * connection and planned once, with no parameter values (a plan per use cost
  * 0.1-0.4 ms a statement, more than most of them take to run; and for a batch
@@ -120,6 +125,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
   if (svc->admin_ep && !(svc->admin = wh_admin_new(svc->loop, svc->zctx, svc->keys, svc->outbox,
                                                    name, svc->center, svc->admin_ep)))
     return 2;
+  wh_admin_on_clock(svc->admin, s_clock_moved, svc);
   int waited_ms = 0;
   while (wh_pg_ready(svc->pg)) {
     if (waited_ms >= 60000) {

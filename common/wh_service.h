@@ -38,6 +38,8 @@ typedef struct wh_service_s {
   wh_keys_t *keys;
   wh_zap_t *zap;
   void (*on_reload)(struct wh_service_s *svc);
+  /* The business clock was moved (tests only): re-arm what waits on it. */
+  void (*on_clock)(struct wh_service_s *svc);
   void (*on_stop)(struct wh_service_s *svc);
   void *data;
   uv_signal_t sig_int, sig_term, sig_hup;

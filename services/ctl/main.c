@@ -9,6 +9,7 @@
  *   whistlectl feed [PARTY] [--from N] [--follow]  a feed: one's own, or any for the center
  *   whistlectl parked                      (center) every service's parked messages, with why
  *   whistlectl redrive MESSAGE_ID          (center) send a parked message again, in order
+ *   whistlectl clock OFFSET_S              (center, test stacks) move every service's clock
  *   whistlectl keygen [--dir D] [--org FILE] [--missing] [NAME...]  CURVE key pairs
  *
  * Every connection is CURVE, with the key pair of the party given by --as
@@ -578,11 +579,26 @@ static json_object *s_view_json(const Whistle__OrderView *v, int with_timeline) 
     json_object_object_add(j, "name", json_object_new_string(d->name));
     json_object_object_add(j, "due_at", s_jtime(d->due_at_ms));
     json_object_object_add(j, "overdue", json_object_new_boolean(d->overdue));
-    json_object_object_add(j, "escalated", json_object_new_boolean(d->lapsed));
+    json_object_object_add(j, "lapsed", json_object_new_boolean(d->lapsed));
     json_object_object_add(j, "met", json_object_new_boolean(d->met));
+    json_object_object_add(j, "started_at", s_jtime(d->set_at_ms));
+    json_object_object_add(j, "remind_at", s_jtime(d->remind_at_ms));
     json_object_array_add(dl, j);
   }
   json_object_object_add(o, "deadlines", dl);
+  json_object *esc = json_object_new_array();
+  for (size_t i = 0; i < v->n_escalations; i++) {
+    const Whistle__OrderEscalation *e = v->escalations[i];
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "step", json_object_new_int((int)e->step));
+    json_object_object_add(j, "party", json_object_new_string(e->party));
+    json_object_object_add(j, "at", s_jtime(e->at_ms));
+    json_object_object_add(j, "by", json_object_new_string(e->by));
+    json_object_array_add(esc, j);
+  }
+  json_object_object_add(o, "escalations", esc);
+  json_object_object_add(o, "ladder_next", s_jtime(v->ladder_next_ms));
+  json_object_object_add(o, "policy", v->policy ? json_object_new_int((int)v->policy) : NULL);
   if (with_timeline) {
     json_object *tl = json_object_new_array();
     for (size_t i = 0; i < v->n_timeline; i++) {
@@ -633,6 +649,12 @@ static void s_print_view(const Whistle__OrderView *v, json_object *o) {
     printf("  deadline  %-9s %s%s%s\n", d->name, s_js(json_object_array_get_idx(dl, i), "due_at"),
            d->met ? "  met" : "", d->overdue ? "  OVERDUE" : "");
   }
+  json_object *esc = json_object_object_get(o, "escalations");
+  for (size_t i = 0; i < v->n_escalations; i++)
+    printf("  escalated step %u to %s at %s (by %s)\n", v->escalations[i]->step,
+           v->escalations[i]->party, s_js(json_object_array_get_idx(esc, i), "at"),
+           v->escalations[i]->by);
+  if (v->ladder_next_ms) printf("  ladder    next step due %s\n", s_js(o, "ladder_next"));
   json_object *tl = json_object_object_get(o, "timeline");
   for (size_t i = 0; tl && i < json_object_array_length(tl); i++) {
     json_object *e = json_object_array_get_idx(tl, i);
@@ -1163,6 +1185,47 @@ static int s_redrive_one(s_ctx_t *c, const char *id) {
   return 1;
 }
 
+/* clock OFFSET_S (tests only): every service's business clock moved to real
+ * time plus OFFSET_S, each re-arming its timers. */
+static int s_clock_all(s_ctx_t *c, const char *arg) {
+  char *end;
+  long long off = strtoll(arg, &end, 10);
+  if (end == arg || *end) {
+    fprintf(stderr, "whistlectl: clock OFFSET_S: whole seconds (\"+86400\" is a day on)\n");
+    return 2;
+  }
+  int failed = 0;
+  for (int i = 0; i < NSERVICES; i++) {
+    if (!c->admin[i][0]) {
+      fprintf(stderr, "whistlectl: no admin endpoint for %s\n", s_services[i]);
+      failed++;
+      continue;
+    }
+    void *sock = s_socket(c, ZMQ_DEALER, s_services[i], c->admin[i]);
+    Whistle__ClockOffset co = WHISTLE__CLOCK_OFFSET__INIT;
+    Whistle__AdminRequest q = WHISTLE__ADMIN_REQUEST__INIT;
+    co.offset_s = off;
+    q.what_case = WHISTLE__ADMIN_REQUEST__WHAT_CLOCK;
+    q.clock = &co;
+    Whistle__Envelope *rep = s_admin_ask(c, sock, i, &q);
+    zmq_close(sock);
+    if (!rep) {
+      failed++;
+      continue;
+    }
+    Whistle__AdminReply *r = rep->admin_reply;
+    if (r->error) {
+      s_admin_error(r, "clock");
+      failed++;
+    } else {
+      char when[40];
+      printf("%s: now %s\n", r->service, wh_time_format(r->now_ms, when, sizeof when));
+    }
+    wh_env_free(rep);
+  }
+  return failed ? 1 : 0;
+}
+
 /* keygen: a pair for each NAME, and with --org one for every party of that
  * org chart; with --missing a name that has its pair already is left as it
  * is (the local stack makes what a first `make up` lacks). */
@@ -1230,6 +1293,8 @@ static void s_usage(void) {
           "                  feed [PARTY] [--from N] [--follow]\n"
           "                  parked                 (center) what each service has parked, and why\n"
           "                  redrive MESSAGE_ID     (center) send it again, with its ticket's others\n"
+          "                  clock OFFSET_S         (center, test stacks) every service's clock to\n"
+          "                                         real time + OFFSET_S (WHISTLE_TEST_CLOCK=1)\n"
           "                  keygen [--dir DIR] [--org FILE] [--missing] [NAME...]\n"
           "       --as PARTY (default center) speaks with DIR/PARTY.key from --keys DIR\n");
 }
@@ -1332,6 +1397,7 @@ int main(int argc, char **argv) {
     return s_feed(&c, optind + 2 == argc ? argv[optind + 1] : c.as, from, follow);
   if (!strcmp(cmd, "parked") && optind + 1 == argc) return s_parked_all(&c);
   if (!strcmp(cmd, "redrive") && optind + 2 == argc) return s_redrive_one(&c, argv[optind + 1]);
+  if (!strcmp(cmd, "clock") && optind + 2 == argc) return s_clock_all(&c, argv[optind + 1]);
   if (!strcmp(cmd, "keygen") && (optind + 1 < argc || org))
     return s_keygen(dir, org, missing, argv + optind + 1, argc - optind - 1);
   s_usage();

@@ -9,6 +9,7 @@
 #include "desk.h"
 #include "dispatch.h"
 #include "machine.h"
+#include "order.h"
 #include "wh_bus.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -31,12 +32,6 @@
 #define DESK_ANSWER_BUDGET (200 * 1024)
 #define DESK_PURGE_MS (10 * 60000) /* how often old request ids are let go */
 
-/* The windows, until clocks.conf sets them per level. */
-#define RETURN_WORKDAYS 2
-#define EXTENSION_MAX_WORKDAYS 10
-#define FEEDBACK_WORKDAYS 1
-#define REOPEN_DAYS 30
-#define DAY_MS INT64_C(86400000)
 
 typedef struct {
   zmq_msg_t route, body;
@@ -53,40 +48,20 @@ struct desk_s {
 
 /* ---- the order as it is read -------------------------------------------- */
 
-#define MS(x) "coalesce(round(extract(epoch FROM " x ") * 1000)::bigint, 0)"
-#define ARR0(x) "ARRAY(SELECT coalesce(u.x, 0) FROM unnest(" x ") WITH ORDINALITY AS u(x, i) ORDER BY u.i)"
-#define ORDER_SELECT                                                                           \
-  "SELECT w.ticket_id, w.external_id, w.source, w.community, w.grid, w.address, w.category,"   \
-  " w.klass, w.color, w.level::bigint, w.lead, w.co, w.state, coalesce(w.duplicate_of, ''),"   \
-  " w.rule, w.weight::bigint, " MS("w.received_at") ", w.body, w.reporter_masked,"             \
-  " w.version::bigint, " MS("w.signed_at") ", " MS("w.resolved_at") ", " MS("w.closed_at") "," \
-  " coalesce(w.returns, 0)::bigint, coalesce(w.reopens, 0)::bigint, " MS("w.extension_until") \
-  ", coalesce(w.extension_state, ''), coalesce(w.feedback_rating, ''),"                        \
-  " coalesce(w.feedback_resolved, false)::int::bigint,"                                       \
-  " coalesce(w.due_names, '{}'::text[]), coalesce(w.due_ms, '{}'::bigint[]),"                  \
-  " " ARR0("w.due_overdue_ms") ", " ARR0("w.due_met_ms") ","                                   \
-  " coalesce(w.before_return, ''), " MS("coalesce(w.lead_since, w.created_at)")               \
-  " FROM work_order w"
-
-enum {
-  C_TICKET, C_EXT, C_SOURCE, C_COMMUNITY, C_GRID, C_ADDRESS, C_CATEGORY, C_KLASS, C_COLOR,
-  C_LEVEL, C_LEAD, C_CO, C_STATE, C_DUP, C_RULE, C_WEIGHT, C_RECEIVED, C_BODY, C_REPORTER,
-  C_VERSION, C_SIGNED, C_RESOLVED, C_CLOSED, C_RETURNS, C_REOPENS, C_EXT_UNTIL, C_EXT_STATE,
-  C_RATING, C_FB_RESOLVED, C_DUE_NAMES, C_DUE_MS, C_DUE_OVERDUE, C_DUE_MET, C_BEFORE_RETURN,
-  C_LEAD_SINCE
-};
+#define MS ORDER_MS
 
 static const wh_stmt_t s_order_locked = {"desk_order_locked",
                                          ORDER_SELECT " WHERE w.ticket_id = $1 FOR UPDATE"};
 static const wh_stmt_t s_order = {"desk_order", ORDER_SELECT " WHERE w.ticket_id = $1"};
 static const wh_stmt_t s_list = {
     "desk_list",
-    ORDER_SELECT " WHERE ($1::text IS NULL OR w.lead = $1 OR $1 = ANY (w.co))"
+    ORDER_SELECT " WHERE ($1::text IS NULL OR w.lead = $1 OR $1 = ANY (w.co)"
+    "   OR EXISTS (SELECT 1 FROM escalation e WHERE e.ticket_id = w.ticket_id AND e.party = $1))"
     " AND ($2::text IS NULL OR w.state = $2) AND ($3::text IS NULL OR w.color = $3)"
     " AND ($4::int IS NULL OR w.level = $4)"
     " AND ($5::bigint IS NULL OR (w.state NOT IN ('resolved', 'closed', 'void', 'merged')"
-    "   AND EXISTS (SELECT 1 FROM unnest(w.due_ms, w.due_met_ms) AS x(d, m)"
-    "               WHERE x.m IS NULL AND x.d < $5::bigint)))"
+    "   AND EXISTS (SELECT 1 FROM unnest(w.due_names, w.due_ms, w.due_met_ms) AS x(n, d, m)"
+    "               WHERE x.m IS NULL AND x.d < $5::bigint AND x.n <> 'feedback')))"
     " AND ($6::text IS NULL OR w.extension_state = $6)"
     " AND ($7::text IS NULL OR w.ticket_id > $7)"
     " ORDER BY w.ticket_id LIMIT $8::int"};
@@ -102,6 +77,10 @@ static const wh_stmt_t s_timeline = {
     "   NULL::int AS version, NULL::text AS role FROM opening WHERE ticket_id = $1"
     "  UNION ALL SELECT at, 100, id, kind, actor, note, internal, version, role"
     "   FROM timeline WHERE ticket_id = $1) t ORDER BY at, o, id"};
+static const wh_stmt_t s_escalations = {
+    "desk_escalations",
+    "SELECT step::bigint, party, " MS("at") ", by_whom FROM escalation WHERE ticket_id = $1"
+    " ORDER BY step"};
 static const wh_stmt_t s_seen = {
     "desk_seen", "SELECT reply FROM desk_request WHERE party = $1 AND request_id = $2"};
 static const wh_stmt_t s_remember = {
@@ -120,7 +99,9 @@ static const wh_stmt_t s_update = {
     " feedback_rating = nullif($18, ''),"
     " feedback_resolved = CASE WHEN $18 = '' THEN NULL ELSE $19::bool END,"
     " due_names = $20::text[], due_ms = $21::bigint[], due_overdue_ms = $22::bigint[],"
-    " due_met_ms = $23::bigint[], next_due_at = " T("$24")
+    " due_met_ms = $23::bigint[], next_due_at = " T("$24") ", due_set_ms = $25::bigint[],"
+    " due_remind_ms = $26::bigint[], ladder_step = nullif($27::int, 0),"
+    " ladder_next_at = " T("$28")
     " WHERE ticket_id = $1 AND version = $2::int RETURNING version"};
 static const wh_stmt_t s_event = {
     "desk_event",
@@ -139,72 +120,14 @@ static const wh_stmt_t s_repeats = {
     "SELECT ticket_id, reporter_masked FROM work_order WHERE duplicate_of = $1"
     " AND state = 'merged' ORDER BY ticket_id LIMIT 100"};
 
-typedef struct {
-  const PGresult *r;
-  int row;
-  const char *ticket, *lead, *state, *klass, *color, *before_return, *ext_state, *rating;
-  char *co[WH_MAX_CO];
-  int nco;
-  char cobuf[WH_MAX_CO * 96];
-  char *due_names[WH_MAX_DEADLINES];
-  char namebuf[WH_MAX_DEADLINES * 64];
-  int64_t due[WH_MAX_DEADLINES], overdue[WH_MAX_DEADLINES], met[WH_MAX_DEADLINES];
-  int ndue;
-  uint32_t version;
-  int level, returns, reopens, fb_resolved;
-  int64_t signed_at, resolved_at, closed_at, ext_until, lead_since;
-} s_order_t;
-
 static const char *s_v(const PGresult *r, int row, int col) { return PQgetvalue(r, row, col); }
 static int64_t s_i(const PGresult *r, int row, int col) {
   return (int64_t)wh_pg_get_u64(r, row, col);
 }
 
-/* Reads row `row` of an ORDER_SELECT result (binary). Returns 0 or WH_EDB
- * when the row is not what the select makes. */
-static int s_order_read(const PGresult *r, int row, s_order_t *o) {
-  memset(o, 0, sizeof *o);
-  o->r = r;
-  o->row = row;
-  o->ticket = s_v(r, row, C_TICKET);
-  o->lead = s_v(r, row, C_LEAD);
-  o->state = s_v(r, row, C_STATE);
-  o->klass = s_v(r, row, C_KLASS);
-  o->color = s_v(r, row, C_COLOR);
-  o->before_return = s_v(r, row, C_BEFORE_RETURN);
-  o->ext_state = s_v(r, row, C_EXT_STATE);
-  o->rating = s_v(r, row, C_RATING);
-  o->nco = wh_pg_get_texts(r, row, C_CO, o->co, WH_MAX_CO, o->cobuf, sizeof o->cobuf);
-  o->ndue = wh_pg_get_texts(r, row, C_DUE_NAMES, o->due_names, WH_MAX_DEADLINES, o->namebuf,
-                            sizeof o->namebuf);
-  int nd = wh_pg_get_ints(r, row, C_DUE_MS, o->due, WH_MAX_DEADLINES);
-  int no = wh_pg_get_ints(r, row, C_DUE_OVERDUE, o->overdue, WH_MAX_DEADLINES);
-  int nm = wh_pg_get_ints(r, row, C_DUE_MET, o->met, WH_MAX_DEADLINES);
-  if (o->nco < 0 || o->ndue < 0 || nd != o->ndue || no < 0 || nm < 0) return WH_EDB;
-  /* arrays never written are empty: nothing lapsed, nothing met */
-  for (int i = no; i < o->ndue; i++) o->overdue[i] = 0;
-  for (int i = nm; i < o->ndue; i++) o->met[i] = 0;
-  o->version = (uint32_t)s_i(r, row, C_VERSION);
-  o->level = (int)s_i(r, row, C_LEVEL);
-  o->returns = (int)s_i(r, row, C_RETURNS);
-  o->reopens = (int)s_i(r, row, C_REOPENS);
-  o->fb_resolved = (int)s_i(r, row, C_FB_RESOLVED);
-  o->signed_at = s_i(r, row, C_SIGNED);
-  o->resolved_at = s_i(r, row, C_RESOLVED);
-  o->closed_at = s_i(r, row, C_CLOSED);
-  o->ext_until = s_i(r, row, C_EXT_UNTIL);
-  o->lead_since = s_i(r, row, C_LEAD_SINCE);
-  return 0;
-}
-
-static int s_closed_state(const char *state) {
-  return !strcmp(state, "resolved") || !strcmp(state, "closed") || !strcmp(state, "void") ||
-         !strcmp(state, "merged");
-}
-
 /* ---- roles and windows ---------------------------------------------------- */
 
-static unsigned s_roles(const desk_t *d, const s_order_t *o, const char *who) {
+static unsigned s_roles(const desk_t *d, const order_t *o, const char *who) {
   if (!strcmp(who, d->c.svc->center)) return WR_CENTER;
   if (!strcmp(who, d->c.hotline)) return WR_HOTLINE;
   unsigned roles = 0;
@@ -218,7 +141,8 @@ static const char *s_roles_name(unsigned roles, char *buf, size_t len) {
   wh_str_t s;
   wh_str_init(&s, buf, len);
   static const struct { unsigned bit; const char *name; } names[] = {
-      {WR_LEAD, "lead"}, {WR_CO, "co"}, {WR_CENTER, "center"}, {WR_HOTLINE, "hotline"}};
+      {WR_LEAD, "lead"}, {WR_CO, "co"}, {WR_CENTER, "center"}, {WR_HOTLINE, "hotline"},
+      {WR_SUPERVISOR, "supervisor"}};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     if (roles & names[i].bit) wh_str_cat(&s, s.len ? "," : "", names[i].name, (char *)NULL);
   return buf;
@@ -230,20 +154,30 @@ static const char *s_role_of(unsigned roles) {
                                                                                         : "co";
 }
 
-/* The deadline an extension moves: the last one (resolve, plan, follow_up). */
-static int64_t s_resolve_due(const s_order_t *o) { return o->ndue ? o->due[o->ndue - 1] : 0; }
-
-static int64_t s_return_until(const desk_t *d, const s_order_t *o) {
-  return wh_calendar_workdays_end(*d->c.cal, o->lead_since, RETURN_WORKDAYS);
+/* The policy frozen onto the order (the one in force for orders older
+ * than policies). */
+static const clk_policy_t *s_policy(const desk_t *d, const order_t *o) {
+  return d->c.policy(d->c.arg, o->policy);
 }
 
-static int64_t s_feedback_until(const desk_t *d, const s_order_t *o) {
-  return o->resolved_at ? wh_calendar_workdays_end(*d->c.cal, o->resolved_at, FEEDBACK_WORKDAYS)
+/* The deadline an extension moves: the last of the level's own clocks. */
+static int64_t s_resolve_due(const order_t *o) {
+  int i = clk_main(&o->clocks);
+  return i < 0 ? 0 : o->clocks.c[i].due_ms;
+}
+
+static int64_t s_return_until(const desk_t *d, const order_t *o) {
+  return clk_span_end(*d->c.cal, s_policy(d, o)->return_window, o->lead_since);
+}
+
+static int64_t s_feedback_until(const desk_t *d, const order_t *o) {
+  return o->resolved_at ? clk_span_end(*d->c.cal, s_policy(d, o)->feedback_window, o->resolved_at)
                         : 0;
 }
 
-static void s_machine_order(const desk_t *d, const s_order_t *o, int part_signed, int part_done,
+static void s_machine_order(const desk_t *d, const order_t *o, int part_signed, int part_done,
                             wo_order_t *m) {
+  const clk_policy_t *p = s_policy(d, o);
   memset(m, 0, sizeof *m);
   int st = wo_state_parse(o->state);
   m->state = st < 0 ? WO_NSTATES : (wo_state_t)st;
@@ -256,12 +190,12 @@ static void s_machine_order(const desk_t *d, const s_order_t *o, int part_signed
   m->resolve_due_ms = s_resolve_due(o);
   if (m->resolve_due_ms)
     m->extension_max_ms =
-        wh_calendar_workdays_end(*d->c.cal, m->resolve_due_ms, EXTENSION_MAX_WORKDAYS) -
-        m->resolve_due_ms;
+        clk_span_end(*d->c.cal, p->extension_max, m->resolve_due_ms) - m->resolve_due_ms;
   m->extension_pending = !strcmp(o->ext_state, "requested");
   m->feedback_given = o->rating[0] != '\0';
   m->feedback_until_ms = s_feedback_until(d, o);
-  m->reopen_until_ms = o->closed_at ? o->closed_at + REOPEN_DAYS * DAY_MS : 0;
+  m->reopen_until_ms = o->closed_at ? clk_span_end(*d->c.cal, p->reopen_window, o->closed_at) : 0;
+  m->ladder_left = p->nsteps - o->ladder_step;
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -292,7 +226,7 @@ static void s_refuse(desk_t *d, zmq_msg_t *route, const char *mid, const char *r
 
 /* Fills v (strings borrowed from o's result or a) with the order as roles
  * (the asking party's) see it at now. */
-static int s_view(const s_order_t *o, unsigned roles, int64_t now, wh_arena_t *a,
+static int s_view(const order_t *o, unsigned roles, int64_t now, wh_arena_t *a,
                   Whistle__OrderView *v, const desk_t *d) {
   const PGresult *r = o->r;
   int k = o->row;
@@ -328,8 +262,8 @@ static int s_view(const s_order_t *o, unsigned roles, int64_t now, wh_arena_t *a
   v->feedback_rating = (char *)o->rating;
   v->feedback_resolved = o->fb_resolved;
   char *rn = wh_arena_alloc(a, 64);
-  Whistle__OrderDeadline *dl = wh_arena_alloc(a, WH_MAX_DEADLINES * sizeof *dl);
-  Whistle__OrderDeadline **dlp = wh_arena_alloc(a, WH_MAX_DEADLINES * sizeof *dlp);
+  Whistle__OrderDeadline *dl = wh_arena_alloc(a, CLK_MAX * sizeof *dl);
+  Whistle__OrderDeadline **dlp = wh_arena_alloc(a, CLK_MAX * sizeof *dlp);
   char **co = wh_arena_alloc(a, WH_MAX_CO * sizeof *co);
   if (!rn || !dl || !dlp || !co) return WH_ENOMEM;
   /* o's arrays may live on the caller's stack: the view keeps copies */
@@ -340,21 +274,27 @@ static int s_view(const s_order_t *o, unsigned roles, int64_t now, wh_arena_t *a
   }
   v->co = co;
   v->your_roles = (char *)s_roles_name(roles, rn, 64);
-  int open = !s_closed_state(o->state);
-  for (int i = 0; i < o->ndue; i++) {
+  int open = !order_done_state(o->state);
+  for (int i = 0; i < o->clocks.n; i++) {
+    const clk_t *c = &o->clocks.c[i];
     whistle__order_deadline__init(&dl[i]);
-    size_t n = strlen(o->due_names[i]) + 1;
+    size_t n = strlen(c->name) + 1;
     if (!(dl[i].name = wh_arena_alloc(a, n))) return WH_ENOMEM;
-    memcpy(dl[i].name, o->due_names[i], n);
-    dl[i].due_at_ms = o->due[i];
-    dl[i].met = o->met[i] != 0;
-    dl[i].lapsed = o->overdue[i] != 0;
-    dl[i].overdue = open && !o->met[i] && o->due[i] < now;
+    memcpy(dl[i].name, c->name, n);
+    dl[i].due_at_ms = c->due_ms;
+    dl[i].met = c->met_ms != 0;
+    dl[i].lapsed = c->lapsed_ms != 0;
+    dl[i].remind_at_ms = c->remind_ms;
+    dl[i].set_at_ms = c->set_ms;
+    /* a feedback window is the center's, not the lead's: never "overdue" */
+    dl[i].overdue = open && !c->met_ms && c->due_ms < now && !clk_is_feedback(c->name);
     if (dl[i].overdue) v->overdue = 1;
     dlp[i] = &dl[i];
   }
   v->deadlines = dlp;
-  v->n_deadlines = (size_t)o->ndue;
+  v->n_deadlines = (size_t)o->clocks.n;
+  v->ladder_next_ms = o->ladder_next;
+  v->policy = o->policy;
   if (!strcmp(o->state, "dispatched") || !strcmp(o->state, "signed"))
     v->return_until_ms = s_return_until(d, o);
   v->feedback_until_ms = s_feedback_until(d, o);
@@ -382,6 +322,35 @@ static int s_view_parts(desk_t *d, const char *ticket, Whistle__OrderView *v, wh
   }
   v->parts = pp;
   v->n_parts = (size_t)n;
+  return 0;
+}
+
+/* Adds the ladder steps the order reached to v; *supervisor says whether
+ * `who` is one of their parties. */
+static int s_view_escalations(desk_t *d, const char *ticket, const char *who,
+                              Whistle__OrderView *v, wh_arena_t *a, PGresult **keep,
+                              int *supervisor) {
+  const char *p[1] = {ticket};
+  PGresult *r = wh_pg_run_binary(d->c.svc->pg, &s_escalations, 1, p);
+  if (!r) return WH_EDB;
+  *keep = r;
+  int n = PQntuples(r);
+  *supervisor = 0;
+  if (!n) return 0;
+  Whistle__OrderEscalation *e = wh_arena_alloc(a, (size_t)n * sizeof *e);
+  Whistle__OrderEscalation **ep = wh_arena_alloc(a, (size_t)n * sizeof *ep);
+  if (!e || !ep) return WH_ENOMEM;
+  for (int i = 0; i < n; i++) {
+    whistle__order_escalation__init(&e[i]);
+    e[i].step = (uint32_t)s_i(r, i, 0);
+    e[i].party = (char *)s_v(r, i, 1);
+    e[i].at_ms = s_i(r, i, 2);
+    e[i].by = (char *)s_v(r, i, 3);
+    if (!strcmp(e[i].party, who)) *supervisor = 1;
+    ep[i] = &e[i];
+  }
+  v->escalations = ep;
+  v->n_escalations = (size_t)n;
   return 0;
 }
 
@@ -436,16 +405,28 @@ static void s_show(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid
     s_refuse(d, route, mid, rid, WH_ETICKET, "no such ticket at dispatch (yet)");
     return;
   }
-  s_order_t o;
+  order_t o;
   wh_arena_t *a = wh_arena_new();
-  PGresult *parts = NULL, *tl = NULL;
+  PGresult *parts = NULL, *tl = NULL, *esc = NULL;
   Whistle__OrderView v;
-  int rc = a ? s_order_read(r, 0, &o) : WH_ENOMEM;
+  whistle__order_view__init(&v);
+  int rc = a ? order_read(r, 0, &o) : WH_ENOMEM;
   unsigned roles = rc ? 0 : s_roles(d, &o, who);
+  int supervisor = 0;
+  /* A party the ladder reached reads the order too. */
+  if (!rc) rc = s_view_escalations(d, o.ticket, who, &v, a, &esc, &supervisor);
+  if (!rc && !roles && supervisor) roles = WR_SUPERVISOR;
   if (!rc && !roles) {
     s_refuse(d, route, mid, rid, WH_EFORBIDDEN, "this party has no role on that order");
   } else {
-    if (!rc) rc = s_view(&o, roles, wh_clock_now_ms(), a, &v, d);
+    if (!rc) {
+      /* s_view starts the view afresh: the escalations go on after it */
+      Whistle__OrderEscalation **ep = v.escalations;
+      size_t nep = v.n_escalations;
+      rc = s_view(&o, roles, wh_clock_now_ms(), a, &v, d);
+      v.escalations = ep;
+      v.n_escalations = nep;
+    }
     if (!rc) rc = s_view_parts(d, o.ticket, &v, a, &parts);
     if (!rc) rc = s_view_timeline(d, o.ticket, &v, a, &tl);
     if (rc) {
@@ -458,6 +439,7 @@ static void s_show(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid
       s_send_reply(d, route, mid, &rep);
     }
   }
+  if (esc) PQclear(esc);
   if (parts) PQclear(parts);
   if (tl) PQclear(tl);
   PQclear(r);
@@ -530,9 +512,11 @@ static void s_list_orders(desk_t *d, zmq_msg_t *route, const char *mid, const ch
       rep.more = 1;
       break;
     }
-    s_order_t o;
-    rc = s_order_read(r, i, &o);
-    if (!rc) rc = s_view(&o, s_roles(d, &o, who), now, a, &views[i], d);
+    order_t o;
+    rc = order_read(r, i, &o);
+    unsigned ro = rc ? 0 : s_roles(d, &o, who);
+    if (!ro && party && !strcmp(party, who)) ro = WR_SUPERVISOR; /* listed by a ladder step */
+    if (!rc) rc = s_view(&o, ro, now, a, &views[i], d);
     if (rc) break;
     size += whistle__order_view__get_packed_size(&views[i]) + 8;
     if (size > DESK_ANSWER_BUDGET && i > 0) {
@@ -614,30 +598,21 @@ static void s_int_array(const int64_t *v, int n, int zero_null, char *out, size_
   wh_str_add(&s, "}");
 }
 
-/* The order as the action leaves it: s_order_t's fields over new storage. */
+/* The order as the action leaves it: order_t's fields over new storage. */
 typedef struct {
   const char *state, *before_return, *lead, *klass, *color, *ext_state, *rating;
   char *co[WH_MAX_CO];
-  int nco, level, returns, reopens, fb_resolved;
-  int64_t lead_since, signed_at, resolved_at, closed_at, ext_until;
-  const char *due_names[WH_MAX_DEADLINES];
-  int64_t due[WH_MAX_DEADLINES], overdue[WH_MAX_DEADLINES], met[WH_MAX_DEADLINES];
-  int ndue;
+  int nco, level, returns, reopens, fb_resolved, ladder_step;
+  int64_t lead_since, signed_at, resolved_at, closed_at, ext_until, ladder_next;
+  clk_set_t clocks;
+  char supervisor[CLK_NAME_MAX]; /* supervise: the party the step reached */
 } s_next_t;
 
-static void s_clocks_from(const desk_t *d, s_next_t *n, int64_t now) {
-  wh_due_t due[WH_MAX_DEADLINES];
-  n->ndue = wh_calendar_deadlines(*d->c.cal, n->level, now, due);
-  for (int i = 0; i < n->ndue; i++) {
-    n->due_names[i] = due[i].name;
-    n->due[i] = due[i].due_ms;
-    n->overdue[i] = n->met[i] = 0;
-  }
-}
-
 /* Works out the order's new fields from o, the outcome's effects and q. */
-static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskAction *q, wo_action_t a,
-                   const wo_outcome_t *out, int64_t now, s_next_t *n) {
+static void s_next(const desk_t *d, const order_t *o, const Whistle__DeskAction *q,
+                   const wo_outcome_t *out, const char *who, int64_t now, s_next_t *n) {
+  const clk_policy_t *p = s_policy(d, o);
+  const wh_calendar_t *cal = *d->c.cal;
   memset(n, 0, sizeof *n);
   n->state = wo_state_name(out->next);
   n->before_return = o->before_return;
@@ -657,20 +632,24 @@ static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskActio
   n->resolved_at = o->resolved_at;
   n->closed_at = o->closed_at;
   n->ext_until = o->ext_until;
-  n->ndue = o->ndue;
-  for (int i = 0; i < o->ndue; i++) {
-    n->due_names[i] = o->due_names[i];
-    n->due[i] = o->due[i];
-    n->overdue[i] = o->overdue[i];
-    n->met[i] = o->met[i];
-  }
+  n->ladder_step = o->ladder_step;
+  n->ladder_next = o->ladder_next;
+  n->clocks = o->clocks;
   unsigned e = out->effects;
-  if (e & WE_SIGN_MET) n->signed_at = now;
+  if (e & WE_SIGN_MET) {
+    n->signed_at = now;
+    clk_meet(&n->clocks, "sign_for", now);
+  }
+  if (e & WE_PART_SIGNED) {
+    char name[CLK_NAME_MAX];
+    snprintf(name, sizeof name, "sign_for:%s", who);
+    clk_meet(&n->clocks, name, now);
+  }
   if (e & WE_RETURN_COUNTED) {
     n->returns++;
     n->before_return = o->state;
   }
-  if (e & WE_CLOCKS_RESTART) { /* assign */
+  if (e & WE_CLOCKS_RESTART) { /* assign: a new lead, every clock from now */
     n->lead = q->lead;
     n->nco = (int)q->n_co;
     for (size_t i = 0; i < q->n_co; i++) n->co[i] = q->co[i];
@@ -682,7 +661,9 @@ static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskActio
     n->ext_until = 0;
     n->ext_state = "";
     n->before_return = "";
-    s_clocks_from(d, n, now);
+    n->ladder_next = 0; /* the ladder waits for a lapse of the new lead's clocks */
+    clk_start(p, cal, n->level, strcmp(n->lead, d->c.svc->center) != 0, n->co, (size_t)n->nco,
+              now, now, now, &n->clocks);
   }
   if (e & WE_EXTENSION_ASKED) {
     n->ext_until = q->until_ms;
@@ -690,23 +671,30 @@ static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskActio
   }
   if (e & WE_DEADLINE_MOVED) {
     n->ext_state = "approved";
-    if (n->ndue) {
-      n->due[n->ndue - 1] = o->ext_until;
-      n->overdue[n->ndue - 1] = n->met[n->ndue - 1] = 0;
-    }
+    clk_move(p, &n->clocks, clk_main(&n->clocks), o->ext_until, now);
   }
   if (e & WE_EXTENSION_REFUSED) n->ext_state = "refused";
-  if (a == WA_RESOLVE && out->next == WO_RESOLVED) {
+  if (e & WE_FEEDBACK_CLOCK) { /* resolved: the lead's clocks met, the ladder stops */
     n->resolved_at = now;
-    for (int i = 0; i < n->ndue; i++)
-      if (!n->met[i]) n->met[i] = now;
+    clk_meet_all(&n->clocks, now);
+    n->ladder_next = 0;
+    clk_drop(&n->clocks, "feedback", 0);
+    clk_add(p, &n->clocks, "feedback", now, clk_span_end(cal, p->feedback_window, now), now);
   }
   if (e & WE_FEEDBACK_NOTED) {
     int r = wo_rating_parse(q->reason);
     n->rating = r >= 0 ? q->reason : "";
     n->fb_resolved = !q->unresolved && r != WF_UNSATISFIED;
+    clk_meet(&n->clocks, "feedback", now);
   }
-  if (out->next == WO_CLOSED) n->closed_at = now;
+  if (out->next == WO_CLOSED) {
+    n->closed_at = now;
+    clk_meet(&n->clocks, "feedback", now);
+  }
+  if (out->next == WO_VOID) {
+    clk_meet_all(&n->clocks, now);
+    n->ladder_next = 0;
+  }
   if (e & WE_RESOLVE_RESTART) { /* back with the same lead: its clocks from now */
     n->reopens += (e & WE_REOPEN_COUNTED) ? 1 : 0;
     n->resolved_at = 0;
@@ -714,7 +702,14 @@ static void s_next(const desk_t *d, const s_order_t *o, const Whistle__DeskActio
     n->rating = "";
     n->fb_resolved = 0;
     n->signed_at = 0;
-    s_clocks_from(d, n, now);
+    clk_start(p, cal, n->level, strcmp(n->lead, d->c.svc->center) != 0, NULL, 0, now, now, now,
+              &n->clocks);
+  }
+  if (e & WE_LADDER_STEP) { /* supervise: the next step now; a running ladder goes on from it */
+    n->ladder_step++;
+    if (n->ladder_next) n->ladder_next = clk_ladder_due(p, cal, n->ladder_step, now);
+    wh_org_supervisor(*d->c.org, p->ladder[o->ladder_step].to, o->community, n->supervisor,
+                      sizeof n->supervisor);
   }
 }
 
@@ -735,10 +730,17 @@ static void s_event_note(const Whistle__DeskAction *q, wo_action_t a, const s_ne
   case WA_EXTEND:
     wh_str_cat(&s, "until ", wh_time_format(q->until_ms, when, sizeof when), (char *)NULL);
     break;
-  case WA_APPROVE:
-    if (n->ndue)
-      wh_str_cat(&s, n->due_names[n->ndue - 1], " by ",
-                 wh_time_format(n->due[n->ndue - 1], when, sizeof when), (char *)NULL);
+  case WA_APPROVE: {
+    int m = clk_main(&n->clocks);
+    if (m >= 0)
+      wh_str_cat(&s, n->clocks.c[m].name, " by ",
+                 wh_time_format(n->clocks.c[m].due_ms, when, sizeof when), (char *)NULL);
+    break;
+  }
+  case WA_SUPERVISE:
+    wh_str_cat(&s, "step ", (char *)NULL);
+    wh_str_int(&s, n->ladder_step);
+    wh_str_cat(&s, ": ", n->supervisor, (char *)NULL);
     break;
   case WA_FEEDBACK:
     wh_str_cat(&s, q->reason, q->unresolved ? ", unresolved" : "", (char *)NULL);
@@ -783,31 +785,45 @@ static int s_do(desk_t *d, const wh_stmt_t *st, int n, const char *const *v) {
 #define I64(buf, v) (snprintf(buf, sizeof buf, "%" PRId64, (int64_t)(v)), buf)
 
 /* Writes the taken action: the order, the part, the timeline, the event. */
-static int s_write(s_act_t *x, const s_order_t *o, const s_next_t *n, const Whistle__DeskAction *q,
+static int s_write(s_act_t *x, const order_t *o, const s_next_t *n, const Whistle__DeskAction *q,
                    wo_action_t a, const wo_outcome_t *out, unsigned roles, int64_t now,
-                   uint32_t *version) {
+                   uint32_t *version, int64_t *next_due_out) {
   desk_t *d = x->d;
+  const clk_set_t *cs = &n->clocks;
   char b_ver[24], b_ret[24], b_reo[24], b_lvl[24], b_ls[24], b_sg[24], b_rs[24], b_cl[24],
-      b_eu[24], b_next[24];
-  char co[WH_MAX_CO * 200], names[WH_MAX_DEADLINES * 80], due[WH_MAX_DEADLINES * 24],
-      ovd[WH_MAX_DEADLINES * 24], met[WH_MAX_DEADLINES * 24];
+      b_eu[24], b_next[24], b_lst[24], b_lnx[24];
+  char co[WH_MAX_CO * 200], names[CLK_MAX * (2 * CLK_NAME_MAX + 4)], due[CLK_MAX * 24],
+      ovd[CLK_MAX * 24], met[CLK_MAX * 24], set[CLK_MAX * 24], rem[CLK_MAX * 24];
+  const char *nv[CLK_MAX];
+  int64_t dv[CLK_MAX], ov[CLK_MAX], mv[CLK_MAX], sv[CLK_MAX], rv[CLK_MAX];
+  for (int i = 0; i < cs->n; i++) {
+    nv[i] = cs->c[i].name;
+    dv[i] = cs->c[i].due_ms;
+    ov[i] = cs->c[i].lapsed_ms;
+    mv[i] = cs->c[i].met_ms;
+    sv[i] = cs->c[i].set_ms;
+    rv[i] = cs->c[i].remind_ms;
+  }
   if (wh_pg_text_array(n->co, (size_t)n->nco, co, sizeof co) ||
-      wh_pg_text_array((char *const *)n->due_names, (size_t)n->ndue, names, sizeof names))
+      wh_pg_text_array((char *const *)nv, (size_t)cs->n, names, sizeof names))
     return WH_ETOOLONG;
-  s_int_array(n->due, n->ndue, 0, due, sizeof due);
-  s_int_array(n->overdue, n->ndue, 1, ovd, sizeof ovd);
-  s_int_array(n->met, n->ndue, 1, met, sizeof met);
-  int64_t next_due = 0;
-  if (!s_closed_state(n->state))
-    for (int i = 0; i < n->ndue; i++)
-      if (!n->overdue[i] && !n->met[i] && (!next_due || n->due[i] < next_due)) next_due = n->due[i];
-  const char *v[24] = {o->ticket, I64(b_ver, o->version), n->state, n->before_return,
+  s_int_array(dv, cs->n, 0, due, sizeof due);
+  s_int_array(ov, cs->n, 1, ovd, sizeof ovd);
+  s_int_array(mv, cs->n, 1, met, sizeof met);
+  s_int_array(sv, cs->n, 1, set, sizeof set);
+  s_int_array(rv, cs->n, 1, rem, sizeof rem);
+  /* The next firing: a running clock's reminder or due time, or the ladder. */
+  int64_t next_due = clk_next(cs);
+  if (n->ladder_next && (!next_due || n->ladder_next < next_due)) next_due = n->ladder_next;
+  *next_due_out = next_due;
+  const char *v[28] = {o->ticket, I64(b_ver, o->version), n->state, n->before_return,
                        I64(b_ret, n->returns), I64(b_reo, n->reopens), n->lead, co, n->klass,
                        n->color, I64(b_lvl, n->level), I64(b_ls, n->lead_since),
                        I64(b_sg, n->signed_at), I64(b_rs, n->resolved_at), I64(b_cl, n->closed_at),
                        I64(b_eu, n->ext_until), n->ext_state, n->rating,
-                       n->fb_resolved ? "t" : "f", names, due, ovd, met, I64(b_next, next_due)};
-  PGresult *r = wh_pg_run(d->c.svc->pg, &s_update, 24, v, NULL, NULL);
+                       n->fb_resolved ? "t" : "f", names, due, ovd, met, I64(b_next, next_due),
+                       set, rem, I64(b_lst, n->ladder_step), I64(b_lnx, n->ladder_next)};
+  PGresult *r = wh_pg_run(d->c.svc->pg, &s_update, 28, v, NULL, NULL);
   if (!r) return WH_EDB;
   if (PQntuples(r) != 1) { /* the version moved under the lock: cannot be */
     PQclear(r);
@@ -815,6 +831,12 @@ static int s_write(s_act_t *x, const s_order_t *o, const s_next_t *n, const Whis
   }
   *version = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
   PQclear(r);
+  if (out->effects & WE_LADDER_STEP) {
+    char party[CLK_NAME_MAX];
+    int rc = order_step_row(d->c.svc->pg, *d->c.org, s_policy(d, o), o, o->ladder_step, x->who,
+                            now, party);
+    if (rc) return rc;
+  }
 
   char b_now[24], b_v2[24];
   if (out->effects & (WE_PART_SIGNED | WE_PART_DONE)) {
@@ -837,17 +859,16 @@ static int s_write(s_act_t *x, const s_order_t *o, const s_next_t *n, const Whis
   /* The event for the feeds and the reporter. */
   Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
   char *summary = wh_arena_alloc(x->a, DISPATCH_SUMMARY_MAX);
-  Whistle__Deadline *dl = wh_arena_alloc(x->a, WH_MAX_DEADLINES * sizeof *dl);
-  Whistle__Deadline **dlp = wh_arena_alloc(x->a, WH_MAX_DEADLINES * sizeof *dlp);
+  Whistle__Deadline *dl = wh_arena_alloc(x->a, CLK_MAX * sizeof *dl);
+  Whistle__Deadline **dlp = wh_arena_alloc(x->a, CLK_MAX * sizeof *dlp);
   if (!summary || !dl || !dlp) return WH_ENOMEM;
-  dispatch_summary(summary, DISPATCH_SUMMARY_MAX, n->klass, s_v(o->r, o->row, C_COMMUNITY),
-                   s_v(o->r, o->row, C_GRID), s_v(o->r, o->row, C_ADDRESS),
-                   s_v(o->r, o->row, C_BODY));
-  for (int i = 0; i < n->ndue; i++) {
-    if (n->met[i] || s_closed_state(n->state)) continue;
+  dispatch_summary(summary, DISPATCH_SUMMARY_MAX, n->klass, o->community, o->grid, o->address,
+                   o->body);
+  for (int i = 0; i < cs->n; i++) {
+    if (!clk_running(&cs->c[i])) continue;
     whistle__deadline__init(&dl[ev.n_deadlines]);
-    dl[ev.n_deadlines].name = (char *)n->due_names[i];
-    dl[ev.n_deadlines].due_at_ms = n->due[i];
+    dl[ev.n_deadlines].name = (char *)cs->c[i].name;
+    dl[ev.n_deadlines].due_at_ms = cs->c[i].due_ms;
     dlp[ev.n_deadlines] = &dl[ev.n_deadlines];
     ev.n_deadlines++;
   }
@@ -862,9 +883,9 @@ static int s_write(s_act_t *x, const s_order_t *o, const s_next_t *n, const Whis
   ev.co = (char **)n->co;
   ev.n_co = (size_t)n->nco;
   ev.summary = summary;
-  ev.reporter_masked = (char *)s_v(o->r, o->row, C_REPORTER);
-  ev.community = (char *)s_v(o->r, o->row, C_COMMUNITY);
-  ev.grid = (char *)s_v(o->r, o->row, C_GRID);
+  ev.reporter_masked = (char *)o->reporter;
+  ev.community = (char *)o->community;
+  ev.grid = (char *)o->grid;
   ev.at_ms = now;
   ev.action = (char *)wo_action_name(a);
   ev.actor = (char *)x->who;
@@ -874,7 +895,14 @@ static int s_write(s_act_t *x, const s_order_t *o, const s_next_t *n, const Whis
   ev.reason = q->reason;
   ev.tell_reporter = (out->effects & WE_TELL_REPORTER) != 0;
   if (a == WA_EXTEND) ev.until_ms = q->until_ms;
-  if (a == WA_APPROVE) ev.until_ms = n->ndue ? n->due[n->ndue - 1] : o->ext_until;
+  if (a == WA_APPROVE) {
+    int m = clk_main(cs);
+    ev.until_ms = m >= 0 ? cs->c[m].due_ms : o->ext_until;
+  }
+  if (a == WA_SUPERVISE) { /* the step's party gets the action as a supervisor item */
+    ev.step = (uint32_t)n->ladder_step;
+    ev.supervisor = (char *)n->supervisor;
+  }
   char *prev[WH_MAX_CO + 1];
   if (a == WA_ASSIGN) {
     prev[0] = (char *)o->lead;
@@ -962,12 +990,12 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
     s_refuse(d, route, mid, rid, WH_ETICKET, "no such ticket at dispatch (yet)");
     return;
   }
-  s_order_t o;
+  order_t o;
   Whistle__DeskReply rep = WHISTLE__DESK_REPLY__INIT;
   Whistle__Error err = WHISTLE__ERROR__INIT;
   Whistle__OrderView view;
   rep.request_id = (char *)rid;
-  if (!rc) rc = s_order_read(r, 0, &o);
+  if (!rc) rc = order_read(r, 0, &o);
   if (!rc) {
     unsigned roles = s_roles(d, &o, who);
     int part_signed = 0, part_done = 0;
@@ -999,20 +1027,17 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
     } else if (!rc) {
       s_next_t n;
       uint32_t version = 0;
-      s_next(d, &o, q, a, &out, wq.now_ms, &n);
-      rc = s_write(&x, &o, &n, q, a, &out, roles, wq.now_ms, &version);
+      s_next(d, &o, q, &out, who, wq.now_ms, &n);
+      rc = s_write(&x, &o, &n, q, a, &out, roles, wq.now_ms, &version, &next_due);
       if (!rc) {
         /* The answer shows the order as the action left it. */
         PGresult *after = wh_pg_run_binary(pg, &s_order, 1, tv);
-        s_order_t o2;
+        order_t o2;
         if (!after || PQntuples(after) != 1) rc = WH_EDB;
         if (after) x.res[x.nres++] = after;
-        if (!rc) rc = s_order_read(after, 0, &o2);
+        if (!rc) rc = order_read(after, 0, &o2);
         if (!rc) rc = s_view(&o2, roles, wq.now_ms, x.a, &view, d);
         if (!rc) rep.order = &view;
-        for (int i = 0; !rc && i < o2.ndue; i++)
-          if (!o2.met[i] && !o2.overdue[i] && (!next_due || o2.due[i] < next_due))
-            next_due = o2.due[i];
         taken = 1;
         wh_info("%s by %s (%s): %s -> %s, version %u", q->action, who, s_role_of(roles),
                 o.state, n.state, version);

@@ -13,7 +13,8 @@
  *         reporter), and records the answer under the party's request id,
  *         all in one transaction: the same id again gets the same answer
  *         and changes nothing more (for at least DESK_REQUEST_KEEP_H hours).
- *   show  one order, with its parts, deadlines and whole timeline;
+ *   show  one order, with its parts, clocks, ladder steps and whole
+ *         timeline (a party a ladder step reached reads it too);
  *   list  a page of orders, filtered, after a cursor.
  * A party sees the orders it has a role on; the center and the hotline
  * integrator see all. Requests are taken from the socket into a bounded
@@ -22,6 +23,7 @@
 #ifndef WH_DISPATCH_DESK_H
 #define WH_DISPATCH_DESK_H
 
+#include "clocks.h"
 #include "wh_calendar.h"
 #include "wh_org.h"
 #include "wh_outbox.h"
@@ -38,6 +40,8 @@ typedef struct {
   wh_calendar_t *const *cal;  /* borrowed: the calendar in force (reloads swap it) */
   wh_org_t *const *org;       /* borrowed: the org chart in force */
   const char *hotline;        /* the hotline integrator's party code */
+  /* The clock policy of id (an order's frozen one; 0: the one in force). */
+  const clk_policy_t *(*policy)(void *arg, uint32_t id);
   /* Called after an action committed that set a deadline due at due_ms,
    * so the clock's timer can be moved earlier. */
   void (*deadline)(void *arg, int64_t due_ms);

@@ -1,16 +1,22 @@
 /* dispatch - turns each decision into a work order on a clock.
  *
- * A decision opens a work order for its lead and co-parties with the
- * deadlines of its level (wh_calendar), or, for a repeat, records it merged
- * under the first order. Deadlines are rows: at start, and after every change,
- * one libuv timer is armed for the earliest pending one. When it fires, the
- * lapsed rows are marked overdue in the same statement that finds them (so a
- * repeated or stale firing finds nothing), the order's version moves on, and
- * an OVERDUE event goes out through the outbox with the order's new version
- * as its sequence. */
+ * A decision opens a work order for its lead and co-parties with the clocks
+ * of its level (clocks.conf, whose policy in force is frozen onto the order),
+ * or, for a repeat, records it merged under the first order. Each clock is an
+ * entry of the order's row with its start, due time and next reminder; the
+ * row's next_due_at is the earliest firing still to come (a reminder, a
+ * lapse, a ladder step). At start, and after every change, one libuv timer
+ * is armed for the earliest of all. When it fires, the due orders are read
+ * under their row locks, what is due is worked out (clocks.c), and each
+ * order's row is written back fenced by the version read, in the same
+ * transaction as its timeline and its events (OVERDUE, REMINDER, ESCALATED,
+ * FEEDBACK_DUE, each its own version), so a repeated or stale firing does
+ * nothing. */
 #include "dispatch.h"
 #include "desk.h"
+#include "clocks.h"
 #include "lapse.h"
+#include "order.h"
 #include "wh_calendar.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
@@ -35,9 +41,15 @@ typedef struct {
   char lead[96];
 } s_opened_t;
 
+#define POLICY_CACHE 8 /* earlier policies kept parsed, for the orders frozen on them */
+
 typedef struct {
   wh_service_t *svc;
   wh_calendar_t *cal;
+  clk_policy_t *policy;              /* clocks.conf in force */
+  int policy_fresh;                  /* its id was taken in the open transaction */
+  clk_policy_t *older[POLICY_CACHE]; /* earlier ones, by id */
+  int nolder;
   wh_org_t *org; /* the org chart: the parties an assignment may name */
   desk_t *desk;
   wh_consumer_t *in;
@@ -47,7 +59,7 @@ typedef struct {
   int64_t armed_ms;  /* the deadline the timer is set for */
   int64_t batch_due; /* the earliest deadline this transaction adds */
   /* the batch's rows, written once per table before COMMIT */
-  wh_rows_t orders, timeline;
+  wh_rows_t orders, timeline, fired;
   /* leads of the orders repeats in this batch name (looked up by prepare) */
   char (*first)[2][96];
   int nfirst;
@@ -60,11 +72,14 @@ static const wh_stmt_t s_insert_order = {
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
     " rule, weight, duplicate_of, decided_at, created_at, updated_at, due_names, due_ms,"
-    " next_due_at, out_id, out_payload, trace_id)"
+    " next_due_at, due_set_ms, due_remind_ms, policy_id, out_id, out_payload, trace_id)"
     " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
     "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
     "   r.co, r.rule, r.weight, r.duplicate_of, r.decided_at, r.at, r.at, r.due_names, r.due_ms,"
-    "   r.next_due_at, nextval('outbox_id_seq'), r.out_payload, r.trace_id"
+    "   r.next_due_at, ARRAY(SELECT nullif(u.x, 0) FROM unnest(r.due_set_ms) WITH ORDINALITY"
+    "   AS u(x, i) ORDER BY u.i), ARRAY(SELECT nullif(u.x, 0) FROM unnest(r.due_remind_ms)"
+    "   WITH ORDINALITY AS u(x, i) ORDER BY u.i), r.policy_id::int,"
+    "   nextval('outbox_id_seq'), r.out_payload, r.trace_id"
     " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};
 /* What s_build makes a dispatched event of (see wh_builder_t): the order as
@@ -100,12 +115,13 @@ static const wh_stmt_t s_next_due = {
     " WHERE next_due_at IS NOT NULL"};
 /* lapse.h says why the scan's batch is a literal. */
 static const wh_stmt_t s_lapse = {"dispatch_lapse", DISPATCH_LAPSE_SQL};
-static const wh_stmt_t s_bump = {
-    "dispatch_bump",
-    "UPDATE work_order SET version = version + 1, updated_at = now() WHERE ticket_id = $1"
-    " RETURNING version, state, color, level, lead, co, community, grid,"
-    " klass || ' @ ' || community || '/' || grid || ' ' || address || ': ' || body,"
-    " reporter_masked"};
+static const wh_stmt_t s_fired = {"dispatch_fired", DISPATCH_FIRED_SQL};
+static const wh_stmt_t s_store_policy = {
+    "dispatch_policy_store",
+    "INSERT INTO clock_policy (digest, body) VALUES (md5($1), $1)"
+    " ON CONFLICT (digest) DO UPDATE SET loaded_at = now() RETURNING id"};
+static const wh_stmt_t s_policy_body = {"dispatch_policy_body",
+                                        "SELECT body FROM clock_policy WHERE id = $1::int"};
 
 static void s_timeline(s_dispatch_t *d, const char *ticket, int64_t at_ms, const char *kind,
                        const char *actor, const char *note) {
@@ -134,12 +150,12 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, in
   int rc;
   if (how == EMIT_OUTBOX) return wh_outbox_put(d->relay, "dispatch", &out);
   if (how == EMIT_CARRY) {
-    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 24);
+    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 27);
   } else {
-    wh_rows_bytes(&d->orders, 24, NULL, 0);
+    wh_rows_bytes(&d->orders, 27, NULL, 0);
     rc = wh_outbox_carry_built(d->relay, "dispatch", &out);
   }
-  wh_rows_text(&d->orders, 25, out.trace_id);
+  wh_rows_text(&d->orders, 28, out.trace_id);
   return rc;
 }
 
@@ -161,16 +177,16 @@ static int s_build(void *arg, const PGresult *res, int k, Whistle__Envelope *env
   char *summary = wh_arena_alloc(arena, DISPATCH_SUMMARY_MAX);
   char **co = wh_arena_alloc(arena, WH_MAX_CO * sizeof *co);
   char *cobuf = wh_arena_alloc(arena, WH_MAX_CO * 96);
-  char **names = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *names);
-  char *namebuf = wh_arena_alloc(arena, WH_MAX_DEADLINES * 64);
-  int64_t *due = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *due);
-  Whistle__Deadline *dl = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *dl);
-  Whistle__Deadline **dlp = wh_arena_alloc(arena, WH_MAX_DEADLINES * sizeof *dlp);
+  char **names = wh_arena_alloc(arena, CLK_MAX * sizeof *names);
+  char *namebuf = wh_arena_alloc(arena, CLK_MAX * CLK_NAME_MAX);
+  int64_t *due = wh_arena_alloc(arena, CLK_MAX * sizeof *due);
+  Whistle__Deadline *dl = wh_arena_alloc(arena, CLK_MAX * sizeof *dl);
+  Whistle__Deadline **dlp = wh_arena_alloc(arena, CLK_MAX * sizeof *dlp);
   if (!ev || !summary || !co || !cobuf || !names || !namebuf || !due || !dl || !dlp)
     return WH_ENOMEM;
   int nco = wh_pg_get_texts(res, k, 12, co, WH_MAX_CO, cobuf, WH_MAX_CO * 96);
-  int nnames = wh_pg_get_texts(res, k, 13, names, WH_MAX_DEADLINES, namebuf, WH_MAX_DEADLINES * 64);
-  int ndue = wh_pg_get_ints(res, k, 14, due, WH_MAX_DEADLINES);
+  int nnames = wh_pg_get_texts(res, k, 13, names, CLK_MAX, namebuf, CLK_MAX * CLK_NAME_MAX);
+  int ndue = wh_pg_get_ints(res, k, 14, due, CLK_MAX);
   if (nco < 0 || nnames < 0 || ndue != nnames) return WH_EFIELD;
   for (int i = 0; i < ndue; i++) {
     whistle__deadline__init(&dl[i]);
@@ -221,15 +237,23 @@ static int s_steps(void *arg, wh_pg_step_t *steps) {
 static void s_reset(s_dispatch_t *d) {
   wh_rows_reset(&d->orders);
   wh_rows_reset(&d->timeline);
+  wh_rows_reset(&d->fired);
   d->nopened = 0;
   d->nfirst = 0;
 }
+
+static int s_policy_store(s_dispatch_t *d);
 
 /* Looks up, in one statement, the orders the batch's repeats merge under. */
 static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
   s_dispatch_t *d = arg;
   s_reset(d);
   d->batch_due = INT64_MAX;
+  /* New orders carry the id of the policy in force: stored first. */
+  if (!d->policy->id) {
+    if (s_policy_store(d)) return WH_EDB;
+    d->policy_fresh = 1;
+  }
   wh_rows_t q;
   wh_rows_init(&q, 1);
   for (int i = 0; i < n; i++) {
@@ -256,8 +280,16 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
 /* The order's row (work_order_row, see sql/010_opening_derived.sql); its
  * last fields, the carried message and the trace id, are added by s_emit. */
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
-                        int64_t decided, int64_t now, char *const *due_names,
-                        const int64_t *due_ms, int ndue, int64_t next_due) {
+                        int64_t decided, int64_t now, const clk_set_t *cs, int64_t next_due) {
+  const char *due_names[CLK_MAX];
+  int64_t due_ms[CLK_MAX], set_ms[CLK_MAX], remind_ms[CLK_MAX];
+  for (int i = 0; i < cs->n; i++) {
+    due_names[i] = cs->c[i].name;
+    due_ms[i] = cs->c[i].due_ms;
+    set_ms[i] = cs->c[i].set_ms;
+    remind_ms[i] = cs->c[i].remind_ms;
+  }
+  size_t ndue = (size_t)cs->n;
   const Whistle__SubmitTicket *rep = t->ticket->report;
   wh_rows_t *r = &d->orders;
   wh_rows_next(r);
@@ -282,9 +314,12 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_text(r, 18, !strcmp(state, "merged") ? t->duplicate_of : NULL);
   wh_rows_time(r, 19, &decided);
   wh_rows_time(r, 20, &now);
-  wh_rows_texts(r, 21, (const char *const *)due_names, (size_t)ndue);
-  wh_rows_ints(r, 22, due_ms, (size_t)ndue);
+  wh_rows_texts(r, 21, due_names, ndue);
+  wh_rows_ints(r, 22, due_ms, ndue);
   wh_rows_time(r, 23, next_due ? &next_due : NULL); /* NULL: none running */
+  wh_rows_ints(r, 24, set_ms, ndue);
+  wh_rows_ints(r, 25, remind_ms, ndue);
+  wh_rows_int(r, 26, d->policy->id);
 }
 
 /* Gathers the rows one decision makes. After the first row is gathered, a
@@ -334,29 +369,26 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
 
   /* The order's opening (received, triaged and, unless merged, dispatched)
    * is not written: the view opening works it out from the row. */
-  wh_due_t due[WH_MAX_DEADLINES];
-  int ndue = 0;
-  /* The order's deadlines, as its due_names and due_ms columns take them. */
-  char *due_names[WH_MAX_DEADLINES];
-  int64_t due_ms[WH_MAX_DEADLINES];
+  /* The order's clocks, from the policy in force: the sign-for clocks from
+   * now, the level's own from receipt. */
+  clk_set_t cs = {.n = 0};
   int64_t next_due = 0;
-  Whistle__Deadline dl[WH_MAX_DEADLINES];
-  Whistle__Deadline *dlp[WH_MAX_DEADLINES];
+  Whistle__Deadline dl[CLK_MAX];
+  Whistle__Deadline *dlp[CLK_MAX];
   if (!merged) {
-    ndue = wh_calendar_deadlines(d->cal, (int)t->level, rep->received_at_ms, due);
-    for (int i = 0; i < ndue; i++) {
-      due_names[i] = (char *)due[i].name;
-      due_ms[i] = due[i].due_ms;
-      if (!next_due || due[i].due_ms < next_due) next_due = due[i].due_ms;
-      if (due[i].due_ms < d->batch_due) d->batch_due = due[i].due_ms;
+    clk_start(d->policy, d->cal, (int)t->level, strcmp(t->lead, d->svc->center) != 0, t->co,
+              t->n_co, now, rep->received_at_ms, now, &cs);
+    next_due = clk_next(&cs);
+    if (next_due && next_due < d->batch_due) d->batch_due = next_due;
+    for (int i = 0; i < cs.n; i++) {
       whistle__deadline__init(&dl[i]);
-      dl[i].name = (char *)due[i].name;
-      dl[i].due_at_ms = due[i].due_ms;
+      dl[i].name = cs.c[i].name;
+      dl[i].due_at_ms = cs.c[i].due_ms;
       dlp[i] = &dl[i];
     }
   }
   s_order_row(d, t, merged ? "merged" : "dispatched", t->decided_at_ms ? t->decided_at_ms : now,
-              now, due_names, due_ms, ndue, next_due);
+              now, &cs, next_due);
 
   char summary[DISPATCH_SUMMARY_MAX];
   dispatch_summary(summary, sizeof summary, t->klass, rep->community, rep->grid, rep->address,
@@ -397,7 +429,7 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   ev.co = t->co;
   ev.n_co = t->n_co;
   ev.deadlines = dlp;
-  ev.n_deadlines = (size_t)ndue;
+  ev.n_deadlines = (size_t)cs.n;
   return s_emit(d, &ev, env->trace_id, EMIT_BUILT) ? WH_EDB : 0;
 }
 
@@ -423,100 +455,204 @@ static void s_arm(s_dispatch_t *d) {
   uv_timer_start(&d->timer, s_on_timer, (uint64_t)delay, 0);
 }
 
-/* Splits a Postgres text[] of plain codes into out (pointers into buf). */
-static size_t s_split_array(char *buf, char **out, size_t max) {
-  size_t n = 0;
-  char *p = buf;
-  if (*p == '{') p++;
-  while (*p && *p != '}' && n < max) {
-    if (*p == '"') p++;
-    out[n++] = p;
-    while (*p && *p != ',' && *p != '}' && *p != '"') p++;
-    if (*p == '"') *p++ = '\0';
-    if (*p == ',' || *p == '}') *p++ = '\0';
-  }
-  return n;
-}
+/* ---- the clock policy ------------------------------------------------ */
 
-static int s_lapse_one(s_dispatch_t *d, const char *ticket, char **names, size_t nnames,
-                       int64_t now) {
-  wh_pg_t *pg = d->svc->pg;
-  const char *v[1] = {ticket};
-  PGresult *r = wh_pg_run(pg, &s_bump, 1, v, NULL, NULL);
+/* Stores the policy in force (in the open transaction, if one is) and
+ * takes its id. */
+static int s_policy_store(s_dispatch_t *d) {
+  const char *v[1] = {d->policy->text};
+  PGresult *r = wh_pg_run(d->svc->pg, &s_store_policy, 1, v, NULL, NULL);
   if (!r) return WH_EDB;
-  if (PQntuples(r) != 1) {
-    PQclear(r);
-    return 0;
-  }
-  char cobuf[WH_MAX_CO * 100 + 4];
-  snprintf(cobuf, sizeof cobuf, "%s", PQgetvalue(r, 0, 5));
-  char *co[WH_MAX_CO];
-  size_t nco = s_split_array(cobuf, co, WH_MAX_CO);
-  Whistle__WorkEvent ev = WHISTLE__WORK_EVENT__INIT;
-  ev.ticket_id = (char *)ticket;
-  ev.kind = WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE;
-  ev.version = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
-  ev.state = PQgetvalue(r, 0, 1);
-  ev.color = wh_color_parse(PQgetvalue(r, 0, 2));
-  ev.level = (uint32_t)atoi(PQgetvalue(r, 0, 3));
-  ev.lead = PQgetvalue(r, 0, 4);
-  ev.co = co;
-  ev.n_co = nco;
-  ev.community = PQgetvalue(r, 0, 6);
-  ev.grid = PQgetvalue(r, 0, 7);
-  ev.summary = PQgetvalue(r, 0, 8);
-  ev.reporter_masked = PQgetvalue(r, 0, 9);
-  ev.lapsed = names;
-  ev.n_lapsed = nnames;
-  ev.at_ms = now;
-  char note[256];
-  size_t o = (size_t)snprintf(note, sizeof note, "overdue:");
-  for (size_t i = 0; i < nnames && o < sizeof note; i++)
-    o += (size_t)snprintf(note + o, sizeof note - o, " %s", names[i]);
-  s_timeline(d, ticket, now, "overdue", "clock", note);
-  int rc = s_emit(d, &ev, NULL, EMIT_OUTBOX) ? WH_EDB : 0;
+  int rc = PQntuples(r) == 1 ? 0 : WH_EDB;
+  if (!rc) d->policy->id = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
   PQclear(r);
   return rc;
 }
 
-static int s_cmp_rows(const void *a, const void *b) {
-  return strcmp(((char *const *)a)[0], ((char *const *)b)[0]);
+/* The policy an order was frozen on (id 0: an order older than policies,
+ * which runs on the one in force). One not parsed yet is read from
+ * clock_policy; one that cannot be read falls back to the one in force. */
+static const clk_policy_t *s_policy(void *arg, uint32_t id) {
+  s_dispatch_t *d = arg;
+  if (!id || id == d->policy->id) return d->policy;
+  for (int i = 0; i < d->nolder; i++)
+    if (d->older[i]->id == id) return d->older[i];
+  char b[16], err[512];
+  snprintf(b, sizeof b, "%u", id);
+  const char *v[1] = {b};
+  PGresult *r = wh_pg_run(d->svc->pg, &s_policy_body, 1, v, NULL, NULL);
+  clk_policy_t *p = NULL;
+  if (r && PQntuples(r) == 1) {
+    char origin[32];
+    snprintf(origin, sizeof origin, "clock_policy %u", id);
+    if (!(p = clk_policy_parse(PQgetvalue(r, 0, 0), origin, err, sizeof err)))
+      wh_error("%s", err);
+  }
+  if (r) PQclear(r);
+  if (!p) {
+    wh_warn("clock policy %u cannot be read: the one in force stands in", id);
+    return d->policy;
+  }
+  p->id = id;
+  if (d->nolder == POLICY_CACHE) { /* the oldest goes */
+    clk_policy_destroy(&d->older[0]);
+    memmove(d->older, d->older + 1, (POLICY_CACHE - 1) * sizeof *d->older);
+    d->nolder--;
+  }
+  d->older[d->nolder++] = p;
+  return p;
+}
+
+/* ---- the clock --------------------------------------------------------- */
+
+/* A firing's line on the order's timeline and its event, at version v. */
+static int s_fire_event(s_dispatch_t *d, const order_t *o, uint32_t v, int64_t now,
+                        Whistle__WorkEventKind kind, const char *tl_kind, const char *note,
+                        Whistle__WorkEvent *proto) {
+  char summary[DISPATCH_SUMMARY_MAX];
+  Whistle__Deadline dl[CLK_MAX];
+  Whistle__Deadline *dlp[CLK_MAX];
+  Whistle__WorkEvent ev;
+  order_event(o, &ev, v, now, summary, dl, dlp);
+  ev.kind = kind;
+  ev.lapsed = proto->lapsed;
+  ev.n_lapsed = proto->n_lapsed;
+  ev.reminded = proto->reminded;
+  ev.n_reminded = proto->n_reminded;
+  ev.share = proto->share;
+  ev.step = proto->step;
+  ev.supervisor = proto->supervisor;
+  s_timeline(d, o->ticket, now, tl_kind, "clock", note);
+  return s_emit(d, &ev, NULL, EMIT_OUTBOX) ? WH_EDB : 0;
+}
+
+/* Fires what is due on one order at now; its row goes to d->fired. *nev
+ * counts the events. */
+static int s_fire_order(s_dispatch_t *d, order_t *o, int64_t now, int *nev) {
+  const clk_policy_t *p = s_policy(d, o->policy);
+  clk_fired_t f;
+  clk_fire(p, &o->clocks, now, &f);
+  uint32_t v = o->version;
+  int done = order_done_state(o->state);
+  int rc = 0;
+  char note[512];
+  char *names[CLK_MAX];
+  Whistle__WorkEvent proto = WHISTLE__WORK_EVENT__INIT;
+  wh_str_t s;
+  /* the lapses of the parties' clocks */
+  size_t nl = 0;
+  wh_str_init(&s, note, sizeof note);
+  wh_str_add(&s, "overdue:");
+  for (int i = 0; i < f.nlapsed; i++) {
+    const char *name = o->clocks.c[f.lapsed[i]].name;
+    if (clk_is_feedback(name)) continue;
+    names[nl++] = (char *)name;
+    wh_str_cat(&s, " ", name, (char *)NULL);
+  }
+  if (nl) {
+    proto.lapsed = names;
+    proto.n_lapsed = nl;
+    rc = s_fire_event(d, o, ++v, now, WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE, "overdue", note,
+                      &proto);
+    (*nev)++;
+  }
+  if (!rc && f.feedback_due) {
+    Whistle__WorkEvent none = WHISTLE__WORK_EVENT__INIT;
+    rc = s_fire_event(d, o, ++v, now, WHISTLE__WORK_EVENT_KIND__WORK_FEEDBACK_DUE, "feedback_due",
+                      "the feedback window has passed: the center may close it", &none);
+    (*nev)++;
+  }
+  if (!rc && f.nreminded) {
+    Whistle__WorkEvent rem = WHISTLE__WORK_EVENT__INIT;
+    char *rn[CLK_MAX];
+    wh_str_init(&s, note, sizeof note);
+    wh_str_add(&s, "reminder: ");
+    wh_str_int(&s, f.share);
+    wh_str_add(&s, "% of the time for");
+    for (int i = 0; i < f.nreminded; i++) {
+      rn[i] = o->clocks.c[f.reminded[i]].name;
+      wh_str_cat(&s, " ", rn[i], (char *)NULL);
+    }
+    rem.reminded = rn;
+    rem.n_reminded = (size_t)f.nreminded;
+    rem.share = (uint32_t)f.share;
+    rc = s_fire_event(d, o, ++v, now, WHISTLE__WORK_EVENT_KIND__WORK_REMINDER, "reminder", note,
+                      &rem);
+    (*nev)++;
+  }
+  /* The ladder: started by the first lapse of the lead's clocks, each step
+   * due `after` the one before (as scheduled, not as taken: steps a late
+   * run finds due are all taken, each once), stopped once resolved. */
+  int step = o->ladder_step;
+  int64_t next = o->ladder_next;
+  if (f.lead_lapse_due_ms && !next && !done && step < p->nsteps)
+    next = clk_ladder_due(p, d->cal, step, f.lead_lapse_due_ms);
+  while (!rc && !done && next && next <= now && step < p->nsteps) {
+    char party[CLK_NAME_MAX];
+    rc = order_step_row(d->svc->pg, d->org, p, o, step, "clock", now, party);
+    if (rc) break;
+    Whistle__WorkEvent es = WHISTLE__WORK_EVENT__INIT;
+    es.step = (uint32_t)step + 1;
+    es.supervisor = party;
+    wh_str_init(&s, note, sizeof note);
+    wh_str_add(&s, "escalated, step ");
+    wh_str_int(&s, step + 1);
+    wh_str_cat(&s, ": ", party, (char *)NULL);
+    rc = s_fire_event(d, o, ++v, now, WHISTLE__WORK_EVENT_KIND__WORK_ESCALATED, "escalated", note,
+                      &es);
+    (*nev)++;
+    step++;
+    next = clk_ladder_due(p, d->cal, step, next);
+  }
+  if (done) next = 0;
+  if (rc) return rc;
+  int64_t due = clk_next(&o->clocks);
+  if (next && (!due || next < due)) due = next;
+  int64_t ovd[CLK_MAX], rem[CLK_MAX];
+  for (int i = 0; i < o->clocks.n; i++) {
+    ovd[i] = o->clocks.c[i].lapsed_ms;
+    rem[i] = o->clocks.c[i].remind_ms;
+  }
+  wh_rows_t *r = &d->fired;
+  wh_rows_next(r);
+  wh_rows_text(r, 0, o->ticket);
+  wh_rows_int(r, 1, o->version);
+  wh_rows_int(r, 2, v);
+  wh_rows_ints(r, 3, ovd, (size_t)o->clocks.n);
+  wh_rows_ints(r, 4, rem, (size_t)o->clocks.n);
+  wh_rows_int(r, 5, due);
+  wh_rows_int(r, 6, step);
+  wh_rows_int(r, 7, next);
+  if (due && due < d->batch_due) d->batch_due = due;
+  return 0;
 }
 
 static void s_on_timer(uv_timer_t *h) {
   s_dispatch_t *d = h->data;
   wh_pg_t *pg = d->svc->pg;
   int64_t now = wh_clock_now_ms();
-  int more = 0, failed = 1;
+  int more = 0, failed = 1, nev = 0;
   if (wh_pg_ready(pg) == 0 && wh_pg_exec(pg, "BEGIN") == 0) {
     char at[24];
     snprintf(at, sizeof at, "%" PRId64, now);
     const char *v[1] = {at};
-    PGresult *r = wh_pg_run(pg, &s_lapse, 1, v, NULL, NULL);
+    PGresult *r = wh_pg_run_binary(pg, &s_lapse, 1, v);
     int rc = r ? 0 : WH_EDB;
     int n = r ? PQntuples(r) : 0;
-    more = n >= DISPATCH_LAPSE_BATCH; /* lapsed deadlines: at least one per order taken */
-    /* Group lapsed deadlines by ticket: one OVERDUE event per order. */
-    char *(*rows)[2] = n ? calloc((size_t)n, sizeof *rows) : NULL;
-    for (int i = 0; i < n; i++) {
-      rows[i][0] = PQgetvalue(r, i, 0);
-      rows[i][1] = PQgetvalue(r, i, 1);
-    }
-    if (n) qsort(rows, (size_t)n, sizeof *rows, s_cmp_rows);
-    for (int i = 0; i < n && !rc;) {
-      char *names[WH_MAX_DEADLINES];
-      size_t nn = 0;
-      int j = i;
-      while (j < n && !strcmp(rows[j][0], rows[i][0])) {
-        if (nn < WH_MAX_DEADLINES) names[nn++] = rows[j][1];
-        j++;
-      }
-      wh_log_ctx(rows[i][0], NULL);
-      rc = s_lapse_one(d, rows[i][0], names, nn, now);
+    more = n >= DISPATCH_LAPSE_BATCH;
+    wh_rows_reset(&d->fired);
+    for (int i = 0; i < n && !rc; i++) {
+      order_t o;
+      rc = order_read(r, i, &o);
+      wh_log_ctx(o.ticket, NULL);
+      if (!rc) rc = s_fire_order(d, &o, now, &nev);
       wh_log_ctx(NULL, NULL);
-      i = j;
     }
-    free(rows);
+    if (!rc && d->fired.nrows) {
+      PGresult *u = wh_rows_run(pg, &s_fired, &d->fired, 0, NULL);
+      if (!u || atoi(PQcmdTuples(u)) != d->fired.nrows) rc = WH_EDB; /* fenced: cannot be */
+      if (u) PQclear(u);
+    }
     if (r) PQclear(r);
     wh_pg_step_t steps[WH_CONSUMER_STEPS];
     int nsteps = s_steps(d, steps);
@@ -527,11 +663,12 @@ static void s_on_timer(uv_timer_t *h) {
       more = 0;
     } else {
       failed = 0;
-      if (n) wh_info("%d deadline(s) lapsed", n);
+      if (nev) wh_info("%d clock firing(s) on %d order(s)", nev, n);
       s_reset(d);
       wh_relay_committed(d->relay);
     }
   }
+  d->batch_due = INT64_MAX;
   if (more) {
     d->armed_ms = now;
     uv_timer_start(&d->timer, s_on_timer, 0, 0);
@@ -547,6 +684,7 @@ static void s_on_timer(uv_timer_t *h) {
 
 static void s_committed(void *arg) {
   s_dispatch_t *d = arg;
+  d->policy_fresh = 0;
   s_reset(d);
   wh_relay_committed(d->relay);
   /* Only a deadline earlier than the one the timer waits for moves it; the
@@ -561,6 +699,8 @@ static void s_committed(void *arg) {
 
 static void s_aborted(void *arg) {
   s_dispatch_t *d = arg;
+  if (d->policy_fresh) d->policy->id = 0; /* its row went with the transaction */
+  d->policy_fresh = 0;
   s_reset(d);
   wh_relay_aborted(d->relay);
   d->batch_due = INT64_MAX;
@@ -583,6 +723,14 @@ static wh_calendar_t *s_load(wh_service_t *svc) {
   return cal;
 }
 
+static clk_policy_t *s_load_policy(wh_service_t *svc) {
+  char path[512], err[512];
+  wh_service_conf_path(svc, "clocks.conf", path, sizeof path);
+  clk_policy_t *p = clk_policy_load(path, err, sizeof err);
+  if (!p) wh_error("%s", err);
+  return p;
+}
+
 static wh_org_t *s_load_org(wh_service_t *svc) {
   char path[512], err[512];
   wh_service_conf_path(svc, "org.conf", path, sizeof path);
@@ -595,17 +743,37 @@ static void s_reload(wh_service_t *svc) {
   s_dispatch_t *d = svc->data;
   wh_calendar_t *cal = s_load(svc);
   wh_org_t *org = s_load_org(svc);
-  if (!cal || !org) {
-    wh_error("reload refused; the calendar and org chart in force stay");
+  clk_policy_t *policy = s_load_policy(svc);
+  if (!cal || !org || !policy) {
+    wh_error("reload refused; the calendar, clocks and org chart in force stay");
     wh_calendar_destroy(&cal);
     wh_org_destroy(&org);
+    clk_policy_destroy(&policy);
     return;
   }
   wh_calendar_destroy(&d->cal);
   d->cal = cal;
   wh_org_destroy(&d->org);
   d->org = org;
-  wh_info("calendar and org chart reloaded");
+  if (policy->text && d->policy->text && !strcmp(policy->text, d->policy->text)) {
+    clk_policy_destroy(&policy); /* the same clocks: the same id */
+  } else {
+    /* The policy it replaces stays for the orders frozen on it. */
+    if (d->policy->id) {
+      if (d->nolder == POLICY_CACHE) {
+        clk_policy_destroy(&d->older[0]);
+        memmove(d->older, d->older + 1, (POLICY_CACHE - 1) * sizeof *d->older);
+        d->nolder--;
+      }
+      d->older[d->nolder++] = d->policy;
+    } else {
+      clk_policy_destroy(&d->policy);
+    }
+    d->policy = policy;
+    if (wh_pg_ready(svc->pg) == 0 && s_policy_store(d))
+      wh_warn("the new clocks are stored with the first order they open");
+  }
+  wh_info("calendar, clocks and org chart reloaded");
 }
 
 /* A desk action set a deadline: the timer moves only if it is earlier. */
@@ -617,6 +785,13 @@ static void s_desk_deadline(void *arg, int64_t due_ms) {
   uv_timer_start(&d->timer, s_on_timer, (uint64_t)(delay > 0 ? delay : 0), 0);
 }
 
+/* The business clock moved (tests): the timer waits for the earliest
+ * firing as the new time reckons it. */
+static void s_clock_moved(wh_service_t *svc) {
+  s_dispatch_t *d = svc->data;
+  if (d) s_arm(d);
+}
+
 static void s_stop(wh_service_t *svc) {
   s_dispatch_t *d = svc->data;
   desk_destroy(&d->desk);
@@ -624,8 +799,11 @@ static void s_stop(wh_service_t *svc) {
   wh_relay_destroy(&d->relay);
   wh_calendar_destroy(&d->cal);
   wh_org_destroy(&d->org);
+  clk_policy_destroy(&d->policy);
+  for (int i = 0; i < d->nolder; i++) clk_policy_destroy(&d->older[i]);
   wh_rows_free(&d->orders);
   wh_rows_free(&d->timeline);
+  wh_rows_free(&d->fired);
   free(d->first);
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, NULL);
@@ -644,12 +822,15 @@ int dispatch_start(wh_service_t *svc) {
   svc->data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init_record(&d->orders, 26, "work_order_row");
+  svc->on_clock = s_clock_moved;
+  wh_rows_init_record(&d->orders, 29, "work_order_row");
   wh_rows_init(&d->timeline, 5);
+  wh_rows_init_record(&d->fired, 8, "clock_fired_row");
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
   if (!d->first) return WH_ENOMEM;
-  if (!(d->cal = s_load(svc)) || !(d->org = s_load_org(svc))) return WH_ECONFIG;
+  if (!(d->cal = s_load(svc)) || !(d->org = s_load_org(svc)) || !(d->policy = s_load_policy(svc)))
+    return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
   d->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "notify", svc->peer);
@@ -662,11 +843,13 @@ int dispatch_start(wh_service_t *svc) {
   if (svc->desk_ep) {
     const char *hotline = getenv("WHISTLE_HOTLINE");
     desk_conf_t dc = {.svc = svc, .relay = d->relay, .cal = &d->cal, .org = &d->org,
-                      .hotline = hotline && *hotline ? hotline : "hotline",
+                      .hotline = hotline && *hotline ? hotline : "hotline", .policy = s_policy,
                       .deadline = s_desk_deadline, .arg = d};
     if (!(d->desk = desk_new(&dc, svc->desk_ep))) return WH_EZMQ;
   }
-  s_arm(d); /* deadlines live in the database: re-arm what a restart left */
+  if (wh_pg_ready(svc->pg) == 0 && s_policy_store(d))
+    wh_warn("the clocks in force are stored with the first order they open");
+  s_arm(d); /* clocks live in the database: re-arm what a restart left */
   wh_info("taking decisions on %s, passing work events to %s", svc->listen, svc->peer);
   return 0;
 }

@@ -118,6 +118,13 @@ static wo_code_t g_reopen(const wo_order_t *o, const wo_request_t *q, const char
   return WO_TOO_LATE;
 }
 
+static wo_code_t g_ladder(const wo_order_t *o, const wo_request_t *q, const char **why) {
+  (void)q;
+  if (o->ladder_left > 0) return WO_OK;
+  *why = "every step of the escalation ladder is taken";
+  return WO_WRONG_STATE;
+}
+
 static wo_code_t g_void(const wo_order_t *o, const wo_request_t *q, const char **why) {
   static const char *const reasons[] = {"prank", "test", "not_street", NULL};
   (void)o;
@@ -168,7 +175,7 @@ static const wo_row_t s_rows[] = {
     /* 无效工单 */
     {WA_VOID, WR_CENTER, S(WO_DISPATCHED) | S(WO_RETURNED), NULL, g_void, WO_VOID, WE_TELL_REPORTER},
     /* 督办: the next step of the ladder, now */
-    {WA_SUPERVISE, WR_CENTER, OPEN | S(WO_RESOLVED), NULL, NULL, WO_SAME, WE_LADDER_STEP},
+    {WA_SUPERVISE, WR_CENTER, OPEN, NULL, g_ladder, WO_SAME, WE_LADDER_STEP},
 };
 
 static wo_outcome_t s_refused(wo_code_t code, const char *why, const wo_order_t *o) {

@@ -35,7 +35,8 @@ typedef enum {
 } wo_action_t;
 
 /* The actor's roles on the order (a bit each). */
-enum { WR_LEAD = 1, WR_CO = 2, WR_CENTER = 4, WR_HOTLINE = 8 };
+enum { WR_LEAD = 1, WR_CO = 2, WR_CENTER = 4, WR_HOTLINE = 8,
+       WR_SUPERVISOR = 16 /* a step of the order's ladder reached it: it reads the order */ };
 
 typedef enum {
   WO_OK,
@@ -83,6 +84,7 @@ typedef struct {
   int feedback_given;
   int64_t feedback_until_ms; /* the feedback window's end */
   int64_t reopen_until_ms;   /* a closed order may be reopened until then */
+  int ladder_left;           /* steps of the escalation ladder not yet taken */
 } wo_order_t;
 
 typedef struct {

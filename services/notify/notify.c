@@ -65,7 +65,7 @@ typedef struct {
 /* lead, co-parties, the center, and after an assignment those it left */
 /* A reporter message's line, at most (a longer note is cut at a character). */
 #define SINK_LINE_MAX 2560
-#define MAX_TARGETS (2 * WH_MAX_CO + 3)
+#define MAX_TARGETS (2 * WH_MAX_CO + 4)
 #define MAX_PARTIES (WH_CONSUMER_BATCH * MAX_TARGETS)
 
 typedef struct {
@@ -149,6 +149,13 @@ static int s_target_add(s_target_t *out, int k, const char *party, const char *r
   return k + 1;
 }
 
+/* 1 if party is one of the event's co-parties. */
+static int s_co_of(const Whistle__WorkEvent *ev, const char *party) {
+  for (size_t i = 0; i < ev->n_co; i++)
+    if (!strcmp(ev->co[i], party)) return 1;
+  return 0;
+}
+
 /* The feeds an event goes to, or -1 when it is not a valid event. */
 static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target_t *out) {
   const Whistle__WorkEvent *ev = env->work;
@@ -166,9 +173,38 @@ static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target
   case WHISTLE__WORK_EVENT_KIND__WORK_MERGED:
     return k;
   case WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE:
-    /* The command center supervises every lapse [挂牌督办]. */
-    if (strcmp(ev->lead, n->center)) out[k++] = (s_target_t){n->center, "supervisor"};
-    return k;
+    /* The command center supervises every lapse [挂牌督办]; a co-party's
+     * own sign-for clock goes to it too. */
+    if (ev->n_lapsed > 64) return -1;
+    for (size_t i = 0; i < ev->n_lapsed; i++)
+      if (!strncmp(ev->lapsed[i], "sign_for:", 9) && s_co_of(ev, ev->lapsed[i] + 9))
+        k = s_target_add(out, k, ev->lapsed[i] + 9, "co");
+    return s_target_add(out, k, n->center, "supervisor");
+  case WHISTLE__WORK_EVENT_KIND__WORK_REMINDER:
+    /* A reminder goes to the party whose clock it is: the lead, or the
+     * co-party of its own sign-for clock. */
+    if (!ev->n_reminded || ev->n_reminded > 64) return -1;
+    k = 0;
+    for (size_t i = 0; i < ev->n_reminded; i++) {
+      if (!strncmp(ev->reminded[i], "sign_for:", 9)) {
+        if (s_co_of(ev, ev->reminded[i] + 9)) k = s_target_add(out, k, ev->reminded[i] + 9, "co");
+      } else {
+        k = s_target_add(out, k, ev->lead, "lead");
+      }
+    }
+    return k ? k : -1;
+  case WHISTLE__WORK_EVENT_KIND__WORK_ESCALATED:
+    /* A ladder step: a supervisor item for the party it reaches; the lead
+     * and the center see it too. */
+    if (!ev->step || !ev->supervisor[0] || wh_code_check(ev->supervisor, 95)) return -1;
+    k = 0;
+    k = s_target_add(out, k, ev->supervisor, "supervisor");
+    k = s_target_add(out, k, ev->lead, "lead");
+    return s_target_add(out, k, n->center, "center");
+  case WHISTLE__WORK_EVENT_KIND__WORK_FEEDBACK_DUE:
+    /* The feedback window passed: the center's item (it may close). */
+    k = 0;
+    return s_target_add(out, k, n->center, "center");
   case WHISTLE__WORK_EVENT_KIND__WORK_ACTED:
     /* An action goes to everyone on the order, the center, and, after an
      * assignment, the parties that had it: each once. */
@@ -180,6 +216,11 @@ static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target
     for (size_t i = 0; i < ev->n_co; i++) k = s_target_add(out, k, ev->co[i], "co");
     k = s_target_add(out, k, n->center, "center");
     for (size_t i = 0; i < ev->n_previous; i++) k = s_target_add(out, k, ev->previous[i], "previous");
+    /* supervise: the ladder's step reaches its party */
+    if (ev->supervisor[0]) {
+      if (wh_code_check(ev->supervisor, 95)) return -1;
+      k = s_target_add(out, k, ev->supervisor, "supervisor");
+    }
     return k;
   default:
     return -1;
@@ -373,7 +414,12 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     int rc = s_add_item(n, ev, tg[j].party, tg[j].role);
     if (rc) return rc;
   }
-  if (ev->kind != WHISTLE__WORK_EVENT_KIND__WORK_OVERDUE) s_add_delivery(n, ev);
+  /* The reporter hears of the opening and of the parties' actions; the
+   * clock's firings are the parties' and the center's. */
+  if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED ||
+      ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED ||
+      ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_ACTED)
+    s_add_delivery(n, ev);
   return 0;
 }
 

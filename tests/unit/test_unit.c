@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../services/dispatch/clocks.h"
 #include "../../services/intake/intake.h"
 #include "../mutate.h"
 #include "wh_calendar.h"
@@ -243,39 +244,168 @@ static void calendar_working_days(void **state) {
   assert_null(c);
 }
 
-static void calendar_deadlines(void **state) {
+static clk_policy_t *s_clocks(void) {
+  char err[512];
+  clk_policy_t *p = clk_policy_load(WH_SOURCE_DIR "/deploy/demo/clocks.conf", err, sizeof err);
+  if (!p) fail_msg("%s", err);
+  return p;
+}
+
+#define M(x) ((int64_t)(x) * 60000)
+
+/* The clocks each level starts, as clocks.conf sets them, across the
+ * calendar's holidays and make-up days. */
+static void clocks_per_level(void **state) {
   (void)state;
   wh_calendar_t *c = s_cal();
-  wh_due_t d[WH_MAX_DEADLINES];
-  /* Level 2 on a holiday Monday: Tue..Fri, Mon -> end of Monday 9 June. */
-  assert_int_equal(wh_calendar_deadlines(c, 2, T("2025-06-02T10:12:00+08:00"), d), 1);
-  assert_string_equal(d[0].name, "resolve");
-  assert_true(d[0].due_ms == T("2025-06-09T23:59:59.999+08:00"));
+  clk_policy_t *p = s_clocks();
+  clk_set_t s;
+  /* Level 2 on a holiday Monday: signed for in 4 hours (elapsed), resolved
+   * by Tue..Fri, Mon -> the end of Monday 9 June. */
+  int64_t rec = T("2025-06-02T10:12:00+08:00");
+  assert_int_equal(clk_start(p, c, 2, 1, NULL, 0, rec, rec, rec, &s), 2);
+  assert_string_equal(s.c[0].name, "sign_for");
+  assert_true(s.c[0].due_ms == rec + M(240));
+  assert_string_equal(s.c[1].name, "resolve");
+  assert_true(s.c[1].due_ms == T("2025-06-09T23:59:59.999+08:00"));
+  assert_int_equal(clk_main(&s), 1);
   /* Across National Day: Sep 26 (Fri) -> Sep 28 (make-up Sun), 29, 30, Oct 9, 10. */
-  wh_calendar_deadlines(c, 2, T("2025-09-26T15:00:00+08:00"), d);
-  assert_true(d[0].due_ms == T("2025-10-10T23:59:59.999+08:00"));
-  /* Make-up Saturday Oct 11 counts: Oct 10 (Fri) -> 11, 13, 14, 15, 16. */
-  wh_calendar_deadlines(c, 2, T("2025-10-10T09:00:00+08:00"), d);
-  assert_true(d[0].due_ms == T("2025-10-16T23:59:59.999+08:00"));
-  /* Level 1: minutes from receipt, holidays or not. */
-  assert_int_equal(wh_calendar_deadlines(c, 1, T("2025-10-01T21:30:00+08:00"), d), 3);
-  assert_true(d[0].due_ms == T("2025-10-01T22:00:00+08:00"));
-  assert_true(d[1].due_ms == T("2025-10-01T23:30:00+08:00"));
-  assert_true(d[2].due_ms == T("2025-10-02T21:30:00+08:00"));
-  /* Level 3: fourteen calendar days. */
-  assert_int_equal(wh_calendar_deadlines(c, 3, T("2025-07-01T14:05:00+08:00"), d), 1);
-  assert_true(d[0].due_ms == T("2025-07-15T14:05:00+08:00"));
-  assert_int_equal(wh_calendar_deadlines(c, 4, 0, d), 0);
-  /* The desk's windows in working days: a return window of 2 from the eve
-   * of National Day 2026 ends on Oct 9; from Oct 9, the make-up Saturday
-   * Oct 10 is the first. */
-  assert_true(wh_calendar_workdays_end(c, T("2026-09-30T18:00:00+08:00"), 2) ==
+  rec = T("2025-09-26T15:00:00+08:00");
+  clk_start(p, c, 2, 1, NULL, 0, rec, rec, rec, &s);
+  assert_true(s.c[1].due_ms == T("2025-10-10T23:59:59.999+08:00"));
+  /* Level 3 signed for within a working day: from the eve of a weekend, Monday. */
+  rec = T("2025-07-04T17:00:00+08:00"); /* a Friday */
+  char *co[2] = {"xiangdong.pm", "housing"};
+  assert_int_equal(clk_start(p, c, 3, 1, co, 2, rec, rec, rec, &s), 4);
+  assert_string_equal(s.c[1].name, "sign_for:xiangdong.pm");
+  assert_string_equal(s.c[2].name, "sign_for:housing");
+  assert_true(s.c[0].due_ms == T("2025-07-07T23:59:59.999+08:00"));
+  assert_true(s.c[2].due_ms == s.c[0].due_ms);
+  assert_string_equal(s.c[3].name, "plan");
+  assert_true(s.c[3].due_ms == T("2025-07-18T17:00:00+08:00"));
+  assert_string_equal(clk_party(s.c[1].name), "xiangdong.pm");
+  assert_null(clk_party(s.c[0].name));
+  /* The center's queue has no sign-for clock. */
+  assert_int_equal(clk_start(p, c, 1, 0, NULL, 0, rec, rec, rec, &s), 3);
+  assert_string_equal(s.c[0].name, "respond");
+  assert_int_equal(clk_start(p, c, 4, 1, NULL, 0, rec, rec, rec, &s), -1);
+  /* The windows: a return window of 2 working days from the eve of
+   * National Day 2026 ends on Oct 9; from Oct 9, the make-up Saturday
+   * Oct 10 is the first of a feedback window. */
+  assert_true(clk_span_end(c, p->return_window, T("2026-09-30T18:00:00+08:00")) ==
               T("2026-10-09T23:59:59.999+08:00"));
-  assert_true(wh_calendar_workdays_end(c, T("2026-10-09T08:00:00+08:00"), 1) ==
+  assert_true(clk_span_end(c, p->feedback_window, T("2026-10-09T08:00:00+08:00")) ==
               T("2026-10-10T23:59:59.999+08:00"));
   assert_true(wh_calendar_workdays_end(c, T("2026-10-09T08:00:00+08:00"), 2) ==
               T("2026-10-12T23:59:59.999+08:00"));
+  assert_true(clk_span_end(c, p->reopen_window, rec) == rec + 30 * M(1440));
+  /* The ladder: at the lapse, 4 hours on, then by the end of the next
+   * working day: from just after midnight into the make-up Saturday Oct 10,
+   * the next is Monday Oct 12. */
+  assert_int_equal(p->nsteps, 3);
+  assert_string_equal(p->ladder[1].to, "street");
+  int64_t lapse = T("2026-10-09T20:00:00+08:00");
+  assert_true(clk_ladder_due(p, c, 0, lapse) == lapse);
+  assert_true(clk_ladder_due(p, c, 1, lapse) == lapse + M(240));
+  assert_true(clk_ladder_due(p, c, 2, lapse + M(240)) == T("2026-10-12T23:59:59.999+08:00"));
+  assert_true(clk_ladder_due(p, c, 2, lapse) == T("2026-10-10T23:59:59.999+08:00"));
+  assert_true(clk_ladder_due(p, c, 3, lapse) == 0);
+  /* A stored policy reads back as the file did. */
+  char err[256];
+  clk_policy_t *again = clk_policy_parse(p->text, "clock_policy 1", err, sizeof err);
+  assert_non_null(again);
+  assert_memory_equal(again->levels, p->levels, sizeof p->levels);
+  assert_memory_equal(again->ladder, p->ladder, sizeof p->ladder);
+  clk_policy_destroy(&again);
+  clk_policy_destroy(&p);
   wh_calendar_destroy(&c);
+}
+
+/* Reminders at 50% and 80% of each clock's time, a lapse once, and one
+ * reminder (not two) when a late firing finds both shares passed. */
+static void clocks_fire_once(void **state) {
+  (void)state;
+  wh_calendar_t *c = s_cal();
+  clk_policy_t *p = s_clocks();
+  clk_set_t s;
+  clk_fired_t f;
+  int64_t t0 = T("2026-12-03T10:00:00+08:00");
+  /* level 1: sign_for 10 min (5, 8), respond 30 min (15, 24), control 2 h, follow_up 24 h */
+  clk_start(p, c, 1, 1, NULL, 0, t0, t0, t0, &s);
+  assert_int_equal(s.n, 4);
+  assert_true(s.c[0].remind_ms == t0 + M(5));
+  assert_true(s.c[1].remind_ms == t0 + M(15));
+  assert_true(clk_next(&s) == t0 + M(5));
+  clk_fire(p, &s, t0 + M(6), &f);
+  assert_int_equal(f.nreminded, 1);
+  assert_int_equal(f.reminded[0], 0);
+  assert_int_equal(f.share, 50);
+  assert_int_equal(f.nlapsed, 0);
+  assert_true(s.c[0].remind_ms == t0 + M(8));
+  clk_fire(p, &s, t0 + M(6), &f); /* the same time again: nothing */
+  assert_int_equal(f.nreminded + f.nlapsed, 0);
+  clk_fire(p, &s, t0 + M(11), &f); /* past 80% and the due time: the lapse only */
+  assert_int_equal(f.nreminded, 0);
+  assert_int_equal(f.nlapsed, 1);
+  assert_true(f.lead_lapse_due_ms == t0 + M(10));
+  assert_true(s.c[0].lapsed_ms == t0 + M(11));
+  assert_true(clk_next(&s) == t0 + M(15));
+  clk_fire(p, &s, t0 + M(25), &f); /* 50% and 80% of respond passed: one reminder */
+  assert_int_equal(f.nreminded, 1);
+  assert_int_equal(f.share, 80);
+  assert_true(s.c[1].remind_ms == 0);
+  assert_true(clk_next(&s) == t0 + M(30));
+  clk_fire(p, &s, t0 + M(180), &f); /* respond and control lapse; their reminders go unsent */
+  assert_int_equal(f.nlapsed, 2);
+  assert_int_equal(f.nreminded, 0);
+  assert_true(clk_next(&s) == t0 + M(12 * 60));
+  clk_fire(p, &s, t0 + M(180), &f);
+  assert_int_equal(f.nlapsed + f.nreminded, 0);
+  /* A clock set with its shares already past sends none of them. */
+  clk_start(p, c, 1, 1, NULL, 0, t0, t0, t0 + M(20), &s);
+  assert_true(s.c[1].remind_ms == t0 + M(24));
+  assert_true(s.c[0].remind_ms == 0);
+  clk_fire(p, &s, t0 + M(20), &f); /* sign_for past due at setting: fires once, as a lapse */
+  assert_int_equal(f.nlapsed, 1);
+  /* Met and moved clocks; the feedback window has no reminders. */
+  clk_meet(&s, "respond", t0 + M(21));
+  assert_false(clk_running(&s.c[1]));
+  clk_move(p, &s, clk_main(&s), t0 + M(48 * 60), t0 + M(24 * 60));
+  assert_true(s.c[3].remind_ms == t0 + M(36 * 60));
+  clk_meet_all(&s, t0 + M(25 * 60));
+  clk_add(p, &s, "feedback", t0, t0 + M(60), t0);
+  assert_true(s.c[s.n - 1].remind_ms == 0);
+  clk_fire(p, &s, t0 + M(61), &f);
+  assert_int_equal(f.feedback_due, 1);
+  assert_true(f.lead_lapse_due_ms == 0);
+  clk_drop(&s, "feedback", 0);
+  assert_int_equal(s.n, 4);
+  clk_policy_destroy(&p);
+  wh_calendar_destroy(&c);
+}
+
+static void clocks_errors_name_file_and_line(void **state) {
+  (void)state;
+  clk_span_t sp;
+  assert_int_equal(clk_span_parse("4 hours", &sp), 0);
+  assert_int_equal(sp.n, 4);
+  assert_int_equal(clk_span_parse("1 working day", &sp), 0);
+  assert_int_equal(sp.unit, CLK_WORKDAYS);
+  assert_int_equal(clk_span_parse("4 hrs", &sp), -1);
+  assert_int_equal(clk_span_parse("-1 hours", &sp), -1);
+  assert_int_equal(clk_span_parse("", &sp), -1);
+  assert_int_equal(clk_span_parse("400 working days", &sp), -1);
+  char err[512];
+  const char *path = "/tmp/whistle-test-clocks.conf";
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("levels = {\n  level1 = { sign_for = \"10 minutes\";\n"
+        "    clocks = ( { name = \"respond\"; within = \"soon\"; } ); };\n};\n", f);
+  fclose(f);
+  assert_null(clk_policy_load(path, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-clocks.conf:3"));
+  assert_non_null(strstr(err, "within"));
+  unlink(path);
 }
 
 static void s_write(const char *path, const char *text) {
@@ -802,7 +932,7 @@ static void work_order_machine(void **state) {
   (void)state;
   const wo_order_t base = {.version = 3, .return_until_ms = H(48), .resolve_due_ms = H(120),
                            .extension_max_ms = H(240), .feedback_until_ms = H(150),
-                           .reopen_until_ms = H(900)};
+                           .reopen_until_ms = H(900), .ladder_left = 3};
   enum { L = WR_LEAD, C = WR_CO, X = WR_CENTER, T = WR_HOTLINE };
   static const struct {
     wo_state_t from;
@@ -893,7 +1023,8 @@ static void work_order_machine(void **state) {
       {WO_SIGNED, X, WA_VOID, 1, "test", 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_SIGNED, 0},
       /* supervise: the center, on any open order; nothing on a void one */
       {WO_IN_PROGRESS, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_IN_PROGRESS, WE_LADDER_STEP},
-      {WO_RESOLVED, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_OK, WO_RESOLVED, WE_LADDER_STEP},
+      {WO_RESOLVED, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_RESOLVED, 0},
+      {WO_SIGNED, L, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_FORBIDDEN, WO_SIGNED, 0},
       {WO_VOID, X, WA_SUPERVISE, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_VOID, 0},
       {WO_MERGED, X, WA_ASSIGN, 1, 0, 0, 0, 0, 0, 0, 0, 0, WO_WRONG_STATE, WO_MERGED, 0},
       /* an action that names an older version changes nothing */
@@ -920,11 +1051,17 @@ static void work_order_machine(void **state) {
                wo_state_name(out.next), out.effects, wo_code_name(cases[i].code),
                wo_state_name(cases[i].next));
   }
+  /* supervise with every step of the ladder taken */
+  wo_order_t top = base;
+  top.state = WO_IN_PROGRESS;
+  top.ladder_left = 0;
+  wo_request_t sq = {.action = WA_SUPERVISE, .roles = WR_CENTER, .now_ms = H(1)};
+  assert_int_equal(wo_decide(&top, &sq).code, WO_WRONG_STATE);
   /* Every action, from every state, by every role: an answer, never a
    * crash, and a refusal moves nothing. */
   for (int st = 0; st < WO_NSTATES; st++)
     for (int a = 0; a < WA_NACTIONS; a++)
-      for (unsigned roles = 0; roles < 16; roles++) {
+      for (unsigned roles = 0; roles < 32; roles++) {
         wo_order_t o = base;
         o.state = (wo_state_t)st;
         wo_request_t q = {.action = (wo_action_t)a, .roles = roles, .now_ms = H(1)};
@@ -951,7 +1088,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(phone_masking),
       cmocka_unit_test(time_parsing),
       cmocka_unit_test(calendar_working_days),
-      cmocka_unit_test(calendar_deadlines),
+      cmocka_unit_test(clocks_per_level),
+      cmocka_unit_test(clocks_fire_once),
+      cmocka_unit_test(clocks_errors_name_file_and_line),
       cmocka_unit_test(calendar_errors_name_file_and_line),
       cmocka_unit_test(rules_route_reports_never_seen),
       cmocka_unit_test(rules_category_trusted_over_keywords),
