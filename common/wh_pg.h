@@ -102,7 +102,7 @@ const char *wh_pg_why(const wh_pg_t *pg);
  * nothing parsed there. A column's parameter must be cast to the array of
  * its element type: text[] (wh_rows_text), bigint[] (wh_rows_int), bytea[],
  * float8[] or boolean[]. The buffers keep their memory between batches. */
-#define WH_ROWS_MAXCOLS 28
+#define WH_ROWS_MAXCOLS 32
 /* PostgreSQL counts time from 2000-01-01; Unix from 1970-01-01 (in µs). */
 #define WH_PG_EPOCH_US INT64_C(946684800000000)
 

@@ -42,6 +42,7 @@ static int s_reserve(wh_rows_t *r, wh_sbuf_t *b, size_t n) {
 
 void wh_rows_init(wh_rows_t *r, int ncols) {
   memset(r, 0, sizeof *r);
+  if (ncols > WH_ROWS_MAXCOLS) wh_error("rows of %d columns: at most %d", ncols, WH_ROWS_MAXCOLS);
   r->ncols = ncols < WH_ROWS_MAXCOLS ? ncols : WH_ROWS_MAXCOLS;
 }
 

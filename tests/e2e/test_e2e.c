@@ -198,6 +198,16 @@ static const char *s_str(json_object *o, const char *k) {
   return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : NULL;
 }
 
+/* The clock `name` of an order's JSON ("deadlines"), or NULL. */
+static json_object *s_clock(json_object *order, const char *name) {
+  json_object *dl = json_object_object_get(order, "deadlines");
+  for (size_t i = 0; dl && i < json_object_array_length(dl); i++) {
+    json_object *c = json_object_array_get_idx(dl, i);
+    if (s_str(c, "name") && !strcmp(s_str(c, "name"), name)) return c;
+  }
+  return NULL;
+}
+
 /* "xiangdong.rc" -> "rc" */
 static const char *s_short(const char *party) {
   const char *dot = strchr(party, '.');
@@ -2194,7 +2204,8 @@ static void loop_life(void **state) {
   s_refused("transport", "forbidden", "approve %s 自己批", a);
   s_refused("transport", "forbidden", "list --extension pending --party center");
   o = s_acted("center", "approve %s 同意延期", a);
-  json_object *dl = json_object_array_get_idx(json_object_object_get(s_jorder(o), "deadlines"), 0);
+  json_object *dl = s_clock(s_jorder(o), "resolve");
+  assert_non_null(dl);
   assert_non_null(strstr(s_str(dl, "due_at"), ok));
   assert_string_equal(s_str(json_object_object_get(s_jorder(o), "extension"), "state"), "approved");
   s_is(o, "in_progress", va + 4);
@@ -2260,8 +2271,10 @@ static void loop_life(void **state) {
   o = s_acted("center", "assign %s --lead housing --class stairwell_smell --level 1 --color red 查楼道异味", d);
   assert_string_equal(s_str(s_jorder(o), "class"), "stairwell_smell");
   assert_int_equal(s_jint(s_jorder(o), "level"), 1);
-  /* level 1's clocks, from now */
-  assert_int_equal(json_object_array_length(json_object_object_get(s_jorder(o), "deadlines")), 3);
+  /* level 1's clocks, from now: the new lead's sign-for clock and the level's three */
+  assert_int_equal(json_object_array_length(json_object_object_get(s_jorder(o), "deadlines")), 4);
+  assert_non_null(s_clock(s_jorder(o), "sign_for"));
+  assert_non_null(s_clock(s_jorder(o), "follow_up"));
   json_object_put(o);
 
   /* The timeline names each actor and role; the internal note is there
