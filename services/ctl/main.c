@@ -9,7 +9,7 @@
  *   whistlectl feed [PARTY] [--from N] [--follow]  a feed: one's own, or any for the center
  *   whistlectl parked                      (center) every service's parked messages, with why
  *   whistlectl redrive MESSAGE_ID          (center) send a parked message again, in order
- *   whistlectl clock OFFSET_S              (center, test stacks) move every service's clock
+ *   whistlectl clock TIME|OFFSET_S         (center, test stacks) move every service's clock
  *   whistlectl keygen [--dir D] [--org FILE] [--missing] [NAME...]  CURVE key pairs
  *
  * Every connection is CURVE, with the key pair of the party given by --as
@@ -1185,13 +1185,20 @@ static int s_redrive_one(s_ctx_t *c, const char *id) {
   return 1;
 }
 
-/* clock OFFSET_S (tests only): every service's business clock moved to real
- * time plus OFFSET_S, each re-arming its timers. */
+/* clock TIME|OFFSET_S (tests only): every service's business clock moved
+ * to TIME (RFC 3339), or to real time plus OFFSET_S, each re-arming its
+ * timers. */
 static int s_clock_all(s_ctx_t *c, const char *arg) {
   char *end;
+  int64_t at;
   long long off = strtoll(arg, &end, 10);
-  if (end == arg || *end) {
-    fprintf(stderr, "whistlectl: clock OFFSET_S: whole seconds (\"+86400\" is a day on)\n");
+  if (wh_time_parse(arg, &at) == 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    off = (long long)((at - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000)) / 1000);
+  } else if (end == arg || *end) {
+    fprintf(stderr, "whistlectl: clock TIME|OFFSET_S: an RFC 3339 time, or whole seconds from"
+                    " real time (+86400 is a day on)\n");
     return 2;
   }
   int failed = 0;
@@ -1293,8 +1300,8 @@ static void s_usage(void) {
           "                  feed [PARTY] [--from N] [--follow]\n"
           "                  parked                 (center) what each service has parked, and why\n"
           "                  redrive MESSAGE_ID     (center) send it again, with its ticket's others\n"
-          "                  clock OFFSET_S         (center, test stacks) every service's clock to\n"
-          "                                         real time + OFFSET_S (WHISTLE_TEST_CLOCK=1)\n"
+          "                  clock TIME|OFFSET_S    (center, test stacks) every service's clock to\n"
+          "                                         TIME, or real time + OFFSET_S (WHISTLE_TEST_CLOCK=1)\n"
           "                  keygen [--dir DIR] [--org FILE] [--missing] [NAME...]\n"
           "       --as PARTY (default center) speaks with DIR/PARTY.key from --keys DIR\n");
 }

@@ -899,7 +899,8 @@ static int s_write(s_act_t *x, const order_t *o, const s_next_t *n, const Whistl
     int m = clk_main(cs);
     ev.until_ms = m >= 0 ? cs->c[m].due_ms : o->ext_until;
   }
-  if (a == WA_SUPERVISE) { /* the step's party gets the action as a supervisor item */
+  if (a == WA_SUPERVISE) { /* a ladder step, the center's: a supervisor item for its party */
+    ev.kind = WHISTLE__WORK_EVENT_KIND__WORK_ESCALATED;
     ev.step = (uint32_t)n->ladder_step;
     ev.supervisor = (char *)n->supervisor;
   }
@@ -1037,6 +1038,10 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
         if (after) x.res[x.nres++] = after;
         if (!rc) rc = order_read(after, 0, &o2);
         if (!rc) rc = s_view(&o2, roles, wq.now_ms, x.a, &view, d);
+        PGresult *esc = NULL;
+        int sup = 0;
+        if (!rc) rc = s_view_escalations(d, o2.ticket, who, &view, x.a, &esc, &sup);
+        if (esc) x.res[x.nres++] = esc;
         if (!rc) rep.order = &view;
         taken = 1;
         wh_info("%s by %s (%s): %s -> %s, version %u", q->action, who, s_role_of(roles),

@@ -65,7 +65,7 @@ typedef struct {
 /* lead, co-parties, the center, and after an assignment those it left */
 /* A reporter message's line, at most (a longer note is cut at a character). */
 #define SINK_LINE_MAX 2560
-#define MAX_TARGETS (2 * WH_MAX_CO + 4)
+#define MAX_TARGETS (2 * WH_MAX_CO + 3)
 #define MAX_PARTIES (WH_CONSUMER_BATCH * MAX_TARGETS)
 
 typedef struct {
@@ -194,8 +194,9 @@ static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target
     }
     return k ? k : -1;
   case WHISTLE__WORK_EVENT_KIND__WORK_ESCALATED:
-    /* A ladder step: a supervisor item for the party it reaches; the lead
-     * and the center see it too. */
+    /* A ladder step (the clock's, or the center's supervise): a
+     * supervisor item for the party it reaches; the lead and the center
+     * see it too. */
     if (!ev->step || !ev->supervisor[0] || wh_code_check(ev->supervisor, 95)) return -1;
     k = 0;
     k = s_target_add(out, k, ev->supervisor, "supervisor");
@@ -216,11 +217,6 @@ static int s_targets(const s_notify_t *n, const Whistle__Envelope *env, s_target
     for (size_t i = 0; i < ev->n_co; i++) k = s_target_add(out, k, ev->co[i], "co");
     k = s_target_add(out, k, n->center, "center");
     for (size_t i = 0; i < ev->n_previous; i++) k = s_target_add(out, k, ev->previous[i], "previous");
-    /* supervise: the ladder's step reaches its party */
-    if (ev->supervisor[0]) {
-      if (wh_code_check(ev->supervisor, 95)) return -1;
-      k = s_target_add(out, k, ev->supervisor, "supervisor");
-    }
     return k;
   default:
     return -1;

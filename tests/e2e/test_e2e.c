@@ -2018,7 +2018,10 @@ static void carried_built(void **state) {
 
 /* ---- the loop at the desk ------------------------------------------------ */
 
-/* Runs whistlectl on the "loop" stack as party as, with stderr; returns
+/* The stack the desk helpers speak to. */
+static const char *s_desk_stack = "loop";
+
+/* Runs whistlectl on the desk's stack as party as, with stderr; returns
  * its output and sets *st. */
 static char *s_desk(int *st, const char *as, const char *fmt, ...) {
   char args[3072];
@@ -2026,7 +2029,8 @@ static char *s_desk(int *st, const char *as, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(args, sizeof args, fmt, ap);
   va_end(ap);
-  return s_capture(st, CTL("loop") " --as %s %s 2>&1", s_var, s_bin, as, args);
+  return s_capture(st, "WHISTLE_STATE=%s/%s/stack.env %s/whistlectl --as %s %s 2>&1", s_var,
+                   s_desk_stack, s_bin, as, args);
 }
 
 /* Acts, expecting success; returns the order's JSON (caller puts). */
@@ -2339,6 +2343,184 @@ static void loop_life(void **state) {
   s_stack("loop", "down");
 }
 
+
+/* ---- the clocks, with time moved ----------------------------------------- */
+
+static int64_t s_t(const char *rfc3339) {
+  int64_t ms;
+  assert_int_equal(wh_time_parse(rfc3339, &ms), 0);
+  return ms;
+}
+
+/* Moves every service of the "clock" stack to business time `at` (and
+ * keeps the offset in the environment, for a service started again). */
+static void s_clock_to(int64_t at) {
+  long long off = (long long)((at - wh_clock_now_ms()) / 1000);
+  char v[32];
+  snprintf(v, sizeof v, "%lld", off);
+  setenv("WHISTLE_CLOCK_OFFSET_S", v, 1);
+  char when[40];
+  wh_time_format(at, when, sizeof when);
+  int st;
+  char *out = s_desk(&st, "center", "clock %s", when);
+  if (st != 0) fail_msg("clock %s: exit %d: %s", when, st, out);
+  free(out);
+}
+
+/* Feed items of kind on party's feed for ticket, once notify has them:
+ * waits (up to 10 s) for at least `want`, then a moment more for any
+ * beyond it, and returns how many there are. */
+static long s_items(wh_pg_t *notify, const char *party, const char *kind, const char *ticket,
+                    long want) {
+  char q[512];
+  snprintf(q, sizeof q,
+           "SELECT count(*) FROM feed WHERE party = '%s' AND kind = '%s' AND ticket_id = '%s'",
+           party, kind, ticket);
+  long n = 0;
+  for (int i = 0; i < 100 && (n = s_count(notify, q)) < want; i++) usleep(100000);
+  usleep(300000);
+  return s_count(notify, q);
+}
+
+/* The clocks on the running stack with the business clock moved while it
+ * runs, never slept for: reminders at 50% of the allowed time, a lapse, the
+ * ladder's three steps (the community's secretary at the lapse, the street's
+ * leader 4 hours on, the district at the end of the next working day, which
+ * National Day pushes to 8 October), the feedback window over a make-up
+ * Saturday: each once, at the right business time, across a kill -9 and
+ * restart of dispatch in the middle. */
+static void clock_life(void **state) {
+  (void)state;
+  s_desk_stack = "clock";
+  int64_t t0 = s_t("2026-09-30T10:00:00+08:00"); /* the eve of National Day */
+  char v[32];
+  snprintf(v, sizeof v, "%lld", (long long)((t0 - wh_clock_now_ms()) / 1000));
+  setenv("WHISTLE_TEST_CLOCK", "1", 1);
+  setenv("WHISTLE_CLOCK_OFFSET_S", v, 1);
+  s_stack("clock", "up");
+  wh_pg_t *notify = s_db("clock", "WHISTLE_NOTIFY_DB");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/clock/reports.jsonl", s_var);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  /* Two level-2 reports, each for transport with street_office as co-party. */
+  fprintf(f, "{\"source\":\"hotline\",\"external_id\":\"clk-a\",\"received_at\":\"2026-09-30T10:00:00+08:00\","
+        "\"community\":\"wenhan\",\"grid\":\"wenhan-3\",\"address\":\"文诚路\",\"category\":\"sidewalk\","
+        "\"text\":\"人行道缺了一段，老人只能走马路\",\"reporter\":{\"name\":\"李女士\",\"phone\":\"13911113001\"}}\n"
+        "{\"source\":\"hotline\",\"external_id\":\"clk-b\",\"received_at\":\"2026-09-30T10:00:00+08:00\","
+        "\"community\":\"wenhan\",\"grid\":\"wenhan-3\",\"address\":\"文涵路\",\"category\":\"guardrail\","
+        "\"text\":\"护栏出入口太远，商户卸货绕路\",\"reporter\":{\"name\":\"王店主\",\"phone\":\"13911113002\"}}\n");
+  fclose(f);
+  int st;
+  char *out = s_capture(&st, CTL("clock") " --as hotline submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 0);
+  json_object *answers = s_lines(out);
+  free(out);
+  char a[32], b[32];
+  snprintf(a, sizeof a, "%s", s_str(json_object_array_get_idx(answers, 0), "ticket_id"));
+  snprintf(b, sizeof b, "%s", s_str(json_object_array_get_idx(answers, 1), "ticket_id"));
+  json_object_put(answers);
+  s_await(a);
+  s_await(b);
+
+  /* The clocks frozen onto the order: sign for in 4 hours, resolve within
+   * 5 working days, which the holiday carries to 13 October. */
+  json_object *o = s_order(b);
+  assert_string_equal(s_str(o, "lead"), "transport");
+  assert_non_null(strstr(s_str(s_clock(o, "sign_for"), "due_at"), "2026-09-30T14:00"));
+  assert_non_null(strstr(s_str(s_clock(o, "sign_for"), "remind_at"), "2026-09-30T12:00"));
+  assert_non_null(s_clock(o, "sign_for:street_office"));
+  assert_string_equal(s_str(s_clock(o, "resolve"), "due_at"), "2026-10-13T23:59:59+08:00");
+  assert_non_null(json_object_object_get(o, "policy"));
+  json_object_put(o);
+  assert_int_equal(s_items(notify, "transport", "reminder", b, 0), 0);
+
+  /* Two hours on: half the sign-for time has passed; one reminder each,
+   * the co-party's for its own part. */
+  s_clock_to(t0 + 2 * 3600000 + 60000);
+  assert_int_equal(s_items(notify, "transport", "reminder", a, 1), 1);
+  assert_int_equal(s_items(notify, "transport", "reminder", b, 1), 1);
+  assert_int_equal(s_items(notify, "street_office", "reminder", b, 1), 1);
+  s_is(s_acted("transport", "sign %s", a), "signed", s_version(a) + 1);
+  s_is(s_acted("street_office", "sign %s", a), "signed", s_version(a) + 1);
+
+  /* Past the sign-for time: B lapses (the 80% reminder, come meanwhile, is
+   * not sent), and the ladder's first step reaches the community's
+   * secretary at once. A was signed for, by both: nothing. */
+  s_clock_to(t0 + 4 * 3600000 + 120000);
+  assert_int_equal(s_items(notify, "center", "overdue", b, 1), 1);
+  assert_int_equal(s_items(notify, "street_office", "overdue", b, 1), 1);
+  assert_int_equal(s_items(notify, "wenhan.secretary", "supervisor", b, 1), 1);
+  assert_int_equal(s_items(notify, "transport", "reminder", b, 0), 1);
+  assert_int_equal(s_items(notify, "center", "overdue", a, 0), 0);
+  o = s_order(b);
+  json_object *esc = json_object_object_get(o, "escalations");
+  assert_int_equal(json_object_array_length(esc), 1);
+  assert_string_equal(s_str(json_object_array_get_idx(esc, 0), "party"), "wenhan.secretary");
+  assert_string_equal(s_str(json_object_array_get_idx(esc, 0), "by"), "clock");
+  assert_non_null(strstr(s_str(o, "ladder_next"), "2026-09-30T18:0"));
+  json_object_put(o);
+  /* The step's party reads the order; not another one. */
+  out = s_desk(&st, "wenhan.secretary", "--json show %s", b);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "\"your_roles\":\"supervisor\""));
+  free(out);
+  s_refused("wenhan.secretary", "forbidden", "show %s", a);
+
+  /* dispatch killed and started again: the clocks are re-armed from the
+   * database and nothing fired fires again. */
+  s_stack("clock", "kill dispatch");
+  s_stack("clock", "start dispatch");
+  s_await(b);
+  assert_int_equal(s_items(notify, "wenhan.secretary", "supervisor", b, 0), 1);
+  assert_int_equal(s_items(notify, "transport", "reminder", a, 0), 1);
+
+  /* Four hours after the first step: the street's leader. */
+  s_clock_to(t0 + 8 * 3600000 + 180000);
+  assert_int_equal(s_items(notify, "street_leader", "supervisor", b, 1), 1);
+  /* The third step waits for the end of the next working day after that
+   * one: 1-7 October are holidays, so 8 October. On the 7th, nothing yet;
+   * half of A's resolve time has passed, which is its second reminder. */
+  s_clock_to(s_t("2026-10-07T12:00:00+08:00"));
+  assert_int_equal(s_items(notify, "transport", "reminder", a, 2), 2);
+  assert_int_equal(s_items(notify, "district", "supervisor", b, 0), 0);
+  s_clock_to(s_t("2026-10-09T00:01:00+08:00"));
+  assert_int_equal(s_items(notify, "district", "supervisor", b, 1), 1);
+  o = s_order(b);
+  assert_int_equal(json_object_array_length(json_object_object_get(o, "escalations")), 3);
+  assert_null(json_object_object_get(o, "ladder_next"));
+  json_object_put(o);
+  s_refused("center", "wrong_state", "supervise %s 再督办", b);
+
+  /* The center supervises A, which never lapsed: the first step, now. */
+  o = s_acted("center", "supervise %s 请社区督促", a);
+  esc = json_object_object_get(s_jorder(o), "escalations");
+  assert_int_equal(json_object_array_length(esc), 1);
+  assert_string_equal(s_str(json_object_array_get_idx(esc, 0), "by"), "center");
+  json_object_put(o);
+  assert_int_equal(s_items(notify, "wenhan.secretary", "supervisor", a, 1), 1);
+
+  /* A resolved on Friday 9 October: its feedback window is 1 working day,
+   * which is the make-up Saturday. Nobody gives feedback; when it passes,
+   * the center gets the item, once, and may close. */
+  s_is(s_acted("transport", "resolve %s 已补齐人行道", a), "resolved", s_version(a) + 1);
+  o = s_order(a);
+  assert_string_equal(s_str(s_clock(o, "feedback"), "due_at"), "2026-10-10T23:59:59+08:00");
+  json_object_put(o);
+  s_refused("center", "wrong_state", "close %s 结案", a);
+  s_clock_to(s_t("2026-10-11T08:00:00+08:00"));
+  assert_int_equal(s_items(notify, "center", "feedback_due", a, 1), 1);
+  s_is(s_acted("center", "close %s 回访未接通，结案", a), "closed", s_version(a) + 1);
+  assert_int_equal(s_items(notify, "transport", "reminder", a, 0), 2);
+  assert_int_equal(s_items(notify, "center", "feedback_due", a, 0), 1);
+
+  wh_pg_destroy(&notify);
+  s_stack("clock", "down");
+  unsetenv("WHISTLE_TEST_CLOCK");
+  unsetenv("WHISTLE_CLOCK_OFFSET_S");
+  s_desk_stack = "loop";
+}
+
 int main(int argc, char **argv) {
   s_root = getenv("WHISTLE_ROOT");
   s_bin = getenv("WHISTLE_BIN");
@@ -2359,6 +2541,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(notify_sink_writes_each_once),
       cmocka_unit_test(parked_redrive),
       cmocka_unit_test(loop_life),
+      cmocka_unit_test(clock_life),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
