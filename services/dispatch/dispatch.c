@@ -580,13 +580,14 @@ static int s_fire_order(s_dispatch_t *d, order_t *o, int64_t now, int *nev) {
                       &rem);
     (*nev)++;
   }
-  /* The ladder: started by the first lapse of the lead's clocks, each step
-   * due `after` the one before (as scheduled, not as taken: steps a late
-   * run finds due are all taken, each once), stopped once resolved. */
+  /* The ladder: started when a lapse of the lead's clocks is found (an
+   * order that arrives with its clocks long past starts it now, not back
+   * then), each later step due `after` the one before as scheduled (a late
+   * run takes every step due, each once), stopped once resolved. */
   int step = o->ladder_step;
   int64_t next = o->ladder_next;
   if (f.lead_lapse_due_ms && !next && !done && step < p->nsteps)
-    next = clk_ladder_due(p, d->cal, step, f.lead_lapse_due_ms);
+    next = clk_ladder_due(p, d->cal, step, now);
   while (!rc && !done && next && next <= now && step < p->nsteps) {
     char party[CLK_NAME_MAX];
     rc = order_step_row(d->svc->pg, d->org, p, o, step, "clock", now, party);

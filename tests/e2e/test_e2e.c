@@ -1107,7 +1107,7 @@ static void s_unstamped(const Whistle__Envelope *env, uint8_t **out, size_t *len
   assert_int_equal(wh_env_pack(&e, out, len), 0);
 }
 
-#define BUILT_MAX 128
+#define BUILT_MAX 256
 
 typedef struct {
   uint64_t tag;
