@@ -43,7 +43,7 @@ SERVICES = intake triage dispatch notify
 intake_SRC   = main intake validate
 triage_SRC   = main triage
 dispatch_SRC = main dispatch desk machine clocks order
-notify_SRC   = main notify
+notify_SRC   = main notify messages
 ctl_SRC      = main
 
 TESTS    = test_unit test_integration test_e2e
@@ -87,7 +87,8 @@ $(BIN)/whistlectl: $(ctl_SRC:%=$(OBJ)/services/ctl/%.o) $(COMMON_O)
 
 # Tests: cmocka programs; the end-to-end one drives the real binaries.
 $(BIN)/test_unit: $(OBJ)/tests/unit/test_unit.o $(OBJ)/services/intake/validate.o \
-                  $(OBJ)/services/dispatch/machine.o $(OBJ)/services/dispatch/clocks.o $(COMMON_O)
+                  $(OBJ)/services/dispatch/machine.o $(OBJ)/services/dispatch/clocks.o \
+                  $(OBJ)/services/notify/messages.o $(COMMON_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 $(BIN)/test_integration: $(OBJ)/tests/integration/test_integration.o $(OBJ)/gen/triage_sql.o \

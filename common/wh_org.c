@@ -171,6 +171,30 @@ void wh_org_resolve(const wh_org_t *o, const char *community, const char *code, 
   wh_str_copy(out, outlen, o->center);
 }
 
+void wh_org_name(const wh_org_t *o, const char *party, char *out, size_t outlen) {
+  for (size_t i = 0; i < o->ndepartments; i++)
+    if (!strcmp(o->departments[i].code, party)) {
+      wh_str_copy(out, outlen, o->departments[i].name);
+      return;
+    }
+  const char *dot = strchr(party, '.');
+  if (dot) {
+    const wh_community_t *c = NULL;
+    for (size_t i = 0; i < o->ncommunities && !c; i++)
+      if (strlen(o->communities[i].code) == (size_t)(dot - party) &&
+          !strncmp(o->communities[i].code, party, (size_t)(dot - party)))
+        c = &o->communities[i];
+    for (size_t i = 0; c && i < o->nkinds; i++)
+      if (!strcmp(o->kinds[i].code, dot + 1)) {
+        wh_str_t s;
+        wh_str_init(&s, out, outlen);
+        wh_str_cat(&s, c->name, o->kinds[i].name, (char *)NULL);
+        return;
+      }
+  }
+  wh_str_copy(out, outlen, party);
+}
+
 void wh_org_supervisor(const wh_org_t *o, const char *to, const char *community, char *out,
                        size_t outlen) {
   const char *code = !strcmp(to, "community") ? o->sup_community

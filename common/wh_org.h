@@ -48,6 +48,10 @@ void wh_org_resolve(const wh_org_t *org, const char *community, const char *code
 /* 1 if party is a code a feed can carry (department, center, or a known
  * community's party). */
 int wh_org_valid_party(const wh_org_t *org, const char *party);
+/* The name a reporter reads for party, into out: a department's name
+ * ("区交通委"), a community party's with its community's ("文涵居民区居委会"),
+ * or the code itself when the chart does not name it. */
+void wh_org_name(const wh_org_t *org, const char *party, char *out, size_t outlen);
 /* The supervisor a ladder step `to` (community, street, district) reaches
  * for an order of community, into out: the center when the chart names
  * none or that community has no such party. */

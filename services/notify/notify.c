@@ -22,11 +22,13 @@
  * file's last line at start), so a mark lost with the database session, or
  * a crash between writing and marking, writes nothing twice. */
 #include "notify.h"
+#include "messages.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_consumer.h"
+#include "wh_org.h"
 #include "wh_outbox.h"
 #include "wh_rules.h"
 #include "wh_text.h"
@@ -87,6 +89,8 @@ typedef struct {
   uv_timer_t mark_timer; /* marks it */
   wh_rows_t mark;
   char center[96];
+  msg_set_t *msgs; /* messages.conf: what the reporter is told */
+  wh_org_t *org;   /* org.conf: the names the reporter reads */
   s_party_t *parties;
   int nparties;
   wh_rows_t feed, delivery;
@@ -106,8 +110,9 @@ static const wh_stmt_t s_insert_feed = {
     " FROM unnest($1::feed_row[]) AS r"};
 static const wh_stmt_t s_insert_delivery = {
     "notify_insert_delivery",
-    "INSERT INTO delivery (ticket_id, channel, recipient, body)"
-    " SELECT r.ticket_id, 'reporter', r.recipient, r.body FROM unnest($1::delivery_row[]) AS r"
+    "INSERT INTO delivery (ticket_id, channel, recipient, body, template)"
+    " SELECT r.ticket_id, 'reporter', r.recipient, r.body, r.template"
+    " FROM unnest($1::delivery_row[]) AS r"
     " RETURNING id"};
 /* A row's item: its frame, or (stored before frames were) the item alone,
  * or neither: a co-party's item of a ticket's first event shares the frame
@@ -128,7 +133,7 @@ static const wh_stmt_t s_head = {
     "notify_head", "SELECT last FROM party_seq WHERE party = $1"};
 static const wh_stmt_t s_pending = {
     "notify_pending",
-    "SELECT id, ticket_id, recipient, body, attempts FROM delivery"
+    "SELECT id, ticket_id, recipient, body, attempts, coalesce(template, '') FROM delivery"
     " WHERE id > (SELECT sent_upto FROM delivery_mark WHERE sink = 'reporter')"
     " AND state = 'pending' ORDER BY id LIMIT 500"}; /* SINK_BATCH */
 static const wh_stmt_t s_sent = {
@@ -321,73 +326,68 @@ static int s_add_item(s_notify_t *n, const Whistle__WorkEvent *ev, const char *p
 }
 
 /* The reporter's message of an action, into b; 0 when the action sends none. */
-static int s_acted_body(const Whistle__WorkEvent *ev, const char *ticket, wh_str_t *b) {
-  char when[40];
+/* The template an action's message is made of; -1: the reporter does not
+ * hear of it. */
+static int s_acted_event(const Whistle__WorkEvent *ev) {
   const char *a = ev->action;
-  wh_str_cat(b, "您反映的问题（工单 ", ticket, "）", (char *)NULL);
-  if (!strcmp(a, "sign")) wh_str_cat(b, "已由 ", ev->lead, " 签收，正在安排办理。", (char *)NULL);
-  else if (!strcmp(a, "assign")) wh_str_cat(b, "已派 ", ev->lead, " 办理。", (char *)NULL);
-  else if (!strcmp(a, "progress")) wh_str_cat(b, "有新进展：", ev->note, (char *)NULL);
-  else if (!strcmp(a, "approve"))
-    wh_str_cat(b, "办理时限延至 ", wh_time_format(ev->until_ms, when, sizeof when), "。",
-               ev->note, (char *)NULL);
-  else if (!strcmp(a, "resolve"))
-    wh_str_cat(b, "已办结：", ev->note, "。稍后将回访，请您对办理结果作出评价。", (char *)NULL);
-  else if (!strcmp(a, "feedback") && !strcmp(ev->state, "closed"))
-    wh_str_add(b, "已结案，感谢您的评价。");
-  else if (!strcmp(a, "feedback")) wh_str_cat(b, "已重新交 ", ev->lead, " 办理。", (char *)NULL);
-  else if (!strcmp(a, "reopen")) wh_str_cat(b, "已重新交 ", ev->lead, " 办理。", (char *)NULL);
-  else if (!strcmp(a, "close")) wh_str_add(b, "已结案。");
-  else if (!strcmp(a, "void"))
-    wh_str_cat(b, "经核实不属于街道受理范围，已作无效处理。", ev->note, (char *)NULL);
-  else return 0;
-  return 1;
+  if (!strcmp(a, "feedback"))
+    return !strcmp(ev->state, "closed") ? MSG_FEEDBACK_CLOSED : MSG_FEEDBACK_REOPENED;
+  static const struct { const char *action; msg_event_t ev; } map[] = {
+      {"sign", MSG_SIGN},     {"assign", MSG_ASSIGN},   {"progress", MSG_PROGRESS},
+      {"approve", MSG_APPROVE}, {"resolve", MSG_RESOLVE}, {"reopen", MSG_REOPEN},
+      {"close", MSG_CLOSE},   {"void", MSG_VOID}};
+  for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+    if (!strcmp(a, map[i].action)) return (int)map[i].ev;
+  return -1;
 }
 
-static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body);
+static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body,
+                      const char *template);
 
-static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
-  char body[2048], when[40];
+/* The reporter's message of ev for ticket (the order's, or a repeat's). */
+static void s_tell(s_notify_t *n, const Whistle__WorkEvent *ev, msg_event_t what,
+                   const char *ticket, const char *to) {
+  char body[2048], lead[256], due[40] = "", until[40] = "";
   wh_str_t b;
   wh_str_init(&b, body, sizeof body);
+  wh_org_name(n->org, ev->lead, lead, sizeof lead);
+  if (ev->n_deadlines)
+    wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, due, sizeof due);
+  if (ev->until_ms) wh_time_format(ev->until_ms, until, sizeof until);
+  msg_args_t a = {.ticket = ticket, .lead = lead, .note = ev->note, .due = due, .until = until,
+                  .first = ev->duplicate_of};
+  const char *id = msg_render(n->msgs, what, &a, &b);
+  s_deliver(n, ticket, to, body, id);
+}
+
+static void s_add_delivery(s_notify_t *n, const Whistle__WorkEvent *ev) {
   if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_ACTED) {
-    if (!ev->tell_reporter) return;
-    if (ev->reporter_masked[0] && s_acted_body(ev, ev->ticket_id, &b))
-      s_deliver(n, ev->ticket_id, ev->reporter_masked, body);
+    int what = s_acted_event(ev);
+    if (!ev->tell_reporter || what < 0) return;
+    if (ev->reporter_masked[0]) s_tell(n, ev, (msg_event_t)what, ev->ticket_id, ev->reporter_masked);
     /* The result reaches the reporters of every repeat merged under it. */
-    for (size_t i = 0; i < ev->n_repeats && !strcmp(ev->action, "resolve"); i++) {
-      wh_str_init(&b, body, sizeof body);
-      if (ev->repeat_reporters[i][0] && s_acted_body(ev, ev->repeats[i], &b))
-        s_deliver(n, ev->repeats[i], ev->repeat_reporters[i], body);
-    }
+    for (size_t i = 0; i < ev->n_repeats && what == MSG_RESOLVE; i++)
+      if (ev->repeat_reporters[i][0])
+        s_tell(n, ev, MSG_RESOLVE, ev->repeats[i], ev->repeat_reporters[i]);
     return;
   }
   if (!ev->reporter_masked[0]) return;
-  wh_str_cat(&b, "您反映的问题已受理（工单 ", ev->ticket_id, (char *)NULL);
-  if (ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED) {
-    wh_str_cat(&b, "），与正在办理的工单 ", ev->duplicate_of, " 为同一问题，已合并办理。",
-               (char *)NULL);
-  } else {
-    wh_str_cat(&b, "），已派 ", ev->lead, " 办理", (char *)NULL);
-    if (ev->n_deadlines)
-      wh_str_cat(&b, "，办理时限 ",
-                 wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, when, sizeof when),
-                 (char *)NULL);
-    wh_str_add(&b, "。");
-  }
-  s_deliver(n, ev->ticket_id, ev->reporter_masked, body);
+  s_tell(n, ev, ev->kind == WHISTLE__WORK_EVENT_KIND__WORK_MERGED ? MSG_MERGED : MSG_DISPATCHED,
+         ev->ticket_id, ev->reporter_masked);
 }
 
-static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body) {
+static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body,
+                      const char *template) {
   wh_rows_next(&n->delivery);
   wh_rows_text(&n->delivery, 0, ticket);
   wh_rows_text(&n->delivery, 1, to);
   wh_rows_text(&n->delivery, 2, body);
+  wh_rows_text(&n->delivery, 3, template);
   /* The sink line, less the time it is written at, NUL-terminated. */
   char line[SINK_LINE_MAX];
   wh_str_t l;
   wh_str_init(&l, line, sizeof line);
-  wh_str_cat(&l, "ticket=", ticket, "\tto=", to, "\t", body, (char *)NULL);
+  wh_str_cat(&l, "ticket=", ticket, "\tto=", to, "\tmsg=", template, "\t", body, (char *)NULL);
   size_t len = l.len;
   if (l.full || n->lines.len + len + 1 > SINK_LINES_MAX) {
     n->backlog = 1; /* the log has it; the flush reads it back */
@@ -570,8 +570,8 @@ static void s_flush_deliveries(s_notify_t *n) {
   for (int i = 0; i < rows && ok; i++) {
     wh_str_t l;
     wh_str_init(&l, line, sizeof line);
-    wh_str_cat(&l, "ticket=", PQgetvalue(r, i, 1), "\tto=", PQgetvalue(r, i, 2), "\t",
-               PQgetvalue(r, i, 3), (char *)NULL);
+    wh_str_cat(&l, "ticket=", PQgetvalue(r, i, 1), "\tto=", PQgetvalue(r, i, 2), "\tmsg=",
+               PQgetvalue(r, i, 5), "\t", PQgetvalue(r, i, 3), (char *)NULL);
     int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
     ok = s_sink_line(n, f, id, line);
     if (id > newest) newest = id;
@@ -822,8 +822,43 @@ static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_WORK,
                                             "SELECT ticket_id FROM feed WHERE ticket_id = ANY($2::text[])"
                                             " AND version = 1 AND role = 'lead'"};
 
+static msg_set_t *s_load_msgs(wh_service_t *svc) {
+  char path[512], err[512];
+  wh_service_conf_path(svc, "messages.conf", path, sizeof path);
+  msg_set_t *m = msg_load(path, err, sizeof err);
+  if (!m) wh_error("%s", err);
+  return m;
+}
+
+static wh_org_t *s_load_org(wh_service_t *svc) {
+  char path[512], err[512];
+  wh_service_conf_path(svc, "org.conf", path, sizeof path);
+  wh_org_t *org = wh_org_load(path, err, sizeof err);
+  if (!org) wh_error("%s", err);
+  return org;
+}
+
+static void s_reload(wh_service_t *svc) {
+  s_notify_t *n = svc->data;
+  msg_set_t *m = s_load_msgs(svc);
+  wh_org_t *org = s_load_org(svc);
+  if (!m || !org) {
+    wh_error("reload refused; the messages and org chart in force stay");
+    msg_destroy(&m);
+    wh_org_destroy(&org);
+    return;
+  }
+  msg_destroy(&n->msgs);
+  n->msgs = m;
+  wh_org_destroy(&n->org);
+  n->org = org;
+  wh_info("messages and org chart reloaded");
+}
+
 static void s_stop(wh_service_t *svc) {
   s_notify_t *n = svc->data;
+  msg_destroy(&n->msgs);
+  wh_org_destroy(&n->org);
   wh_consumer_destroy(&n->in);
   wh_bus_destroy(&n->pub);
   s_clear_queue(n);
@@ -853,9 +888,11 @@ int notify_start(wh_service_t *svc) {
   n->svc = svc;
   svc->data = n;
   svc->on_stop = s_stop;
+  svc->on_reload = s_reload;
   snprintf(n->center, sizeof n->center, "%s", svc->center);
+  if (!(n->msgs = s_load_msgs(svc)) || !(n->org = s_load_org(svc))) return WH_ECONFIG;
   wh_rows_init_record(&n->feed, 8, "feed_row");
-  wh_rows_init_record(&n->delivery, 3, "delivery_row");
+  wh_rows_init_record(&n->delivery, 4, "delivery_row");
   wh_rows_init(&n->sent, 1);
   wh_rows_init(&n->mark, 1);
   n->parties = calloc(MAX_PARTIES, sizeof *n->parties);

@@ -17,6 +17,7 @@
 
 #include "../../services/dispatch/clocks.h"
 #include "../../services/intake/intake.h"
+#include "../../services/notify/messages.h"
 #include "../mutate.h"
 #include "wh_calendar.h"
 #include "wh_clock.h"
@@ -382,6 +383,48 @@ static void clocks_fire_once(void **state) {
   assert_int_equal(s.n, 4);
   clk_policy_destroy(&p);
   wh_calendar_destroy(&c);
+}
+
+/* The reporter's messages from messages.conf: every event has one, each
+ * named by its id, its placeholders filled; a bad file says where. */
+static void messages_from_templates(void **state) {
+  (void)state;
+  char err[512], buf[1024];
+  msg_set_t *m = msg_load(WH_SOURCE_DIR "/deploy/demo/messages.conf", err, sizeof err);
+  if (!m) fail_msg("%s", err);
+  wh_str_t b;
+  wh_str_init(&b, buf, sizeof buf);
+  msg_args_t a = {.ticket = "WH00000009", .lead = "区交通委", .note = "人行道已补齐",
+                  .due = "2026-10-13T23:59:59+08:00"};
+  assert_string_equal(msg_render(m, MSG_RESOLVE, &a, &b), "rpt-resolved");
+  assert_string_equal(buf, "您反映的问题（工单 WH00000009）已办结：人行道已补齐。"
+                           "稍后将回访，请您对办理结果作出评价。");
+  wh_str_init(&b, buf, sizeof buf);
+  assert_string_equal(msg_render(m, MSG_DISPATCHED, &a, &b), "rpt-accepted");
+  assert_non_null(strstr(buf, "已派 区交通委 办理，办理时限 2026-10-13T23:59:59+08:00。"));
+  /* a placeholder with nothing to fill is left empty, never printed */
+  wh_str_init(&b, buf, sizeof buf);
+  msg_args_t none = {.ticket = "WH00000009"};
+  msg_render(m, MSG_VOID, &none, &b);
+  assert_null(strchr(buf, '{'));
+  assert_int_equal(msg_event_parse("feedback_reopened"), MSG_FEEDBACK_REOPENED);
+  assert_int_equal(msg_event_parse("nonsense"), -1);
+  msg_destroy(&m);
+  const char *path = "/tmp/whistle-test-messages.conf";
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("messages = (\n  { id = \"a\"; on = \"sign\"; text = \"签收 {ticket}\"; },\n"
+        "  { id = \"b\"; on = \"close\"; text = \"结案 {phone}\"; }\n);\n", f);
+  fclose(f);
+  assert_null(msg_load(path, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-messages.conf:3"));
+  assert_non_null(strstr(err, "placeholders"));
+  f = fopen(path, "w");
+  fputs("messages = ( { id = \"a\"; on = \"sign\"; text = \"签收\"; } );\n", f);
+  fclose(f);
+  assert_null(msg_load(path, err, sizeof err));
+  assert_non_null(strstr(err, "no template for 'dispatched'"));
+  unlink(path);
 }
 
 static void clocks_errors_name_file_and_line(void **state) {
@@ -1091,6 +1134,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(clocks_per_level),
       cmocka_unit_test(clocks_fire_once),
       cmocka_unit_test(clocks_errors_name_file_and_line),
+      cmocka_unit_test(messages_from_templates),
       cmocka_unit_test(calendar_errors_name_file_and_line),
       cmocka_unit_test(rules_route_reports_never_seen),
       cmocka_unit_test(rules_category_trusted_over_keywords),
