@@ -344,6 +344,13 @@ static int s_acted_event(const Whistle__WorkEvent *ev) {
 static void s_deliver(s_notify_t *n, const char *ticket, const char *to, const char *body,
                       const char *template);
 
+/* A time as a reporter reads it: "2026年10月13日23:59" (China time). */
+static void s_when(int64_t ms, char *out, size_t len) {
+  char t[40];
+  wh_time_format(ms, t, sizeof t); /* 2026-10-13T23:59:59+08:00 */
+  snprintf(out, len, "%.4s年%.2s月%.2s日%.5s", t, t + 5, t + 8, t + 11);
+}
+
 /* The reporter's message of ev for ticket (the order's, or a repeat's). */
 static void s_tell(s_notify_t *n, const Whistle__WorkEvent *ev, msg_event_t what,
                    const char *ticket, const char *to) {
@@ -351,9 +358,8 @@ static void s_tell(s_notify_t *n, const Whistle__WorkEvent *ev, msg_event_t what
   wh_str_t b;
   wh_str_init(&b, body, sizeof body);
   wh_org_name(n->org, ev->lead, lead, sizeof lead);
-  if (ev->n_deadlines)
-    wh_time_format(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, due, sizeof due);
-  if (ev->until_ms) wh_time_format(ev->until_ms, until, sizeof until);
+  if (ev->n_deadlines) s_when(ev->deadlines[ev->n_deadlines - 1]->due_at_ms, due, sizeof due);
+  if (ev->until_ms) s_when(ev->until_ms, until, sizeof until);
   msg_args_t a = {.ticket = ticket, .lead = lead, .note = ev->note, .due = due, .until = until,
                   .first = ev->duplicate_of};
   const char *id = msg_render(n->msgs, what, &a, &b);
