@@ -21,7 +21,9 @@ static void s_usage(const char *name) {
           "              --insecure (WHISTLE_INSECURE=1) runs without, to measure CURVE's cost\n"
           "  --admin EP  where the center lists parked messages and sends them again\n"
           "              (answered for the key of WHISTLE_CENTER, default center)\n"
-          "  --desk EP   (dispatch) where the parties act on their work orders and read them\n",
+          "  --desk EP   (dispatch) where the parties act on their work orders and read them\n"
+          "  --contacts EP  (intake) where notify asks for a reporter's number;\n"
+          "              (notify) where it asks, at each attempt to send a message\n",
           name);
 }
 
@@ -82,6 +84,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
       {"conf-dir", required_argument, 0, 'c'}, {"sink", required_argument, 0, 's'},
       {"keys", required_argument, 0, 'k'},   {"insecure", no_argument, 0, 'i'},
       {"admin", required_argument, 0, 'a'},  {"desk", required_argument, 0, 'K'},
+      {"contacts", required_argument, 0, 'N'},
       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -96,6 +99,7 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
     case 'i': insecure = 1; break;
     case 'a': svc->admin_ep = optarg; break;
     case 'K': svc->desk_ep = optarg; break;
+    case 'N': svc->contacts_ep = optarg; break;
     default: s_usage(name); return 2;
     }
   }

@@ -83,7 +83,7 @@ static inline size_t s_mutate(uint64_t *rng, const uint8_t *in, size_t len, uint
  * sends (index: enum below), for a ticket numbered as intake never numbers
  * one (FZ...), so a fake event can never stand in for a real ticket. */
 enum { SEED_SUBMIT, SEED_RECEIVED, SEED_TRIAGED, SEED_WORK, SEED_REPLAY, SEED_FEED, SEED_ACKS,
-       SEED_ERROR, SEED_BATCH, SEED_ADMIN, SEED_DESK, SEED_N };
+       SEED_ERROR, SEED_BATCH, SEED_ADMIN, SEED_DESK, SEED_CONTACT, SEED_N };
 
 /* Packs the SEED_N seed frames into buf[] and len[] (caller frees each);
  * returns SEED_N, or -1 when out of memory. */
@@ -184,7 +184,12 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
       [SEED_REPLAY] = WHISTLE__ENVELOPE__BODY_REPLAY,   [SEED_FEED] = WHISTLE__ENVELOPE__BODY_FEED,
       [SEED_ACKS] = WHISTLE__ENVELOPE__BODY_ACKS,       [SEED_ERROR] = WHISTLE__ENVELOPE__BODY_ERROR,
       [SEED_BATCH] = WHISTLE__ENVELOPE__BODY_BATCH, [SEED_ADMIN] = WHISTLE__ENVELOPE__BODY_ADMIN,
-      [SEED_DESK] = WHISTLE__ENVELOPE__BODY_DESK};
+      [SEED_DESK] = WHISTLE__ENVELOPE__BODY_DESK, [SEED_CONTACT] = WHISTLE__ENVELOPE__BODY_CONTACT};
+  /* notify asking intake for the numbers of two tickets */
+  char *ctk[] = {"FZ00000042", "WH00000001"};
+  Whistle__ContactRequest contact = WHISTLE__CONTACT_REQUEST__INIT;
+  contact.ticket_ids = ctk;
+  contact.n_ticket_ids = 2;
   /* the center's request to send a parked message again */
   Whistle__Redrive redrive = WHISTLE__REDRIVE__INIT;
   redrive.message_id = "dispatch:FZ00000042:2";
@@ -222,6 +227,7 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
     case WHISTLE__ENVELOPE__BODY_ERROR: env.error = &err; break;
     case WHISTLE__ENVELOPE__BODY_ADMIN: env.admin = &admin; break;
     case WHISTLE__ENVELOPE__BODY_DESK: env.desk = &desk; break;
+    case WHISTLE__ENVELOPE__BODY_CONTACT: env.contact = &contact; break;
     default: /* a relay's batch: a received, a triaged and a work event */
       for (int e = 0; e < 3; e++) inner[e] = (ProtobufCBinaryData){len[1 + e], buf[1 + e]};
       env.batch = &batch;

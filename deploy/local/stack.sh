@@ -81,22 +81,32 @@ load_env() {
     desk_env >> "$ENVF"
     . "$ENVF"
   fi
+  # ... and before intake gave notify the reporters' numbers.
+  if [ -z "${WHISTLE_CONTACTS:-}" ]; then
+    contacts_env >> "$ENVF"
+    . "$ENVF"
+  fi
 }
 
-# dispatch's desk, where parties act on their orders: a Unix socket when
-# the others are, else a free port on 127.0.0.1.
-desk_env() {
+# One more endpoint, NAME (WHISTLE_NAME) on socket file SOCK: a Unix socket
+# when the others are, else a free port on 127.0.0.1.
+sock_env() {
   local used
   if [[ ${WHISTLE_INTAKE:-ipc://} == ipc://* ]]; then
-    echo "WHISTLE_DESK='ipc://$VAR/run/desk.sock'"
+    echo "WHISTLE_$1='ipc://$VAR/run/$2'"
   else
     used="${WHISTLE_PGPORT:-} ${WHISTLE_INTAKE##*:} ${WHISTLE_TRIAGE##*:} ${WHISTLE_DISPATCH##*:}"
     used="$used ${WHISTLE_NOTIFY##*:} ${WHISTLE_FEED##*:} ${WHISTLE_INTAKE_ADMIN##*:}"
     used="$used ${WHISTLE_TRIAGE_ADMIN##*:} ${WHISTLE_DISPATCH_ADMIN##*:} ${WHISTLE_NOTIFY_ADMIN##*:}"
+    used="$used ${WHISTLE_DESK##*:} ${WHISTLE_CONTACTS##*:}"
     pick_ports 1 "$used"
-    echo "WHISTLE_DESK='tcp://127.0.0.1:${PORTS[0]}'"
+    echo "WHISTLE_$1='tcp://127.0.0.1:${PORTS[0]}'"
   fi
 }
+# dispatch's desk, where parties act on their orders.
+desk_env() { sock_env DESK desk.sock; }
+# intake's contacts, where notify asks for a reporter's number.
+contacts_env() { sock_env CONTACTS contacts.sock; }
 
 # The admin endpoints, one per service, beside its other sockets: Unix
 # sockets when the others are, else free ports on 127.0.0.1.
@@ -147,6 +157,8 @@ EOV
     WHISTLE_NOTIFY=$en WHISTLE_FEED=$ef admin_env >> "$ENVF"
   . "$ENVF"
   desk_env >> "$ENVF"
+  . "$ENVF"
+  contacts_env >> "$ENVF"
 }
 
 # The cluster's real directory: when var/ is not reachable by the postgres
@@ -243,10 +255,10 @@ make_keys() {
 
 svc_args() {
   case $1 in
-    intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE --admin $WHISTLE_INTAKE_ADMIN" ;;
+    intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE --admin $WHISTLE_INTAKE_ADMIN --contacts $WHISTLE_CONTACTS" ;;
     triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH --admin $WHISTLE_TRIAGE_ADMIN" ;;
     dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY --admin $WHISTLE_DISPATCH_ADMIN --desk $WHISTLE_DESK" ;;
-    notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/log/reporter.log --admin $WHISTLE_NOTIFY_ADMIN" ;;
+    notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/sink/reporter.txt --admin $WHISTLE_NOTIFY_ADMIN --contacts $WHISTLE_CONTACTS" ;;
   esac
 }
 svc_db() {
@@ -303,6 +315,8 @@ stop_svc() {
 
 cmd=${1:-}
 mkdir -p "$VAR/run" "$VAR/log"
+# The reporter sink stands for the SMS gateway: it holds the numbers it sends to.
+mkdir -p -m 700 "$VAR/sink"
 case $cmd in
   up)
     [ -f "$ENVF" ] || write_env

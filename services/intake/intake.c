@@ -35,6 +35,9 @@
 #define INTAKE_BATCH 512
 _Static_assert((INTAKE_BATCH & (INTAKE_BATCH - 1)) == 0, "firsts is indexed by a mask");
 
+#define CONTACT_QUEUE 16 /* notify's requests taken before they are answered */
+#define CONTACT_MAX 500  /* tickets a request names at most */
+
 typedef struct {
   zmq_msg_t peer;
   Whistle__Envelope *env;
@@ -50,6 +53,10 @@ typedef struct {
   wh_service_t *svc;
   wh_rules_t *rules;
   wh_bus_t *front;
+  wh_bus_t *contacts;    /* --contacts: notify's requests for reporters' numbers */
+  uv_idle_t *contact_idle;
+  zmq_msg_t cq_route[CONTACT_QUEUE], cq_body[CONTACT_QUEUE];
+  int ncq;
   wh_relay_t *relay;
   wh_builder_t builder; /* builds a carried TicketReceived again from its row */
   s_req_t reqs[INTAKE_BATCH];
@@ -527,6 +534,111 @@ static void s_on_front(wh_bus_t *bus, void *arg) {
   else wh_arena_reset(in->arena);
 }
 
+/* ---- reporters' numbers, for notify alone ------------------------------ */
+
+static const wh_stmt_t s_numbers = {
+    "intake_numbers",
+    "SELECT ticket_id, reporter_phone FROM ticket WHERE ticket_id = ANY($1::text[])"};
+
+static void s_contact_reply(s_intake_t *in, zmq_msg_t *route, const char *mid,
+                            Whistle__ContactReply *rep) {
+  Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
+  out.message_id = (char *)mid;
+  out.sender = "intake";
+  out.body_case = WHISTLE__ENVELOPE__BODY_CONTACT_REPLY;
+  out.contact_reply = rep;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&out, &buf, &len)) return;
+  wh_bus_send(in->contacts, zmq_msg_data(route), zmq_msg_size(route), buf, len);
+  free(buf);
+}
+
+static void s_contact_refuse(s_intake_t *in, zmq_msg_t *route, const char *mid, int err,
+                             const char *text) {
+  Whistle__ContactReply rep = WHISTLE__CONTACT_REPLY__INIT;
+  Whistle__Error e = WHISTLE__ERROR__INIT;
+  e.code = wh_err_to_wire(err);
+  e.text = (char *)text;
+  rep.error = &e;
+  s_contact_reply(in, route, mid, &rep);
+}
+
+/* Answers one request: the numbers of its tickets, read from the store.
+ * Only notify's key is answered; nothing about a number is logged. */
+static void s_contact_answer(s_intake_t *in, zmq_msg_t *route, zmq_msg_t *body) {
+  const char *who = wh_peer(body);
+  Whistle__Envelope *env = NULL;
+  int rc = wh_env_unpack(zmq_msg_data(body), zmq_msg_size(body), &env);
+  const char *mid = rc ? "" : env->message_id;
+  if (rc) {
+    s_contact_refuse(in, route, mid, rc, wh_strerror(rc));
+  } else if (!who || strcmp(who, "notify")) {
+    wh_warn("a request for reporters' numbers from %s refused: notify's key only",
+            who ? who : "(no key)");
+    s_contact_refuse(in, route, mid, WH_EFORBIDDEN, "reporters' numbers are notify's to ask");
+  } else if (env->body_case != WHISTLE__ENVELOPE__BODY_CONTACT || !env->contact ||
+             env->contact->n_ticket_ids > CONTACT_MAX) {
+    s_contact_refuse(in, route, mid, WH_EUNEXPECTED, "a contact request of at most 500 tickets");
+  } else {
+    const Whistle__ContactRequest *q = env->contact;
+    int bad = 0;
+    for (size_t i = 0; i < q->n_ticket_ids; i++) bad |= wh_code_check(q->ticket_ids[i], 64) != 0;
+    char *arr = NULL;
+    size_t cap = 8 + q->n_ticket_ids * 132;
+    if (bad || !(arr = malloc(cap)) || wh_pg_text_array(q->ticket_ids, q->n_ticket_ids, arr, cap)) {
+      s_contact_refuse(in, route, mid, WH_EFIELD, "ticket_ids: ticket ids");
+    } else {
+      const char *v[1] = {arr};
+      PGresult *r = wh_pg_ready(in->svc->pg) ? NULL : wh_pg_run(in->svc->pg, &s_numbers, 1, v, NULL, NULL);
+      if (!r) {
+        s_contact_refuse(in, route, mid, WH_EDB, "intake's store is unavailable; ask again");
+      } else {
+        int n = PQntuples(r);
+        Whistle__Contact *c = calloc((size_t)n + 1, sizeof *c);
+        Whistle__Contact **cp = calloc((size_t)n + 1, sizeof *cp);
+        Whistle__ContactReply rep = WHISTLE__CONTACT_REPLY__INIT;
+        for (int i = 0; c && cp && i < n; i++) {
+          whistle__contact__init(&c[i]);
+          c[i].ticket_id = PQgetvalue(r, i, 0);
+          c[i].phone = PQgetvalue(r, i, 1);
+          cp[rep.n_contacts++] = &c[i];
+        }
+        rep.contacts = cp;
+        if (c && cp) s_contact_reply(in, route, mid, &rep);
+        else s_contact_refuse(in, route, mid, WH_ENOMEM, wh_strerror(WH_ENOMEM));
+        free(c);
+        free(cp);
+        PQclear(r);
+      }
+    }
+    free(arr);
+  }
+  if (env) wh_env_free(env);
+}
+
+static void s_on_contact_idle(uv_idle_t *h) {
+  s_intake_t *in = h->data;
+  for (int i = 0; i < in->ncq; i++) {
+    s_contact_answer(in, &in->cq_route[i], &in->cq_body[i]);
+    zmq_msg_close(&in->cq_route[i]);
+    zmq_msg_close(&in->cq_body[i]);
+  }
+  in->ncq = 0;
+  uv_idle_stop(h);
+}
+
+/* Requests are taken here and answered from the idle phase, never inside
+ * the receive callback; a full queue waits for it. */
+static void s_on_contacts(wh_bus_t *bus, void *arg) {
+  s_intake_t *in = arg;
+  while (in->ncq < CONTACT_QUEUE &&
+         wh_bus_recv(bus, &in->cq_route[in->ncq], &in->cq_body[in->ncq]) == 1)
+    in->ncq++;
+  if (in->ncq && !uv_is_active((uv_handle_t *)in->contact_idle))
+    uv_idle_start(in->contact_idle, s_on_contact_idle);
+}
+
 static void s_reload(wh_service_t *svc) {
   s_intake_t *in = svc->data;
   char path[512], err[512];
@@ -550,6 +662,15 @@ static void s_stop(wh_service_t *svc) {
   /* Reports read and not stored are not answered: their pushers send them again. */
   for (int i = 0; i < in->nreqs; i++) zmq_msg_close(&in->reqs[i].peer);
   wh_bus_destroy(&in->front);
+  wh_bus_destroy(&in->contacts);
+  for (int i = 0; i < in->ncq; i++) {
+    zmq_msg_close(&in->cq_route[i]);
+    zmq_msg_close(&in->cq_body[i]);
+  }
+  if (in->contact_idle) {
+    uv_idle_stop(in->contact_idle);
+    uv_close((uv_handle_t *)in->contact_idle, s_free_handle);
+  }
   wh_relay_destroy(&in->relay);
   wh_rules_destroy(&in->rules);
   wh_rows_free(&in->rows);
@@ -589,6 +710,15 @@ int intake_start(wh_service_t *svc) {
   in->front = wh_bus_new(svc->loop, svc->zctx, ZMQ_ROUTER, svc->listen, 1, svc->keys, NULL, s_on_front, in);
   if (!in->relay || !in->front) return WH_EZMQ;
   wh_outbox_throttle(svc->outbox, in->front);
+  if (svc->contacts_ep) {
+    in->contact_idle = malloc(sizeof *in->contact_idle);
+    if (!in->contact_idle) return WH_ENOMEM;
+    uv_idle_init(svc->loop, in->contact_idle);
+    in->contact_idle->data = in;
+    in->contacts = wh_bus_new(svc->loop, svc->zctx, ZMQ_ROUTER, svc->contacts_ep, 1, svc->keys,
+                              NULL, s_on_contacts, in);
+    if (!in->contacts) return WH_EZMQ;
+  }
   wh_info("front door on %s, passing reports to %s", svc->listen, svc->peer);
   return 0;
 }

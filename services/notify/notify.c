@@ -90,6 +90,8 @@ typedef struct {
   wh_rows_t mark;
   char center[96];
   msg_set_t *msgs; /* messages.conf: what the reporter is told */
+  void *contacts;  /* DEALER to intake's --contacts: the reporters' numbers */
+  unsigned contact_seq;
   wh_org_t *org;   /* org.conf: the names the reporter reads */
   s_party_t *parties;
   int nparties;
@@ -474,9 +476,10 @@ static void s_clear_msgs(s_notify_t *n) {
 }
 
 /* Appends one sink line, stamped with the time it is written and the
- * message's stable id; a message the sink has taken is not written again
- * (and counts as written). */
-static int s_sink_line(s_notify_t *n, FILE *f, int64_t id, const char *line) {
+ * message's stable id, addressed to phone (the reporter's number, from
+ * intake for this attempt; NULL: as the line has it); a message the sink
+ * has taken is not written again (and counts as written). */
+static int s_sink_line(s_notify_t *n, FILE *f, int64_t id, const char *line, const char *phone) {
   if (id <= n->sink_upto) return 1;
   char stamp[64];
   wh_str_t s;
@@ -485,7 +488,105 @@ static int s_sink_line(s_notify_t *n, FILE *f, int64_t id, const char *line) {
   wh_str_add(&s, "\tid=");
   wh_str_int(&s, id);
   wh_str_add(&s, "\t");
-  return fputs(stamp, f) >= 0 && fputs(line, f) >= 0 && putc('\n', f) != EOF;
+  const char *to = strstr(line, "\tto="), *rest = to ? strchr(to + 4, '\t') : NULL;
+  if (!phone || !phone[0] || !rest)
+    return fputs(stamp, f) >= 0 && fputs(line, f) >= 0 && putc('\n', f) != EOF;
+  return fputs(stamp, f) >= 0 && fwrite(line, 1, (size_t)(to + 4 - line), f) == (size_t)(to + 4 - line) &&
+         fputs(phone, f) >= 0 && fputs(rest, f) >= 0 && putc('\n', f) != EOF;
+}
+
+/* ---- the reporters' numbers, asked of intake at each attempt --------- */
+
+#define CONTACT_WAIT_MS 500 /* intake's answer is waited for this long, at most */
+
+typedef struct {
+  Whistle__Envelope *reply; /* intake's answer (its numbers), or NULL */
+} s_numbers_t;
+
+/* The ticket a sink line is for ("ticket=<id>\t..."), into buf. */
+static const char *s_line_ticket(const char *line, char *buf, size_t len) {
+  const char *t = line + 7, *tab = strchr(t, '\t');
+  size_t k = tab ? (size_t)(tab - t) : 0;
+  if (strncmp(line, "ticket=", 7) || !k || k >= len) return NULL;
+  memcpy(buf, t, k);
+  buf[k] = '\0';
+  return buf;
+}
+
+/* The number intake gave for ticket, or NULL. */
+static const char *s_number(const s_numbers_t *nb, const char *ticket) {
+  const Whistle__ContactReply *r = nb->reply ? nb->reply->contact_reply : NULL;
+  for (size_t i = 0; r && ticket && i < r->n_contacts; i++)
+    if (!strcmp(r->contacts[i]->ticket_id, ticket)) return r->contacts[i]->phone;
+  return NULL;
+}
+
+/* Forgets the numbers: they were for this attempt only. */
+static void s_numbers_drop(s_numbers_t *nb) {
+  const Whistle__ContactReply *r = nb->reply ? nb->reply->contact_reply : NULL;
+  for (size_t i = 0; r && i < r->n_contacts; i++)
+    explicit_bzero(r->contacts[i]->phone, strlen(r->contacts[i]->phone));
+  if (nb->reply) wh_env_free(nb->reply);
+  nb->reply = NULL;
+}
+
+/* Asks intake for the numbers of the k tickets (the messages about to be
+ * written). 0, with nb->reply NULL when notify has no --contacts (the
+ * messages go to the masked numbers); -1 when intake did not answer, or
+ * refused: nothing is written this time, and the messages wait. */
+static int s_numbers_ask(s_notify_t *n, char **tickets, size_t k, s_numbers_t *nb) {
+  nb->reply = NULL;
+  if (!n->contacts || !k) return 0;
+  char mid[32];
+  snprintf(mid, sizeof mid, "contacts-%u", ++n->contact_seq);
+  Whistle__ContactRequest q = WHISTLE__CONTACT_REQUEST__INIT;
+  q.ticket_ids = tickets;
+  q.n_ticket_ids = k;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = mid;
+  env.sender = "notify";
+  env.body_case = WHISTLE__ENVELOPE__BODY_CONTACT;
+  env.contact = &q;
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(&env, &buf, &len)) return -1;
+  /* ZMQ_IMMEDIATE: with intake away the send fails at once, not later */
+  int sent = zmq_send(n->contacts, buf, len, ZMQ_DONTWAIT);
+  free(buf);
+  if (sent < 0) {
+    wh_warn("intake is not there to give the reporters' numbers; the messages wait");
+    return -1;
+  }
+  int64_t until = wh_clock_mono_ms() + CONTACT_WAIT_MS;
+  for (int64_t left; (left = until - wh_clock_mono_ms()) > 0;) {
+    zmq_pollitem_t it = {.socket = n->contacts, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, (long)left) <= 0) break;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, n->contacts, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      continue;
+    }
+    Whistle__Envelope *rep = NULL;
+    int rc = wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep);
+    zmq_msg_close(&m);
+    if (rc) continue;
+    /* an answer to an earlier request, come late: not this one */
+    if (strcmp(rep->message_id, mid) || rep->body_case != WHISTLE__ENVELOPE__BODY_CONTACT_REPLY) {
+      wh_env_free(rep);
+      continue;
+    }
+    if (rep->contact_reply->error) {
+      wh_warn("intake refused the reporters' numbers: %s", rep->contact_reply->error->text);
+      wh_env_free(rep);
+      return -1;
+    }
+    nb->reply = rep;
+    return 0;
+  }
+  wh_warn("intake did not give the reporters' numbers in %d ms; the messages wait",
+          CONTACT_WAIT_MS);
+  return -1;
 }
 
 /* The id of the newest message the sink file holds: its last whole line's,
@@ -569,6 +670,17 @@ static void s_flush_deliveries(s_notify_t *n) {
     return;
   }
   int rows = PQntuples(r);
+  s_numbers_t nb = {0};
+  char **tickets = rows ? calloc((size_t)rows, sizeof *tickets) : NULL;
+  for (int i = 0; tickets && i < rows; i++) tickets[i] = PQgetvalue(r, i, 1);
+  int asked = rows && n->svc->sink && (!tickets || s_numbers_ask(n, tickets, (size_t)rows, &nb));
+  free(tickets);
+  if (asked) { /* intake away: the messages wait in the log, no attempt counted */
+    PQclear(r);
+    n->backlog = 1;
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+    return;
+  }
   FILE *f = rows && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
   char line[SINK_LINE_MAX];
@@ -579,9 +691,10 @@ static void s_flush_deliveries(s_notify_t *n) {
     wh_str_cat(&l, "ticket=", PQgetvalue(r, i, 1), "\tto=", PQgetvalue(r, i, 2), "\tmsg=",
                PQgetvalue(r, i, 5), "\t", PQgetvalue(r, i, 3), (char *)NULL);
     int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-    ok = s_sink_line(n, f, id, line);
+    ok = s_sink_line(n, f, id, line, s_number(&nb, PQgetvalue(r, i, 1)));
     if (id > newest) newest = id;
   }
+  s_numbers_drop(&nb);
   if (f && fclose(f) != 0) ok = 0;
   if (ok && newest > n->sink_upto) n->sink_upto = newest;
   wh_rows_t ids;
@@ -608,11 +721,32 @@ static void s_on_sink_timer(uv_timer_t *h) { s_flush_deliveries(h->data); }
  * the sink as they are, and are marked sent with the batches that follow
  * within SINK_MARK_MS (s_store_mark). */
 static void s_send_batch(s_notify_t *n) {
+  /* The numbers first: without them nothing is written, and the messages
+   * wait in the log for the next attempt. */
+  s_numbers_t nb = {0};
+  char (*tk)[64] = calloc((size_t)n->sent.nrows, sizeof *tk);
+  char **tickets = calloc((size_t)n->sent.nrows, sizeof *tickets);
+  const char *line = n->lines.buf;
+  size_t k = 0;
+  for (int i = 0; tk && tickets && i < n->sent.nrows; i++, line += strlen(line) + 1)
+    if (s_line_ticket(line, tk[k], sizeof tk[k])) tickets[k] = tk[k], k++;
+  int asked = n->svc->sink && (!tk || !tickets || s_numbers_ask(n, tickets, k, &nb));
+  free(tickets);
+  free(tk);
+  if (asked) {
+    n->backlog = 1;
+    if (!uv_is_active((uv_handle_t *)&n->sink_timer))
+      uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+    return;
+  }
   FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
-  const char *line = n->lines.buf;
-  for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1)
-    ok = s_sink_line(n, f, n->sent_ids[i], line);
+  line = n->lines.buf;
+  for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1) {
+    char t[64];
+    ok = s_sink_line(n, f, n->sent_ids[i], line, s_number(&nb, s_line_ticket(line, t, sizeof t)));
+  }
+  s_numbers_drop(&nb);
   if (f && fclose(f) != 0) ok = 0;
   if (ok && n->sent_max > n->sink_upto) n->sink_upto = n->sent_max;
   if (!ok) {
@@ -865,6 +999,7 @@ static void s_stop(wh_service_t *svc) {
   s_notify_t *n = svc->data;
   msg_destroy(&n->msgs);
   wh_org_destroy(&n->org);
+  if (n->contacts) zmq_close(n->contacts);
   wh_consumer_destroy(&n->in);
   wh_bus_destroy(&n->pub);
   s_clear_queue(n);
@@ -911,6 +1046,19 @@ int notify_start(wh_service_t *svc) {
                       s_on_subscribe, n);
   n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;
+  if (svc->contacts_ep && svc->keys) {
+    n->contacts = zmq_socket(svc->zctx, ZMQ_DEALER);
+    int one = 1, zero = 0;
+    if (!n->contacts || zmq_setsockopt(n->contacts, ZMQ_IMMEDIATE, &one, sizeof one) ||
+        zmq_setsockopt(n->contacts, ZMQ_LINGER, &zero, sizeof zero) ||
+        wh_keys_client(svc->keys, n->contacts, "intake") ||
+        zmq_connect(n->contacts, svc->contacts_ep)) {
+      wh_error("--contacts %s: %s", svc->contacts_ep, zmq_strerror(zmq_errno()));
+      return WH_EZMQ;
+    }
+  } else if (svc->sink) {
+    wh_warn("no --contacts (or no keys): reporters' messages go to their masked numbers");
+  }
   n->sink_upto = s_sink_last_id(svc->sink);
   n->backlog = 1;
   s_flush_deliveries(n); /* what a crash left between commit and sink */

@@ -128,6 +128,7 @@ static void s_env(const char *name, const char *key, char *out, size_t len) {
 static const char *s_server_of(const char *key) {
   /* WHISTLE_<SERVICE>, its admin socket WHISTLE_<SERVICE>_ADMIN */
   return !strcmp(key, "WHISTLE_DESK")            ? "dispatch"
+         : !strcmp(key, "WHISTLE_CONTACTS")      ? "intake"
          : !strncmp(key, "WHISTLE_INTAKE", 14)   ? "intake"
          : !strncmp(key, "WHISTLE_TRIAGE", 14)   ? "triage"
          : !strncmp(key, "WHISTLE_DISPATCH", 16) ? "dispatch"
@@ -139,6 +140,7 @@ static const char *s_server_of(const char *key) {
 static const char *s_upstream_of(const char *key) {
   return strstr(key, "_ADMIN")              ? "center" /* the one key an admin socket answers */
          : !strcmp(key, "WHISTLE_DESK")     ? "center" /* who may do the most there */
+         : !strcmp(key, "WHISTLE_CONTACTS") ? "notify" /* the one key it answers */
          : !strcmp(key, "WHISTLE_INTAKE")   ? "hotline"
          : !strcmp(key, "WHISTLE_TRIAGE")   ? "intake"
          : !strcmp(key, "WHISTLE_DISPATCH") ? "triage"
@@ -797,6 +799,8 @@ static void hostile_frames(void **state) {
       {"WHISTLE_NOTIFY_ADMIN", {SEED_ADMIN, SEED_ADMIN}},
       /* dispatch's desk, as the center: every frame answered */
       {"WHISTLE_DESK", {SEED_DESK, SEED_DESK}},
+      /* intake's contacts, as notify: every frame answered */
+      {"WHISTLE_CONTACTS", {SEED_CONTACT, SEED_CONTACT}},
   };
   void *zctx = zmq_ctx_new();
   json_object *ids = json_object_new_object();
@@ -808,7 +812,8 @@ static void hostile_frames(void **state) {
     long answers = 0;
     for (int round = 0; round < HOSTILE_FRAMES / HOSTILE_ROUND; round++) {
       s_hostile_round(sock, &rng, doors[d].kinds, seed, seedlen);
-      if (d == 0 || strstr(doors[d].key, "_ADMIN") || !strcmp(doors[d].key, "WHISTLE_DESK")) {
+      if (d == 0 || strstr(doors[d].key, "_ADMIN") || !strcmp(doors[d].key, "WHISTLE_DESK") ||
+          !strcmp(doors[d].key, "WHISTLE_CONTACTS")) {
         long got = s_hostile_answers(sock, HOSTILE_ROUND, 0, ids);
         if (got != HOSTILE_ROUND)
           fail_msg("%s answered %ld of round %d's %d frames", doors[d].key, got, round,
@@ -976,7 +981,7 @@ static void restart(void **state) {
   /* The reporters' sink refuses for a while (a directory where its file
    * should be): their messages wait in notify's log, pending, and go out
    * when it takes them again. */
-  snprintf(path, sizeof path, "%s/restart/log/reporter.log", s_var);
+  snprintf(path, sizeof path, "%s/restart/sink/reporter.txt", s_var);
   unlink(path);
   assert_int_equal(mkdir(path, 0755), 0);
   static const char *victims[] = {"intake", "triage", "dispatch", "notify", "postgres"};
@@ -1726,8 +1731,8 @@ static void notify_sink_writes_each_once(void **state) {
   }
   assert_true(total >= 5);
   assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'"), total);
-  char *lines = s_capture(&st, "wc -l < %s/sink/log/reporter.log", s_var);
-  char *ids = s_capture(&st, "grep -o 'id=[0-9]*' %s/sink/log/reporter.log | sort -u | wc -l", s_var);
+  char *lines = s_capture(&st, "wc -l < %s/sink/sink/reporter.txt", s_var);
+  char *ids = s_capture(&st, "grep -o 'id=[0-9]*' %s/sink/sink/reporter.txt | sort -u | wc -l", s_var);
   print_message("%ld receipts; the sink holds %ld lines, %ld ids\n", total, atol(lines), atol(ids));
   assert_int_equal(atol(ids), total);
   assert_int_equal(atol(lines), total);
@@ -2318,7 +2323,7 @@ static void loop_life(void **state) {
   snprintf(sql, sizeof sql, "SELECT count(*) FROM delivery WHERE ticket_id = '%s'", a);
   s_wait_count(notify, sql, 10, 10, 20);
   char log[1024];
-  snprintf(log, sizeof log, "%s/loop/log/reporter.log", s_var);
+  snprintf(log, sizeof log, "%s/loop/sink/reporter.txt", s_var);
   for (int i = 0; i < 100; i++) {
     out = s_capture(&st, "grep -c 'ticket=%s' %s", a, log);
     int n = atoi(out);
@@ -2347,6 +2352,52 @@ static void loop_life(void **state) {
   out = s_capture(&st, "grep 'ticket=%s' %s", c, log);
   assert_non_null(strstr(out, "无效处理"));
   free(out);
+  /* The sink sends to the real number, which notify asked intake for at
+   * each attempt: every line of A's goes to it. The number is nowhere else:
+   * not in notify's or dispatch's database, not in any service's log. */
+  out = s_capture(&st, "grep -c 'ticket=%s\tto=13911112001\t' %s", a, log);
+  assert_int_equal(atoi(out), 10);
+  free(out);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery WHERE recipient LIKE '%13911112001%'"
+                                   " OR body LIKE '%13911112001%'"), 0);
+  wh_pg_t *dispatch = s_db("loop", "WHISTLE_DISPATCH_DB");
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order WHERE reporter_masked LIKE '%13911112001%'"), 0);
+  wh_pg_destroy(&dispatch);
+  out = s_capture(&st, "grep -rl 13911112001 %s/loop/log | wc -l", s_var);
+  assert_int_equal(atoi(out), 0);
+  free(out);
+  /* A key other than notify's is not given the numbers: the center's is
+   * refused, and the answer holds none. */
+  void *zc = zmq_ctx_new();
+  void *cs = s_sock(zc, ZMQ_DEALER, "loop", "WHISTLE_CONTACTS", "center");
+  char *ctk[1] = {a};
+  Whistle__ContactRequest cq = WHISTLE__CONTACT_REQUEST__INIT;
+  cq.ticket_ids = ctk;
+  cq.n_ticket_ids = 1;
+  Whistle__Envelope ce = WHISTLE__ENVELOPE__INIT;
+  ce.message_id = "ask-1";
+  ce.body_case = WHISTLE__ENVELOPE__BODY_CONTACT;
+  ce.contact = &cq;
+  uint8_t *cbuf;
+  size_t clen;
+  assert_int_equal(wh_env_pack(&ce, &cbuf, &clen), 0);
+  assert_true(zmq_send(cs, cbuf, clen, 0) >= 0);
+  free(cbuf);
+  int tmo = 5000;
+  zmq_setsockopt(cs, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+  zmq_msg_t cm;
+  zmq_msg_init(&cm);
+  assert_true(zmq_msg_recv(&cm, cs, 0) >= 0);
+  Whistle__Envelope *cr = NULL;
+  assert_int_equal(wh_env_unpack(zmq_msg_data(&cm), zmq_msg_size(&cm), &cr), 0);
+  assert_int_equal(cr->body_case, WHISTLE__ENVELOPE__BODY_CONTACT_REPLY);
+  assert_non_null(cr->contact_reply->error);
+  assert_int_equal(cr->contact_reply->error->code, WHISTLE__ERROR_CODE__ERR_FORBIDDEN);
+  assert_int_equal(cr->contact_reply->n_contacts, 0);
+  wh_env_free(cr);
+  zmq_msg_close(&cm);
+  zmq_close(cs);
+  zmq_ctx_term(zc);
   wh_pg_destroy(&notify);
   s_stack("loop", "down");
 }
