@@ -92,8 +92,10 @@ static void *s_socket(s_ctx_t *c, int type, const char *server, const char *endp
   if (c->nmon < (int)(sizeof c->mon / sizeof *c->mon)) {
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://monitor-%d", c->nmon);
-    zmq_socket_monitor(s, ep, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    /* Only a refusal of the key: a handshake cut short because the service
+     * went away (NO_DETAIL) is a service restarting, which the request
+     * survives (it waits for the service to come back). */
+    zmq_socket_monitor(s, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
     void *m = zmq_socket(c->zctx, ZMQ_PAIR);
     zmq_setsockopt(m, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect(m, ep);

@@ -2403,6 +2403,124 @@ static void loop_life(void **state) {
 }
 
 
+/* ---- the loop under kill -9 ---------------------------------------------- */
+
+#define KILL_ORDERS 150
+
+/* One action until it is answered: a request the desk never answered
+ * (dispatch killed), or answered "internal" (its database killed), is sent
+ * again under the same request id. Returns 0 once taken, -1 when refused. */
+static int s_act_surely(const char *as, const char *rid, const char *args) {
+  for (int tries = 0; tries < 200; tries++) {
+    int st;
+    char *out = s_capture(&st, "WHISTLE_STATE=%s/kill/stack.env %s/whistlectl --as %s"
+                               " --request-id %s %s 2>&1", s_var, s_bin, as, rid, args);
+    int again = st == 2 || (st == 1 && strstr(out, ": internal: "));
+    if (st == 0) {
+      free(out);
+      return 0;
+    }
+    if (!again) {
+      fprintf(stderr, "%s as %s (%s): exit %d: %s\n", args, as, rid, st, out);
+      free(out);
+      return -1;
+    }
+    free(out);
+    usleep(200 * 1000);
+  }
+  return -1;
+}
+
+/* Orders moving through their life (signed, resolved, feedback that closes
+ * them) while every service and PostgreSQL are killed with SIGKILL in
+ * turn and started again: every action takes effect exactly once, its
+ * version, its timeline event, its feed item and the reporter's message. */
+static void loop_under_kill(void **state) {
+  (void)state;
+  s_stack("kill", "up");
+  char path[1024], now[40];
+  snprintf(path, sizeof path, "%s/kill/reports.jsonl", s_var);
+  wh_time_format(wh_clock_now_ms(), now, sizeof now);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < KILL_ORDERS; i++)
+    fprintf(f, "{\"source\":\"hotline\",\"external_id\":\"k-%d\",\"received_at\":\"%s\","
+               "\"community\":\"wenhan\",\"grid\":\"wenhan-%d\",\"category\":\"sidewalk\","
+               "\"text\":\"人行道缺了一段（第%d号）\",\"reporter\":{\"name\":\"测\",\"phone\":\"139%08d\"}}\n",
+            i, now, i, i, i);
+  fclose(f);
+  int st;
+  char *out = s_capture(&st, CTL("kill") " --as hotline submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 0);
+  json_object *answers = s_lines(out);
+  free(out);
+  assert_int_equal(json_object_array_length(answers), KILL_ORDERS);
+  wh_pg_t *dispatch = s_db("kill", "WHISTLE_DISPATCH_DB");
+  s_wait_orders(dispatch, KILL_ORDERS, 60);
+  wh_pg_destroy(&dispatch);
+
+  /* A clerk, and the hotline, work through every order while the parent
+   * kills. */
+  pid_t pid = fork();
+  if (pid == 0) {
+    static const struct { const char *as, *verb, *rid; } steps[] = {
+        {"transport", "sign %s", "sign"},
+        {"transport", "resolve %s 人行道已补齐", "resolve"},
+        {"hotline", "feedback %s satisfied 满意", "feedback"}};
+    for (size_t k = 0; k < 3; k++)
+      for (int i = 0; i < KILL_ORDERS; i++) {
+        const char *t = s_str(json_object_array_get_idx(answers, (size_t)i), "ticket_id");
+        char args[256], rid[96];
+        snprintf(args, sizeof args, steps[k].verb, t);
+        snprintf(rid, sizeof rid, "kill-%s-%s", steps[k].rid, t);
+        if (s_act_surely(steps[k].as, rid, args)) _exit(1);
+      }
+    _exit(0);
+  }
+  static const char *victims[] = {"dispatch", "postgres", "notify", "intake", "triage"};
+  int done = 0, kills = 0;
+  for (int v = 0; !done; v = (v + 1) % 5) {
+    usleep(500 * 1000);
+    if (waitpid(pid, &st, WNOHANG) == pid) break;
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "kill %s", victims[v]);
+    s_stack("kill", cmd);
+    kills++;
+    usleep(300 * 1000);
+    snprintf(cmd, sizeof cmd, "start %s", victims[v]);
+    s_stack("kill", cmd);
+    if (waitpid(pid, &st, WNOHANG) == pid) done = 1;
+  }
+  if (!done) waitpid(pid, &st, 0);
+  print_message("%d kills while %d orders were signed, resolved and closed\n", kills, KILL_ORDERS);
+  assert_true(kills >= 10);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  json_object_put(answers);
+
+  /* Each action once: every order closed at version 4 (dispatched, signed,
+   * resolved, closed), one timeline event per action. */
+  dispatch = s_db("kill", "WHISTLE_DISPATCH_DB");
+  wh_pg_t *notify = s_db("kill", "WHISTLE_NOTIFY_DB");
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM work_order WHERE state = 'closed' AND version = 4"),
+                   KILL_ORDERS);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM (SELECT ticket_id, kind FROM timeline"
+                                     " WHERE kind IN ('sign', 'resolve', 'feedback')"
+                                     " GROUP BY ticket_id, kind HAVING count(*) = 1) x"), 3 * KILL_ORDERS);
+  assert_int_equal(s_count(dispatch, "SELECT count(*) FROM timeline WHERE kind IN ('sign', 'resolve', 'feedback')"),
+                   3 * KILL_ORDERS);
+  /* ... on the lead's feed once each, and the reporter told once each:
+   * the receipt, signed, the result, closed. */
+  s_wait_count(notify, "SELECT count(*) FROM feed WHERE kind = 'acted' AND role = 'lead'",
+               3 * KILL_ORDERS, 3 * KILL_ORDERS, 60);
+  assert_int_equal(s_count(notify, "SELECT count(*) FROM (SELECT 1 FROM feed GROUP BY ticket_id, party, version HAVING count(*) > 1) d"), 0);
+  s_wait_count(notify, "SELECT count(*) FROM delivery", 4 * KILL_ORDERS, 4 * KILL_ORDERS, 60);
+  s_wait_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'", 4 * KILL_ORDERS,
+               4 * KILL_ORDERS, 60);
+  wh_pg_destroy(&notify);
+  wh_pg_destroy(&dispatch);
+  s_stack("kill", "down");
+}
+
 /* ---- the clocks, with time moved ----------------------------------------- */
 
 static int64_t s_t(const char *rfc3339) {
@@ -2601,6 +2719,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(parked_redrive),
       cmocka_unit_test(loop_life),
       cmocka_unit_test(clock_life),
+      cmocka_unit_test(loop_under_kill),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
