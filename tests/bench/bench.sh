@@ -21,7 +21,10 @@
 # its duration and restores the old values at exit; BENCH_SYSCTL=0 leaves
 # the kernel alone. BENCH_LATENCY_FILE=path makes whistle-bench write one
 # line per ticket of the latency phase: wall ms at submit, ms to arrival,
-# and the ms of each hop (to dispatch, to notify, to the feed here).
+# and the ms of each hop (to dispatch, to notify, to the feed here). Then
+# BENCH_LOOP orders (default 2000; 0: none) are taken through their life at
+# dispatch's desk (sign, progress, resolve, feedback), each party with its
+# own key: orders closed per second and the p99 of an action.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COUNT=${1:-100000}
@@ -168,6 +171,7 @@ set +e
 "$WHISTLE_BIN/whistle-bench" --intake "$WHISTLE_INTAKE" --feed "$WHISTLE_FEED" \
   --notify "$WHISTLE_NOTIFY" --conf "$WHISTLE_CONF_DIR" --count "$COUNT" --rate "$RATE" \
   --seconds "$SECS" --ceiling "$ceiling" "${pids[@]}" \
+  --desk "$WHISTLE_DESK" --loop "${BENCH_LOOP:-2000}" \
   --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")" --disk "$pgdata" \
   $([ "${WHISTLE_INSECURE:-0}" = 1 ] || echo --keys "$WHISTLE_KEYS") | tee "$out"
 rc=${PIPESTATUS[0]}

@@ -21,6 +21,12 @@
  *      each service's RSS after 10,000 tickets, at the end, and its peak.
  *   5. with --disk DIR, after the latency phase: the disk's own flush
  *      latency beside the cluster, a tail no commit on it can beat.
+ *   6. with --desk EP and --loop N: N of the orders taken through their life
+ *      at dispatch's desk, each party with its own key (sign, progress and
+ *      resolve by the lead, feedback "satisfied" by the hotline), at most
+ *      LOOP_WINDOW orders at a time: orders closed per second, the round
+ *      trip of an action (p50, p99), and each service's CPU per 1,000
+ *      actions.
  *
  * Prints a table, then one JSON object as its last line. */
 #include "wh_clock.h"
@@ -58,6 +64,13 @@ typedef struct {
   /* options */
   const char *intake, *feed, *notify, *conf;
   const char *keys; /* the stack's key directory; NULL: plain sockets */
+  const char *desk; /* dispatch's desk, for the loop phase */
+  long loop;        /* orders the loop phase closes */
+  /* each arrived order's lead, as an index into parties (0: none yet) */
+  uint8_t *lead_of;
+  size_t nlead_of;
+  char parties[256][96];
+  int nparties;
   long count, rate, seconds, window;
   char latency_start[40]; /* when the latency phase began, as PostgreSQL logs time */
   uint64_t seed;
@@ -421,6 +434,28 @@ static void s_on_reply(s_bench_t *b) {
 }
 
 /* Live feed items are unpacked into the arena (s_arena_turn). */
+/* Keeps order no's lead (the party whose lead item it is), for the loop. */
+static void s_note_lead(s_bench_t *b, int32_t no, const char *party) {
+  int k = 1;
+  while (k < b->nparties && strcmp(b->parties[k], party)) k++;
+  if (k == b->nparties) {
+    if (b->nparties == 256 || strlen(party) >= sizeof b->parties[0]) return;
+    if (!b->nparties) b->nparties = 1; /* 0 is "none" */
+    k = b->nparties++;
+    snprintf(b->parties[k], sizeof b->parties[k], "%s", party);
+  }
+  if ((size_t)no >= b->nlead_of) {
+    size_t n = b->nlead_of ? b->nlead_of : 1024;
+    while (n <= (size_t)no) n *= 2;
+    uint8_t *l = realloc(b->lead_of, n);
+    if (!l) exit(3);
+    memset(l + b->nlead_of, 0, n - b->nlead_of);
+    b->lead_of = l;
+    b->nlead_of = n;
+  }
+  b->lead_of[no] = (uint8_t)k;
+}
+
 static void s_on_feed(s_bench_t *b) {
   zmq_msg_t topic, m;
   zmq_msg_init(&topic);
@@ -448,6 +483,7 @@ static void s_on_feed(s_bench_t *b) {
             b->hops = h;
             b->narrive = n;
           }
+          if (it->kind == WHISTLE__WORK_EVENT_KIND__WORK_DISPATCHED) s_note_lead(b, no, it->party);
           if (b->arrive_ns[no]) {
             b->live_repeats++;
           } else {
@@ -885,6 +921,164 @@ static json_object *s_num(double v, const char *fmt) {
   return json_object_new_double_s(v, buf);
 }
 
+
+/* ---- 6. the loop at the desk ------------------------------------------ */
+
+#define LOOP_WINDOW 32 /* orders with an action in flight at once */
+#define LOOP_STEPS 4   /* sign, progress, resolve, feedback */
+
+typedef struct {
+  long orders, closed, actions, refused;
+  double seconds, per_s, p50, p99;
+  double cpu_per_1k[MAX_PROCS];
+} s_loop_t;
+
+typedef struct {
+  int32_t no;
+  int step;     /* the next action, 0..LOOP_STEPS (closed) */
+  int64_t sent; /* ns, 0: none in flight */
+} s_order_t;
+
+/* The desk socket speaking as party (made once). */
+static void *s_party_sock(s_bench_t *b, void **socks, int k, const char *party) {
+  if (socks[k]) return socks[k];
+  void *s = zmq_socket(b->ctx, ZMQ_DEALER);
+  int linger = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  if (s_secure(b, s, party, "dispatch") || zmq_connect(s, b->desk)) {
+    zmq_close(s);
+    return NULL;
+  }
+  return socks[k] = s;
+}
+
+static int s_loop_send(s_bench_t *b, void **socks, s_order_t *o) {
+  static const char *const verbs[LOOP_STEPS] = {"sign", "progress", "resolve", "feedback"};
+  int lead = b->lead_of[o->no];
+  int k = o->step == 3 ? 0 : lead; /* socket 0: the hotline's */
+  void *sock = s_party_sock(b, socks, k, k ? b->parties[k] : "hotline");
+  if (!sock) return -1;
+  char ticket[16], rid[48];
+  snprintf(ticket, sizeof ticket, "WH%08d", o->no);
+  snprintf(rid, sizeof rid, "bench-%d-%d", o->no, o->step);
+  Whistle__DeskAction act = WHISTLE__DESK_ACTION__INIT;
+  act.ticket_id = ticket;
+  act.action = (char *)verbs[o->step];
+  act.note = o->step == 1 ? "已派人到现场" : o->step == 2 ? "已处理完毕" : "";
+  act.reason = o->step == 3 ? "satisfied" : "";
+  Whistle__DeskRequest q = WHISTLE__DESK_REQUEST__INIT;
+  q.request_id = rid;
+  q.what_case = WHISTLE__DESK_REQUEST__WHAT_ACT;
+  q.act = &act;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.message_id = rid;
+  env.body_case = WHISTLE__ENVELOPE__BODY_DESK;
+  env.desk = &q;
+  uint8_t buf[1024];
+  size_t len = whistle__envelope__get_packed_size(&env);
+  if (len > sizeof buf) return -1;
+  whistle__envelope__pack(&env, buf);
+  if (zmq_send(sock, buf, len, 0) < 0) return -1;
+  o->sent = s_now_ns();
+  return 0;
+}
+
+static int s_cmp_dbl(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void s_loop(s_bench_t *b, s_loop_t *r) {
+  memset(r, 0, sizeof *r);
+  s_order_t *orders = calloc((size_t)b->loop, sizeof *orders);
+  double *ms = calloc((size_t)b->loop * LOOP_STEPS, sizeof *ms);
+  void *socks[256] = {0};
+  if (!orders || !ms) exit(3);
+  /* orders on a party's feed, not the center's manual queue (which the
+   * center would assign first) */
+  for (size_t no = 1; no < b->nlead_of && r->orders < b->loop; no++)
+    if (b->lead_of[no] && strcmp(b->parties[b->lead_of[no]], "center"))
+      orders[r->orders++] = (s_order_t){.no = (int32_t)no};
+  long cpu0[MAX_PROCS];
+  for (int i = 0; i < b->nprocs; i++) cpu0[i] = s_proc_cpu(&b->procs[i]);
+  int64_t t0 = s_now_ns(), last = t0;
+  long next = 0, inflight = 0, done = 0;
+  while (done < r->orders && s_now_ns() - last < STALL_NS) {
+    for (; inflight < LOOP_WINDOW && next < r->orders; next++, inflight++)
+      if (s_loop_send(b, socks, &orders[next])) {
+        fprintf(stderr, "whistle-bench: the desk cannot be reached as %s\n",
+                b->parties[b->lead_of[orders[next].no]]);
+        exit(2);
+      }
+    zmq_pollitem_t pi[256];
+    int np = 0, map[256];
+    for (int k = 0; k < 256; k++)
+      if (socks[k]) {
+        pi[np] = (zmq_pollitem_t){socks[k], 0, ZMQ_POLLIN, 0};
+        map[np++] = k;
+      }
+    if (zmq_poll(pi, np, 100) <= 0) continue;
+    for (int i = 0; i < np; i++) {
+      if (!(pi[i].revents & ZMQ_POLLIN)) continue;
+      zmq_msg_t m;
+      zmq_msg_init(&m);
+      while (zmq_msg_recv(&m, socks[map[i]], ZMQ_DONTWAIT) >= 0) {
+        int64_t now = s_now_ns();
+        Whistle__Envelope *env;
+        int no = 0, step = -1;
+        if (wh_env_unpack_in(b->arena, zmq_msg_data(&m), zmq_msg_size(&m), &env) == 0 &&
+            env->body_case == WHISTLE__ENVELOPE__BODY_DESK_REPLY &&
+            sscanf(env->desk_reply->request_id, "bench-%d-%d", &no, &step) == 2) {
+          /* the order is found by its number (they were taken in order) */
+          long lo = 0, hi = r->orders - 1;
+          while (lo < hi) {
+            long mid = (lo + hi) / 2;
+            if (orders[mid].no < no) lo = mid + 1; else hi = mid;
+          }
+          s_order_t *o = &orders[lo];
+          if (o->no == no && o->step == step && o->sent) {
+            ms[r->actions++] = (double)(now - o->sent) / 1e6;
+            o->sent = 0;
+            last = now;
+            if (env->desk_reply->error) {
+              r->refused++;
+              o->step = LOOP_STEPS;
+              done++;
+              inflight--;
+            } else if (++o->step == LOOP_STEPS) {
+              r->closed++;
+              done++;
+              inflight--;
+            } else if (s_loop_send(b, socks, o)) {
+              exit(2);
+            }
+          }
+        }
+        s_arena_turn(b);
+        zmq_msg_close(&m);
+        zmq_msg_init(&m);
+      }
+      zmq_msg_close(&m);
+    }
+  }
+  r->seconds = (double)(s_now_ns() - t0) / 1e9;
+  r->per_s = r->seconds > 0 ? (double)r->closed / r->seconds : 0;
+  if (r->actions) {
+    qsort(ms, (size_t)r->actions, sizeof *ms, s_cmp_dbl);
+    r->p50 = ms[r->actions / 2];
+    r->p99 = ms[(size_t)((double)r->actions * 0.99)];
+  }
+  double tick = (double)sysconf(_SC_CLK_TCK);
+  for (int i = 0; i < b->nprocs; i++)
+    r->cpu_per_1k[i] = r->actions ? (double)(s_proc_cpu(&b->procs[i]) - cpu0[i]) / tick /
+                                        ((double)r->actions / 1000.0)
+                                  : -1;
+  for (int k = 0; k < 256; k++)
+    if (socks[k]) zmq_close(socks[k]);
+  free(orders);
+  free(ms);
+}
+
 static void s_usage(void) {
   fprintf(stderr,
           "usage: whistle-bench --intake EP --feed EP --notify EP --conf DIR [--count N]\n"
@@ -927,7 +1121,8 @@ int main(int argc, char **argv) {
       {"conf", 1, 0, 'c'},   {"count", 1, 0, 'N'},   {"rate", 1, 0, 'r'},
       {"seconds", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"seed", 1, 0, 'x'},
       {"ceiling", 1, 0, 'C'}, {"pid", 1, 0, 'p'},    {"pg-pid", 1, 0, 'g'},
-      {"disk", 1, 0, 'd'},   {"keys", 1, 0, 'k'},    {0, 0, 0, 0}};
+      {"disk", 1, 0, 'd'},   {"keys", 1, 0, 'k'},    {"desk", 1, 0, 'D'},
+      {"loop", 1, 0, 'L'},   {0, 0, 0, 0}};
   const char *disk = NULL;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -952,6 +1147,8 @@ int main(int argc, char **argv) {
     case 'g': s_add_proc(&b, "postgres", atoi(optarg), 1); break;
     case 'd': disk = optarg; break;
     case 'k': b.keys = optarg; break;
+    case 'D': b.desk = optarg; break;
+    case 'L': b.loop = atol(optarg); break;
     default: s_usage();
     }
   }
@@ -1028,6 +1225,19 @@ int main(int argc, char **argv) {
          " (%ld repeated on the live feed, %ld resent after a store failure)\n",
          items, b.accepted, b.refused, lost, duplicated, b.live_repeats, b.resent);
 
+  s_loop_t lp = {0};
+  if (b.desk && b.loop > 0 && b.keys) {
+    printf("loop: %ld orders signed, progressed, resolved and fed back at the desk, %d at a time\n",
+           b.loop, LOOP_WINDOW);
+    fflush(stdout);
+    s_loop(&b, &lp);
+    printf("  %ld closed of %ld in %.2f s: %.0f orders closed/s; an action p50 %.1f ms, p99 %.1f ms"
+           " (%ld actions, %ld refused)\n",
+           lp.closed, lp.orders, lp.seconds, lp.per_s, lp.p50, lp.p99, lp.actions, lp.refused);
+    for (int i = 0; i < b.nprocs; i++)
+      printf("  %-10s %.3f cpu s / 1k actions\n", b.procs[i].name, lp.cpu_per_1k[i]);
+  }
+
   if (b.duplicates)
     fprintf(stderr, "whistle-bench: intake had seen %ld of these tickets before; run on a fresh stack\n",
             b.duplicates);
@@ -1079,6 +1289,21 @@ int main(int argc, char **argv) {
     json_object_object_add(j, "disk_flush_p999_ms", R2(flush[2]));
     json_object_object_add(j, "disk_flush_max_ms", R2(flush[3]));
   }
+  if (lp.orders) {
+    json_object *l = json_object_new_object(), *lc = json_object_new_object();
+    json_object_object_add(l, "orders", json_object_new_int64(lp.orders));
+    json_object_object_add(l, "closed", json_object_new_int64(lp.closed));
+    json_object_object_add(l, "refused", json_object_new_int64(lp.refused));
+    json_object_object_add(l, "closed_per_s", R2(lp.per_s));
+    json_object_object_add(l, "action_p50_ms", R2(lp.p50));
+    json_object_object_add(l, "action_p99_ms", R2(lp.p99));
+    for (int i = 0; i < b.nprocs; i++)
+      json_object_object_add(lc, b.procs[i].name, s_num(lp.cpu_per_1k[i], "%.3f"));
+    json_object_object_add(l, "cpu_s_per_1k_actions", lc);
+    json_object_object_add(j, "loop", l);
+    printf("%-34s %12.1f\n%-34s %12.1f\n", "orders closed/s at the desk", lp.per_s,
+           "an action's p99 ms", lp.p99);
+  }
   printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
   json_object_put(j);
 
@@ -1094,10 +1319,14 @@ int main(int argc, char **argv) {
   free(b.tno);
   free(b.state);
   free(b.arrive_ns);
+  free(b.lead_of);
   free(b.retry_idx);
   free(b.retry_at);
   free(b.pre);
   free(b.pre_off);
   wh_arena_destroy(&b.arena);
-  return lost == 0 && duplicated == 0 && b.refused == 0 ? 0 : 1;
+  return lost == 0 && duplicated == 0 && b.refused == 0 && lp.refused == 0 &&
+                 lp.closed == lp.orders
+             ? 0
+             : 1;
 }

@@ -34,7 +34,7 @@ done
 # One burst of tree $1 (WHISTLE_INSECURE=$2); prints "services postgres tickets/s p99".
 burst() {
   local tree=$1 insecure=$2 json
-  json=$(cd "$tree" && WHISTLE_INSECURE=$insecure BENCH_VAR=$WORK/var BENCH_CEILING_SECONDS=3 \
+  json=$(cd "$tree" && WHISTLE_INSECURE=$insecure BENCH_VAR=$WORK/var BENCH_CEILING_SECONDS=3 BENCH_LOOP=0 \
            WHISTLE_BIN=$tree/build/bin tests/bench/bench.sh "$COUNT" "$SECS" 500 2>/dev/null | tail -n 1)
   echo "$json" | awk '{
     n = split("intake triage dispatch notify", s, " "); svc = 0
