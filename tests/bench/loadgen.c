@@ -436,11 +436,11 @@ static void s_on_reply(s_bench_t *b) {
 /* Live feed items are unpacked into the arena (s_arena_turn). */
 /* Keeps order no's lead (the party whose lead item it is), for the loop. */
 static void s_note_lead(s_bench_t *b, int32_t no, const char *party) {
+  if (!b->nparties) b->nparties = 1; /* 0 is "none" */
   int k = 1;
   while (k < b->nparties && strcmp(b->parties[k], party)) k++;
   if (k == b->nparties) {
     if (b->nparties == 256 || strlen(party) >= sizeof b->parties[0]) return;
-    if (!b->nparties) b->nparties = 1; /* 0 is "none" */
     k = b->nparties++;
     snprintf(b->parties[k], sizeof b->parties[k], "%s", party);
   }
