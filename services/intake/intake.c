@@ -36,7 +36,7 @@
 _Static_assert((INTAKE_BATCH & (INTAKE_BATCH - 1)) == 0, "firsts is indexed by a mask");
 
 #define CONTACT_QUEUE 16 /* notify's requests taken before they are answered */
-#define CONTACT_MAX 500  /* tickets a request names at most */
+#define CONTACT_MAX 4096 /* tickets a request names at most (notify asks for no more) */
 
 typedef struct {
   zmq_msg_t peer;
@@ -579,7 +579,7 @@ static void s_contact_answer(s_intake_t *in, zmq_msg_t *route, zmq_msg_t *body) 
     s_contact_refuse(in, route, mid, WH_EFORBIDDEN, "reporters' numbers are notify's to ask");
   } else if (env->body_case != WHISTLE__ENVELOPE__BODY_CONTACT || !env->contact ||
              env->contact->n_ticket_ids > CONTACT_MAX) {
-    s_contact_refuse(in, route, mid, WH_EUNEXPECTED, "a contact request of at most 500 tickets");
+    s_contact_refuse(in, route, mid, WH_EUNEXPECTED, "a contact request of at most 4096 tickets");
   } else {
     const Whistle__ContactRequest *q = env->contact;
     int bad = 0;

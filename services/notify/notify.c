@@ -52,6 +52,17 @@ typedef struct {
   size_t len;
 } s_pub_t;
 
+/* Messages to write to the sink once intake has given their reporters'
+ * numbers: their lines (each NUL-terminated) and ids, from the memory path
+ * (a batch just committed) or the log path (read back). One at a time. */
+typedef struct {
+  int active, from_log;
+  char mid[32];
+  wh_sbuf_t lines;
+  int64_t *ids;
+  size_t n, cap;
+} s_job_t;
+
 /* A party the batch adds items to, and the sequence numbers it got. */
 typedef struct {
   char party[96];
@@ -90,8 +101,10 @@ typedef struct {
   wh_rows_t mark;
   char center[96];
   msg_set_t *msgs; /* messages.conf: what the reporter is told */
-  void *contacts;  /* DEALER to intake's --contacts: the reporters' numbers */
+  wh_bus_t *contacts; /* DEALER to intake's --contacts: the reporters' numbers */
   unsigned contact_seq;
+  s_job_t job;         /* the sink write waiting for them */
+  uv_timer_t job_timer;
   wh_org_t *org;   /* org.conf: the names the reporter reads */
   s_party_t *parties;
   int nparties;
@@ -497,11 +510,10 @@ static int s_sink_line(s_notify_t *n, FILE *f, int64_t id, const char *line, con
 
 /* ---- the reporters' numbers, asked of intake at each attempt --------- */
 
-#define CONTACT_WAIT_MS 500 /* intake's answer is waited for this long, at most */
-
-typedef struct {
-  Whistle__Envelope *reply; /* intake's answer (its numbers), or NULL */
-} s_numbers_t;
+/* intake's answer is waited for this long at most; then the messages wait
+ * in the log for the next attempt. Nothing waits for it: the loop goes on. */
+#define CONTACT_WAIT_MS 2000
+#define CONTACT_MAX 4096 /* tickets one request names at most (intake's limit) */
 
 /* The ticket a sink line is for ("ticket=<id>\t..."), into buf. */
 static const char *s_line_ticket(const char *line, char *buf, size_t len) {
@@ -514,79 +526,169 @@ static const char *s_line_ticket(const char *line, char *buf, size_t len) {
 }
 
 /* The number intake gave for ticket, or NULL. */
-static const char *s_number(const s_numbers_t *nb, const char *ticket) {
-  const Whistle__ContactReply *r = nb->reply ? nb->reply->contact_reply : NULL;
+static const char *s_number(const Whistle__ContactReply *r, const char *ticket) {
   for (size_t i = 0; r && ticket && i < r->n_contacts; i++)
     if (!strcmp(r->contacts[i]->ticket_id, ticket)) return r->contacts[i]->phone;
   return NULL;
 }
 
-/* Forgets the numbers: they were for this attempt only. */
-static void s_numbers_drop(s_numbers_t *nb) {
-  const Whistle__ContactReply *r = nb->reply ? nb->reply->contact_reply : NULL;
-  for (size_t i = 0; r && i < r->n_contacts; i++)
-    explicit_bzero(r->contacts[i]->phone, strlen(r->contacts[i]->phone));
-  if (nb->reply) wh_env_free(nb->reply);
-  nb->reply = NULL;
+static void s_job_begin(s_notify_t *n, int from_log) {
+  n->job.from_log = from_log;
+  n->job.lines.len = 0;
+  n->job.n = 0;
 }
 
-/* Asks intake for the numbers of the k tickets (the messages about to be
- * written). 0, with nb->reply NULL when notify has no --contacts (the
- * messages go to the masked numbers); -1 when intake did not answer, or
- * refused: nothing is written this time, and the messages wait. */
-static int s_numbers_ask(s_notify_t *n, char **tickets, size_t k, s_numbers_t *nb) {
-  nb->reply = NULL;
-  if (!n->contacts || !k) return 0;
-  char mid[32];
-  snprintf(mid, sizeof mid, "contacts-%u", ++n->contact_seq);
+static int s_job_add(s_notify_t *n, int64_t id, const char *line) {
+  s_job_t *j = &n->job;
+  if (j->n == j->cap) {
+    size_t cap = j->cap ? 2 * j->cap : 512;
+    int64_t *ids = realloc(j->ids, cap * sizeof *ids);
+    if (!ids) return -1;
+    j->ids = ids;
+    j->cap = cap;
+  }
+  if (wh_sbuf_put(&j->lines, line, strlen(line) + 1)) return -1;
+  j->ids[j->n++] = id;
+  return 0;
+}
+
+static void s_flush_deliveries(s_notify_t *n);
+static void s_sink_failed(s_notify_t *n);
+static void s_on_mark_timer(uv_timer_t *h);
+static void s_on_job_timer(uv_timer_t *h);
+static int s_mark(s_notify_t *n, wh_rows_t *ids, int ok);
+
+/* The job could not get its numbers: its messages wait in the log (no
+ * attempt is counted against them) and are tried again later. */
+static void s_job_wait(s_notify_t *n, const char *why) {
+  wh_warn("%s; the reporters' messages wait", why);
+  n->job.active = 0;
+  uv_timer_stop(&n->job_timer);
+  n->backlog = 1;
+  if (!uv_is_active((uv_handle_t *)&n->sink_timer))
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+}
+
+/* Writes the job's lines, each to its reporter's number in r (NULL: as the
+ * line has it, masked), then marks them as its path does. */
+static void s_job_write(s_notify_t *n, const Whistle__ContactReply *r) {
+  s_job_t *j = &n->job;
+  j->active = 0;
+  uv_timer_stop(&n->job_timer);
+  FILE *f = j->n && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
+  int ok = f != NULL;
+  int64_t newest = 0;
+  const char *line = j->lines.buf;
+  for (size_t i = 0; i < j->n && ok; i++, line += strlen(line) + 1) {
+    char t[64];
+    ok = s_sink_line(n, f, j->ids[i], line, s_number(r, s_line_ticket(line, t, sizeof t)));
+    if (j->ids[i] > newest) newest = j->ids[i];
+  }
+  if (f && fclose(f) != 0) ok = 0;
+  if (ok && newest > n->sink_upto) n->sink_upto = newest;
+  wh_rows_t ids;
+  wh_rows_init(&ids, 1);
+  for (size_t i = 0; i < j->n; i++) {
+    wh_rows_next(&ids);
+    wh_rows_int(&ids, 0, j->ids[i]);
+  }
+  if (!j->from_log) {
+    /* The memory path: marked with the batches of the next SINK_MARK_MS. */
+    if (!ok) {
+      s_mark(n, &ids, 0); /* an attempt on each */
+      s_sink_failed(n);
+    } else {
+      if (newest > n->mark_upto) n->mark_upto = newest;
+      if (!uv_is_active((uv_handle_t *)&n->mark_timer))
+        uv_timer_start(&n->mark_timer, s_on_mark_timer, SINK_MARK_MS, 0);
+    }
+  } else {
+    int marked = j->n == 0 || s_mark(n, &ids, ok) == 0;
+    if (j->n && !ok) {
+      s_sink_failed(n);
+    } else if (j->n == SINK_BATCH || !marked) {
+      uv_timer_start(&n->sink_timer, s_on_sink_timer, marked ? 0 : SINK_RETRY_MS, 0);
+    } else {
+      n->backlog = 0; /* the log holds nothing older than what comes next */
+    }
+  }
+  wh_rows_free(&ids);
+  /* what came while this waited is in the log: it goes next */
+  if (n->backlog && !uv_is_active((uv_handle_t *)&n->sink_timer))
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, 0, 0);
+}
+
+/* Asks intake for the numbers of the job's messages, or, without
+ * --contacts, writes them at once to the masked numbers. */
+static void s_job_go(s_notify_t *n) {
+  s_job_t *j = &n->job;
+  if (!n->contacts || !j->n) {
+    s_job_write(n, NULL);
+    return;
+  }
+  char (*tk)[64] = calloc(j->n, sizeof *tk);
+  char **tickets = calloc(j->n, sizeof *tickets);
+  size_t k = 0;
+  const char *line = j->lines.buf;
+  for (size_t i = 0; tk && tickets && i < j->n; i++, line += strlen(line) + 1)
+    if (s_line_ticket(line, tk[k], sizeof tk[k])) tickets[k] = tk[k], k++;
+  snprintf(j->mid, sizeof j->mid, "contacts-%u", ++n->contact_seq);
   Whistle__ContactRequest q = WHISTLE__CONTACT_REQUEST__INIT;
   q.ticket_ids = tickets;
   q.n_ticket_ids = k;
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
-  env.message_id = mid;
+  env.message_id = j->mid;
   env.sender = "notify";
   env.body_case = WHISTLE__ENVELOPE__BODY_CONTACT;
   env.contact = &q;
-  uint8_t *buf;
+  uint8_t *buf = NULL;
   size_t len;
-  if (wh_env_pack(&env, &buf, &len)) return -1;
-  /* ZMQ_IMMEDIATE: with intake away the send fails at once, not later */
-  int sent = zmq_send(n->contacts, buf, len, ZMQ_DONTWAIT);
+  int rc = tk && tickets && k <= CONTACT_MAX ? wh_env_pack(&env, &buf, &len) : WH_ENOMEM;
+  free(tickets);
+  free(tk);
+  /* a connecting bus is ZMQ_IMMEDIATE: with intake away the send fails now */
+  if (rc || wh_bus_send(n->contacts, NULL, 0, buf, len)) {
+    free(buf);
+    s_job_wait(n, "intake is not there to give the reporters' numbers");
+    return;
+  }
   free(buf);
-  if (sent < 0) {
-    wh_warn("intake is not there to give the reporters' numbers; the messages wait");
-    return -1;
-  }
-  int64_t until = wh_clock_mono_ms() + CONTACT_WAIT_MS;
-  for (int64_t left; (left = until - wh_clock_mono_ms()) > 0;) {
-    zmq_pollitem_t it = {.socket = n->contacts, .events = ZMQ_POLLIN};
-    if (zmq_poll(&it, 1, (long)left) <= 0) break;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, n->contacts, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&m);
-      continue;
-    }
+  j->active = 1;
+  uv_timer_start(&n->job_timer, s_on_job_timer, CONTACT_WAIT_MS, 0);
+}
+
+static void s_on_job_timer(uv_timer_t *h) {
+  s_notify_t *n = h->data;
+  if (n->job.active) s_job_wait(n, "intake did not give the reporters' numbers in time");
+}
+
+/* intake's answers: the one the job waits for is written with; one come
+ * late, for a job given up, is dropped. The numbers go with the answer. */
+static void s_on_numbers(wh_bus_t *bus, void *arg) {
+  s_notify_t *n = arg;
+  zmq_msg_t head, body;
+  for (int k = 0; k < WH_BUS_ROUND && wh_bus_recv(bus, &head, &body) == 1; k++) {
     Whistle__Envelope *rep = NULL;
-    int rc = wh_env_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &rep);
-    zmq_msg_close(&m);
+    int rc = wh_env_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &rep);
+    explicit_bzero(zmq_msg_data(&body), zmq_msg_size(&body));
+    zmq_msg_close(&head);
+    zmq_msg_close(&body);
     if (rc) continue;
-    /* an answer to an earlier request, come late: not this one */
-    if (strcmp(rep->message_id, mid) || rep->body_case != WHISTLE__ENVELOPE__BODY_CONTACT_REPLY) {
-      wh_env_free(rep);
-      continue;
+    if (n->job.active && !strcmp(rep->message_id, n->job.mid) &&
+        rep->body_case == WHISTLE__ENVELOPE__BODY_CONTACT_REPLY) {
+      const Whistle__ContactReply *r = rep->contact_reply;
+      if (r->error) {
+        char why[300];
+        snprintf(why, sizeof why, "intake refused the reporters' numbers: %.200s", r->error->text);
+        s_job_wait(n, why);
+      } else {
+        s_job_write(n, r);
+      }
+      for (size_t i = 0; i < r->n_contacts; i++)
+        explicit_bzero(r->contacts[i]->phone, strlen(r->contacts[i]->phone));
     }
-    if (rep->contact_reply->error) {
-      wh_warn("intake refused the reporters' numbers: %s", rep->contact_reply->error->text);
-      wh_env_free(rep);
-      return -1;
-    }
-    nb->reply = rep;
-    return 0;
+    wh_env_free(rep);
   }
-  wh_warn("intake did not give the reporters' numbers in %d ms; the messages wait",
-          CONTACT_WAIT_MS);
-  return -1;
 }
 
 /* The id of the newest message the sink file holds: its last whole line's,
@@ -656,8 +758,10 @@ static void s_sink_failed(s_notify_t *n) {
 }
 
 /* The log path: pending messages read back from the delivery log, oldest
- * first (after a restart, a refusal by the sink, or a lost mark). */
+ * first (after a restart, a refusal by the sink, or a lost mark, or while
+ * intake was away or a job waited for it). */
 static void s_flush_deliveries(s_notify_t *n) {
+  if (n->job.active) return; /* its end calls again */
   wh_pg_t *pg = n->svc->pg;
   if (wh_pg_ready(pg)) {
     uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
@@ -670,93 +774,44 @@ static void s_flush_deliveries(s_notify_t *n) {
     return;
   }
   int rows = PQntuples(r);
-  s_numbers_t nb = {0};
-  char **tickets = rows ? calloc((size_t)rows, sizeof *tickets) : NULL;
-  for (int i = 0; tickets && i < rows; i++) tickets[i] = PQgetvalue(r, i, 1);
-  int asked = rows && n->svc->sink && (!tickets || s_numbers_ask(n, tickets, (size_t)rows, &nb));
-  free(tickets);
-  if (asked) { /* intake away: the messages wait in the log, no attempt counted */
-    PQclear(r);
-    n->backlog = 1;
-    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
-    return;
-  }
-  FILE *f = rows && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
-  int ok = f != NULL;
+  s_job_begin(n, 1);
   char line[SINK_LINE_MAX];
-  int64_t newest = 0;
-  for (int i = 0; i < rows && ok; i++) {
+  int oom = 0;
+  for (int i = 0; i < rows && !oom; i++) {
     wh_str_t l;
     wh_str_init(&l, line, sizeof line);
     wh_str_cat(&l, "ticket=", PQgetvalue(r, i, 1), "\tto=", PQgetvalue(r, i, 2), "\tmsg=",
                PQgetvalue(r, i, 5), "\t", PQgetvalue(r, i, 3), (char *)NULL);
-    int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-    ok = s_sink_line(n, f, id, line, s_number(&nb, PQgetvalue(r, i, 1)));
-    if (id > newest) newest = id;
-  }
-  s_numbers_drop(&nb);
-  if (f && fclose(f) != 0) ok = 0;
-  if (ok && newest > n->sink_upto) n->sink_upto = newest;
-  wh_rows_t ids;
-  wh_rows_init(&ids, 1);
-  for (int i = 0; i < rows; i++) {
-    wh_rows_next(&ids);
-    wh_rows_int(&ids, 0, strtoll(PQgetvalue(r, i, 0), NULL, 10));
-  }
-  int marked = rows == 0 || s_mark(n, &ids, ok) == 0;
-  wh_rows_free(&ids);
-  if (rows && !ok) {
-    s_sink_failed(n);
-  } else if (rows == SINK_BATCH || !marked) {
-    uv_timer_start(&n->sink_timer, s_on_sink_timer, marked ? 0 : SINK_RETRY_MS, 0);
-  } else {
-    n->backlog = 0; /* the log holds nothing older than what comes next */
+    oom = s_job_add(n, strtoll(PQgetvalue(r, i, 0), NULL, 10), line) != 0;
   }
   PQclear(r);
+  if (oom) {
+    s_job_wait(n, "out of memory for the sink's lines");
+    return;
+  }
+  s_job_go(n);
 }
 
 static void s_on_sink_timer(uv_timer_t *h) { s_flush_deliveries(h->data); }
 
 /* The memory path: this batch's messages, just committed as pending, go to
- * the sink as they are, and are marked sent with the batches that follow
- * within SINK_MARK_MS (s_store_mark). */
+ * the sink as they are (once intake has given their numbers), and are
+ * marked sent with the batches that follow within SINK_MARK_MS
+ * (s_store_mark). While an earlier write waits for its numbers they wait
+ * in the log and follow it. */
 static void s_send_batch(s_notify_t *n) {
-  /* The numbers first: without them nothing is written, and the messages
-   * wait in the log for the next attempt. */
-  s_numbers_t nb = {0};
-  char (*tk)[64] = calloc((size_t)n->sent.nrows, sizeof *tk);
-  char **tickets = calloc((size_t)n->sent.nrows, sizeof *tickets);
-  const char *line = n->lines.buf;
-  size_t k = 0;
-  for (int i = 0; tk && tickets && i < n->sent.nrows; i++, line += strlen(line) + 1)
-    if (s_line_ticket(line, tk[k], sizeof tk[k])) tickets[k] = tk[k], k++;
-  int asked = n->svc->sink && (!tk || !tickets || s_numbers_ask(n, tickets, k, &nb));
-  free(tickets);
-  free(tk);
-  if (asked) {
+  if (n->job.active || (size_t)n->sent.nrows > CONTACT_MAX) {
     n->backlog = 1;
-    if (!uv_is_active((uv_handle_t *)&n->sink_timer))
-      uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
     return;
   }
-  FILE *f = n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
-  int ok = f != NULL;
-  line = n->lines.buf;
-  for (int i = 0; i < n->sent.nrows && ok; i++, line += strlen(line) + 1) {
-    char t[64];
-    ok = s_sink_line(n, f, n->sent_ids[i], line, s_number(&nb, s_line_ticket(line, t, sizeof t)));
-  }
-  s_numbers_drop(&nb);
-  if (f && fclose(f) != 0) ok = 0;
-  if (ok && n->sent_max > n->sink_upto) n->sink_upto = n->sent_max;
-  if (!ok) {
-    s_mark(n, &n->sent, 0); /* an attempt on each */
-    s_sink_failed(n);
-    return;
-  }
-  if (n->sent_max > n->mark_upto) n->mark_upto = n->sent_max;
-  if (!uv_is_active((uv_handle_t *)&n->mark_timer))
-    uv_timer_start(&n->mark_timer, s_on_mark_timer, SINK_MARK_MS, 0);
+  s_job_begin(n, 0);
+  const char *line = n->lines.buf;
+  for (int i = 0; i < n->sent.nrows; i++, line += strlen(line) + 1)
+    if (s_job_add(n, n->sent_ids[i], line)) {
+      s_job_wait(n, "out of memory for the sink's lines");
+      return;
+    }
+  s_job_go(n);
 }
 
 static void s_committed(void *arg) {
@@ -999,7 +1054,11 @@ static void s_stop(wh_service_t *svc) {
   s_notify_t *n = svc->data;
   msg_destroy(&n->msgs);
   wh_org_destroy(&n->org);
-  if (n->contacts) zmq_close(n->contacts);
+  wh_bus_destroy(&n->contacts);
+  free(n->job.lines.buf);
+  free(n->job.ids);
+  uv_timer_stop(&n->job_timer);
+  uv_close((uv_handle_t *)&n->job_timer, NULL);
   wh_consumer_destroy(&n->in);
   wh_bus_destroy(&n->pub);
   s_clear_queue(n);
@@ -1046,16 +1105,12 @@ int notify_start(wh_service_t *svc) {
                       s_on_subscribe, n);
   n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;
+  uv_timer_init(svc->loop, &n->job_timer);
+  n->job_timer.data = n;
   if (svc->contacts_ep && svc->keys) {
-    n->contacts = zmq_socket(svc->zctx, ZMQ_DEALER);
-    int one = 1, zero = 0;
-    if (!n->contacts || zmq_setsockopt(n->contacts, ZMQ_IMMEDIATE, &one, sizeof one) ||
-        zmq_setsockopt(n->contacts, ZMQ_LINGER, &zero, sizeof zero) ||
-        wh_keys_client(svc->keys, n->contacts, "intake") ||
-        zmq_connect(n->contacts, svc->contacts_ep)) {
-      wh_error("--contacts %s: %s", svc->contacts_ep, zmq_strerror(zmq_errno()));
-      return WH_EZMQ;
-    }
+    n->contacts = wh_bus_new(svc->loop, svc->zctx, ZMQ_DEALER, svc->contacts_ep, 0, svc->keys,
+                             "intake", s_on_numbers, n);
+    if (!n->contacts) return WH_EZMQ;
   } else if (svc->sink) {
     wh_warn("no --contacts (or no keys): reporters' messages go to their masked numbers");
   }

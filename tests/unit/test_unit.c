@@ -427,6 +427,40 @@ static void messages_from_templates(void **state) {
   unlink(path);
 }
 
+/* Whom the ladder reaches, and the names a reporter reads, from org.conf. */
+static void org_supervisors_and_names(void **state) {
+  (void)state;
+  char err[512], out[256];
+  wh_org_t *o = wh_org_load(WH_SOURCE_DIR "/deploy/demo/org.conf", err, sizeof err);
+  if (!o) fail_msg("%s", err);
+  wh_org_supervisor(o, "community", "wenhan", out, sizeof out);
+  assert_string_equal(out, "wenhan.secretary");
+  wh_org_supervisor(o, "street", "wenhan", out, sizeof out);
+  assert_string_equal(out, "street_leader");
+  wh_org_supervisor(o, "district", "nowhere", out, sizeof out);
+  assert_string_equal(out, "district");
+  wh_org_supervisor(o, "community", "nowhere", out, sizeof out); /* not on the chart */
+  assert_string_equal(out, "center");
+  wh_org_name(o, "transport", out, sizeof out);
+  assert_string_equal(out, "区交通委");
+  wh_org_name(o, "wenhan.rc", out, sizeof out);
+  assert_string_equal(out, "文涵居民区居委会");
+  wh_org_name(o, "nowhere.rc", out, sizeof out);
+  assert_string_equal(out, "nowhere.rc");
+  wh_org_destroy(&o);
+  const char *path = "/tmp/whistle-test-org.conf";
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("center = \"center\";\ndepartments = ( { code = \"water\"; } );\n"
+        "community_parties = ( { code = \"rc\"; } );\ncommunities = ();\n"
+        "supervisors = { community = \"rc\"; street = \"mayor\"; };\n", f);
+  fclose(f);
+  assert_null(wh_org_load(path, err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-org.conf:5"));
+  assert_non_null(strstr(err, "mayor"));
+  unlink(path);
+}
+
 static void clocks_errors_name_file_and_line(void **state) {
   (void)state;
   clk_span_t sp;
@@ -1135,6 +1169,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(clocks_fire_once),
       cmocka_unit_test(clocks_errors_name_file_and_line),
       cmocka_unit_test(messages_from_templates),
+      cmocka_unit_test(org_supervisors_and_names),
       cmocka_unit_test(calendar_errors_name_file_and_line),
       cmocka_unit_test(rules_route_reports_never_seen),
       cmocka_unit_test(rules_category_trusted_over_keywords),
