@@ -47,6 +47,14 @@ void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, 
   snprintf(out, outlen, "%s/%s", svc->conf_dir ? svc->conf_dir : "deploy/demo", file);
 }
 
+wh_org_t *wh_service_org(const wh_service_t *svc) {
+  char path[512], err[512];
+  wh_service_conf_path(svc, "org.conf", path, sizeof path);
+  wh_org_t *org = wh_org_load(path, err, sizeof err);
+  if (!org) wh_error("%s", err);
+  return org;
+}
+
 static void s_clock_moved(void *arg) {
   wh_service_t *svc = arg;
   if (svc->on_clock) svc->on_clock(svc);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "wh_keys.h"
+#include "wh_org.h"
 #include "wh_pg.h"
 
 typedef struct wh_service_s {
@@ -58,5 +59,8 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
 int wh_service_run(wh_service_t *svc);
 /* Writes "<conf_dir>/<file>" into out. */
 void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, size_t outlen);
+/* The org chart of the configuration directory, or NULL (the error logged,
+ * with file and line). */
+wh_org_t *wh_service_org(const wh_service_t *svc);
 
 #endif

@@ -732,18 +732,10 @@ static clk_policy_t *s_load_policy(wh_service_t *svc) {
   return p;
 }
 
-static wh_org_t *s_load_org(wh_service_t *svc) {
-  char path[512], err[512];
-  wh_service_conf_path(svc, "org.conf", path, sizeof path);
-  wh_org_t *org = wh_org_load(path, err, sizeof err);
-  if (!org) wh_error("%s", err);
-  return org;
-}
-
 static void s_reload(wh_service_t *svc) {
   s_dispatch_t *d = svc->data;
   wh_calendar_t *cal = s_load(svc);
-  wh_org_t *org = s_load_org(svc);
+  wh_org_t *org = wh_service_org(svc);
   clk_policy_t *policy = s_load_policy(svc);
   if (!cal || !org || !policy) {
     wh_error("reload refused; the calendar, clocks and org chart in force stay");
@@ -830,7 +822,7 @@ int dispatch_start(wh_service_t *svc) {
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
   if (!d->first) return WH_ENOMEM;
-  if (!(d->cal = s_load(svc)) || !(d->org = s_load_org(svc)) || !(d->policy = s_load_policy(svc)))
+  if (!(d->cal = s_load(svc)) || !(d->org = wh_service_org(svc)) || !(d->policy = s_load_policy(svc)))
     return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;

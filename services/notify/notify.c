@@ -1025,18 +1025,10 @@ static msg_set_t *s_load_msgs(wh_service_t *svc) {
   return m;
 }
 
-static wh_org_t *s_load_org(wh_service_t *svc) {
-  char path[512], err[512];
-  wh_service_conf_path(svc, "org.conf", path, sizeof path);
-  wh_org_t *org = wh_org_load(path, err, sizeof err);
-  if (!org) wh_error("%s", err);
-  return org;
-}
-
 static void s_reload(wh_service_t *svc) {
   s_notify_t *n = svc->data;
   msg_set_t *m = s_load_msgs(svc);
-  wh_org_t *org = s_load_org(svc);
+  wh_org_t *org = wh_service_org(svc);
   if (!m || !org) {
     wh_error("reload refused; the messages and org chart in force stay");
     msg_destroy(&m);
@@ -1090,7 +1082,7 @@ int notify_start(wh_service_t *svc) {
   svc->on_stop = s_stop;
   svc->on_reload = s_reload;
   snprintf(n->center, sizeof n->center, "%s", svc->center);
-  if (!(n->msgs = s_load_msgs(svc)) || !(n->org = s_load_org(svc))) return WH_ECONFIG;
+  if (!(n->msgs = s_load_msgs(svc)) || !(n->org = wh_service_org(svc))) return WH_ECONFIG;
   wh_rows_init_record(&n->feed, 8, "feed_row");
   wh_rows_init_record(&n->delivery, 4, "delivery_row");
   wh_rows_init(&n->sent, 1);
