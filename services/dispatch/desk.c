@@ -810,8 +810,8 @@ static int s_write(s_act_t *x, const order_t *o, const s_next_t *n, const Whistl
   s_int_array(dv, cs->n, 0, due, sizeof due);
   s_int_array(ov, cs->n, 1, ovd, sizeof ovd);
   s_int_array(mv, cs->n, 1, met, sizeof met);
-  s_int_array(sv, cs->n, 1, set, sizeof set);
-  s_int_array(rv, cs->n, 1, rem, sizeof rem);
+  s_int_array(sv, cs->n, 0, set, sizeof set);
+  s_int_array(rv, cs->n, 0, rem, sizeof rem);
   /* The next firing: a running clock's reminder or due time, or the ladder. */
   int64_t next_due = clk_next(cs);
   if (n->ladder_next && (!next_due || n->ladder_next < next_due)) next_due = n->ladder_next;

@@ -76,9 +76,7 @@ static const wh_stmt_t s_insert_order = {
     " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
     "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
     "   r.co, r.rule, r.weight, r.duplicate_of, r.decided_at, r.at, r.at, r.due_names, r.due_ms,"
-    "   r.next_due_at, ARRAY(SELECT nullif(u.x, 0) FROM unnest(r.due_set_ms) WITH ORDINALITY"
-    "   AS u(x, i) ORDER BY u.i), ARRAY(SELECT nullif(u.x, 0) FROM unnest(r.due_remind_ms)"
-    "   WITH ORDINALITY AS u(x, i) ORDER BY u.i), r.policy_id::int,"
+    "   r.next_due_at, r.due_set_ms, r.due_remind_ms, r.policy_id::int,"
     "   nextval('outbox_id_seq'), r.out_payload, r.trace_id"
     " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};

@@ -33,8 +33,7 @@
   "UPDATE work_order w SET version = r.version, updated_at = now(),"                        \
   " due_overdue_ms = ARRAY(SELECT nullif(u.x, 0) FROM unnest(r.due_overdue_ms)"             \
   "   WITH ORDINALITY AS u(x, i) ORDER BY u.i),"                                          \
-  " due_remind_ms = ARRAY(SELECT nullif(u.x, 0) FROM unnest(r.due_remind_ms)"               \
-  "   WITH ORDINALITY AS u(x, i) ORDER BY u.i),"                                          \
+  " due_remind_ms = r.due_remind_ms,"                                                     \
   " next_due_at = to_timestamp(nullif(r.next_due_ms, 0)::double precision / 1000),"         \
   " ladder_step = nullif(r.ladder_step, 0),"                                               \
   " ladder_next_at = to_timestamp(nullif(r.ladder_next_ms, 0)::double precision / 1000)"    \

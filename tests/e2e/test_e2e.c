@@ -2574,6 +2574,11 @@ static void clock_life(void **state) {
   snprintf(v, sizeof v, "%lld", (long long)((t0 - wh_clock_now_ms()) / 1000));
   setenv("WHISTLE_TEST_CLOCK", "1", 1);
   setenv("WHISTLE_CLOCK_OFFSET_S", v, 1);
+  /* its own copy of the configuration, which the test changes */
+  char conf[1024];
+  snprintf(conf, sizeof conf, "%s/clock-conf", s_var);
+  assert_int_equal(s_sh("rm -rf %s && mkdir -p %s && cp -r %s/deploy/demo %s", conf, s_var, s_root, conf), 0);
+  setenv("WHISTLE_CONF_DIR", conf, 1);
   s_stack("clock", "up");
   wh_pg_t *notify = s_db("clock", "WHISTLE_NOTIFY_DB");
   char path[1024];
@@ -2685,6 +2690,52 @@ static void clock_life(void **state) {
   assert_string_equal(s_str(s_clock(o, "feedback"), "due_at"), "2026-10-10T23:59:59+08:00");
   json_object_put(o);
   s_refused("center", "wrong_state", "close %s 结案", a);
+
+  /* clocks.conf changed and reloaded (SIGHUP): level 2 signs for in 2
+   * hours now. A new order runs on the new clocks; B keeps those it was
+   * dispatched with, across a restart too. A file with a mistake is
+   * refused, and the clocks in force stay. */
+  o = s_order(b);
+  int old_policy = s_jint(o, "policy");
+  char b_sign[64];
+  snprintf(b_sign, sizeof b_sign, "%s", s_str(s_clock(o, "sign_for"), "due_at"));
+  json_object_put(o);
+  assert_int_equal(s_sh("sed -i 's/sign_for = \"4 hours\"/sign_for = \"2 hours\"/' %s/clocks.conf", conf), 0);
+  assert_int_equal(s_sh("kill -HUP $(cat %s/clock/run/dispatch.pid)", s_var), 0);
+  for (int i = 0; i < 50 && s_sh("grep -q 'clocks and org chart reloaded' %s/clock/log/dispatch.log", s_var); i++)
+    usleep(100000);
+  snprintf(path, sizeof path, "%s/clock/later.jsonl", s_var);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "{\"source\":\"hotline\",\"external_id\":\"clk-c\",\"received_at\":\"2026-10-09T00:00:30+08:00\","
+        "\"community\":\"wenhan\",\"grid\":\"wenhan-3\",\"address\":\"文诚路\",\"category\":\"sidewalk\","
+        "\"text\":\"人行道又缺了一段\",\"reporter\":{\"name\":\"李女士\",\"phone\":\"13911113003\"}}\n");
+  fclose(f);
+  out = s_capture(&st, CTL("clock") " --as hotline submit < %s", s_var, s_bin, path);
+  assert_int_equal(st, 0);
+  answers = s_lines(out);
+  free(out);
+  char c[32];
+  snprintf(c, sizeof c, "%s", s_str(json_object_array_get_idx(answers, 0), "ticket_id"));
+  json_object_put(answers);
+  s_await(c);
+  o = s_order(c);
+  assert_true(s_jint(o, "policy") > old_policy);
+  assert_non_null(strstr(s_str(s_clock(o, "sign_for"), "due_at"), "2026-10-09T02:0"));
+  json_object_put(o);
+  s_stack("clock", "kill dispatch");
+  s_stack("clock", "start dispatch");
+  s_await(b);
+  o = s_order(b);
+  assert_int_equal(s_jint(o, "policy"), old_policy);
+  assert_string_equal(s_str(s_clock(o, "sign_for"), "due_at"), b_sign);
+  json_object_put(o);
+  assert_int_equal(s_sh("sed -i 's/^reminders = \\[50, 80\\];/reminders = [80, 50];/' %s/clocks.conf", conf), 0);
+  assert_int_equal(s_sh("kill -HUP $(cat %s/clock/run/dispatch.pid)", s_var), 0);
+  for (int i = 0; i < 50 && s_sh("grep -q 'clocks.conf:.*reminders' %s/clock/log/dispatch.log", s_var); i++)
+    usleep(100000);
+  assert_int_equal(s_sh("grep -q 'reload refused' %s/clock/log/dispatch.log", s_var), 0);
+
   s_clock_to(s_t("2026-10-11T08:00:00+08:00"));
   assert_int_equal(s_items(notify, "center", "feedback_due", a, 1), 1);
   s_is(s_acted("center", "close %s 回访未接通，结案", a), "closed", s_version(a) + 1);
@@ -2695,6 +2746,7 @@ static void clock_life(void **state) {
   s_stack("clock", "down");
   unsetenv("WHISTLE_TEST_CLOCK");
   unsetenv("WHISTLE_CLOCK_OFFSET_S");
+  unsetenv("WHISTLE_CONF_DIR");
   s_desk_stack = "loop";
 }
 

@@ -10,7 +10,8 @@ CREATE TABLE clock_policy (
 );
 -- Each clock of an order is an entry of its arrays (see 006): beside its
 -- name, due time and when it lapsed or was met, when it started and when
--- its next reminder is (NULL: none left). The ladder [挂牌督办] is the
+-- its next reminder is (0: none left; these two arrays are written as the
+-- service holds them, without a NULL to make of each 0 on the way in). The ladder [挂牌督办] is the
 -- order's: how many steps it has taken, and when the next is due (NULL:
 -- not running). next_due_at stays the earliest of every firing still to
 -- come, reminders and ladder steps included.
@@ -42,8 +43,8 @@ CREATE OR REPLACE VIEW deadline AS
          to_timestamp(x.due::double precision / 1000) AS due_at,
          to_timestamp(x.overdue::double precision / 1000) AS overdue_at,
          to_timestamp(x.met::double precision / 1000) AS met_at,
-         to_timestamp(x.set::double precision / 1000) AS set_at,
-         to_timestamp(x.remind::double precision / 1000) AS remind_at
+         to_timestamp(nullif(x.set, 0)::double precision / 1000) AS set_at,
+         to_timestamp(nullif(x.remind, 0)::double precision / 1000) AS remind_at
     FROM work_order w
    CROSS JOIN LATERAL unnest(w.due_names, w.due_ms, w.due_overdue_ms, w.due_met_ms,
                              w.due_set_ms, w.due_remind_ms)
