@@ -213,8 +213,7 @@ int clk_is_feedback(const char *name) { return !strcmp(name, "feedback"); }
 
 int clk_running(const clk_t *c) { return !c->lapsed_ms && !c->met_ms; }
 
-/* The first reminder share of [set, due) after `after`; 0: none left. */
-static int64_t s_remind_after(const clk_policy_t *p, const clk_t *c, int64_t after) {
+int64_t clk_remind_after(const clk_policy_t *p, const clk_t *c, int64_t after) {
   if (clk_is_feedback(c->name) || c->due_ms <= c->set_ms) return 0;
   for (int i = 0; i < p->nreminders; i++) {
     int64_t t = c->set_ms + (c->due_ms - c->set_ms) * p->reminders[i] / 100;
@@ -231,7 +230,7 @@ int clk_add(const clk_policy_t *p, clk_set_t *s, const char *name, int64_t set_m
   snprintf(c->name, sizeof c->name, "%s", name);
   c->set_ms = set_ms;
   c->due_ms = due_ms;
-  c->remind_ms = s_remind_after(p, c, now);
+  c->remind_ms = clk_remind_after(p, c, now);
   return s->n++;
 }
 
@@ -285,7 +284,7 @@ void clk_move(const clk_policy_t *p, clk_set_t *s, int i, int64_t due_ms, int64_
   c->set_ms = now;
   c->due_ms = due_ms;
   c->lapsed_ms = c->met_ms = 0;
-  c->remind_ms = s_remind_after(p, c, now);
+  c->remind_ms = clk_remind_after(p, c, now);
 }
 
 int clk_main(const clk_set_t *s) {
@@ -310,7 +309,7 @@ void clk_fire(const clk_policy_t *p, clk_set_t *s, int64_t now, clk_fired_t *f) 
       int passed = (int)((now - c->set_ms) * 100 / (c->due_ms - c->set_ms));
       for (int k = 0; k < p->nreminders; k++)
         if (p->reminders[k] <= passed && p->reminders[k] > f->share) f->share = p->reminders[k];
-      c->remind_ms = s_remind_after(p, c, now);
+      c->remind_ms = clk_remind_after(p, c, now);
       f->reminded[f->nreminded++] = i;
     }
   }

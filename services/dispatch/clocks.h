@@ -96,6 +96,9 @@ int clk_is_feedback(const char *name);
 /* 1 while the clock runs: neither lapsed nor met. */
 int clk_running(const clk_t *c);
 
+/* The first reminder share of clock c's time after `after`; 0: none left
+ * (a feedback window has none). */
+int64_t clk_remind_after(const clk_policy_t *p, const clk_t *c, int64_t after);
 /* Adds a clock to s, its first reminder the first share not yet past at
  * now (one already past is not sent). Returns its index, or -1 when s is
  * full. */

@@ -160,6 +160,13 @@ static const clk_policy_t *s_policy(const desk_t *d, const order_t *o) {
   return d->c.policy(d->c.arg, o->policy);
 }
 
+/* An order's row read, its clocks filled in as its policy says. */
+static int s_read(const desk_t *d, const PGresult *r, int row, order_t *o) {
+  int rc = order_read(r, row, o);
+  if (!rc) order_clocks_fill(o, s_policy(d, o));
+  return rc;
+}
+
 /* The deadline an extension moves: the last of the level's own clocks. */
 static int64_t s_resolve_due(const order_t *o) {
   int i = clk_main(&o->clocks);
@@ -410,7 +417,7 @@ static void s_show(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid
   PGresult *parts = NULL, *tl = NULL, *esc = NULL;
   Whistle__OrderView v;
   whistle__order_view__init(&v);
-  int rc = a ? order_read(r, 0, &o) : WH_ENOMEM;
+  int rc = a ? s_read(d, r, 0, &o) : WH_ENOMEM;
   unsigned roles = rc ? 0 : s_roles(d, &o, who);
   int supervisor = 0;
   /* A party the ladder reached reads the order too. */
@@ -513,7 +520,7 @@ static void s_list_orders(desk_t *d, zmq_msg_t *route, const char *mid, const ch
       break;
     }
     order_t o;
-    rc = order_read(r, i, &o);
+    rc = s_read(d, r, i, &o);
     unsigned ro = rc ? 0 : s_roles(d, &o, who);
     if (!ro && party && !strcmp(party, who)) ro = WR_SUPERVISOR; /* listed by a ladder step */
     if (!rc) rc = s_view(&o, ro, now, a, &views[i], d);
@@ -996,7 +1003,7 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
   Whistle__Error err = WHISTLE__ERROR__INIT;
   Whistle__OrderView view;
   rep.request_id = (char *)rid;
-  if (!rc) rc = order_read(r, 0, &o);
+  if (!rc) rc = s_read(d, r, 0, &o);
   if (!rc) {
     unsigned roles = s_roles(d, &o, who);
     int part_signed = 0, part_done = 0;
@@ -1036,7 +1043,7 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
         order_t o2;
         if (!after || PQntuples(after) != 1) rc = WH_EDB;
         if (after) x.res[x.nres++] = after;
-        if (!rc) rc = order_read(after, 0, &o2);
+        if (!rc) rc = s_read(d, after, 0, &o2);
         if (!rc) rc = s_view(&o2, roles, wq.now_ms, x.a, &view, d);
         PGresult *esc = NULL;
         int sup = 0;

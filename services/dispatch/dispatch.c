@@ -72,11 +72,11 @@ static const wh_stmt_t s_insert_order = {
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
     " rule, weight, duplicate_of, decided_at, created_at, updated_at, due_names, due_ms,"
-    " next_due_at, due_set_ms, due_remind_ms, policy_id, out_id, out_payload, trace_id)"
+    " next_due_at, policy_id, out_id, out_payload, trace_id)"
     " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
     "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
     "   r.co, r.rule, r.weight, r.duplicate_of, r.decided_at, r.at, r.at, r.due_names, r.due_ms,"
-    "   r.next_due_at, r.due_set_ms, r.due_remind_ms, r.policy_id::int,"
+    "   r.next_due_at, r.policy_id::int,"
     "   nextval('outbox_id_seq'), r.out_payload, r.trace_id"
     " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};
@@ -148,12 +148,12 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, in
   int rc;
   if (how == EMIT_OUTBOX) return wh_outbox_put(d->relay, "dispatch", &out);
   if (how == EMIT_CARRY) {
-    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 27);
+    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 25);
   } else {
-    wh_rows_bytes(&d->orders, 27, NULL, 0);
+    wh_rows_bytes(&d->orders, 25, NULL, 0);
     rc = wh_outbox_carry_built(d->relay, "dispatch", &out);
   }
-  wh_rows_text(&d->orders, 28, out.trace_id);
+  wh_rows_text(&d->orders, 26, out.trace_id);
   return rc;
 }
 
@@ -279,13 +279,13 @@ static int s_prepare(void *arg, const Whistle__Envelope *const *envs, int n) {
  * last fields, the carried message and the trace id, are added by s_emit. */
 static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const char *state,
                         int64_t decided, int64_t now, const clk_set_t *cs, int64_t next_due) {
+  /* Only the names and due times: the starts and reminders of an opening
+   * are worked out again when read (order_clocks_fill). */
   const char *due_names[CLK_MAX];
-  int64_t due_ms[CLK_MAX], set_ms[CLK_MAX], remind_ms[CLK_MAX];
+  int64_t due_ms[CLK_MAX];
   for (int i = 0; i < cs->n; i++) {
     due_names[i] = cs->c[i].name;
     due_ms[i] = cs->c[i].due_ms;
-    set_ms[i] = cs->c[i].set_ms;
-    remind_ms[i] = cs->c[i].remind_ms;
   }
   size_t ndue = (size_t)cs->n;
   const Whistle__SubmitTicket *rep = t->ticket->report;
@@ -315,9 +315,7 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_texts(r, 21, due_names, ndue);
   wh_rows_ints(r, 22, due_ms, ndue);
   wh_rows_time(r, 23, next_due ? &next_due : NULL); /* NULL: none running */
-  wh_rows_ints(r, 24, set_ms, ndue);
-  wh_rows_ints(r, 25, remind_ms, ndue);
-  wh_rows_int(r, 26, d->policy->id);
+  wh_rows_int(r, 24, d->policy->id);
 }
 
 /* Gathers the rows one decision makes. After the first row is gathered, a
@@ -528,6 +526,7 @@ static int s_fire_event(s_dispatch_t *d, const order_t *o, uint32_t v, int64_t n
  * counts the events. */
 static int s_fire_order(s_dispatch_t *d, order_t *o, int64_t now, int *nev) {
   const clk_policy_t *p = s_policy(d, o->policy);
+  order_clocks_fill(o, p);
   clk_fired_t f;
   clk_fire(p, &o->clocks, now, &f);
   uint32_t v = o->version;
@@ -814,7 +813,7 @@ int dispatch_start(wh_service_t *svc) {
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   svc->on_clock = s_clock_moved;
-  wh_rows_init_record(&d->orders, 29, "work_order_row");
+  wh_rows_init_record(&d->orders, 27, "work_order_row");
   wh_rows_init(&d->timeline, 5);
   wh_rows_init_record(&d->fired, 8, "clock_fired_row");
   d->batch_due = INT64_MAX;

@@ -40,6 +40,8 @@ int order_read(const PGresult *r, int row, order_t *o) {
   int nr = wh_pg_get_ints(r, row, C_DUE_REMIND, rem, CLK_MAX);
   if (o->nco < 0 || n < 0 || nd != n || no < 0 || nm < 0 || ns < 0 || nr < 0) return WH_EDB;
   /* arrays never written are empty: nothing lapsed, met, started or to remind */
+  o->no_set = ns == 0 && n > 0;
+  o->no_remind = nr == 0 && n > 0;
   for (int i = 0; i < n; i++) {
     clk_t *c = &o->clocks.c[i];
     snprintf(c->name, sizeof c->name, "%s", names[i]);
@@ -63,7 +65,18 @@ int order_read(const PGresult *r, int row, order_t *o) {
   o->closed_at = s_i(r, row, C_CLOSED);
   o->ext_until = s_i(r, row, C_EXT_UNTIL);
   o->lead_since = s_i(r, row, C_LEAD_SINCE);
+  o->received = s_i(r, row, C_RECEIVED);
   return 0;
+}
+
+void order_clocks_fill(order_t *o, const clk_policy_t *p) {
+  for (int i = 0; i < o->clocks.n; i++) {
+    clk_t *c = &o->clocks.c[i];
+    /* untouched since the opening: lead_since is the opening */
+    if (o->no_set) c->set_ms = clk_is_sign(c->name) ? o->lead_since : o->received;
+    if (o->no_remind) c->remind_ms = clk_running(c) ? clk_remind_after(p, c, o->lead_since) : 0;
+  }
+  o->no_set = o->no_remind = 0;
 }
 
 int order_done_state(const char *state) {

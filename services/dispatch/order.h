@@ -53,12 +53,18 @@ typedef struct {
   clk_set_t clocks;
   uint32_t version, policy;
   int level, returns, reopens, fb_resolved, ladder_step;
-  int64_t signed_at, resolved_at, closed_at, ext_until, lead_since, ladder_next;
+  int64_t signed_at, resolved_at, closed_at, ext_until, lead_since, ladder_next, received;
+  int no_set, no_remind; /* the row has not written its clocks' starts, reminders yet */
 } order_t;
 
 /* Reads row `row` of an ORDER_SELECT result (binary). 0, or WH_EDB when
  * the row is not what the select makes. */
 int order_read(const PGresult *r, int row, order_t *o);
+/* Fills in what an order's row leaves to be worked out: an order only
+ * opened stores its clocks' names and due times, not their starts (the
+ * sign-for clocks' is its opening, the level's its receipt) nor their next
+ * reminders (the first share after its opening, under its policy p). */
+void order_clocks_fill(order_t *o, const clk_policy_t *p);
 /* 1 for a state no party works in any more (resolved, closed, void, merged). */
 int order_done_state(const char *state);
 

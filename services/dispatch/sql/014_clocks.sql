@@ -10,8 +10,10 @@ CREATE TABLE clock_policy (
 );
 -- Each clock of an order is an entry of its arrays (see 006): beside its
 -- name, due time and when it lapsed or was met, when it started and when
--- its next reminder is (0: none left; these two arrays are written as the
--- service holds them, without a NULL to make of each 0 on the way in). The ladder [挂牌督办] is the
+-- its next reminder is (0: none left). An order only opened leaves these
+-- two NULL: its sign-for clocks start at its opening, the others at the
+-- report's receipt, and the first reminder of each is the first share after
+-- the opening, which dispatch works out again when it reads the order. The ladder [挂牌督办] is the
 -- order's: how many steps it has taken, and when the next is due (NULL:
 -- not running). next_due_at stays the earliest of every firing still to
 -- come, reminders and ladder steps included.
@@ -49,16 +51,15 @@ CREATE OR REPLACE VIEW deadline AS
    CROSS JOIN LATERAL unnest(w.due_names, w.due_ms, w.due_overdue_ms, w.due_met_ms,
                              w.due_set_ms, w.due_remind_ms)
          AS x(name, due, overdue, met, set, remind);
--- A new order's row gains its clocks' starts and reminders and its policy;
--- the carried message and the trace id stay last (s_emit adds them).
+-- A new order's row gains its policy; the carried message and the trace id
+-- stay last (s_emit adds them).
 DROP TYPE work_order_row;
 CREATE TYPE work_order_row AS (
   ticket_id text, state text, external_id text, source text, community text, grid text,
   address text, category text, klass text, body text, reporter_masked text,
   received_at timestamptz, color text, level bigint, lead text, co text[], rule text,
   weight bigint, duplicate_of text, decided_at timestamptz, at timestamptz, due_names text[],
-  due_ms bigint[], next_due_at timestamptz, due_set_ms bigint[], due_remind_ms bigint[],
-  policy_id bigint, out_payload bytea, trace_id text
+  due_ms bigint[], next_due_at timestamptz, policy_id bigint, out_payload bytea, trace_id text
 );
 -- What a run of the clock writes back to an order it fired: fenced by the
 -- version it read (old_version). Times are Unix ms, 0 for none.
