@@ -538,7 +538,8 @@ static void s_on_front(wh_bus_t *bus, void *arg) {
 
 static const wh_stmt_t s_numbers = {
     "intake_numbers",
-    "SELECT ticket_id, reporter_phone FROM ticket WHERE ticket_id = ANY($1::text[])"};
+    "SELECT t.ticket_id, t.reporter_phone FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)"
+    " JOIN ticket t ON t.ticket_id = u.id ORDER BY u.i"}; /* in the request's order */
 
 static void s_contact_reply(s_intake_t *in, zmq_msg_t *route, const char *mid,
                             Whistle__ContactReply *rep) {

@@ -525,10 +525,19 @@ static const char *s_line_ticket(const char *line, char *buf, size_t len) {
   return buf;
 }
 
-/* The number intake gave for ticket, or NULL. */
-static const char *s_number(const Whistle__ContactReply *r, const char *ticket) {
-  for (size_t i = 0; r && ticket && i < r->n_contacts; i++)
-    if (!strcmp(r->contacts[i]->ticket_id, ticket)) return r->contacts[i]->phone;
+/* The number intake gave for ticket, or NULL. intake answers in the order
+ * it was asked, which is the lines' order: *at, the next line's place in
+ * the answer, is tried first; a ticket intake did not know breaks step and
+ * the answer is searched. */
+static const char *s_number(const Whistle__ContactReply *r, const char *ticket, size_t *at) {
+  if (!r || !ticket) return NULL;
+  if (*at < r->n_contacts && !strcmp(r->contacts[*at]->ticket_id, ticket))
+    return r->contacts[(*at)++]->phone;
+  for (size_t i = 0; i < r->n_contacts; i++)
+    if (!strcmp(r->contacts[i]->ticket_id, ticket)) {
+      *at = i + 1;
+      return r->contacts[i]->phone;
+    }
   return NULL;
 }
 
@@ -579,9 +588,10 @@ static void s_job_write(s_notify_t *n, const Whistle__ContactReply *r) {
   int ok = f != NULL;
   int64_t newest = 0;
   const char *line = j->lines.buf;
+  size_t at = 0;
   for (size_t i = 0; i < j->n && ok; i++, line += strlen(line) + 1) {
     char t[64];
-    ok = s_sink_line(n, f, j->ids[i], line, s_number(r, s_line_ticket(line, t, sizeof t)));
+    ok = s_sink_line(n, f, j->ids[i], line, s_number(r, s_line_ticket(line, t, sizeof t), &at));
     if (j->ids[i] > newest) newest = j->ids[i];
   }
   if (f && fclose(f) != 0) ok = 0;
