@@ -45,6 +45,7 @@
 #define SINK_BATCH 500
 #define SINK_LINES_MAX (4u << 20) /* a batch's reporter messages kept in memory */
 #define SINK_MARK_MS 50 /* what the sink took is marked this long after, at once */
+#define SINK_GATHER_MS 20 /* batches this close go to the sink together (one ask of intake) */
 
 typedef struct {
   char party[96];
@@ -104,7 +105,7 @@ typedef struct {
   wh_bus_t *contacts; /* DEALER to intake's --contacts: the reporters' numbers */
   unsigned contact_seq;
   s_job_t job;         /* the sink write waiting for them */
-  uv_timer_t job_timer;
+  uv_timer_t job_timer, gather_timer;
   wh_org_t *org;   /* org.conf: the names the reporter reads */
   s_party_t *parties;
   int nparties;
@@ -542,6 +543,7 @@ static const char *s_number(const Whistle__ContactReply *r, const char *ticket, 
 }
 
 static void s_job_begin(s_notify_t *n, int from_log) {
+  uv_timer_stop(&n->gather_timer); /* what was gathered is in the log too */
   n->job.from_log = from_log;
   n->job.lines.len = 0;
   n->job.n = 0;
@@ -572,6 +574,9 @@ static int s_mark(s_notify_t *n, wh_rows_t *ids, int ok);
 static void s_job_wait(s_notify_t *n, const char *why) {
   wh_warn("%s; the reporters' messages wait", why);
   n->job.active = 0;
+  n->job.n = 0;
+  n->job.lines.len = 0;
+  uv_timer_stop(&n->gather_timer);
   uv_timer_stop(&n->job_timer);
   n->backlog = 1;
   if (!uv_is_active((uv_handle_t *)&n->sink_timer))
@@ -583,6 +588,7 @@ static void s_job_wait(s_notify_t *n, const char *why) {
 static void s_job_write(s_notify_t *n, const Whistle__ContactReply *r) {
   s_job_t *j = &n->job;
   j->active = 0;
+  uv_timer_stop(&n->gather_timer);
   uv_timer_stop(&n->job_timer);
   FILE *f = j->n && n->svc->sink ? fopen(n->svc->sink, "a") : NULL;
   int ok = f != NULL;
@@ -623,6 +629,8 @@ static void s_job_write(s_notify_t *n, const Whistle__ContactReply *r) {
     }
   }
   wh_rows_free(&ids);
+  j->n = 0;
+  j->lines.len = 0;
   /* what came while this waited is in the log: it goes next */
   if (n->backlog && !uv_is_active((uv_handle_t *)&n->sink_timer))
     uv_timer_start(&n->sink_timer, s_on_sink_timer, 0, 0);
@@ -809,19 +817,30 @@ static void s_on_sink_timer(uv_timer_t *h) { s_flush_deliveries(h->data); }
  * marked sent with the batches that follow within SINK_MARK_MS
  * (s_store_mark). While an earlier write waits for its numbers they wait
  * in the log and follow it. */
+static void s_on_gather_timer(uv_timer_t *h) {
+  s_notify_t *n = h->data;
+  if (!n->job.active && n->job.n) s_job_go(n);
+}
+
 static void s_send_batch(s_notify_t *n) {
-  if (n->job.active || (size_t)n->sent.nrows > CONTACT_MAX) {
+  if (n->job.active || n->job.n + (size_t)n->sent.nrows > CONTACT_MAX) {
     n->backlog = 1;
     return;
   }
-  s_job_begin(n, 0);
+  /* Batches of the next SINK_GATHER_MS go with this one: one question to
+   * intake for all of them, not one per commit. */
+  if (!n->job.n) s_job_begin(n, 0);
   const char *line = n->lines.buf;
   for (int i = 0; i < n->sent.nrows; i++, line += strlen(line) + 1)
     if (s_job_add(n, n->sent_ids[i], line)) {
       s_job_wait(n, "out of memory for the sink's lines");
       return;
     }
-  s_job_go(n);
+  if (!n->contacts) {
+    s_job_go(n);
+  } else if (!uv_is_active((uv_handle_t *)&n->gather_timer)) {
+    uv_timer_start(&n->gather_timer, s_on_gather_timer, SINK_GATHER_MS, 0);
+  }
 }
 
 static void s_committed(void *arg) {
@@ -1061,6 +1080,8 @@ static void s_stop(wh_service_t *svc) {
   free(n->job.ids);
   uv_timer_stop(&n->job_timer);
   uv_close((uv_handle_t *)&n->job_timer, NULL);
+  uv_timer_stop(&n->gather_timer);
+  uv_close((uv_handle_t *)&n->gather_timer, NULL);
   wh_consumer_destroy(&n->in);
   wh_bus_destroy(&n->pub);
   s_clear_queue(n);
@@ -1109,6 +1130,8 @@ int notify_start(wh_service_t *svc) {
   if (!n->pub || !n->in) return WH_EZMQ;
   uv_timer_init(svc->loop, &n->job_timer);
   n->job_timer.data = n;
+  uv_timer_init(svc->loop, &n->gather_timer);
+  n->gather_timer.data = n;
   if (svc->contacts_ep && svc->keys) {
     n->contacts = wh_bus_new(svc->loop, svc->zctx, ZMQ_DEALER, svc->contacts_ep, 0, svc->keys,
                              "intake", s_on_numbers, n);
