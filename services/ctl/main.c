@@ -918,12 +918,39 @@ static void s_print_item(s_ctx_t *c, const Whistle__FeedItem *it) {
       for (size_t i = 0; i < ev->n_lapsed; i++) json_object_array_add(lp, json_object_new_string(ev->lapsed[i]));
       json_object_object_add(o, "lapsed", lp);
       json_object_object_add(o, "summary", json_object_new_string(ev->summary));
+      if (ev->action[0]) {
+        json_object_object_add(o, "action", json_object_new_string(ev->action));
+        json_object_object_add(o, "actor", json_object_new_string(ev->actor));
+        json_object_object_add(o, "note", json_object_new_string(ev->note));
+      }
+      if (ev->n_reminded) {
+        json_object *rm = json_object_new_array();
+        for (size_t i = 0; i < ev->n_reminded; i++)
+          json_object_array_add(rm, json_object_new_string(ev->reminded[i]));
+        json_object_object_add(o, "reminded", rm);
+        json_object_object_add(o, "share", json_object_new_int((int)ev->share));
+      }
+      if (ev->step) {
+        json_object_object_add(o, "step", json_object_new_int((int)ev->step));
+        json_object_object_add(o, "supervisor", json_object_new_string(ev->supervisor));
+      }
     }
     puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
   } else {
-    printf("%6" PRIu64 "  %s  %-10s %-4s %s  %s\n", it->seq, when, wh_work_kind_name(it->kind),
-           it->role, it->ticket_id, ev ? ev->summary : "");
+    /* what the item says beyond its kind: the action and who, the clock
+     * reminded, the ladder's step */
+    char what[160] = "";
+    if (ev && ev->action[0])
+      snprintf(what, sizeof what, "%s by %s: ", ev->action, ev->actor);
+    else if (ev && ev->n_reminded)
+      snprintf(what, sizeof what, "%u%% of %s: ", ev->share, ev->reminded[0]);
+    if (ev && ev->step) {
+      size_t k = strlen(what);
+      snprintf(what + k, sizeof what - k, "step %u, %s: ", ev->step, ev->supervisor);
+    }
+    printf("%6" PRIu64 "  %s  %-10s %-4s %s  %s%s\n", it->seq, when, wh_work_kind_name(it->kind),
+           it->role, it->ticket_id, what, ev ? ev->summary : "");
   }
   fflush(stdout);
 }
