@@ -10,8 +10,8 @@
 # weighs on both alike. Prints, per run and then as medians, the CPU
 # seconds per 1,000 tickets of the four services together and of
 # PostgreSQL, the tickets a second, and the p99 latency at 500 reports a
-# second (for PAIRED_SECONDS, default 5); a burst that lost or duplicated a
-# ticket stops it (bench.sh fails). WHISTLE_INSECURE=1 runs both without
+# second (for PAIRED_SECONDS, default 5), then each service's median alone;
+# a burst that lost or duplicated a ticket stops it (bench.sh fails). WHISTLE_INSECURE=1 runs both without
 # CURVE (an older commit may have none, and then runs without it anyway).
 # Needs what `make bench` needs.
 set -euo pipefail
@@ -38,13 +38,17 @@ burst() {
            WHISTLE_BIN=$tree/build/bin tests/bench/bench.sh "$COUNT" "$SECS" 500 2>/dev/null | tail -n 1)
   echo "$json" | awk '{
     n = split("intake triage dispatch notify", s, " "); svc = 0
-    for (i = 1; i <= n; i++)
-      if (match($0, "\"" s[i] "\":[0-9.]+"))
-        svc += substr($0, RSTART + length(s[i]) + 3, RLENGTH - length(s[i]) - 3)
+    for (i = 1; i <= n; i++) {
+      one[i] = "nan"
+      if (match($0, "\"" s[i] "\":[0-9.]+")) {
+        one[i] = substr($0, RSTART + length(s[i]) + 3, RLENGTH - length(s[i]) - 3)
+        svc += one[i]
+      }
+    }
     pg = match($0, "\"postgres\":[0-9.]+") ? substr($0, RSTART + 11, RLENGTH - 11) : "nan"
     tps = match($0, "\"tickets_per_s\":[0-9]+") ? substr($0, RSTART + 16, RLENGTH - 16) : "nan"
     p99 = match($0, "\"p99_ms\":[0-9.]+") ? substr($0, RSTART + 9, RLENGTH - 9) : "nan"
-    printf "%.3f %s %s %s\n", svc, pg, tps, p99 }'
+    printf "%.3f %s %s %s %s %s %s %s\n", svc, pg, tps, p99, one[1], one[2], one[3], one[4] }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -56,13 +60,20 @@ printf '%-6s %-10s %12s %12s %10s %8s\n' pair code services postgres tickets/s p
 for i in $(seq "$PAIRS"); do
   r=$(burst "$WORK/old" "$insecure")
   echo "$r" >> "$WORK/old.txt"
-  printf '%-6s %-10s %12s %12s %10s %8s\n' "$i" "$OLD" $r
+  printf '%-6s %-10s %12s %12s %10s %8s\n' "$i" "$OLD" $(echo "$r" | cut -d' ' -f1-4)
   r=$(burst "$ROOT" "$insecure")
   echo "$r" >> "$WORK/new.txt"
-  printf '%-6s %-10s %12s %12s %10s %8s\n' "$i" this $r
+  printf '%-6s %-10s %12s %12s %10s %8s\n' "$i" this $(echo "$r" | cut -d' ' -f1-4)
 done
 for side in old new; do
   printf '%-6s %-10s %12s %12s %10s %8s\n' median "$([ $side = old ] && echo "$OLD" || echo this)" \
     "$(cut -d' ' -f1 "$WORK/$side.txt" | median)" "$(cut -d' ' -f2 "$WORK/$side.txt" | median)" \
     "$(cut -d' ' -f3 "$WORK/$side.txt" | median)" "$(cut -d' ' -f4 "$WORK/$side.txt" | median)"
+done
+# Each service alone, median CPU s per 1,000 tickets: where a difference lies.
+printf '\n%-10s %10s %10s %10s %10s\n' code intake triage dispatch notify
+for side in old new; do
+  printf '%-10s %10s %10s %10s %10s\n' "$([ $side = old ] && echo "$OLD" || echo this)" \
+    "$(cut -d' ' -f5 "$WORK/$side.txt" | median)" "$(cut -d' ' -f6 "$WORK/$side.txt" | median)" \
+    "$(cut -d' ' -f7 "$WORK/$side.txt" | median)" "$(cut -d' ' -f8 "$WORK/$side.txt" | median)"
 done
