@@ -515,6 +515,7 @@ static int s_sink_line(s_notify_t *n, FILE *f, int64_t id, const char *line, con
  * in the log for the next attempt. Nothing waits for it: the loop goes on. */
 #define CONTACT_WAIT_MS 2000
 #define CONTACT_MAX 4096 /* tickets one request names at most (intake's limit) */
+#define CONTACT_RETRY_MS 500 /* asked again this soon when intake was away or slow */
 
 /* The ticket a sink line is for ("ticket=<id>\t..."), into buf. */
 static const char *s_line_ticket(const char *line, char *buf, size_t len) {
@@ -580,7 +581,7 @@ static void s_job_wait(s_notify_t *n, const char *why) {
   uv_timer_stop(&n->job_timer);
   n->backlog = 1;
   if (!uv_is_active((uv_handle_t *)&n->sink_timer))
-    uv_timer_start(&n->sink_timer, s_on_sink_timer, SINK_RETRY_MS, 0);
+    uv_timer_start(&n->sink_timer, s_on_sink_timer, CONTACT_RETRY_MS, 0);
 }
 
 /* Writes the job's lines, each to its reporter's number in r (NULL: as the
