@@ -3,6 +3,7 @@
 #include "wh_bus.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
+#include "wh_consumer.h"
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_text.h"
@@ -72,11 +73,7 @@ static void s_send(wh_admin_t *a, zmq_msg_t *route, const char *message_id,
   out.sender = (char *)a->service;
   out.body_case = WHISTLE__ENVELOPE__BODY_ADMIN_REPLY;
   out.admin_reply = rep;
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(&out, &buf, &len)) return;
-  wh_bus_send(a->bus, zmq_msg_data(route), zmq_msg_size(route), buf, len);
-  free(buf);
+  wh_reply(a->bus, route, &out);
 }
 
 static void s_refuse(wh_admin_t *a, zmq_msg_t *route, const char *message_id, int err,

@@ -92,6 +92,16 @@ static void s_request_keep(wh_consumer_t *c, const zmq_msg_t *peer, const char *
   if (!uv_is_active((uv_handle_t *)c->serve)) uv_idle_start(c->serve, s_on_serve);
 }
 
+int wh_reply(wh_bus_t *bus, const zmq_msg_t *peer, const Whistle__Envelope *env) {
+  uint8_t *buf;
+  size_t len;
+  if (wh_env_pack(env, &buf, &len)) return WH_ENOMEM;
+  int rc = wh_bus_send(bus, zmq_msg_data((zmq_msg_t *)peer), zmq_msg_size((zmq_msg_t *)peer), buf,
+                       len);
+  free(buf);
+  return rc;
+}
+
 void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *text) {
   Whistle__Error e = WHISTLE__ERROR__INIT;
   e.code = wh_err_to_wire(err);
@@ -99,23 +109,13 @@ void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *t
   Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
   env.body_case = WHISTLE__ENVELOPE__BODY_ERROR;
   env.error = &e;
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(&env, &buf, &len)) return;
-  wh_bus_send(bus, zmq_msg_data((zmq_msg_t *)peer), zmq_msg_size((zmq_msg_t *)peer), buf, len);
-  free(buf);
+  wh_reply(bus, peer, &env);
 }
 
 wh_bus_t *wh_consumer_bus(wh_consumer_t *c) { return c->bus; }
 
 int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env) {
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(env, &buf, &len)) return WH_ENOMEM;
-  int rc = wh_bus_send(c->bus, zmq_msg_data((zmq_msg_t *)peer), zmq_msg_size((zmq_msg_t *)peer),
-                       buf, len);
-  free(buf);
-  return rc;
+  return wh_reply(c->bus, peer, env);
 }
 
 static void s_ack_fill(const s_item_t *it, Whistle__Ack *a, Whistle__Error *e) {

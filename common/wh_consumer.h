@@ -90,6 +90,9 @@ void wh_consumer_destroy(wh_consumer_t **self_p);
 wh_bus_t *wh_consumer_bus(wh_consumer_t *c);
 /* Sends env to the peer a request came from. Returns 0 or WH_EZMQ. */
 int wh_consumer_reply(wh_consumer_t *c, const zmq_msg_t *peer, const Whistle__Envelope *env);
+/* Sends env on bus to peer (the route a request came with). 0 or WH_EZMQ
+ * (WH_ENOMEM when it cannot be packed). */
+int wh_reply(wh_bus_t *bus, const zmq_msg_t *peer, const Whistle__Envelope *env);
 /* Sends an Error envelope to peer. */
 void wh_reply_error(wh_bus_t *bus, const zmq_msg_t *peer, int err, const char *text);
 

@@ -178,12 +178,11 @@ void wh_org_name(const wh_org_t *o, const char *party, char *out, size_t outlen)
       return;
     }
   const char *dot = strchr(party, '.');
-  if (dot) {
-    const wh_community_t *c = NULL;
-    for (size_t i = 0; i < o->ncommunities && !c; i++)
-      if (strlen(o->communities[i].code) == (size_t)(dot - party) &&
-          !strncmp(o->communities[i].code, party, (size_t)(dot - party)))
-        c = &o->communities[i];
+  char comm[128];
+  if (dot && (size_t)(dot - party) < sizeof comm) {
+    memcpy(comm, party, (size_t)(dot - party));
+    comm[dot - party] = '\0';
+    const wh_community_t *c = s_community(o, comm);
     for (size_t i = 0; c && i < o->nkinds; i++)
       if (!strcmp(o->kinds[i].code, dot + 1)) {
         wh_str_t s;

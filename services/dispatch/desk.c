@@ -13,6 +13,7 @@
 #include "wh_bus.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
+#include "wh_consumer.h"
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_rules.h"
@@ -213,11 +214,7 @@ static void s_send_reply(desk_t *d, zmq_msg_t *route, const char *mid, Whistle__
   out.sender = "dispatch";
   out.body_case = WHISTLE__ENVELOPE__BODY_DESK_REPLY;
   out.desk_reply = rep;
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(&out, &buf, &len)) return;
-  wh_bus_send(d->bus, zmq_msg_data(route), zmq_msg_size(route), buf, len);
-  free(buf);
+  wh_reply(d->bus, route, &out);
 }
 
 static void s_refuse(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid, int err,

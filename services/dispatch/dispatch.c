@@ -465,6 +465,17 @@ static int s_policy_store(s_dispatch_t *d) {
   return rc;
 }
 
+/* Keeps an earlier policy parsed, for the orders frozen on it; the oldest
+ * kept goes when there are POLICY_CACHE. */
+static void s_keep_older(s_dispatch_t *d, clk_policy_t *p) {
+  if (d->nolder == POLICY_CACHE) {
+    clk_policy_destroy(&d->older[0]);
+    memmove(d->older, d->older + 1, (POLICY_CACHE - 1) * sizeof *d->older);
+    d->nolder--;
+  }
+  d->older[d->nolder++] = p;
+}
+
 /* The policy an order was frozen on (id 0: an order older than policies,
  * which runs on the one in force). One not parsed yet is read from
  * clock_policy; one that cannot be read falls back to the one in force. */
@@ -490,12 +501,7 @@ static const clk_policy_t *s_policy(void *arg, uint32_t id) {
     return d->policy;
   }
   p->id = id;
-  if (d->nolder == POLICY_CACHE) { /* the oldest goes */
-    clk_policy_destroy(&d->older[0]);
-    memmove(d->older, d->older + 1, (POLICY_CACHE - 1) * sizeof *d->older);
-    d->nolder--;
-  }
-  d->older[d->nolder++] = p;
+  s_keep_older(d, p);
   return p;
 }
 
@@ -749,16 +755,8 @@ static void s_reload(wh_service_t *svc) {
     clk_policy_destroy(&policy); /* the same clocks: the same id */
   } else {
     /* The policy it replaces stays for the orders frozen on it. */
-    if (d->policy->id) {
-      if (d->nolder == POLICY_CACHE) {
-        clk_policy_destroy(&d->older[0]);
-        memmove(d->older, d->older + 1, (POLICY_CACHE - 1) * sizeof *d->older);
-        d->nolder--;
-      }
-      d->older[d->nolder++] = d->policy;
-    } else {
-      clk_policy_destroy(&d->policy);
-    }
+    if (d->policy->id) s_keep_older(d, d->policy);
+    else clk_policy_destroy(&d->policy);
     d->policy = policy;
     if (wh_pg_ready(svc->pg) == 0 && s_policy_store(d))
       wh_warn("the new clocks are stored with the first order they open");

@@ -548,11 +548,7 @@ static void s_contact_reply(s_intake_t *in, zmq_msg_t *route, const char *mid,
   out.sender = "intake";
   out.body_case = WHISTLE__ENVELOPE__BODY_CONTACT_REPLY;
   out.contact_reply = rep;
-  uint8_t *buf;
-  size_t len;
-  if (wh_env_pack(&out, &buf, &len)) return;
-  wh_bus_send(in->contacts, zmq_msg_data(route), zmq_msg_size(route), buf, len);
-  free(buf);
+  wh_reply(in->contacts, route, &out);
 }
 
 static void s_contact_refuse(s_intake_t *in, zmq_msg_t *route, const char *mid, int err,

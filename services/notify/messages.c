@@ -17,7 +17,7 @@ static const char *const s_events[MSG_NEVENTS] = {
     "dispatched", "merged", "sign", "assign", "progress", "approve", "resolve",
     "feedback_closed", "feedback_reopened", "reopen", "close", "void"};
 
-static const char *const s_holes[] = {"ticket", "lead", "note", "due", "until", "first", NULL};
+static const char *const s_fields[] = {"ticket", "lead", "note", "due", "until", "first", NULL};
 
 int msg_event_parse(const char *name) {
   for (int i = 0; name && i < MSG_NEVENTS; i++)
@@ -25,13 +25,13 @@ int msg_event_parse(const char *name) {
   return -1;
 }
 
-/* The placeholder at p ("{name}"), as an index into s_holes; -1 if none. */
-static int s_hole(const char *p, size_t *len) {
+/* The field named at p ("{name}"), as an index into s_fields; -1 if none. */
+static int s_field(const char *p, size_t *len) {
   if (*p != '{') return -1;
   const char *end = strchr(p, '}');
   if (!end) return -1;
-  for (int i = 0; s_holes[i]; i++)
-    if ((size_t)(end - p - 1) == strlen(s_holes[i]) && !strncmp(p + 1, s_holes[i], strlen(s_holes[i]))) {
+  for (int i = 0; s_fields[i]; i++)
+    if ((size_t)(end - p - 1) == strlen(s_fields[i]) && !strncmp(p + 1, s_fields[i], strlen(s_fields[i]))) {
       *len = (size_t)(end - p) + 1;
       return i;
     }
@@ -78,8 +78,8 @@ msg_set_t *msg_load(const char *path, char *err, size_t errlen) {
     }
     for (const char *p = strchr(text, '{'); p; p = strchr(p + 1, '{')) {
       size_t len;
-      if (s_hole(p, &len) < 0) {
-        wh_config_fail(e, err, errlen, "'%.40s': placeholders are {ticket} {lead} {note} {due}"
+      if (s_field(p, &len) < 0) {
+        wh_config_fail(e, err, errlen, "'%.40s': the fields a text may name are {ticket} {lead} {note} {due}"
                                        " {until} {first}", p);
         goto fail;
       }
@@ -115,7 +115,7 @@ const char *msg_render(const msg_set_t *set, msg_event_t ev, const msg_args_t *a
   const char *t = set->text[ev];
   while (*t) {
     size_t len;
-    int h = s_hole(t, &len);
+    int h = s_field(t, &len);
     if (h >= 0) {
       if (vals[h]) wh_str_add(out, vals[h]);
       t += len;

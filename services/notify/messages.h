@@ -3,11 +3,11 @@
  * One template per event the reporter hears of [进度秒现], each with a
  * stable id that the reporter sink writes beside the message: rewording a
  * text keeps its id, a message that means something else gets a new one.
- * A text names what it says with placeholders: {ticket}, {lead} (the party
+ * A text names what it says by fields in braces: {ticket}, {lead} (the party
  * that has the order, by its name on the org chart), {note} (the party's
  * public note), {due} (the deadline), {until} (an extension's new
  * deadline), {first} (the order a repeat was merged under). A file with an
- * unknown event or placeholder, an event without a template, or an id used
+ * unknown event or field, an event without a template, or an id used
  * twice is refused with file and line. */
 #ifndef WH_NOTIFY_MESSAGES_H
 #define WH_NOTIFY_MESSAGES_H

@@ -386,7 +386,7 @@ static void clocks_fire_once(void **state) {
 }
 
 /* The reporter's messages from messages.conf: every event has one, each
- * named by its id, its placeholders filled; a bad file says where. */
+ * named by its id, its fields filled in; a bad file says where. */
 static void messages_from_templates(void **state) {
   (void)state;
   char err[512], buf[1024];
@@ -402,7 +402,7 @@ static void messages_from_templates(void **state) {
   wh_str_init(&b, buf, sizeof buf);
   assert_string_equal(msg_render(m, MSG_DISPATCHED, &a, &b), "rpt-accepted");
   assert_non_null(strstr(buf, "已派区交通委办理，办理时限2026-10-13T23:59:59+08:00。"));
-  /* a placeholder with nothing to fill is left empty, never printed */
+  /* a field with nothing to fill in is left empty, its name never printed */
   wh_str_init(&b, buf, sizeof buf);
   msg_args_t none = {.ticket = "WH00000009"};
   msg_render(m, MSG_VOID, &none, &b);
@@ -418,7 +418,7 @@ static void messages_from_templates(void **state) {
   fclose(f);
   assert_null(msg_load(path, err, sizeof err));
   assert_non_null(strstr(err, "whistle-test-messages.conf:3"));
-  assert_non_null(strstr(err, "placeholders"));
+  assert_non_null(strstr(err, "the fields a text may name"));
   f = fopen(path, "w");
   fputs("messages = ( { id = \"a\"; on = \"sign\"; text = \"签收\"; } );\n", f);
   fclose(f);
