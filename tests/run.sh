@@ -15,6 +15,9 @@ run() {
   echo "== $name"
   if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $name"; fi
 }
+# The held-back part of triage's evaluation set must not move (tests/data/README.md).
+run "held-back evaluation set unchanged" \
+  bash -c "cd '$ROOT/tests/data' && sha256sum --quiet --strict -c triage_heldback.sha256"
 for build in "$@"; do
   build=$(cd "$ROOT/$build" && pwd)
   var=$build/test-var
