@@ -46,7 +46,7 @@ dispatch_SRC = main dispatch desk machine clocks order
 notify_SRC   = main notify messages
 ctl_SRC      = main
 
-TESTS    = test_unit test_integration test_e2e
+TESTS    = test_unit test_integration test_e2e whistle-triage-score
 BINS     = $(SERVICES:%=$(BIN)/whistle-%) $(BIN)/whistlectl
 
 .PHONY: all deps demo check up down clean test-bin bench bench-quick
@@ -99,6 +99,11 @@ $(BIN)/test_integration: $(OBJ)/tests/integration/test_integration.o $(OBJ)/gen/
 $(BIN)/test_e2e: $(OBJ)/tests/e2e/test_e2e.o $(COMMON_O)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# Triage's score on labelled reports (tests/data/README.md).
+$(BIN)/whistle-triage-score: $(OBJ)/tests/triage/score.o $(COMMON_O)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 test-bin: $(BINS) $(TESTS:%=$(BIN)/%)
 
