@@ -26,8 +26,14 @@ PG_INC  := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postg
 CFLAGS  += -DWH_SOURCE_DIR='"$(CURDIR)"' -std=gnu11 $(OPT) -Wall -Wextra -Werror -Wno-missing-field-initializers \
            $(SANFLAGS) -I$(BUILD)/gen -Icommon -I$(PG_INC) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq
+# --as-needed: a program records only the libraries it calls. libfriso
+# (triage's word segmenter) exports generic names that json-c exports too
+# (array_list_add): in one process friso's calls would land in json-c's.
+# So no program runs both: triage uses no json-c, and triage's score reads
+# what jq made of the JSON; the others link friso after json-c and never
+# run it.
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lfriso
 
 GEN      = $(BUILD)/gen
 OBJ      = $(BUILD)/obj
@@ -36,7 +42,7 @@ BIN      = $(BUILD)/bin
 PROTO_C  = $(GEN)/whistle.pb-c.c
 PROTO_H  = $(GEN)/whistle.pb-c.h
 COMMON   = wh_err wh_log wh_clock wh_codec wh_text wh_pg wh_rows wh_keys wh_bus wh_outbox wh_relay wh_inbox wh_consumer wh_config \
-           wh_org wh_rules wh_calendar wh_admin wh_service
+           wh_org wh_words wh_rules wh_calendar wh_admin wh_service
 COMMON_O = $(COMMON:%=$(OBJ)/common/%.o) $(OBJ)/gen/whistle.pb-c.o
 
 SERVICES = intake triage dispatch notify

@@ -25,6 +25,7 @@ void wh_org_destroy(wh_org_t **self_p) {
     free(o->communities[i].code);
     free(o->communities[i].name);
     wh_strv_free(o->communities[i].parties);
+    wh_strv_free(o->communities[i].road_grids);
   }
   free(o->communities);
   free(o->center);
@@ -95,7 +96,9 @@ wh_org_t *wh_org_load(const char *path, char *err, size_t errlen) {
     wh_community_t *c = &o->communities[o->ncommunities++];
     c->code = strdup(code);
     c->name = strdup(name ? name : code);
-    if (wh_config_strv(e, "parties", &c->parties, err, errlen)) goto fail;
+    if (wh_config_strv(e, "parties", &c->parties, err, errlen) ||
+        wh_config_strv(e, "road_grids", &c->road_grids, err, errlen))
+      goto fail;
     for (char **p = c->parties; *p; p++) {
       int known = 0;
       for (size_t k = 0; k < o->nkinds; k++) known |= !strcmp(o->kinds[k].code, *p);
@@ -151,6 +154,14 @@ static const wh_community_t *s_community(const wh_org_t *o, const char *code) {
   for (size_t i = 0; i < o->ncommunities; i++)
     if (!strcmp(o->communities[i].code, code)) return &o->communities[i];
   return NULL;
+}
+
+const char *wh_org_grid_kind(const wh_org_t *o, const char *community, const char *grid) {
+  const wh_community_t *c = s_community(o, community);
+  if (!c || !grid || !grid[0]) return "";
+  for (char **g = c->road_grids; *g; g++)
+    if (!strcmp(*g, grid)) return "road";
+  return "compound";
 }
 
 void wh_org_resolve(const wh_org_t *o, const char *community, const char *code, char *out,

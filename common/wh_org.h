@@ -19,6 +19,7 @@ typedef struct {
   char *code;
   char *name;
   char **parties; /* kinds this community has: rc, oc, pm, grid ... */
+  char **road_grids; /* its grids that are public road or public space */
 } wh_community_t;
 
 typedef struct {
@@ -52,6 +53,10 @@ int wh_org_valid_party(const wh_org_t *org, const char *party);
  * ("区交通委"), a community party's with its community's ("文涵居民区居委会"),
  * or the code itself when the chart does not name it. */
 void wh_org_name(const wh_org_t *org, const char *party, char *out, size_t outlen);
+/* Where a grid of community lies: "road" (public road or space, as the
+ * community's road_grids list it), "compound" (any other grid of a known
+ * community: inside a residential compound), or "" (unknown). */
+const char *wh_org_grid_kind(const wh_org_t *org, const char *community, const char *grid);
 /* The supervisor a ladder step `to` (community, street, district) reaches
  * for an order of community, into out: the center when the chart names
  * none or that community has no such party. */

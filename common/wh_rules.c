@@ -36,11 +36,33 @@ void wh_rules_destroy(wh_rules_t **self_p) {
   if (!self_p || !*self_p) return;
   wh_rules_t *r = *self_p;
   for (size_t i = 0; i < r->ncategories; i++) {
-    free(r->categories[i].code);
-    free(r->categories[i].name);
-    s_route_free(&r->categories[i].route);
+    wh_category_t *c = &r->categories[i];
+    free(c->code);
+    free(c->name);
+    free(c->group);
+    s_route_free(&c->route);
+    s_route_free(&c->road);
+    s_route_free(&c->compound);
+    for (size_t k = 0; k < c->nphrases; k++) {
+      for (size_t t = 0; t < c->phrases[k].nterms; t++) {
+        wh_strv_free(c->phrases[k].terms[t].alts);
+        free(c->phrases[k].terms[t].bits);
+      }
+      free(c->phrases[k].terms);
+      free(c->phrases[k].text);
+    }
+    free(c->phrases);
   }
   free(r->categories);
+  for (size_t i = 0; i < r->ngroups; i++) {
+    free(r->groups[i].code);
+    free(r->groups[i].name);
+  }
+  free(r->groups);
+  wh_strv_free(r->negators);
+  wh_strv_free(r->road_words);
+  wh_strv_free(r->compound_words);
+  wh_words_destroy(&r->words);
   for (size_t i = 0; i < r->nrules; i++) {
     wh_rule_t *u = &r->rules[i];
     free(u->name);
@@ -100,11 +122,165 @@ static int s_route(const config_setting_t *s, wh_route_t *r, int need, int *has_
 
 static int s_compile(wh_rules_t *r, wh_rule_t *u);
 
+/* Compiles phrase text ("垃圾 没人收|没人清") into p. */
+static int s_phrase(const config_setting_t *e, const char *text, wh_phrase_t *p, char *err,
+                    size_t errlen);
+static wh_kwbits_t *s_kw_list(char **kws);
+
+/* Reads the classes of list into r (catalogue: 1 when they come from the
+ * catalogue, which asks a group and phrases of each). */
+static int s_load_classes(wh_rules_t *r, const config_setting_t *list, int catalogue,
+                          const wh_org_t *org, char *err, size_t errlen) {
+  if (!config_setting_is_list(list))
+    return wh_config_fail(list, err, errlen, "classes and categories are a list ( ... )");
+  size_t n = (size_t)config_setting_length(list);
+  wh_category_t *grown = realloc(r->categories, (r->ncategories + n + 1) * sizeof *grown);
+  if (!grown) return wh_config_fail(list, err, errlen, "out of memory");
+  r->categories = grown;
+  int a, b, c, d;
+  for (size_t i = 0; i < n; i++) {
+    config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+    wh_category_t *cat = &r->categories[r->ncategories];
+    memset(cat, 0, sizeof *cat);
+    const char *code = wh_config_str(e, "code"), *name = wh_config_str(e, "name");
+    if (!code || !*code) return wh_config_fail(e, err, errlen, "category without a code");
+    if (wh_code_check(code, 63)) return wh_config_fail(e, err, errlen, "category code '%s': letters, digits, _ or -", code);
+    if (wh_rules_category(r, code))
+      return wh_config_fail(e, err, errlen, "category '%s' listed twice", code);
+    r->ncategories++;
+    cat->code = strdup(code);
+    cat->name = strdup(name ? name : code);
+    cat->merge = 1;
+    config_setting_lookup_bool(e, "merge", &cat->merge);
+    if (s_route(e, &cat->route, 1, &a, &b, &c, &d, org, err, errlen)) return WH_ECONFIG;
+    if (!catalogue) continue;
+    const char *group = wh_config_str(e, "group");
+    int known = 0;
+    for (size_t k = 0; group && k < r->ngroups; k++) known |= !strcmp(r->groups[k].code, group);
+    if (!known)
+      return wh_config_fail(e, err, errlen, "class '%s': group '%s' is not in groups", code,
+                            group ? group : "");
+    cat->group = strdup(group);
+    config_setting_lookup_bool(e, "danger", &cat->danger);
+    config_setting_lookup_bool(e, "takes_lead", &cat->takes_lead);
+    /* The owner by place: what the place changes, over the class's own. */
+    static const char *const places[2] = {"road", "compound"};
+    for (int k = 0; k < 2; k++) {
+      config_setting_t *pl = config_setting_get_member(e, places[k]);
+      if (!pl) continue;
+      wh_route_t *rt = k ? &cat->compound : &cat->road;
+      int hc, hl, hd, ho;
+      if (s_route(pl, rt, 0, &hc, &hl, &hd, &ho, org, err, errlen)) return WH_ECONFIG;
+      if (!hc) rt->color = cat->route.color;
+      if (!hl) rt->level = cat->route.level;
+      if (!hd) rt->lead = strdup(cat->route.lead);
+      if (!ho) {
+        wh_strv_free(rt->co);
+        size_t m = wh_strv_len(cat->route.co);
+        rt->co = calloc(m + 1, sizeof *rt->co);
+        for (size_t x = 0; rt->co && x < m; x++) rt->co[x] = strdup(cat->route.co[x]);
+      }
+      if (k) cat->has_compound = 1;
+      else cat->has_road = 1;
+    }
+    char **says = NULL;
+    if (wh_config_strv(e, "says", &says, err, errlen)) return WH_ECONFIG;
+    size_t m = wh_strv_len(says);
+    if (!m) {
+      wh_strv_free(says);
+      return wh_config_fail(e, err, errlen, "class '%s': says = [ ... ] how residents put it", code);
+    }
+    cat->phrases = calloc(m, sizeof *cat->phrases);
+    for (size_t k = 0; cat->phrases && k < m; k++) {
+      if (s_phrase(e, says[k], &cat->phrases[k], err, errlen)) {
+        cat->nphrases = k + 1;
+        wh_strv_free(says);
+        return WH_ECONFIG;
+      }
+      cat->nphrases = k + 1;
+    }
+    wh_strv_free(says);
+    if (!cat->phrases) return wh_config_fail(e, err, errlen, "out of memory");
+  }
+  return 0;
+}
+
+static int s_phrase(const config_setting_t *e, const char *text, wh_phrase_t *p, char *err,
+                    size_t errlen) {
+  p->text = strdup(text);
+  char *copy = strdup(text), *save = NULL;
+  size_t n = 0;
+  for (char *t = copy; *t; t++) n += *t == ' ';
+  p->terms = calloc(n + 1, sizeof *p->terms);
+  int rc = 0;
+  for (char *tok = strtok_r(copy, " ", &save); tok && !rc; tok = strtok_r(NULL, " ", &save)) {
+    wh_term_t *t = &p->terms[p->nterms++];
+    size_t k = 1;
+    for (char *q = tok; *q; q++) k += *q == '|';
+    t->alts = calloc(k + 1, sizeof *t->alts);
+    char *save2 = NULL;
+    size_t j = 0;
+    for (char *alt = strtok_r(tok, "|", &save2); alt; alt = strtok_r(NULL, "|", &save2))
+      t->alts[j++] = strdup(alt);
+    if (!j) rc = wh_config_fail(e, err, errlen, "phrase '%s': an empty word", text);
+    else t->bits = s_kw_list(t->alts);
+  }
+  if (!rc && !p->nterms) rc = wh_config_fail(e, err, errlen, "an empty phrase");
+  free(copy);
+  return rc;
+}
+
+/* Reads the catalogue file `name` (beside the rules file at path). */
+static int s_load_catalogue(wh_rules_t *r, const char *path, const char *name, const wh_org_t *org,
+                            char *err, size_t errlen) {
+  char file[1024];
+  const char *slash = strrchr(path, '/');
+  if (name[0] == '/' || !slash) snprintf(file, sizeof file, "%s", name);
+  else snprintf(file, sizeof file, "%.*s/%s", (int)(slash - path), path, name);
+  config_t cfg;
+  if (wh_config_read(&cfg, file, err, errlen)) return WH_ECONFIG;
+  int rc = 0;
+  config_setting_t *groups = config_lookup(&cfg, "groups");
+  size_t n = groups ? (size_t)config_setting_length(groups) : 0;
+  r->groups = calloc(n + 1, sizeof *r->groups);
+  for (size_t i = 0; i < n && !rc; i++) {
+    config_setting_t *g = config_setting_get_elem(groups, (unsigned)i);
+    const char *code = wh_config_str(g, "code"), *gname = wh_config_str(g, "name");
+    if (!code || !gname) rc = wh_config_fail(g, err, errlen, "a group has a code and a name");
+    else {
+      r->groups[r->ngroups].code = strdup(code);
+      r->groups[r->ngroups++].name = strdup(gname);
+    }
+  }
+  config_setting_t *root = config_root_setting(&cfg), *places = config_lookup(&cfg, "places");
+  if (!rc && (wh_config_strv(root, "negators", &r->negators, err, errlen) ||
+              (places && (wh_config_strv(places, "road", &r->road_words, err, errlen) ||
+                          wh_config_strv(places, "compound", &r->compound_words, err, errlen)))))
+    rc = WH_ECONFIG;
+  if (!rc && !places) {
+    r->road_words = calloc(1, sizeof *r->road_words);
+    r->compound_words = calloc(1, sizeof *r->compound_words);
+  }
+  config_setting_t *classes = config_lookup(&cfg, "classes");
+  if (!rc && !classes) {
+    snprintf(err, errlen, "%s: 'classes' must be a list", file);
+    rc = WH_ECONFIG;
+  }
+  if (!rc) rc = s_load_classes(r, classes, 1, org, err, errlen);
+  config_destroy(&cfg);
+  return rc;
+}
+
 wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size_t errlen) {
   config_t cfg;
   if (wh_config_read(&cfg, path, err, errlen)) return NULL;
   wh_rules_t *r = calloc(1, sizeof *r);
   int a, b, c, d, hours = 48;
+  if (!r) {
+    config_destroy(&cfg);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
   config_lookup_int(&cfg, "dedup_window_hours", &hours);
   if (hours < 0 || hours > 24 * 90) {
     snprintf(err, errlen, "%s: dedup_window_hours must be 0..2160", path);
@@ -112,34 +288,20 @@ wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size
   }
   r->dedup_window_ms = (int64_t)hours * 3600 * 1000;
 
+  /* The categories: the catalogue's classes, then any the rules file
+   * lists itself. */
+  const char *cat_file = NULL;
+  config_lookup_string(&cfg, "catalogue", &cat_file);
   config_setting_t *list = config_lookup(&cfg, "categories");
-  if (!list || !config_setting_is_list(list)) {
-    snprintf(err, errlen, "%s: 'categories' must be a list", path);
+  if (!cat_file && (!list || !config_setting_is_list(list))) {
+    snprintf(err, errlen, "%s: name a 'catalogue' or list 'categories'", path);
     goto fail;
   }
-  size_t n = (size_t)config_setting_length(list);
-  r->categories = calloc(n + 1, sizeof *r->categories);
-  for (size_t i = 0; i < n; i++) {
-    config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
-    wh_category_t *cat = &r->categories[r->ncategories++];
-    const char *code = wh_config_str(e, "code"), *name = wh_config_str(e, "name");
-    if (!code || !*code) {
-      wh_config_fail(e, err, errlen, "category without a code");
-      goto fail;
-    }
-    if (wh_rules_category(r, code)) {
-      wh_config_fail(e, err, errlen, "category '%s' listed twice", code);
-      goto fail;
-    }
-    cat->code = strdup(code);
-    cat->name = strdup(name ? name : code);
-    cat->merge = 1;
-    config_setting_lookup_bool(e, "merge", &cat->merge);
-    if (s_route(e, &cat->route, 1, &a, &b, &c, &d, org, err, errlen)) goto fail;
-  }
+  if (cat_file && s_load_catalogue(r, path, cat_file, org, err, errlen)) goto fail;
+  if (list && s_load_classes(r, list, 0, org, err, errlen)) goto fail;
 
   list = config_lookup(&cfg, "rules");
-  n = list ? (size_t)config_setting_length(list) : 0;
+  size_t n = list ? (size_t)config_setting_length(list) : 0;
   r->rules = calloc(n + 1, sizeof *r->rules);
   for (size_t i = 0; i < n; i++) {
     config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
@@ -355,6 +517,181 @@ static void s_set_route(const wh_org_t *org, const char *community, const wh_rou
   }
 }
 
+int wh_rules_words(wh_rules_t *r, wh_rules_t *old, const char *dir, char *err, size_t errlen) {
+  wh_words_t *w = old && old->words ? old->words : wh_words_new(dir, err, errlen);
+  if (!w) return WH_ECONFIG;
+  if (old) old->words = NULL; /* the old rules decide no more */
+  char *none[1] = {NULL};
+  if (wh_words_negators(w, r->negators ? r->negators : none)) {
+    if (old) old->words = w; /* back to the rules in force */
+    else wh_words_destroy(&w);
+    snprintf(err, errlen, "out of memory");
+    return WH_ECONFIG;
+  }
+  for (size_t i = 0; i < r->ncategories; i++)
+    for (size_t k = 0; k < r->categories[i].nphrases; k++)
+      for (size_t t = 0; t < r->categories[i].phrases[k].nterms; t++)
+        for (char **a = r->categories[i].phrases[k].terms[t].alts; *a; a++) wh_words_add(w, *a);
+  for (char **a = r->road_words; a && *a; a++) wh_words_add(w, *a);
+  for (char **a = r->compound_words; a && *a; a++) wh_words_add(w, *a);
+  wh_words_destroy(&r->words);
+  r->words = w;
+  return 0;
+}
+
+/* How well phrase p holds in the cut text: 0 when not (some word missing,
+ * or only negated, or not in one sentence with the others); else the
+ * characters its words matched, and one more for each word beyond the
+ * first (a combination says more than a word). The words into why. */
+static int s_phrase_score(const wh_words_t *w, const s_chars_t *chars, const wh_phrase_t *p,
+                          wh_str_t *why) {
+  uint64_t common = ~0ull;
+  int score = 0;
+  for (size_t t = 0; t < p->nterms && common; t++) {
+    uint64_t in = 0;
+    int best = 0;
+    for (size_t k = 0; p->terms[t].alts[k]; k++) {
+      if (!s_may_hold_bits(chars, &p->terms[t].bits[k])) continue;
+      wh_hit_t h;
+      for (size_t from = 0; wh_words_find(w, p->terms[t].alts[k], from, &h); from = h.at + 1) {
+        if (h.negated) continue;
+        in |= 1ull << (h.sentence < 63 ? h.sentence : 63);
+        int len = 0;
+        for (const char *c = p->terms[t].alts[k]; *c; c++) len += (*c & 0xC0) != 0x80;
+        if (len > best) best = len;
+      }
+    }
+    common &= in;
+    score += best + (t ? 1 : 0);
+  }
+  if (!common) return 0;
+  if (why) {
+    why->len = 0;
+    why->full = 0;
+    if (why->cap) why->buf[0] = '\0';
+    wh_str_add(why, p->text);
+  }
+  return score;
+}
+
+/* The catalogue's best ordinary class and best danger signal for the cut
+ * text (indexes, -1: none), and the runners-up; precedence: the higher
+ * score, then the class listed first. */
+typedef struct {
+  int best, danger, runner[3];
+  int best_score, danger_score, runner_score[3];
+  char words[192], danger_words[192];
+} s_match_t;
+
+static void s_catalogue_match(const wh_rules_t *r, const s_chars_t *chars, s_match_t *m) {
+  memset(m, 0, sizeof *m);
+  m->best = m->danger = m->runner[0] = m->runner[1] = m->runner[2] = -1;
+  char buf[192];
+  wh_str_t why;
+  for (size_t i = 0; i < r->ncategories; i++) {
+    const wh_category_t *c = &r->categories[i];
+    int score = 0;
+    for (size_t k = 0; k < c->nphrases; k++) {
+      wh_str_init(&why, buf, sizeof buf);
+      int sc = s_phrase_score(r->words, chars, &c->phrases[k], &why);
+      if (sc > score) {
+        score = sc;
+        if (c->danger && sc > m->danger_score) wh_str_copy(m->danger_words, sizeof m->danger_words, buf);
+        if (!c->danger && sc > m->best_score) wh_str_copy(m->words, sizeof m->words, buf);
+      }
+    }
+    if (!score) continue;
+    if (c->danger) {
+      if (score > m->danger_score) {
+        m->danger = (int)i;
+        m->danger_score = score;
+      }
+      continue;
+    }
+    if (score > m->best_score) {
+      /* the old best becomes the first runner-up */
+      memmove(&m->runner[1], &m->runner[0], 2 * sizeof m->runner[0]);
+      memmove(&m->runner_score[1], &m->runner_score[0], 2 * sizeof m->runner_score[0]);
+      m->runner[0] = m->best;
+      m->runner_score[0] = m->best_score;
+      m->best = (int)i;
+      m->best_score = score;
+    } else {
+      for (int k = 0; k < 3; k++)
+        if (score > m->runner_score[k]) {
+          memmove(&m->runner[k + 1], &m->runner[k], (size_t)(2 - k) * sizeof m->runner[0]);
+          memmove(&m->runner_score[k + 1], &m->runner_score[k], (size_t)(2 - k) * sizeof m->runner_score[0]);
+          m->runner[k] = (int)i;
+          m->runner_score[k] = score;
+          break;
+        }
+    }
+  }
+}
+
+/* Where the report is, for a class that has an owner by place: words in
+ * the text first ("小区里", "马路上"), then the address, then the grid's
+ * kind on the org chart; "" when none says. */
+static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep) {
+  wh_hit_t h;
+  int road = 0, compound = 0;
+  for (char **a = r->road_words; a && *a && !road; a++)
+    road = wh_words_find(r->words, *a, 0, &h) && !h.negated;
+  for (char **a = r->compound_words; a && *a && !compound; a++)
+    compound = wh_words_find(r->words, *a, 0, &h) && !h.negated;
+  if (road != compound) return road ? "road" : "compound";
+  if (rep->address && rep->address[0]) {
+    road = compound = 0;
+    for (char **a = r->road_words; a && *a && !road; a++) road = strstr(rep->address, *a) != NULL;
+    for (char **a = r->compound_words; a && *a && !compound; a++) compound = strstr(rep->address, *a) != NULL;
+    if (road != compound) return road ? "road" : "compound";
+  }
+  return wh_org_grid_kind(org, rep->community, rep->grid);
+}
+
+/* The route of class c at place. */
+static const wh_route_t *s_class_route(const wh_category_t *c, const char *place) {
+  if (!strcmp(place, "road") && c->has_road) return &c->road;
+  if (!strcmp(place, "compound") && c->has_compound) return &c->compound;
+  return &c->route;
+}
+
+static void s_add_co(const wh_org_t *org, const char *community, const char *code,
+                     wh_decision_t *out) {
+  char party[96];
+  wh_org_resolve(org, community, code, party, sizeof party);
+  if (!strcmp(party, out->lead)) return;
+  for (int k = 0; k < out->nco; k++)
+    if (!strcmp(out->co[k], party)) return;
+  if (out->nco < WH_MAX_CO) wh_str_copy(out->co[out->nco++], sizeof out->co[0], party);
+}
+
+static void s_set_route(const wh_org_t *org, const char *community, const wh_route_t *r,
+                        wh_decision_t *out);
+
+/* Decides from the catalogue alone; 0 when no class holds. */
+static int s_decide_catalogue(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
+                              const s_match_t *m, wh_decision_t *out) {
+  int lead_by_danger = m->danger >= 0 && (m->best < 0 || r->categories[m->danger].takes_lead);
+  int idx = lead_by_danger ? m->danger : m->best;
+  if (idx < 0) return 0;
+  const wh_category_t *c = &r->categories[idx];
+  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep) : "";
+  s_set_route(org, rep->community, s_class_route(c, place), out);
+  if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
+    wh_str_copy(out->place, sizeof out->place, place);
+  wh_str_copy(out->klass, sizeof out->klass, c->code);
+  snprintf(out->rule, sizeof out->rule, "catalogue:%s", c->code);
+  wh_str_copy(out->words, sizeof out->words, lead_by_danger ? m->danger_words : m->words);
+  out->merge = c->merge;
+  /* the class the danger took the lead from stays on it */
+  if (lead_by_danger && m->best >= 0) {
+    const wh_category_t *o = &r->categories[m->best];
+    s_add_co(org, rep->community, s_class_route(o, s_place(r, org, rep))->lead, out);
+  }
+  return 1;
+}
+
 void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
                      wh_decision_t *out) {
   memset(out, 0, sizeof *out);
@@ -365,6 +702,10 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
   s_chars_of(&chars, rep->text);
   for (size_t i = 0; i < r->nrules && !hit; i++)
     if (s_matches(&r->rules[i], rep, cat, &chars)) hit = &r->rules[i];
+  s_match_t m;
+  memset(&m, 0, sizeof m);
+  m.best = m.danger = m.runner[0] = m.runner[1] = m.runner[2] = -1;
+  if (r->words && !wh_words_cut(r->words, rep->text)) s_catalogue_match(r, &chars, &m);
   if (hit) {
     const wh_category_t *base = hit->base_idx >= 0 ? &r->categories[hit->base_idx] : NULL;
     wh_route_t route = base ? base->route : hit->route;
@@ -385,12 +726,29 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     wh_str_init(&rule, out->rule, sizeof out->rule);
     wh_str_cat(&rule, "category:", given->code, (char *)NULL);
     out->merge = given->merge;
-  } else {
+  } else if (!s_decide_catalogue(r, org, rep, &m, out)) {
     s_set_route(org, rep->community, &r->unplaced, out);
     snprintf(out->klass, sizeof out->klass, "unplaced");
     snprintf(out->rule, sizeof out->rule, "unplaced");
     out->merge = 0; /* unrelated reports in one grid are not repeats */
   }
+  /* Danger first [over any class]: a level-1 signal raises the report and
+   * adds its emergency parties, whatever decided it. */
+  if (m.danger >= 0 && strcmp(out->klass, r->categories[m.danger].code)) {
+    const wh_category_t *dg = &r->categories[m.danger];
+    out->level = 1;
+    s_add_co(org, rep->community, dg->route.lead, out);
+    for (char **p = dg->route.co; p && *p; p++) s_add_co(org, rep->community, *p, out);
+    wh_str_copy(out->danger, sizeof out->danger, dg->code);
+  } else if (m.danger >= 0) {
+    wh_str_copy(out->danger, sizeof out->danger, r->categories[m.danger].code);
+  }
+  /* the classes the text also matched, best first, less the one decided */
+  int cand[4] = {m.best, m.runner[0], m.runner[1], m.runner[2]};
+  for (int k = 0; k < 4 && out->nrunner_up < 3; k++)
+    if (cand[k] >= 0 && strcmp(r->categories[cand[k]].code, out->klass))
+      wh_str_copy(out->runner_up[out->nrunner_up++], sizeof out->runner_up[0],
+                  r->categories[cand[k]].code);
   out->weight = 1;
   for (size_t i = 0; i < rep->ncare_tags; i++)
     for (size_t k = 0; k < r->ncare; k++)

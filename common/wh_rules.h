@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "wh_org.h"
+#include "wh_words.h"
 
 #define WH_MAX_CO 8
 
@@ -28,18 +29,44 @@ typedef struct {
   char **co;
 } wh_route_t;
 
+/* One way residents say a class: words that must all stand in one
+ * sentence, not negated ("垃圾 没人收|没人清": 垃圾 and one of the two);
+ * each alternative's characters as bits, for the quick test. */
+typedef struct {
+  char **alts;
+  struct wh_kwbits *bits;
+} wh_term_t;
+typedef struct {
+  char *text; /* as the catalogue writes it */
+  wh_term_t *terms;
+  size_t nterms;
+} wh_phrase_t;
+
 typedef struct {
   char *code;
   char *name;
   int merge; /* repeats in the same grid merge */
   wh_route_t route;
+  /* from the catalogue [派单目录]: */
+  char *group;
+  wh_phrase_t *phrases;
+  size_t nphrases;
+  int danger;     /* a level-1 signal: raises any report it is in */
+  int takes_lead; /* ... and its own lead takes the report */
+  int has_road, has_compound;
+  wh_route_t road, compound; /* the owner by place, where it differs */
 } wh_category_t;
+
+typedef struct {
+  char *code;
+  char *name;
+} wh_group_t;
 
 /* A keyword's characters as bits of the set a report's text is checked
  * against (wh_rules.c), worked out once when the rules load; a keyword of
  * more characters keeps its first WH_KW_BITS, which rule out as surely. */
 #define WH_KW_BITS 15
-typedef struct {
+typedef struct wh_kwbits {
   uint16_t n;
   uint16_t bit[WH_KW_BITS];
 } wh_kwbits_t;
@@ -77,6 +104,12 @@ typedef struct {
   size_t ncare;
   wh_route_t unplaced;
   int64_t dedup_window_ms;
+  /* the catalogue's */
+  wh_group_t *groups;
+  size_t ngroups;
+  char **negators;
+  char **road_words, **compound_words; /* words that place a report */
+  wh_words_t *words; /* the segmenter; NULL until wh_rules_words */
 } wh_rules_t;
 
 /* What triage needs of a report to decide. */
@@ -85,6 +118,8 @@ typedef struct {
   const char *text;
   const char *channel;  /* hotline | wechat | ... */
   const char *community;
+  const char *grid;     /* NULL or "": not given */
+  const char *address;
   char *const *care_tags;
   size_t ncare_tags;
 } wh_report_t;
@@ -99,13 +134,26 @@ typedef struct {
   char rule[96];
   int weight;
   int merge;
+  char words[192];   /* the words that decided ("垃圾 没人收"), or "" */
+  char place[16];    /* road | compound, where it chose the owner */
+  char danger[64];   /* the danger signal that raised it, or "" */
+  char runner_up[3][64]; /* the next classes the text matched, best first */
+  int nrunner_up;
 } wh_decision_t;
 
 /* Loads rules from path, checking every party against org (which may be
- * NULL to skip that check, as intake does). Returns NULL and writes
- * "file:line: text" on error. */
+ * NULL to skip that check, as intake does), and the catalogue the rules
+ * name (`catalogue = "catalogue.conf"`, beside the rules file): its
+ * classes are the categories. Returns NULL and writes "file:line: text" on
+ * error. */
 wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size_t errlen);
 void wh_rules_destroy(wh_rules_t **self_p);
+/* Readies the catalogue's phrases for wh_rules_decide: loads the word
+ * dictionary (dir NULL: friso-dict's), or takes over the one of old (rules
+ * being replaced: a reload), and adds the catalogue's words. Without it,
+ * decide uses the rules and categories alone. Returns 0, or WH_ECONFIG
+ * with a sentence in err. */
+int wh_rules_words(wh_rules_t *rules, wh_rules_t *old, const char *dir, char *err, size_t errlen);
 /* Returns the category with this code, or NULL. */
 const wh_category_t *wh_rules_category(const wh_rules_t *rules, const char *code);
 /* Returns 1 if tag is a known care tag. */

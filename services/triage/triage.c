@@ -131,6 +131,7 @@ static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_p
     const Whistle__SubmitTicket *rep = envs[i]->received->report;
     wh_report_t in = {.category = rep->category, .text = rep->text,
                       .channel = wh_source_name(rep->source), .community = rep->community,
+                      .grid = rep->grid, .address = rep->address,
                       .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags};
     wh_rules_decide(t->rules, t->org, &in, &p->d);
     p->place = s_place(p->d.klass, rep->community, rep->grid);
@@ -276,7 +277,9 @@ static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED
                                         .aborted = s_aborted,
                                         .first_applied = "SELECT ticket_id FROM decision WHERE ticket_id = ANY($2::text[])"};
 
-static int s_load(wh_service_t *svc, wh_org_t **org, wh_rules_t **rules) {
+/* old: the rules in force, whose word dictionary the new rules take over
+ * (loading it again would stall the loop); NULL at start. */
+static int s_load(wh_service_t *svc, wh_org_t **org, wh_rules_t **rules, wh_rules_t *old) {
   char path[512], err[512];
   wh_service_conf_path(svc, "org.conf", path, sizeof path);
   if (!(*org = wh_org_load(path, err, sizeof err))) {
@@ -289,6 +292,12 @@ static int s_load(wh_service_t *svc, wh_org_t **org, wh_rules_t **rules) {
     wh_org_destroy(org);
     return WH_ECONFIG;
   }
+  if (wh_rules_words(*rules, old, NULL, err, sizeof err)) {
+    wh_error("%s", err);
+    wh_rules_destroy(rules);
+    wh_org_destroy(org);
+    return WH_ECONFIG;
+  }
   return 0;
 }
 
@@ -296,7 +305,7 @@ static void s_reload(wh_service_t *svc) {
   s_triage_t *t = svc->data;
   wh_org_t *org;
   wh_rules_t *rules;
-  if (s_load(svc, &org, &rules)) {
+  if (s_load(svc, &org, &rules, t->rules)) {
     wh_error("reload refused; the org chart and rules in force stay");
     return;
   }
@@ -331,7 +340,7 @@ int triage_start(wh_service_t *svc) {
   svc->on_stop = s_stop;
   wh_rows_init_record(&t->rows, 18, "decision_row");
   wh_rows_init(&t->q, 5);
-  if (s_load(svc, &t->org, &t->rules)) return WH_ECONFIG;
+  if (s_load(svc, &t->org, &t->rules, NULL)) return WH_ECONFIG;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, t);
   if (!t->relay || !t->in) return WH_EZMQ;

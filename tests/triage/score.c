@@ -1,9 +1,10 @@
 /* whistle-triage-score - how triage routes labelled reports, as practice would.
  *
- *   whistle-triage-score [--conf DIR] [--misses] [--floor C,L,D,Q] NAME=FILE...
+ *   tests/triage/score.sh BIN [--conf DIR] [--misses] [--floor C,L,D,Q] NAME=FILE...
  *
  * Decides every report of each FILE (one JSON object a line, the format of
- * tests/data/scenarios.jsonl) with the rules and org chart of DIR (default
+ * tests/data/scenarios.jsonl, which score.sh hands over as tab-separated
+ * fields) with the rules and org chart of DIR (default
  * deploy/demo), as triage would, stores nothing, and prints per part the
  * share whose colour is the expected one, whose level and lead are among
  * the acceptable ones, and the share left to the command center's manual
@@ -15,38 +16,43 @@
 #include "wh_org.h"
 #include "wh_rules.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#define MAX_TIMED 4096
 typedef struct {
   int n, color, level, lead, queue;
+  double us[MAX_TIMED]; /* each decision's time, for the figures printed */
 } s_score_t;
 
-/* 1 if the JSON value v (a number or a list of numbers) holds level. */
-static int s_level_ok(json_object *v, int level) {
-  if (json_object_is_type(v, json_type_int)) return json_object_get_int(v) == level;
-  if (!json_object_is_type(v, json_type_array)) return 0;
-  for (size_t i = 0; i < json_object_array_length(v); i++)
-    if (json_object_get_int(json_object_array_get_idx(v, i)) == level) return 1;
+static int s_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* 1 if the comma-separated list holds item (for a lead, less its
+ * community: "xiangdong.pm" is "pm"). */
+static int s_listed(const char *list, const char *item) {
+  const char *dot = strchr(item, '.');
+  const char *bare = dot ? dot + 1 : item;
+  size_t n = strlen(bare);
+  for (const char *p = list; *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && !memcmp(p, bare, n)) return 1;
+    if (!end) break;
+    p = end + 1;
+  }
   return 0;
 }
 
-/* 1 if the list v holds lead, less its community ("xiangdong.pm" is "pm"). */
-static int s_lead_ok(json_object *v, const char *lead) {
-  const char *dot = strchr(lead, '.');
-  const char *bare = dot ? dot + 1 : lead;
-  for (size_t i = 0; v && i < json_object_array_length(v); i++)
-    if (!strcmp(json_object_get_string(json_object_array_get_idx(v, i)), bare)) return 1;
-  return 0;
-}
-
-static const char *s_str(json_object *o, const char *key) {
-  json_object *v;
-  if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) return "";
-  return json_object_get_string(v);
-}
+/* The fields score.sh writes, a line each: id, source, community, grid,
+ * address, category, care tags, colour, levels, leads (both lists comma-
+ * separated), text. */
+enum { F_ID, F_SOURCE, F_COMMUNITY, F_GRID, F_ADDRESS, F_CATEGORY, F_CARE, F_COLOR, F_LEVELS,
+       F_LEADS, F_TEXT, F_N };
 
 static int s_score(const wh_rules_t *rules, const wh_org_t *org, const char *name, const char *path,
                    int misses, s_score_t *s) {
@@ -61,31 +67,46 @@ static int s_score(const wh_rules_t *rules, const wh_org_t *org, const char *nam
   memset(s, 0, sizeof *s);
   while (getline(&line, &cap, f) > 0) {
     lineno++;
-    if (line[0] == '\n') continue;
-    json_object *o = json_tokener_parse(line), *expect, *tags = NULL;
-    if (!o || !json_object_object_get_ex(o, "expect", &expect)) {
+    line[strcspn(line, "\n")] = '\0';
+    if (!line[0]) continue;
+    char *field[F_N];
+    int nf = 0;
+    for (char *p = line; nf < F_N; nf++) {
+      field[nf] = p;
+      char *tab = strchr(p, '\t');
+      if (!tab) {
+        nf++;
+        break;
+      }
+      *tab = '\0';
+      p = tab + 1;
+    }
+    if (nf != F_N) {
       fprintf(stderr, "%s:%d: not a labelled report\n", path, lineno);
-      json_object_put(o);
       rc = -1;
       break;
     }
     char *care[16];
     size_t ncare = 0;
-    if (json_object_object_get_ex(o, "care_tags", &tags) && json_object_is_type(tags, json_type_array))
-      for (size_t i = 0; i < json_object_array_length(tags) && ncare < 16; i++)
-        care[ncare++] = (char *)json_object_get_string(json_object_array_get_idx(tags, i));
-    wh_report_t rep = {.category = s_str(o, "category"), .text = s_str(o, "text"),
-                       .channel = s_str(o, "source"), .community = s_str(o, "community"),
+    for (char *save = NULL, *t = strtok_r(field[F_CARE], ",", &save); t && ncare < 16;
+         t = strtok_r(NULL, ",", &save))
+      care[ncare++] = t;
+    wh_report_t rep = {.category = field[F_CATEGORY], .text = field[F_TEXT],
+                       .channel = field[F_SOURCE], .community = field[F_COMMUNITY],
+                       .grid = field[F_GRID], .address = field[F_ADDRESS],
                        .care_tags = care, .ncare_tags = ncare};
     wh_decision_t d;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     wh_rules_decide(rules, org, &rep, &d);
-    json_object *color = NULL, *level = NULL, *lead = NULL;
-    json_object_object_get_ex(expect, "color", &color);
-    json_object_object_get_ex(expect, "level", &level);
-    json_object_object_get_ex(expect, "lead", &lead);
-    int c_ok = color && !strcmp(wh_color_name(d.color), json_object_get_string(color));
-    int v_ok = level && s_level_ok(level, d.level);
-    int l_ok = s_lead_ok(lead, d.lead);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (s->n < MAX_TIMED)
+      s->us[s->n] = (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+    char level[4];
+    snprintf(level, sizeof level, "%d", d.level);
+    int c_ok = !strcmp(wh_color_name(d.color), field[F_COLOR]);
+    int v_ok = s_listed(field[F_LEVELS], level);
+    int l_ok = s_listed(field[F_LEADS], d.lead);
     int queued = !strcmp(d.lead, org->center);
     s->n++;
     s->color += c_ok;
@@ -93,10 +114,10 @@ static int s_score(const wh_rules_t *rules, const wh_org_t *org, const char *nam
     s->lead += l_ok;
     s->queue += queued;
     if (misses && !(c_ok && v_ok && l_ok))
-      printf("  miss %s %s: %s %d %s by %s (expected %s %s %s): %s\n", name, s_str(o, "id"),
-             wh_color_name(d.color), d.level, d.lead, d.rule, json_object_get_string(color),
-             json_object_to_json_string(level), json_object_to_json_string(lead), rep.text);
-    json_object_put(o);
+      printf("  miss %s %s: %s %d %s by %s [%s%s%s] (expected %s [%s] [%s]): %s\n", name,
+             field[F_ID], wh_color_name(d.color), d.level, d.lead, d.rule, d.words,
+             d.danger[0] ? " danger " : "", d.danger, field[F_COLOR], field[F_LEVELS],
+             field[F_LEADS], rep.text);
   }
   free(line);
   fclose(f);
@@ -145,6 +166,12 @@ int main(int argc, char **argv) {
     wh_org_destroy(&org);
     return 2;
   }
+  if (wh_rules_words(rules, NULL, NULL, err, sizeof err)) {
+    fprintf(stderr, "whistle-triage-score: %s\n", err);
+    wh_rules_destroy(&rules);
+    wh_org_destroy(&org);
+    return 2;
+  }
   int rc = 0;
   printf("%-10s %8s %8s %8s %8s %8s\n", "part", "reports", "colour", "level", "lead", "queue");
   for (int i = first; i < argc; i++) {
@@ -155,15 +182,17 @@ int main(int argc, char **argv) {
       break;
     }
     *eq = '\0';
-    s_score_t s;
+    static s_score_t s;
     if (s_score(rules, org, argv[i], eq + 1, misses, &s)) {
       rc = 2;
       break;
     }
     double c = s_share(s.color, s.n), l = s_share(s.level, s.n), d = s_share(s.lead, s.n),
            q = s_share(s.queue, s.n);
-    printf("%-10s %8d %7.1f%% %7.1f%% %7.1f%% %7.1f%%\n", argv[i], s.n, 100 * c, 100 * l, 100 * d,
-           100 * q);
+    int timed = s.n < MAX_TIMED ? s.n : MAX_TIMED;
+    qsort(s.us, (size_t)timed, sizeof s.us[0], s_cmp);
+    printf("%-10s %8d %7.1f%% %7.1f%% %7.1f%% %7.1f%%   decision p50 %.0f us, p99 %.0f us\n", argv[i],
+           s.n, 100 * c, 100 * l, 100 * d, 100 * q, s.us[timed / 2], s.us[timed * 99 / 100]);
     if (i == first && has_floor && (c < floor[0] || l < floor[1] || d < floor[2] || q > floor[3])) {
       printf("%s is below its floor: colour %.0f%%, level %.0f%%, lead %.0f%% at least, queue %.0f%% at most\n",
              argv[i], 100 * floor[0], 100 * floor[1], 100 * floor[2], 100 * floor[3]);

@@ -642,6 +642,204 @@ static void rules_care_tags_weigh(void **state) {
   assert_int_equal(d.level, 2);
 }
 
+
+/* ---- the catalogue: words, negation, combinations, places, danger ---- */
+
+/* A catalogue of its own, so each behaviour is asserted on phrases the
+ * test chose; with the demo org chart. */
+static wh_rules_t *s_catalogue(s_policy_t *p, const char *classes, char *err, size_t errlen) {
+  s_write("/tmp/whistle-test-cat-rules.conf",
+          "catalogue = \"whistle-test-cat.conf\";\n"
+          "unplaced = { color = \"yellow\"; level = 2; lead = \"center\"; };\n");
+  char text[8192];
+  snprintf(text, sizeof text,
+           "negators = [\"没有\", \"没\", \"不是\", \"不\", \"差点\"];\n"
+           "places = { road = [\"马路上\", \"路边\"]; compound = [\"小区里\", \"楼道\"]; };\n"
+           "groups = ( { code = \"g\"; name = \"组\"; } );\n"
+           "classes = (\n%s\n);\n", classes);
+  s_write("/tmp/whistle-test-cat.conf", text);
+  wh_rules_t *r = wh_rules_load("/tmp/whistle-test-cat-rules.conf", p->org, err, errlen);
+  if (r && wh_rules_words(r, NULL, NULL, err, errlen)) wh_rules_destroy(&r);
+  return r;
+}
+
+static const char *s_test_classes =
+    "{ code = \"lamp\"; name = \"灯\"; group = \"g\"; color = \"red\"; level = 2; lead = \"street_office\"; co = [];\n"
+    "  compound = { color = \"green\"; lead = \"pm\"; };\n"
+    "  says = [\"灯 坏了|不亮\", \"路灯\"]; },\n"
+    "{ code = \"crack\"; name = \"裂缝\"; group = \"g\"; color = \"red\"; level = 2; lead = \"housing\"; co = [];\n"
+    "  says = [\"墙 裂缝\", \"墙皮\"]; },\n"
+    "{ code = \"crack2\"; name = \"又一个\"; group = \"g\"; color = \"red\"; level = 2; lead = \"enforcement\"; co = [];\n"
+    "  says = [\"墙皮\"]; },\n"
+    "{ code = \"fire\"; name = \"火\"; group = \"g\"; color = \"red\"; level = 1; lead = \"fire\"; co = [\"police\"];\n"
+    "  danger = true; takes_lead = true; says = [\"冒烟|着火\", \"火\"]; },\n"
+    "{ code = \"flood\"; name = \"水\"; group = \"g\"; color = \"red\"; level = 1; lead = \"drainage\"; co = [];\n"
+    "  danger = true; says = [\"淹了\"]; }";
+
+static wh_decision_t s_decide_at(wh_rules_t *r, s_policy_t *p, const char *community,
+                                 const char *grid, const char *address, const char *text) {
+  wh_report_t rep = {.category = "", .text = text, .channel = "app", .community = community,
+                     .grid = grid, .address = address};
+  wh_decision_t d;
+  wh_rules_decide(r, p->org, &rep, &d);
+  return d;
+}
+
+static void catalogue_matches_words_not_parts(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  wh_rules_t *r = s_catalogue(p, s_test_classes, err, sizeof err);
+  if (!r) fail_msg("%s", err);
+  /* 火 is a word of the fire signal; 火锅 holds it as a part only */
+  wh_decision_t d = s_decide_at(r, p, "wenhan", "", "", "楼下新开的火锅店生意很好");
+  assert_string_equal(d.klass, "unplaced");
+  assert_string_equal(d.danger, "");
+  d = s_decide_at(r, p, "wenhan", "", "", "楼下着火了");
+  assert_string_equal(d.klass, "fire");
+  assert_int_equal(d.level, 1);
+  assert_string_equal(d.words, "冒烟|着火");
+  wh_rules_destroy(&r);
+}
+
+static void catalogue_negation_and_sentences(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  wh_rules_t *r = s_catalogue(p, s_test_classes, err, sizeof err);
+  if (!r) fail_msg("%s", err);
+  /* "没有冒烟": no signal; the lamp decides, at level 2 */
+  wh_decision_t d = s_decide_at(r, p, "wenhan", "", "", "路灯没有冒烟，就是不亮");
+  assert_string_equal(d.klass, "lamp");
+  assert_int_equal(d.level, 2);
+  assert_string_equal(d.danger, "");
+  /* a negation ends at its clause: the smoke of the next one counts */
+  d = s_decide_at(r, p, "wenhan", "", "", "不是路灯的事，冒烟了");
+  assert_string_equal(d.klass, "fire");
+  /* the words of one phrase share a sentence: 墙 and 裂缝 apart are no crack */
+  d = s_decide_at(r, p, "wenhan", "", "", "墙刚刷过。地上有裂缝");
+  assert_string_equal(d.klass, "unplaced");
+  d = s_decide_at(r, p, "wenhan", "", "", "墙上有一道裂缝，越来越宽");
+  assert_string_equal(d.klass, "crack");
+  assert_string_equal(d.words, "墙 裂缝");
+  wh_rules_destroy(&r);
+}
+
+static void catalogue_precedence_and_runners_up(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  wh_rules_t *r = s_catalogue(p, s_test_classes, err, sizeof err);
+  if (!r) fail_msg("%s", err);
+  /* 墙皮 is in crack and crack2 alike: the class listed first decides, the
+   * other is the runner-up */
+  wh_decision_t d = s_decide_at(r, p, "wenhan", "", "", "外面的墙皮掉下来了");
+  assert_string_equal(d.klass, "crack");
+  assert_int_equal(d.nrunner_up, 1);
+  assert_string_equal(d.runner_up[0], "crack2");
+  /* the phrase that says more wins: 墙 + 裂缝 (5) over 灯 + 不亮 (4)? no:
+   * 路灯 alone (2) loses to 墙 裂缝 */
+  d = s_decide_at(r, p, "wenhan", "", "", "路灯旁边的墙有裂缝");
+  assert_string_equal(d.klass, "crack");
+  assert_string_equal(d.runner_up[0], "lamp");
+  wh_rules_destroy(&r);
+}
+
+static void catalogue_owner_by_place(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  wh_rules_t *r = s_catalogue(p, s_test_classes, err, sizeof err);
+  if (!r) fail_msg("%s", err);
+  /* the grid's kind: wenhan-3 is public road, wenhan-1 inside the compound */
+  wh_decision_t d = s_decide_at(r, p, "wenhan", "wenhan-3", "", "灯坏了好几天");
+  assert_string_equal(d.lead, "street_office");
+  d = s_decide_at(r, p, "wenhan", "wenhan-1", "", "灯坏了好几天");
+  assert_string_equal(d.lead, "wenhan.pm");
+  assert_int_equal(d.color, WHISTLE__COLOR__COLOR_GREEN);
+  assert_string_equal(d.place, "compound");
+  /* words in the text over the grid; the address over the grid */
+  d = s_decide_at(r, p, "wenhan", "wenhan-3", "", "小区里的灯坏了好几天");
+  assert_string_equal(d.lead, "wenhan.pm");
+  d = s_decide_at(r, p, "wenhan", "wenhan-1", "", "马路上的灯坏了好几天");
+  assert_string_equal(d.lead, "street_office");
+  d = s_decide_at(r, p, "wenhan", "wenhan-3", "文涵小区楼道", "灯坏了好几天");
+  assert_string_equal(d.lead, "wenhan.pm");
+  /* no place known: the class's own owner */
+  d = s_decide_at(r, p, "nowhere", "", "", "灯坏了好几天");
+  assert_string_equal(d.lead, "street_office");
+  wh_rules_destroy(&r);
+}
+
+static void catalogue_danger_over_any_class(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  wh_rules_t *r = s_catalogue(p, s_test_classes, err, sizeof err);
+  if (!r) fail_msg("%s", err);
+  /* a signal that takes the lead: fire leads, the lamp's owner joins */
+  wh_decision_t d = s_decide_at(r, p, "wenhan", "wenhan-3", "", "路灯着火了");
+  assert_string_equal(d.klass, "fire");
+  assert_string_equal(d.lead, "fire");
+  int has_office = 0, has_police = 0;
+  for (int i = 0; i < d.nco; i++) {
+    has_office |= !strcmp(d.co[i], "street_office");
+    has_police |= !strcmp(d.co[i], "police");
+  }
+  assert_true(has_office && has_police);
+  /* a signal that only raises: the crack stays the class, at level 1,
+   * with drainage added */
+  d = s_decide_at(r, p, "wenhan", "", "", "墙上裂缝进水，家里淹了");
+  assert_string_equal(d.klass, "crack");
+  assert_string_equal(d.lead, "housing");
+  assert_int_equal(d.level, 1);
+  assert_string_equal(d.danger, "flood");
+  assert_int_equal(d.nco, 1);
+  assert_string_equal(d.co[0], "drainage");
+  /* and over a category the channel gave */
+  wh_report_t rep = {.category = "lamp", .text = "灯不亮，楼道淹了", .channel = "hotline",
+                     .community = "wenhan", .grid = "", .address = ""};
+  wh_rules_decide(r, p->org, &rep, &d);
+  assert_string_equal(d.klass, "lamp");
+  assert_int_equal(d.level, 1);
+  wh_rules_destroy(&r);
+}
+
+static void catalogue_errors_name_file_and_line(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  assert_null(s_catalogue(p,
+                          "{ code = \"a\"; name = \"甲\"; group = \"g\"; color = \"red\"; level = 2; lead = \"fire\"; says = [\"火\"]; },\n"
+                          "{ code = \"b\"; name = \"乙\"; group = \"nogroup\"; color = \"red\"; level = 2; lead = \"fire\"; says = [\"火\"]; }",
+                          err, sizeof err));
+  assert_non_null(strstr(err, "whistle-test-cat.conf:6"));
+  assert_non_null(strstr(err, "nogroup"));
+  assert_null(s_catalogue(p, "{ code = \"a\"; name = \"甲\"; group = \"g\"; color = \"red\"; level = 2; lead = \"fire\"; }",
+                          err, sizeof err));
+  assert_non_null(strstr(err, "says"));
+  assert_null(s_catalogue(p, "{ code = \"a\"; name = \"甲\"; group = \"g\"; color = \"red\"; level = 2; lead = \"fire\";\n"
+                             "  compound = { lead = \"nobody\"; }; says = [\"火\"]; }",
+                          err, sizeof err));
+  assert_non_null(strstr(err, "nobody"));
+}
+
+/* The demo catalogue: every class in a known group with at least five ways
+ * of saying it, every group used, and intake's categories are its classes. */
+static void catalogue_demo_is_whole(void **state) {
+  s_policy_t *p = *state;
+  size_t from_catalogue = 0;
+  for (size_t i = 0; i < p->rules->ncategories; i++) {
+    const wh_category_t *c = &p->rules->categories[i];
+    assert_non_null(c->group);
+    if (c->nphrases < 5) fail_msg("class %s has %zu phrases, fewer than five", c->code, c->nphrases);
+    from_catalogue++;
+  }
+  assert_true(from_catalogue >= 100);
+  for (size_t g = 0; g < p->rules->ngroups; g++) {
+    int used = 0;
+    for (size_t i = 0; i < p->rules->ncategories && !used; i++)
+      used = !strcmp(p->rules->categories[i].group, p->rules->groups[g].code);
+    if (!used) fail_msg("group %s has no class", p->rules->groups[g].code);
+  }
+  unlink("/tmp/whistle-test-cat.conf");
+  unlink("/tmp/whistle-test-cat-rules.conf");
+}
+
 static void rules_errors_name_file_and_line(void **state) {
   s_policy_t *p = *state;
   char err[512];
@@ -1177,6 +1375,13 @@ int main(int argc, char **argv) {
       cmocka_unit_test(rules_places_and_unplaced),
       cmocka_unit_test(rules_care_tags_weigh),
       cmocka_unit_test(rules_errors_name_file_and_line),
+      cmocka_unit_test(catalogue_matches_words_not_parts),
+      cmocka_unit_test(catalogue_negation_and_sentences),
+      cmocka_unit_test(catalogue_precedence_and_runners_up),
+      cmocka_unit_test(catalogue_owner_by_place),
+      cmocka_unit_test(catalogue_danger_over_any_class),
+      cmocka_unit_test(catalogue_errors_name_file_and_line),
+      cmocka_unit_test(catalogue_demo_is_whole),
       cmocka_unit_test(validation_front_door),
       cmocka_unit_test(codec_envelopes),
       cmocka_unit_test(codec_survives_mutated_frames),

@@ -1,0 +1,231 @@
+/* wh_words - cut a report's text into words with friso (see wh_words.h). */
+#include "wh_words.h"
+#include "wh_err.h"
+#include "wh_config.h"
+
+#include <friso/friso.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_DIR "/usr/share/friso/dict/UTF-8/"
+#define MAX_TOKENS (WH_WORDS_TEXT_MAX / 2)
+#define SEGMENT_CHARS 5 /* the longest word the segmenter looks up, in characters */
+
+typedef struct {
+  int start, end; /* bytes */
+  int clause;
+  int negator, filler;
+} s_tok_t;
+
+struct wh_words {
+  friso_t friso;
+  friso_config_t config;
+  friso_task_t task;
+  char **negators;
+  char text[WH_WORDS_TEXT_MAX + 1];
+  size_t len;
+  uint8_t edge[WH_WORDS_TEXT_MAX + 1]; /* 1: a word starts here; 2: one ends here */
+  int16_t tok_at[WH_WORDS_TEXT_MAX + 1]; /* the word covering this byte, or -1 */
+  uint16_t sentence[WH_WORDS_TEXT_MAX + 1], clause[WH_WORDS_TEXT_MAX + 1];
+  s_tok_t tok[MAX_TOKENS];
+  int ntok;
+};
+
+/* Words that may stand between a negator and what it negates: "没有也",
+ * "不是都" do not occur, but "并没有", "根本不", "从来没" do, and "不" in
+ * "也不" stays a negator. */
+static const char *const s_fillers[] = {"也", "都", "还", "并", "就", "再", "真", "可",
+                                        "根本", "从来", "一直", "完全", "再也", NULL};
+
+wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen) {
+  wh_words_t *w = calloc(1, sizeof *w);
+  if (!w) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  w->friso = friso_new();
+  w->config = friso_new_config();
+  w->task = friso_new_task();
+  w->config->max_len = SEGMENT_CHARS;
+  w->config->r_name = 0;  /* no person names: they would swallow words */
+  w->config->add_syn = 0; /* no synonyms added to the cut */
+  w->config->clr_stw = 0; /* stopwords stay: "不", "没" are among them */
+  w->config->keep_urec = 0;
+  w->config->spx_out = 0;
+  w->config->en_sseg = 0; /* no second cut of latin words */
+  w->config->st_minl = 2;
+  w->config->mix_len = 2;
+  w->config->lna_len = 1;
+  w->config->nthreshold = 2000000;
+  snprintf(w->config->kpuncs, sizeof w->config->kpuncs, "%s", "@%.#&+");
+  w->friso->charset = FRISO_UTF8;
+  friso_set_mode(w->config, __FRISO_COMPLEX_MODE__);
+  w->friso->dic = friso_dic_new();
+  char path[1024];
+  snprintf(path, sizeof path, "%s", dir ? dir : DEFAULT_DIR);
+  size_t n = strlen(path);
+  if (n && path[n - 1] != '/' && n + 1 < sizeof path) strcat(path, "/");
+  /* friso prints a warning of its own for a missing file; what is loaded
+   * tells. */
+  friso_dic_load_from_ifile(w->friso, w->config, path, SEGMENT_CHARS * 3);
+  if (friso_spec_dic_size(w->friso->dic, __LEX_CJK_WORDS__) < 1000) {
+    snprintf(err, errlen, "no word dictionary in %s (install friso-dict)", path);
+    wh_words_destroy(&w);
+    return NULL;
+  }
+  return w;
+}
+
+void wh_words_destroy(wh_words_t **self_p) {
+  if (!self_p || !*self_p) return;
+  wh_words_t *w = *self_p;
+  if (w->task) friso_free_task(w->task);
+  if (w->friso) friso_free(w->friso);
+  free(w->config);
+  wh_strv_free(w->negators);
+  free(w);
+  *self_p = NULL;
+}
+
+void wh_words_add(wh_words_t *w, const char *word) {
+  size_t chars = 0;
+  for (const unsigned char *p = (const unsigned char *)word; *p; p++) {
+    if (*p < 0xE0 && (*p & 0xC0) != 0x80) return; /* not all CJK: friso cuts those itself */
+    if ((*p & 0xC0) != 0x80) chars++;
+  }
+  if (chars < 2 || chars > SEGMENT_CHARS) return;
+  if (friso_dic_match(w->friso->dic, __LEX_CJK_WORDS__, (char *)word)) return;
+  char *copy = strdup(word); /* the dictionary owns it */
+  if (copy) friso_dic_add(w->friso->dic, __LEX_CJK_WORDS__, copy, NULL);
+}
+
+int wh_words_negators(wh_words_t *w, char *const *negators) {
+  size_t n = wh_strv_len(negators);
+  char **copy = calloc(n + 1, sizeof *copy);
+  if (!copy) return WH_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    if (!(copy[i] = strdup(negators[i]))) {
+      wh_strv_free(copy);
+      return WH_ENOMEM;
+    }
+  wh_strv_free(w->negators);
+  w->negators = copy;
+  for (char *const *p = negators; *p; p++) wh_words_add(w, *p);
+  return 0;
+}
+
+static int s_in(char *const *list, const char *s, size_t len) {
+  for (; list && *list; list++)
+    if (strlen(*list) == len && !memcmp(*list, s, len)) return 1;
+  return 0;
+}
+
+/* 1 if the character at p ends a sentence, 2 a clause; its length in *n. */
+static int s_stop(const char *p, size_t *n) {
+  static const char *const sentence[] = {"。", "！", "？", "；", "!", "?", ";", "\n", "…", NULL};
+  static const char *const clause[] = {"，", ",", "、", "：", ":", "（", "）", "(", ")", "“", "”", " ", NULL};
+  for (int i = 0; sentence[i]; i++)
+    if (!strncmp(p, sentence[i], strlen(sentence[i]))) return *n = strlen(sentence[i]), 1;
+  for (int i = 0; clause[i]; i++)
+    if (!strncmp(p, clause[i], strlen(clause[i]))) return *n = strlen(clause[i]), 2;
+  return 0;
+}
+
+int wh_words_cut(wh_words_t *w, const char *text) {
+  size_t len = strlen(text);
+  if (len > WH_WORDS_TEXT_MAX) {
+    len = WH_WORDS_TEXT_MAX;
+    while (len && ((unsigned char)text[len] & 0xC0) == 0x80) len--; /* a whole character */
+  }
+  memcpy(w->text, text, len);
+  w->text[len] = '\0';
+  w->len = len;
+  memset(w->edge, 0, len + 1);
+  memset(w->tok_at, 0xff, (len + 1) * sizeof w->tok_at[0]);
+  uint16_t s = 0, c = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = 1;
+    int stop = s_stop(w->text + i, &n);
+    for (size_t k = i; k < i + n && k < len; k++) {
+      w->sentence[k] = s;
+      w->clause[k] = c;
+    }
+    if (stop == 1 && s < UINT16_MAX) s++;
+    if (stop && c < UINT16_MAX) c++;
+    i += n;
+  }
+  w->sentence[len] = s;
+  w->clause[len] = c;
+  w->ntok = 0;
+  friso_set_text(w->task, w->text);
+  while (w->config->next_token(w->friso, w->config, w->task)) {
+    friso_token_t t = w->task->token;
+    if (t->offset < 0 || (size_t)t->offset + t->rlen > len || !t->rlen) continue;
+    if (w->ntok == MAX_TOKENS) break;
+    s_tok_t *k = &w->tok[w->ntok];
+    k->start = t->offset;
+    k->end = t->offset + t->rlen;
+    k->clause = w->clause[k->start];
+    k->negator = s_in(w->negators, w->text + k->start, t->rlen);
+    k->filler = s_in((char *const *)s_fillers, w->text + k->start, t->rlen);
+    w->edge[k->start] |= 1;
+    w->edge[k->end] |= 2;
+    for (int b = k->start; b < k->end; b++) w->tok_at[b] = (int16_t)w->ntok;
+    w->ntok++;
+  }
+  return 0;
+}
+
+const char *wh_words_text(const wh_words_t *w) { return w->text; }
+
+int wh_words_count(const wh_words_t *w) { return w->ntok; }
+
+/* 1 if the word starting at token k is negated in its clause. */
+static int s_negated(const wh_words_t *w, int k) {
+  int clause = w->tok[k].clause;
+  if (k >= 1 && w->tok[k - 1].clause == clause && w->tok[k - 1].negator) return 1;
+  if (k >= 2 && w->tok[k - 1].clause == clause && w->tok[k - 2].clause == clause &&
+      w->tok[k - 1].filler && w->tok[k - 2].negator)
+    return 1;
+  return 0;
+}
+
+/* 1 if bytes [p, p + n) are one of set (or none at all). A dictionary
+ * word may hold a short word with a particle or a locative after it
+ * ("着火了", "墙上") or a verb before it ("有裂缝"): the short word is in it. */
+static int s_one_of(const char *p, size_t n, const char *const *set) {
+  if (!n) return 1;
+  for (int i = 0; set[i]; i++)
+    if (strlen(set[i]) == n && !memcmp(p, set[i], n)) return 1;
+  return 0;
+}
+static const char *const s_after[] = {"了", "着", "过", "的", "得", "上", "下", "里", "边", "啦", "呀", "啊", "吗", "呢", "吧", NULL};
+static const char *const s_before[] = {"有", "没", "是", "被", "把", "在", "的", "一", "也", "都", NULL};
+
+int wh_words_find(const wh_words_t *w, const char *word, size_t from, wh_hit_t *hit) {
+  size_t n = strlen(word), chars = 0;
+  if (!n || from >= w->len) return 0;
+  for (const char *c = word; *c; c++) chars += (*c & 0xC0) != 0x80;
+  for (const char *p = w->text + from; (p = strstr(p, word)); p++) {
+    size_t at = (size_t)(p - w->text);
+    /* A word of one or two characters must be a word of the text ("火" is
+     * not in "火锅", "停电" not in "停电动车"); a longer one is specific
+     * enough wherever it stands. */
+    if (chars <= 2 && !((w->edge[at] & 1) && (w->edge[at + n] & 2))) {
+      int k1 = w->tok_at[at], k2 = w->tok_at[at + n - 1];
+      if (k1 < 0 || k1 != k2) continue; /* across two words: "停电" in "停/电动车" */
+      const s_tok_t *t = &w->tok[k1];
+      if (!s_one_of(w->text + t->start, at - (size_t)t->start, s_before) ||
+          !s_one_of(p + n, (size_t)t->end - at - n, s_after))
+        continue; /* part of another word: "火" in "火锅" */
+    }
+    hit->at = at;
+    hit->len = n;
+    hit->sentence = w->sentence[at];
+    int k = w->tok_at[at];
+    hit->negated = k >= 0 && w->tok[k].start == (int)at && s_negated(w, k);
+    return 1;
+  }
+  return 0;
+}

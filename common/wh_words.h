@@ -1,0 +1,53 @@
+/* wh_words - a report's text cut into words, its sentences and negations.
+ *
+ * Chinese has no spaces: friso (Debian's libfriso, its dictionary from
+ * friso-dict) cuts the text into words, so a catalogue's phrase matches
+ * only where a word starts and another ends ("火" is not in "火锅"). The
+ * catalogue's own words are added to the dictionary, so the cut keeps them
+ * whole. A text is also split into sentences (at 。！？；and line ends: the
+ * words of one phrase must share one) and clauses (at commas too); a word
+ * is negated when a negator ("没有", "不是", "差点" ...) stands right before
+ * it in its clause, as in "没有冒烟".
+ *
+ * One wh_words_t is used by one thread at a time; a cut lives until the
+ * next one. */
+#ifndef WH_WORDS_H
+#define WH_WORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wh_words wh_words_t;
+
+/* The longest text cut, in bytes; a longer one is cut at this length. */
+#define WH_WORDS_TEXT_MAX 8192
+
+/* Loads the dictionary from dir (NULL: friso-dict's UTF-8 dictionary).
+ * NULL and a sentence in err when it cannot be read. */
+wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen);
+void wh_words_destroy(wh_words_t **self_p);
+/* Adds a word the segmenter should keep whole (one a dictionary lacks). */
+void wh_words_add(wh_words_t *w, const char *word);
+/* The words that negate what follows them in a clause; replaces any
+ * earlier list (NULL-terminated; copied). */
+int wh_words_negators(wh_words_t *w, char *const *negators);
+
+/* Cuts text; what follows asks about this cut. Returns 0, or WH_ENOMEM. */
+int wh_words_cut(wh_words_t *w, const char *text);
+/* The cut text (at most WH_WORDS_TEXT_MAX bytes, NUL-terminated). */
+const char *wh_words_text(const wh_words_t *w);
+
+/* An occurrence of a phrase's word in the cut text. */
+typedef struct {
+  size_t at, len; /* bytes */
+  int sentence;
+  int negated;
+} wh_hit_t;
+
+/* Finds the next occurrence of word at or after byte from that starts and
+ * ends on word edges; returns 1 and fills hit, or 0 when there is none. */
+int wh_words_find(const wh_words_t *w, const char *word, size_t from, wh_hit_t *hit);
+/* How many words the cut made (for tests). */
+int wh_words_count(const wh_words_t *w);
+
+#endif
