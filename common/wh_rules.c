@@ -583,15 +583,37 @@ typedef struct {
   char words[192], danger_words[192];
 } s_match_t;
 
-static void s_catalogue_match(const wh_rules_t *r, const s_chars_t *chars, s_match_t *m) {
+/* 1 if every word of p has an alternative whose characters the text
+ * holds: only then can the phrase hold, and the text needs cutting. */
+static int s_phrase_may_hold(const s_chars_t *chars, const wh_phrase_t *p) {
+  for (size_t t = 0; t < p->nterms; t++) {
+    int may = 0;
+    for (size_t k = 0; p->terms[t].alts[k] && !may; k++) may = s_may_hold_bits(chars, &p->terms[t].bits[k]);
+    if (!may) return 0;
+  }
+  return 1;
+}
+
+/* danger_only: a rule or the channel's category decided; only the danger
+ * signals are looked for. The text is cut (friso, the costly part) only
+ * when some phrase may hold. */
+static void s_catalogue_match(const wh_rules_t *r, const char *text, const s_chars_t *chars,
+                              int danger_only, s_match_t *m) {
   memset(m, 0, sizeof *m);
   m->best = m->danger = m->runner[0] = m->runner[1] = m->runner[2] = -1;
   char buf[192];
   wh_str_t why;
+  int cut = 0;
   for (size_t i = 0; i < r->ncategories; i++) {
     const wh_category_t *c = &r->categories[i];
+    if (danger_only && !c->danger) continue;
     int score = 0;
     for (size_t k = 0; k < c->nphrases; k++) {
+      if (!s_phrase_may_hold(chars, &c->phrases[k])) continue;
+      if (!cut) {
+        if (wh_words_cut(r->words, text)) return;
+        cut = 1;
+      }
       wh_str_init(&why, buf, sizeof buf);
       int sc = s_phrase_score(r->words, chars, &c->phrases[k], &why);
       if (sc > score) {
@@ -705,7 +727,7 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
   s_match_t m;
   memset(&m, 0, sizeof m);
   m.best = m.danger = m.runner[0] = m.runner[1] = m.runner[2] = -1;
-  if (r->words && !wh_words_cut(r->words, rep->text)) s_catalogue_match(r, &chars, &m);
+  if (r->words) s_catalogue_match(r, rep->text, &chars, hit != NULL || given != NULL, &m);
   if (hit) {
     const wh_category_t *base = hit->base_idx >= 0 ? &r->categories[hit->base_idx] : NULL;
     wh_route_t route = base ? base->route : hit->route;
