@@ -5,6 +5,8 @@
 # reads (it links no JSON library: see the Makefile on libfriso).
 set -euo pipefail
 bin=$1; shift
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -12,8 +14,7 @@ while [ $# -gt 0 ]; do
     -*) args+=("$1"); shift ;;
     *=*)
       name=${1%%=*} file=${1#*=}
-      tsv=$(mktemp /tmp/whistle-score.XXXXXX)
-      trap 'rm -f /tmp/whistle-score.*' EXIT
+      tsv=$tmp/$name.tsv
       jq -r '[.id, .source, (.community // ""), (.grid // ""), (.address // ""), (.category // ""),
               ((.care_tags // []) | join(",")), .expect.color,
               ([.expect.level] | flatten | map(tostring) | join(",")), (.expect.lead | join(",")),
