@@ -33,7 +33,7 @@ CFLAGS  += -DWH_SOURCE_DIR='"$(CURDIR)"' -std=gnu11 $(OPT) -Wall -Wextra -Werror
 # what jq made of the JSON; the others link friso after json-c and never
 # run it.
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lfriso
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lfriso -lm
 
 GEN      = $(BUILD)/gen
 OBJ      = $(BUILD)/obj
@@ -42,12 +42,12 @@ BIN      = $(BUILD)/bin
 PROTO_C  = $(GEN)/whistle.pb-c.c
 PROTO_H  = $(GEN)/whistle.pb-c.h
 COMMON   = wh_err wh_log wh_clock wh_codec wh_text wh_pg wh_rows wh_keys wh_bus wh_outbox wh_relay wh_inbox wh_consumer wh_config \
-           wh_org wh_words wh_rules wh_calendar wh_admin wh_service
+           wh_org wh_words wh_learn wh_rules wh_calendar wh_admin wh_service
 COMMON_O = $(COMMON:%=$(OBJ)/common/%.o) $(OBJ)/gen/whistle.pb-c.o
 
 SERVICES = intake triage dispatch notify
 intake_SRC   = main intake validate
-triage_SRC   = main triage
+triage_SRC   = main triage ask
 dispatch_SRC = main dispatch desk machine clocks order
 notify_SRC   = main notify messages
 ctl_SRC      = main

@@ -26,6 +26,7 @@ void wh_org_destroy(wh_org_t **self_p) {
     free(o->communities[i].name);
     wh_strv_free(o->communities[i].parties);
     wh_strv_free(o->communities[i].road_grids);
+    wh_strv_free(o->communities[i].stands_in);
   }
   free(o->communities);
   free(o->center);
@@ -108,6 +109,31 @@ wh_org_t *wh_org_load(const char *path, char *err, size_t errlen) {
         goto fail;
       }
     }
+    config_setting_t *si = config_setting_get_member(e, "stands_in");
+    int nsi = si ? config_setting_length(si) : 0;
+    if (si && !config_setting_is_group(si)) {
+      wh_config_fail(si, err, errlen, "community '%s': stands_in is { kind = \"kind\"; ... }", code);
+      goto fail;
+    }
+    c->stands_in = calloc((size_t)nsi * 2 + 1, sizeof *c->stands_in);
+    if (!c->stands_in) goto fail;
+    for (int k = 0; k < nsi; k++) {
+      config_setting_t *m = config_setting_get_elem(si, (unsigned)k);
+      const char *kind = config_setting_name(m), *by = config_setting_get_string(m);
+      int has_kind = 0, has_by = 0;
+      for (char **p = c->parties; *p; p++) {
+        has_kind |= !strcmp(*p, kind);
+        has_by |= by && !strcmp(*p, by);
+      }
+      if (!s_is_kind(o, kind) || has_kind || !has_by) {
+        wh_config_fail(m, err, errlen,
+                       "community '%s': stands_in.%s must name a kind it lacks and one of its parties",
+                       code, kind);
+        goto fail;
+      }
+      c->stands_in[2 * k] = strdup(kind);
+      c->stands_in[2 * k + 1] = strdup(by);
+    }
   }
   config_setting_t *sup = config_lookup(&cfg, "supervisors");
   if (sup) {
@@ -171,6 +197,11 @@ void wh_org_resolve(const wh_org_t *o, const char *community, const char *code, 
     return;
   }
   const wh_community_t *c = s_community(o, community);
+  for (char **si = c ? c->stands_in : NULL; si && *si; si += 2)
+    if (!strcmp(si[0], code)) {
+      code = si[1];
+      break;
+    }
   if (c && s_is_kind(o, code))
     for (char **p = c->parties; *p; p++)
       if (!strcmp(*p, code)) {

@@ -20,6 +20,10 @@ typedef struct {
   char *name;
   char **parties; /* kinds this community has: rc, oc, pm, grid ... */
   char **road_grids; /* its grids that are public road or public space */
+  /* who takes the work of a kind it lacks: kind, then the kind standing in
+   * (pm, rc: where no property company serves, the residents' committee
+   * does [兜底]); NULL-terminated pairs */
+  char **stands_in;
 } wh_community_t;
 
 typedef struct {
@@ -42,7 +46,8 @@ void wh_org_destroy(wh_org_t **self_p);
 /* 1 if code names a department or a community party kind. */
 int wh_org_knows(const wh_org_t *org, const char *code);
 /* Resolves a rule's party code for a report from community into out: a
- * department stays as it is, a community kind becomes "community.kind", and
+ * department stays as it is, a community kind becomes "community.kind" (or
+ * the kind that stands in for it there, where the community has none), and
  * anything that cannot be placed becomes the center. */
 void wh_org_resolve(const wh_org_t *org, const char *community, const char *code, char *out,
                     size_t outlen);

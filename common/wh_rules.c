@@ -60,6 +60,8 @@ void wh_rules_destroy(wh_rules_t **self_p) {
   }
   free(r->groups);
   wh_strv_free(r->negators);
+  wh_strv_free(r->hedges);
+  wh_strv_free(r->negators_after);
   wh_strv_free(r->road_words);
   wh_strv_free(r->compound_words);
   wh_words_destroy(&r->words);
@@ -79,7 +81,10 @@ void wh_rules_destroy(wh_rules_t **self_p) {
     s_route_free(&u->route);
   }
   free(r->rules);
-  for (size_t i = 0; i < r->ncare; i++) free(r->care[i].tag);
+  for (size_t i = 0; i < r->ncare; i++) {
+    free(r->care[i].tag);
+    wh_strv_free(r->care[i].raise_classes);
+  }
   free(r->care);
   s_route_free(&r->unplaced);
   free(r);
@@ -254,6 +259,8 @@ static int s_load_catalogue(wh_rules_t *r, const char *path, const char *name, c
   }
   config_setting_t *root = config_root_setting(&cfg), *places = config_lookup(&cfg, "places");
   if (!rc && (wh_config_strv(root, "negators", &r->negators, err, errlen) ||
+              wh_config_strv(root, "hedges", &r->hedges, err, errlen) ||
+              wh_config_strv(root, "negators_after", &r->negators_after, err, errlen) ||
               (places && (wh_config_strv(places, "road", &r->road_words, err, errlen) ||
                           wh_config_strv(places, "compound", &r->compound_words, err, errlen)))))
     rc = WH_ECONFIG;
@@ -358,8 +365,37 @@ wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size
       wh_config_fail(e, err, errlen, "care tag needs a tag and a weight 0..100");
       goto fail;
     }
-    r->care[r->ncare].tag = strdup(tag);
-    r->care[r->ncare++].weight = w;
+    wh_care_t *ct = &r->care[r->ncare++];
+    ct->tag = strdup(tag);
+    ct->weight = w;
+    config_setting_t *raise = config_setting_get_member(e, "raise");
+    if (raise) {
+      if (wh_config_strv(raise, "classes", &ct->raise_classes, err, errlen)) goto fail;
+      if (!config_setting_lookup_int(raise, "level", &ct->raise_level) || ct->raise_level < 1 ||
+          ct->raise_level > 3 || !ct->raise_classes || !ct->raise_classes[0]) {
+        wh_config_fail(raise, err, errlen, "care tag %s: raise = { level = 1..3; classes = [...]; }", tag);
+        goto fail;
+      }
+      for (char **k = ct->raise_classes; *k; k++)
+        if (!wh_rules_category(r, *k)) {
+          wh_config_fail(raise, err, errlen, "care tag %s raises class '%s', which the catalogue lacks",
+                         tag, *k);
+          goto fail;
+        }
+    }
+  }
+
+  config_setting_t *learn = config_lookup(&cfg, "learning");
+  if (learn) {
+    double at = 0, route = 0;
+    if (!config_setting_lookup_float(learn, "suggest_at", &at) || at <= 0 || at > 1 ||
+        (config_setting_lookup_float(learn, "route_at", &route) && (route < at || route > 1))) {
+      wh_config_fail(learn, err, errlen,
+                     "learning = { suggest_at = 0..1; route_at = suggest_at..1; } (scores, as 0.6)");
+      goto fail;
+    }
+    r->learn_suggest_at = (int)(at * 1000 + 0.5);
+    r->learn_route_at = (int)(route * 1000 + 0.5);
   }
 
   config_setting_t *un = config_lookup(&cfg, "unplaced");
@@ -502,6 +538,20 @@ static int s_matches(const wh_rule_t *u, const wh_report_t *rep, int cat, const 
   return 1;
 }
 
+/* The keywords of rule u (which holds for rep) that the text holds: the
+ * first of `any` it holds, then every one of `all`. */
+static void s_rule_words(const wh_rule_t *u, const wh_report_t *rep, const s_chars_t *chars,
+                         char *out, size_t len) {
+  wh_str_t w;
+  wh_str_init(&w, out, len);
+  for (size_t i = 0; u->any[i]; i++)
+    if (s_holds(chars, rep->text, u->any[i], &u->any_bits[i])) {
+      wh_str_add(&w, u->any[i]);
+      break;
+    }
+  for (size_t i = 0; u->all[i]; i++) wh_str_cat(&w, w.len ? " " : "", u->all[i], (char *)NULL);
+}
+
 static void s_set_route(const wh_org_t *org, const char *community, const wh_route_t *r,
                         wh_decision_t *out) {
   out->color = r->color;
@@ -522,7 +572,8 @@ int wh_rules_words(wh_rules_t *r, wh_rules_t *old, const char *dir, char *err, s
   if (!w) return WH_ECONFIG;
   if (old) old->words = NULL; /* the old rules decide no more */
   char *none[1] = {NULL};
-  if (wh_words_negators(w, r->negators ? r->negators : none)) {
+  if (wh_words_negators(w, r->negators ? r->negators : none, r->hedges ? r->hedges : none,
+                        r->negators_after ? r->negators_after : none)) {
     if (old) old->words = w; /* back to the rules in force */
     else wh_words_destroy(&w);
     snprintf(err, errlen, "out of memory");
@@ -547,9 +598,12 @@ static int s_phrase_score(const wh_words_t *w, const s_chars_t *chars, const wh_
                           wh_str_t *why) {
   uint64_t common = ~0ull;
   int score = 0;
+  const char *said[16]; /* each word's alternative found, the longest */
+  size_t nsaid = 0;
   for (size_t t = 0; t < p->nterms && common; t++) {
     uint64_t in = 0;
     int best = 0;
+    const char *best_alt = NULL;
     for (size_t k = 0; p->terms[t].alts[k]; k++) {
       if (!s_may_hold_bits(chars, &p->terms[t].bits[k])) continue;
       wh_hit_t h;
@@ -558,18 +612,22 @@ static int s_phrase_score(const wh_words_t *w, const s_chars_t *chars, const wh_
         in |= 1ull << (h.sentence < 63 ? h.sentence : 63);
         int len = 0;
         for (const char *c = p->terms[t].alts[k]; *c; c++) len += (*c & 0xC0) != 0x80;
-        if (len > best) best = len;
+        if (len > best) {
+          best = len;
+          best_alt = p->terms[t].alts[k];
+        }
       }
     }
     common &= in;
     score += best + (t ? 1 : 0);
+    if (best_alt && nsaid < sizeof said / sizeof *said) said[nsaid++] = best_alt;
   }
   if (!common) return 0;
   if (why) {
     why->len = 0;
     why->full = 0;
     if (why->cap) why->buf[0] = '\0';
-    wh_str_add(why, p->text);
+    for (size_t i = 0; i < nsaid; i++) wh_str_cat(why, i ? " " : "", said[i], (char *)NULL);
   }
   return score;
 }
@@ -691,10 +749,20 @@ static void s_add_co(const wh_org_t *org, const char *community, const char *cod
 static void s_set_route(const wh_org_t *org, const char *community, const wh_route_t *r,
                         wh_decision_t *out);
 
+/* 1 if a danger signal and the class found are of one group: the class
+ * says more precisely whose the emergency is (a pipe burst upstairs is the
+ * property's, not the water company's, though 水管爆 is a danger), so it
+ * keeps the lead and the danger's parties join it. */
+static int s_same_group(const wh_category_t *danger, const wh_category_t *c) {
+  return danger != c && danger->group && c->group && !strcmp(danger->group, c->group);
+}
+
 /* Decides from the catalogue alone; 0 when no class holds. */
 static int s_decide_catalogue(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
                               const s_match_t *m, wh_decision_t *out) {
-  int lead_by_danger = m->danger >= 0 && (m->best < 0 || r->categories[m->danger].takes_lead);
+  int lead_by_danger = m->danger >= 0 &&
+                       (m->best < 0 || (r->categories[m->danger].takes_lead &&
+                                        !s_same_group(&r->categories[m->danger], &r->categories[m->best])));
   int idx = lead_by_danger ? m->danger : m->best;
   if (idx < 0) return 0;
   const wh_category_t *c = &r->categories[idx];
@@ -711,6 +779,34 @@ static int s_decide_catalogue(const wh_rules_t *r, const wh_org_t *org, const wh
     const wh_category_t *o = &r->categories[m->best];
     s_add_co(org, rep->community, s_class_route(o, s_place(r, org, rep))->lead, out);
   }
+  return 1;
+}
+
+static int s_known_class(void *arg, const char *klass) {
+  return wh_rules_category(arg, klass) != NULL;
+}
+
+/* Where no rule or class placed it: the center's most alike example
+ * suggests its class (out->suggested), and routes by it from route_at;
+ * 0 when it does not route. */
+static int s_decide_learned(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
+                            wh_decision_t *out) {
+  wh_suggestion_t sg;
+  if (!rep->learned || !r->learn_suggest_at ||
+      !wh_learn_suggest(rep->learned, rep->text, s_known_class, (void *)r, &sg) ||
+      sg.score < r->learn_suggest_at)
+    return 0;
+  out->suggested = sg;
+  const wh_category_t *c = wh_rules_category(r, sg.klass);
+  if (!r->learn_route_at || sg.score < r->learn_route_at || !c) return 0;
+  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep) : "";
+  s_set_route(org, rep->community, s_class_route(c, place), out);
+  if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
+    wh_str_copy(out->place, sizeof out->place, place);
+  wh_str_copy(out->klass, sizeof out->klass, c->code);
+  snprintf(out->rule, sizeof out->rule, "learned:%s %d.%03d like %s", c->code, sg.score / 1000,
+           sg.score % 1000, sg.like);
+  out->merge = c->merge;
   return 1;
 }
 
@@ -740,6 +836,7 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     wh_str_t rule;
     wh_str_init(&rule, out->rule, sizeof out->rule);
     wh_str_cat(&rule, "rule:", hit->name, (char *)NULL);
+    s_rule_words(hit, rep, &chars, out->words, sizeof out->words);
     out->merge = base ? base->merge : 1;
   } else if (given) {
     s_set_route(org, rep->community, &given->route, out);
@@ -748,22 +845,42 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     wh_str_init(&rule, out->rule, sizeof out->rule);
     wh_str_cat(&rule, "category:", given->code, (char *)NULL);
     out->merge = given->merge;
-  } else if (!s_decide_catalogue(r, org, rep, &m, out)) {
+  } else if (!s_decide_catalogue(r, org, rep, &m, out) && !s_decide_learned(r, org, rep, out)) {
     s_set_route(org, rep->community, &r->unplaced, out);
     snprintf(out->klass, sizeof out->klass, "unplaced");
     snprintf(out->rule, sizeof out->rule, "unplaced");
     out->merge = 0; /* unrelated reports in one grid are not repeats */
   }
-  /* Danger first [over any class]: a level-1 signal raises the report and
-   * adds its emergency parties, whatever decided it. */
+  /* Danger first [over any class]: a signal that takes the lead takes it
+   * from whatever decided (a rule, the channel's category), whose lead
+   * and co-parties stay on as co-parties; any other raises the report to
+   * level 1 and adds its emergency parties. */
+  const wh_category_t *decided = wh_rules_category(r, out->klass);
+  if (m.danger >= 0 && (hit || given) && r->categories[m.danger].takes_lead &&
+      strcmp(out->klass, r->categories[m.danger].code) &&
+      !(decided && s_same_group(&r->categories[m.danger], decided))) {
+    const wh_category_t *dg = &r->categories[m.danger];
+    wh_decision_t base = *out;
+    s_set_route(org, rep->community, &dg->route, out);
+    s_add_co(org, rep->community, base.lead, out);
+    for (int k = 0; k < base.nco; k++) s_add_co(org, rep->community, base.co[k], out);
+    wh_str_copy(out->klass, sizeof out->klass, dg->code);
+    wh_str_t rule;
+    wh_str_init(&rule, out->rule, sizeof out->rule);
+    wh_str_cat(&rule, "danger:", dg->code, " over ", base.rule, (char *)NULL);
+    wh_str_copy(out->words, sizeof out->words, m.danger_words);
+    out->merge = dg->merge;
+  }
   if (m.danger >= 0 && strcmp(out->klass, r->categories[m.danger].code)) {
     const wh_category_t *dg = &r->categories[m.danger];
     out->level = 1;
     s_add_co(org, rep->community, dg->route.lead, out);
     for (char **p = dg->route.co; p && *p; p++) s_add_co(org, rep->community, *p, out);
     wh_str_copy(out->danger, sizeof out->danger, dg->code);
+    wh_str_copy(out->danger_words, sizeof out->danger_words, m.danger_words);
   } else if (m.danger >= 0) {
     wh_str_copy(out->danger, sizeof out->danger, r->categories[m.danger].code);
+    wh_str_copy(out->danger_words, sizeof out->danger_words, m.danger_words);
   }
   /* the classes the text also matched, best first, less the one decided */
   int cand[4] = {m.best, m.runner[0], m.runner[1], m.runner[2]};
@@ -775,4 +892,18 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
   for (size_t i = 0; i < rep->ncare_tags; i++)
     for (size_t k = 0; k < r->ncare; k++)
       if (!strcmp(rep->care_tags[i], r->care[k].tag)) out->weight += r->care[k].weight;
+  /* A tag raises the level only where it changes the stakes, and the rule
+   * says which tag raised it from what: a tagged resident asking about a
+   * subsidy stays where the class puts the report. */
+  for (size_t i = 0; i < rep->ncare_tags; i++)
+    for (size_t k = 0; k < r->ncare; k++) {
+      const wh_care_t *ct = &r->care[k];
+      if (strcmp(rep->care_tags[i], ct->tag) || !ct->raise_level || out->level <= ct->raise_level ||
+          !s_in(ct->raise_classes, out->klass))
+        continue;
+      size_t n = strlen(out->rule);
+      snprintf(out->rule + n, sizeof out->rule - n, "; care:%s level %d to %d", ct->tag, out->level,
+               ct->raise_level);
+      out->level = ct->raise_level;
+    }
 }

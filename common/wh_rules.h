@@ -9,14 +9,18 @@
  * came without a category (a call-taker's pick is trusted over keywords,
  * except by the emergency and refinement rules placed before). A rule that names a `class` and leaves out
  * colour, level or parties takes them from that category. No rule and a
- * category: the category's defaults. No rule and no category: `unplaced`,
- * the command center's manual queue. */
+ * category: the category's defaults. No rule and no category: the class
+ * of the center's most alike example when it scores `learning.route_at`
+ * (rule "learned:CODE 0.72 like WH..."), else `unplaced`, the command
+ * center's manual queue, with that class as a suggestion from
+ * `learning.suggest_at`. */
 #ifndef WH_RULES_H
 #define WH_RULES_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wh_learn.h"
 #include "wh_org.h"
 #include "wh_words.h"
 
@@ -93,6 +97,10 @@ typedef struct {
 typedef struct {
   char *tag;
   int weight;
+  /* where the tag changes the stakes (alone and unwell, locked out in the
+   * cold): a report of one of these classes goes to this level (0: none) */
+  int raise_level;
+  char **raise_classes;
 } wh_care_t;
 
 typedef struct {
@@ -107,9 +115,15 @@ typedef struct {
   /* the catalogue's */
   wh_group_t *groups;
   size_t ngroups;
-  char **negators;
+  char **negators;       /* right before a word: it is not so ("没有" 冒烟) */
+  char **hedges;         /* before, in its clause: feared or supposed ("就怕" 哪天着火) */
+  char **negators_after; /* after a word: it is a risk only ("火灾" 隐患) */
   char **road_words, **compound_words; /* words that place a report */
   wh_words_t *words; /* the segmenter; NULL until wh_rules_words */
+  /* learning = { suggest_at; route_at; }, in thousandths (0: never): a
+   * report no rule places is given the class of the center's most alike
+   * example when it scores suggest_at, and routed by it at route_at */
+  int learn_suggest_at, learn_route_at;
 } wh_rules_t;
 
 /* What triage needs of a report to decide. */
@@ -122,6 +136,7 @@ typedef struct {
   const char *address;
   char *const *care_tags;
   size_t ncare_tags;
+  wh_learn_t *learned; /* the center's examples (NULL: none) */
 } wh_report_t;
 
 typedef struct {
@@ -131,14 +146,17 @@ typedef struct {
   char co[WH_MAX_CO][96];
   int nco;
   char klass[64];
-  char rule[96];
+  char rule[160]; /* what decided, and any care tag that raised it */
   int weight;
   int merge;
   char words[192];   /* the words that decided ("垃圾 没人收"), or "" */
   char place[16];    /* road | compound, where it chose the owner */
   char danger[64];   /* the danger signal that raised it, or "" */
+  char danger_words[192]; /* the words it was found by */
   char runner_up[3][64]; /* the next classes the text matched, best first */
   int nrunner_up;
+  /* what the center's examples suggest, where no rule placed it */
+  wh_suggestion_t suggested; /* klass "" when none */
 } wh_decision_t;
 
 /* Loads rules from path, checking every party against org (which may be

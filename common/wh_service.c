@@ -22,8 +22,11 @@ static void s_usage(const char *name) {
           "  --admin EP  where the center lists parked messages and sends them again\n"
           "              (answered for the key of WHISTLE_CENTER, default center)\n"
           "  --desk EP   (dispatch) where the parties act on their work orders and read them\n"
+          "  --ask EP    (triage) where the center tries the decision a report would get\n"
           "  --contacts EP  (intake) where notify asks for a reporter's number;\n"
-          "              (notify) where it asks, at each attempt to send a message\n",
+          "              (notify) where it asks, at each attempt to send a message\n"
+          "  --lessons EP (triage) where dispatch tells it the classes the center gave\n"
+          "              by hand; (dispatch) where it tells them\n",
           name);
 }
 
@@ -92,7 +95,8 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
       {"conf-dir", required_argument, 0, 'c'}, {"sink", required_argument, 0, 's'},
       {"keys", required_argument, 0, 'k'},   {"insecure", no_argument, 0, 'i'},
       {"admin", required_argument, 0, 'a'},  {"desk", required_argument, 0, 'K'},
-      {"contacts", required_argument, 0, 'N'},
+      {"contacts", required_argument, 0, 'N'}, {"ask", required_argument, 0, 'T'},
+      {"lessons", required_argument, 0, 'L'},
       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -108,6 +112,8 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
     case 'a': svc->admin_ep = optarg; break;
     case 'K': svc->desk_ep = optarg; break;
     case 'N': svc->contacts_ep = optarg; break;
+    case 'T': svc->ask_ep = optarg; break;
+    case 'L': svc->lessons_ep = optarg; break;
     default: s_usage(name); return 2;
     }
   }

@@ -29,9 +29,13 @@ typedef struct wh_service_s {
   const char *keys_dir;  /* --keys / WHISTLE_KEYS: the key directory */
   const char *admin_ep;  /* --admin: where the center's admin requests come */
   const char *desk_ep;   /* --desk: dispatch's request socket for the parties */
+  const char *ask_ep;    /* --ask: triage's request socket, where the center tries a report */
   /* --contacts: where intake answers notify's requests for reporters'
    * numbers (intake binds it, notify connects to it). */
   const char *contacts_ep;
+  /* --lessons: where triage takes what the center taught by hand (assign
+   * --class) from dispatch (triage binds it, dispatch connects to it). */
+  const char *lessons_ep;
   /* The party whose key the admin socket answers, and who supervises every
    * feed (WHISTLE_CENTER; default "center"). */
   const char *center;

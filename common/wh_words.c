@@ -1,5 +1,6 @@
 /* wh_words - cut a report's text into words with friso (see wh_words.h). */
 #include "wh_words.h"
+#include "wh_text.h"
 #include "wh_err.h"
 #include "wh_config.h"
 
@@ -16,13 +17,16 @@ typedef struct {
   int start, end; /* bytes */
   int clause;
   int negator, filler;
+  int hedge; /* what follows in its clause is feared or supposed ("就怕") */
+  int neg_end; /* a word of a verb and 不/没 ("打不" of 打不着火): what follows cannot be */
+  int neg_after; /* a word that makes the one before it a risk ("隐患") */
 } s_tok_t;
 
 struct wh_words {
   friso_t friso;
   friso_config_t config;
   friso_task_t task;
-  char **negators;
+  char **negators, **hedges, **negators_after;
   char text[WH_WORDS_TEXT_MAX + 1];
   size_t len;
   uint8_t edge[WH_WORDS_TEXT_MAX + 1]; /* 1: a word starts here; 2: one ends here */
@@ -84,6 +88,8 @@ void wh_words_destroy(wh_words_t **self_p) {
   if (w->friso) friso_free(w->friso);
   free(w->config);
   wh_strv_free(w->negators);
+  wh_strv_free(w->hedges);
+  wh_strv_free(w->negators_after);
   free(w);
   *self_p = NULL;
 }
@@ -100,18 +106,36 @@ void wh_words_add(wh_words_t *w, const char *word) {
   if (copy) friso_dic_add(w->friso->dic, __LEX_CJK_WORDS__, copy, NULL);
 }
 
-int wh_words_negators(wh_words_t *w, char *const *negators) {
-  size_t n = wh_strv_len(negators);
+static char **s_strv_copy(char *const *v) {
+  size_t n = wh_strv_len(v);
   char **copy = calloc(n + 1, sizeof *copy);
-  if (!copy) return WH_ENOMEM;
+  if (!copy) return NULL;
   for (size_t i = 0; i < n; i++)
-    if (!(copy[i] = strdup(negators[i]))) {
+    if (!(copy[i] = strdup(v[i]))) {
       wh_strv_free(copy);
-      return WH_ENOMEM;
+      return NULL;
     }
+  return copy;
+}
+
+int wh_words_negators(wh_words_t *w, char *const *before, char *const *hedges,
+                      char *const *after) {
+  char **b = s_strv_copy(before), **h = s_strv_copy(hedges), **a = s_strv_copy(after);
+  if (!b || !h || !a) {
+    wh_strv_free(b);
+    wh_strv_free(h);
+    wh_strv_free(a);
+    return WH_ENOMEM;
+  }
   wh_strv_free(w->negators);
-  w->negators = copy;
-  for (char *const *p = negators; *p; p++) wh_words_add(w, *p);
+  wh_strv_free(w->hedges);
+  wh_strv_free(w->negators_after);
+  w->negators = b;
+  w->hedges = h;
+  w->negators_after = a;
+  for (char *const *p = before; *p; p++) wh_words_add(w, *p);
+  for (char *const *p = hedges; *p; p++) wh_words_add(w, *p);
+  for (char *const *p = after; *p; p++) wh_words_add(w, *p);
   return 0;
 }
 
@@ -141,6 +165,17 @@ int wh_words_cut(wh_words_t *w, const char *text) {
   memcpy(w->text, text, len);
   w->text[len] = '\0';
   w->len = len;
+  /* A byte that starts no whole character (intake lets none through, but
+   * the rules may be tried on anything) becomes a space: the segmenter
+   * reads characters by their first byte and would step out of line. */
+  for (size_t i = 0; i < len;) {
+    size_t n = wh_utf8_char(w->text + i, len - i);
+    if (n) {
+      i += n;
+    } else {
+      w->text[i++] = ' ';
+    }
+  }
   memset(w->edge, 0, len + 1);
   memset(w->tok_at, 0xff, (len + 1) * sizeof w->tok_at[0]);
   uint16_t s = 0, c = 0;
@@ -169,6 +204,10 @@ int wh_words_cut(wh_words_t *w, const char *text) {
     k->clause = w->clause[k->start];
     k->negator = s_in(w->negators, w->text + k->start, t->rlen);
     k->filler = s_in((char *const *)s_fillers, w->text + k->start, t->rlen);
+    k->hedge = s_in(w->hedges, w->text + k->start, t->rlen);
+    k->neg_after = s_in(w->negators_after, w->text + k->start, t->rlen);
+    k->neg_end = t->rlen > 3 && (!memcmp(w->text + k->end - 3, "不", 3) ||
+                                 !memcmp(w->text + k->end - 3, "没", 3));
     w->edge[k->start] |= 1;
     w->edge[k->end] |= 2;
     for (int b = k->start; b < k->end; b++) w->tok_at[b] = (int16_t)w->ntok;
@@ -184,10 +223,13 @@ int wh_words_count(const wh_words_t *w) { return w->ntok; }
 /* 1 if the word starting at token k is negated in its clause. */
 static int s_negated(const wh_words_t *w, int k) {
   int clause = w->tok[k].clause;
-  if (k >= 1 && w->tok[k - 1].clause == clause && w->tok[k - 1].negator) return 1;
+  if (k >= 1 && w->tok[k - 1].clause == clause && (w->tok[k - 1].negator || w->tok[k - 1].neg_end))
+    return 1;
   if (k >= 2 && w->tok[k - 1].clause == clause && w->tok[k - 2].clause == clause &&
       w->tok[k - 1].filler && w->tok[k - 2].negator)
     return 1;
+  for (int j = k - 1; j >= 0 && w->tok[j].clause == clause; j--)
+    if (w->tok[j].hedge) return 1;
   return 0;
 }
 
@@ -225,6 +267,16 @@ int wh_words_find(const wh_words_t *w, const char *word, size_t from, wh_hit_t *
     hit->sentence = w->sentence[at];
     int k = w->tok_at[at];
     hit->negated = k >= 0 && w->tok[k].start == (int)at && s_negated(w, k);
+    /* the word right after, or after a 的, in the same clause, may make it
+     * a risk only ("火灾隐患", "着火的风险") */
+    int after = at + n < w->len ? w->tok_at[at + n] : -1;
+    if (after >= 0 && w->tok[after].start != (int)(at + n)) after = -1;
+    if (after >= 0 && after + 1 < w->ntok && w->tok[after].end - w->tok[after].start == 3 &&
+        !memcmp(w->text + w->tok[after].start, "的", 3))
+      after++;
+    if (after >= 0 && w->tok[after].neg_after && w->tok[after].clause == (int)w->clause[at])
+      hit->negated = 1;
+
     return 1;
   }
   return 0;

@@ -28,9 +28,14 @@ wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen);
 void wh_words_destroy(wh_words_t **self_p);
 /* Adds a word the segmenter should keep whole (one a dictionary lacks). */
 void wh_words_add(wh_words_t *w, const char *word);
-/* The words that negate what follows them in a clause; replaces any
- * earlier list (NULL-terminated; copied). */
-int wh_words_negators(wh_words_t *w, char *const *negators);
+/* The words that negate what follows them in a clause ("没有" 冒烟), those
+ * that make all that follows them in the clause feared or supposed, not so
+ * ("就怕" 哪天着火, "要是" 着火了), and those that make what stands right
+ * before them (or before a 的) a risk, not the thing ("火灾" 隐患, "着火的"
+ * 风险); replace any earlier lists (NULL-terminated; copied).
+ * Returns 0 or WH_ENOMEM. */
+int wh_words_negators(wh_words_t *w, char *const *before, char *const *hedges,
+                      char *const *after);
 
 /* Cuts text; what follows asks about this cut. Returns 0, or WH_ENOMEM. */
 int wh_words_cut(wh_words_t *w, const char *text);

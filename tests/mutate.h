@@ -83,7 +83,8 @@ static inline size_t s_mutate(uint64_t *rng, const uint8_t *in, size_t len, uint
  * sends (index: enum below), for a ticket numbered as intake never numbers
  * one (FZ...), so a fake event can never stand in for a real ticket. */
 enum { SEED_SUBMIT, SEED_RECEIVED, SEED_TRIAGED, SEED_WORK, SEED_REPLAY, SEED_FEED, SEED_ACKS,
-       SEED_ERROR, SEED_BATCH, SEED_ADMIN, SEED_DESK, SEED_CONTACT, SEED_N };
+       SEED_ERROR, SEED_BATCH, SEED_ADMIN, SEED_DESK, SEED_CONTACT, SEED_TRY,
+       SEED_TAUGHT, SEED_N };
 
 /* Packs the SEED_N seed frames into buf[] and len[] (caller frees each);
  * returns SEED_N, or -1 when out of memory. */
@@ -184,7 +185,8 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
       [SEED_REPLAY] = WHISTLE__ENVELOPE__BODY_REPLAY,   [SEED_FEED] = WHISTLE__ENVELOPE__BODY_FEED,
       [SEED_ACKS] = WHISTLE__ENVELOPE__BODY_ACKS,       [SEED_ERROR] = WHISTLE__ENVELOPE__BODY_ERROR,
       [SEED_BATCH] = WHISTLE__ENVELOPE__BODY_BATCH, [SEED_ADMIN] = WHISTLE__ENVELOPE__BODY_ADMIN,
-      [SEED_DESK] = WHISTLE__ENVELOPE__BODY_DESK, [SEED_CONTACT] = WHISTLE__ENVELOPE__BODY_CONTACT};
+      [SEED_DESK] = WHISTLE__ENVELOPE__BODY_DESK, [SEED_CONTACT] = WHISTLE__ENVELOPE__BODY_CONTACT,
+      [SEED_TRY] = WHISTLE__ENVELOPE__BODY_TRIAGE_TRY, [SEED_TAUGHT] = WHISTLE__ENVELOPE__BODY_TAUGHT};
   /* notify asking intake for the numbers of two tickets */
   char *ctk[] = {"FZ00000042", "WH00000001"};
   Whistle__ContactRequest contact = WHISTLE__CONTACT_REQUEST__INIT;
@@ -208,6 +210,17 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
   desk.request_id = "hostile-1";
   desk.what_case = WHISTLE__DESK_REQUEST__WHAT_ACT;
   desk.act = &act;
+  /* the center trying a report on triage's request socket */
+  Whistle__TriageTry try = WHISTLE__TRIAGE_TRY__INIT;
+  try.report = &t;
+  /* dispatch telling triage the class the center gave by hand */
+  Whistle__ClassTaught taught = WHISTLE__CLASS_TAUGHT__INIT;
+  taught.klass = "sidewalk";
+  taught.text = t.text;
+  taught.community = "wenhan";
+  taught.prior_klass = "unplaced";
+  taught.taught_by = "center";
+  taught.taught_at_ms = t.received_at_ms + 60000;
   ProtobufCBinaryData inner[3];
   Whistle__Batch batch = WHISTLE__BATCH__INIT;
   batch.envelopes = inner;
@@ -215,7 +228,7 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
   for (int k = 0; k < SEED_N; k++) {
     env.body_case = kinds[k];
     /* each sender names itself, as the services' relays do */
-    env.sender = k == SEED_TRIAGED ? "triage" : k == SEED_WORK ? "dispatch" : "intake";
+    env.sender = k == SEED_TRIAGED ? "triage" : k == SEED_WORK || k == SEED_TAUGHT ? "dispatch" : "intake";
     switch (kinds[k]) {
     case WHISTLE__ENVELOPE__BODY_SUBMIT: env.submit = &t; break;
     case WHISTLE__ENVELOPE__BODY_RECEIVED: env.received = &rcv; break;
@@ -228,6 +241,8 @@ static inline int s_seed_frames(uint8_t *buf[SEED_N], size_t len[SEED_N]) {
     case WHISTLE__ENVELOPE__BODY_ADMIN: env.admin = &admin; break;
     case WHISTLE__ENVELOPE__BODY_DESK: env.desk = &desk; break;
     case WHISTLE__ENVELOPE__BODY_CONTACT: env.contact = &contact; break;
+    case WHISTLE__ENVELOPE__BODY_TRIAGE_TRY: env.triage_try = &try; break;
+    case WHISTLE__ENVELOPE__BODY_TAUGHT: env.taught = &taught; break;
     default: /* a relay's batch: a received, a triaged and a work event */
       for (int e = 0; e < 3; e++) inner[e] = (ProtobufCBinaryData){len[1 + e], buf[1 + e]};
       env.batch = &batch;

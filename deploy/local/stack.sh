@@ -86,6 +86,16 @@ load_env() {
     contacts_env >> "$ENVF"
     . "$ENVF"
   fi
+  # ... and before the center could try a report on triage.
+  if [ -z "${WHISTLE_TRIAGE_ASK:-}" ]; then
+    ask_env >> "$ENVF"
+    . "$ENVF"
+  fi
+  # ... and before dispatch told triage the classes the center gave.
+  if [ -z "${WHISTLE_LESSONS:-}" ]; then
+    lessons_env >> "$ENVF"
+    . "$ENVF"
+  fi
 }
 
 # One more endpoint, NAME (WHISTLE_NAME) on socket file SOCK: a Unix socket
@@ -98,7 +108,7 @@ sock_env() {
     used="${WHISTLE_PGPORT:-} ${WHISTLE_INTAKE##*:} ${WHISTLE_TRIAGE##*:} ${WHISTLE_DISPATCH##*:}"
     used="$used ${WHISTLE_NOTIFY##*:} ${WHISTLE_FEED##*:} ${WHISTLE_INTAKE_ADMIN##*:}"
     used="$used ${WHISTLE_TRIAGE_ADMIN##*:} ${WHISTLE_DISPATCH_ADMIN##*:} ${WHISTLE_NOTIFY_ADMIN##*:}"
-    used="$used ${WHISTLE_DESK##*:} ${WHISTLE_CONTACTS##*:}"
+    used="$used ${WHISTLE_DESK##*:} ${WHISTLE_CONTACTS##*:} ${WHISTLE_TRIAGE_ASK##*:} ${WHISTLE_LESSONS##*:}"
     pick_ports 1 "$used"
     echo "WHISTLE_$1='tcp://127.0.0.1:${PORTS[0]}'"
   fi
@@ -107,6 +117,10 @@ sock_env() {
 desk_env() { sock_env DESK desk.sock; }
 # intake's contacts, where notify asks for a reporter's number.
 contacts_env() { sock_env CONTACTS contacts.sock; }
+# triage's request socket, where the center tries a report.
+ask_env() { sock_env TRIAGE_ASK triage-ask.sock; }
+# triage's lessons, where dispatch tells it the classes the center gave by hand.
+lessons_env() { sock_env LESSONS lessons.sock; }
 
 # The admin endpoints, one per service, beside its other sockets: Unix
 # sockets when the others are, else free ports on 127.0.0.1.
@@ -159,6 +173,10 @@ EOV
   desk_env >> "$ENVF"
   . "$ENVF"
   contacts_env >> "$ENVF"
+  . "$ENVF"
+  ask_env >> "$ENVF"
+  . "$ENVF"
+  lessons_env >> "$ENVF"
 }
 
 # The cluster's real directory: when var/ is not reachable by the postgres
@@ -256,8 +274,8 @@ make_keys() {
 svc_args() {
   case $1 in
     intake)   echo "--listen $WHISTLE_INTAKE --peer $WHISTLE_TRIAGE --admin $WHISTLE_INTAKE_ADMIN --contacts $WHISTLE_CONTACTS" ;;
-    triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH --admin $WHISTLE_TRIAGE_ADMIN" ;;
-    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY --admin $WHISTLE_DISPATCH_ADMIN --desk $WHISTLE_DESK" ;;
+    triage)   echo "--listen $WHISTLE_TRIAGE --peer $WHISTLE_DISPATCH --admin $WHISTLE_TRIAGE_ADMIN --ask $WHISTLE_TRIAGE_ASK --lessons $WHISTLE_LESSONS" ;;
+    dispatch) echo "--listen $WHISTLE_DISPATCH --peer $WHISTLE_NOTIFY --admin $WHISTLE_DISPATCH_ADMIN --desk $WHISTLE_DESK --lessons $WHISTLE_LESSONS" ;;
     notify)   echo "--listen $WHISTLE_NOTIFY --pub $WHISTLE_FEED --sink $VAR/sink/reporter.txt --admin $WHISTLE_NOTIFY_ADMIN --contacts $WHISTLE_CONTACTS" ;;
   esac
 }
@@ -329,6 +347,7 @@ case $cmd in
     say "PostgreSQL on 127.0.0.1:$WHISTLE_PGPORT (data in $VAR/pg)"
     say "intake (submit) $WHISTLE_INTAKE"
     say "triage $WHISTLE_TRIAGE  dispatch $WHISTLE_DISPATCH"
+    say "triage's request socket (the center: whistlectl triage TEXT) $WHISTLE_TRIAGE_ASK"
     say "notify (replay) $WHISTLE_NOTIFY  feeds (PUB) $WHISTLE_FEED"
     say "admin (the center: whistlectl parked | redrive ID) $WHISTLE_DISPATCH_ADMIN and beside it"
     say "desk (parties act: whistlectl --as PARTY sign|progress|resolve ... ID) $WHISTLE_DESK"

@@ -51,7 +51,7 @@ static const char *const s_services[] = {"intake", "triage", "dispatch", "notify
 #define NSERVICES 4
 
 typedef struct {
-  char intake[256], notify[256], feed[256], desk[256], intake_db[512], keys[PATH_MAX - 128];
+  char intake[256], notify[256], feed[256], desk[256], ask[256], intake_db[512], keys[PATH_MAX - 128];
   char admin[NSERVICES][256]; /* WHISTLE_<SERVICE>_ADMIN */
   const char *as; /* the party whose key speaks */
   int json;
@@ -66,6 +66,7 @@ static void s_kv(s_ctx_t *c, const char *k, const char *v) {
   else if (!strcmp(k, "WHISTLE_NOTIFY")) snprintf(c->notify, sizeof c->notify, "%s", v);
   else if (!strcmp(k, "WHISTLE_FEED")) snprintf(c->feed, sizeof c->feed, "%s", v);
   else if (!strcmp(k, "WHISTLE_DESK")) snprintf(c->desk, sizeof c->desk, "%s", v);
+  else if (!strcmp(k, "WHISTLE_TRIAGE_ASK")) snprintf(c->ask, sizeof c->ask, "%s", v);
   else if (!strcmp(k, "WHISTLE_INTAKE_DB")) snprintf(c->intake_db, sizeof c->intake_db, "%s", v);
   else if (!strcmp(k, "WHISTLE_KEYS")) snprintf(c->keys, sizeof c->keys, "%s", v);
   else if (!strcmp(k, "WHISTLE_INTAKE_ADMIN")) snprintf(c->admin[0], sizeof c->admin[0], "%s", v);
@@ -163,7 +164,7 @@ static void s_load_state(s_ctx_t *c) {
 
 static void s_load_env(s_ctx_t *c) {
   static const char *keys[] = {"WHISTLE_INTAKE", "WHISTLE_NOTIFY", "WHISTLE_FEED",
-                               "WHISTLE_DESK", "WHISTLE_INTAKE_DB", "WHISTLE_KEYS",
+                               "WHISTLE_DESK", "WHISTLE_TRIAGE_ASK", "WHISTLE_INTAKE_DB", "WHISTLE_KEYS",
                                "WHISTLE_INTAKE_ADMIN", "WHISTLE_TRIAGE_ADMIN",
                                "WHISTLE_DISPATCH_ADMIN", "WHISTLE_NOTIFY_ADMIN"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
@@ -537,6 +538,9 @@ static json_object *s_view_json(const Whistle__OrderView *v, int with_timeline) 
   json_object_object_add(o, "state", json_object_new_string(v->state));
   json_object_object_add(o, "duplicate_of", s_jstr_or_null(v->duplicate_of));
   json_object_object_add(o, "rule", json_object_new_string(v->rule));
+  json_object_object_add(o, "words", s_jstr_or_null(v->words));
+  json_object_object_add(o, "danger", s_jstr_or_null(v->danger));
+  json_object_object_add(o, "danger_words", s_jstr_or_null(v->danger_words));
   json_object_object_add(o, "weight", json_object_new_int((int)v->weight));
   json_object_object_add(o, "received_at", s_jtime(v->received_at_ms));
   json_object_object_add(o, "text", json_object_new_string(v->text));
@@ -635,6 +639,8 @@ static void s_print_view(const Whistle__OrderView *v, json_object *o) {
   printf("  report    %s\n", v->text);
   printf("  lead      %s   co %s   rule %s   weight %u\n", v->lead, s_js(o, "co"), v->rule,
          v->weight);
+  if (v->words[0]) printf("  words     %s\n", v->words);
+  if (v->danger[0]) printf("  danger    %s (%s)\n", v->danger, v->danger_words);
   if (v->duplicate_of[0]) printf("  repeat of %s\n", v->duplicate_of);
   if (v->returns || v->reopens) printf("  returned  %u time(s), reopened %u time(s)\n", v->returns, v->reopens);
   for (size_t i = 0; i < v->n_parts; i++)
@@ -688,6 +694,107 @@ static int s_show(s_ctx_t *c, const char *ticket) {
     json_object_put(o);
   }
   wh_env_free(rep);
+  return rc;
+}
+
+/* ---- triage: what a report would get --------------------------------------- */
+
+typedef struct {
+  const char *community, *grid, *address, *category, *care;
+} s_try_q;
+
+/* Asks triage's request socket for the decision text would get, as the
+ * center, and prints it; nothing is stored. */
+static int s_triage(s_ctx_t *c, const char *text, const s_try_q *tq) {
+  if (!c->ask[0]) {
+    fprintf(stderr, "whistlectl: where is triage's request socket? run `make up`, or set WHISTLE_TRIAGE_ASK\n");
+    return 2;
+  }
+  Whistle__SubmitTicket rep = WHISTLE__SUBMIT_TICKET__INIT;
+  rep.text = (char *)text;
+  rep.community = (char *)(tq->community ? tq->community : "");
+  rep.grid = (char *)(tq->grid ? tq->grid : "");
+  rep.address = (char *)(tq->address ? tq->address : "");
+  rep.category = (char *)(tq->category ? tq->category : "");
+  char tags[256] = "", *tagv[8];
+  if (tq->care) {
+    snprintf(tags, sizeof tags, "%s", tq->care);
+    for (char *save = NULL, *t = strtok_r(tags, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      if (rep.n_care_tags == 8) {
+        fprintf(stderr, "whistlectl: --care: at most 8 tags\n");
+        return 2;
+      }
+      tagv[rep.n_care_tags++] = t;
+    }
+    rep.care_tags = tagv;
+  }
+  Whistle__TriageTry q = WHISTLE__TRIAGE_TRY__INIT;
+  q.report = &rep;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.body_case = WHISTLE__ENVELOPE__BODY_TRIAGE_TRY;
+  env.triage_try = &q;
+  void *sock = s_socket(c, ZMQ_DEALER, "triage", c->ask);
+  Whistle__Envelope *got = s_ask(c, sock, &env, WHISTLE__ENVELOPE__BODY_TRIAGE_ANSWER, 10000);
+  zmq_close(sock);
+  if (!got || !got->triage_answer) {
+    fprintf(stderr, "whistlectl: triage did not answer on %s (is it running?)\n", c->ask);
+    if (got) wh_env_free(got);
+    return 2;
+  }
+  const Whistle__TriageAnswer *a = got->triage_answer;
+  int rc = 0;
+  if (a->error) {
+    rc = s_desk_refused(c, "triage", a->error);
+  } else if (c->json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "class", json_object_new_string(a->klass));
+    json_object_object_add(o, "class_name", s_jstr_or_null(a->klass_name));
+    json_object_object_add(o, "color", json_object_new_string(wh_color_name(a->color)));
+    json_object_object_add(o, "level", json_object_new_int((int)a->level));
+    json_object_object_add(o, "lead", json_object_new_string(a->lead));
+    json_object_object_add(o, "co", s_jstrs(a->co, a->n_co));
+    json_object_object_add(o, "rule", json_object_new_string(a->rule));
+    json_object_object_add(o, "words", s_jstr_or_null(a->words));
+    json_object_object_add(o, "danger", s_jstr_or_null(a->danger));
+    json_object_object_add(o, "danger_words", s_jstr_or_null(a->danger_words));
+    json_object_object_add(o, "place", s_jstr_or_null(a->place));
+    json_object_object_add(o, "runner_up", s_jstrs(a->runner_up, a->n_runner_up));
+    json_object_object_add(o, "weight", json_object_new_int((int)a->weight));
+    json_object_object_add(o, "mergeable", json_object_new_boolean(a->mergeable));
+    json_object_object_add(o, "community", json_object_new_string(a->community));
+    if (a->suggested[0]) {
+      json_object *sg = json_object_new_object();
+      json_object_object_add(sg, "class", json_object_new_string(a->suggested));
+      json_object_object_add(sg, "score", json_object_new_double(a->suggested_score / 1000.0));
+      json_object_object_add(sg, "like", json_object_new_string(a->suggested_like));
+      json_object_object_add(o, "suggested", sg);
+    } else {
+      json_object_object_add(o, "suggested", NULL);
+    }
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  } else {
+    printf("class     %s%s%s%s   %s, level %u\n", a->klass, a->klass_name[0] ? " (" : "",
+           a->klass_name, a->klass_name[0] ? ")" : "", wh_color_name(a->color), a->level);
+    printf("lead      %s\n", a->lead);
+    printf("co        ");
+    for (size_t i = 0; i < a->n_co; i++) printf("%s%s", i ? ", " : "", a->co[i]);
+    printf("%s\n", a->n_co ? "" : "-");
+    printf("rule      %s\n", a->rule);
+    printf("words     %s\n", a->words[0] ? a->words : "-");
+    if (a->danger[0]) printf("danger    %s (%s): level 1\n", a->danger, a->danger_words);
+    if (a->place[0]) printf("place     %s\n", a->place);
+    printf("runners   ");
+    for (size_t i = 0; i < a->n_runner_up; i++) printf("%s%s", i ? ", " : "", a->runner_up[i]);
+    printf("%s\n", a->n_runner_up ? "" : "-");
+    if (a->suggested[0])
+      printf("learned   %s %u.%03u like %s (the center's example)%s\n", a->suggested,
+             a->suggested_score / 1000, a->suggested_score % 1000, a->suggested_like,
+             strncmp(a->rule, "learned:", 8) ? ": a suggestion, below the score that routes" : "");
+    printf("weight    %u%s\n", a->weight, a->mergeable ? ", repeats in its grid merge" : "");
+    printf("for       %s\n", a->community);
+  }
+  wh_env_free(got);
   return rc;
 }
 
@@ -1314,6 +1421,9 @@ static void s_usage(void) {
           "usage: whistlectl [--json] [--intake EP] [--notify EP] [--feed EP] [--desk EP]\n"
           "                  submit < reports.jsonl\n"
           "                  show TICKET\n"
+          "                  triage [--community C] [--grid G] [--address A] [--category C]\n"
+          "                         [--care TAG,..] TEXT  (center) the decision TEXT would get,\n"
+          "                         with the words that decided; nothing is stored\n"
           "                  list [--mine] [--color red|yellow|green] [--level 1|2|3] [--party P]\n"
           "                       [--state S] [--overdue] [--extension pending] [--limit N] [--after T]\n"
           "   at the desk, each with [--request-id ID] [--version N] [--internal TEXT]:\n"
@@ -1347,6 +1457,7 @@ int main(int argc, char **argv) {
   int overdue = 0, follow = 0, limit = 100, mine = 0;
   const char *after = NULL, *extension = NULL;
   s_act_opts ao = {0};
+  s_try_q tq = {0};
   uint64_t from = 1;
   static const struct option opts[] = {
       {"json", no_argument, 0, 'j'},         {"intake", required_argument, 0, 'i'},
@@ -1364,6 +1475,9 @@ int main(int argc, char **argv) {
       {"version", required_argument, 0, 'V'}, {"internal", required_argument, 0, 'I'},
       {"lead", required_argument, 0, 'Q'},   {"co", required_argument, 0, 'C'},
       {"class", required_argument, 0, 'K'},  {"unresolved", no_argument, 0, 'U'},
+      {"community", required_argument, 0, 'y'}, {"grid", required_argument, 0, 'g'},
+      {"address", required_argument, 0, 'x'}, {"category", required_argument, 0, 'z'},
+      {"care", required_argument, 0, 'e'},
       {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1396,6 +1510,11 @@ int main(int argc, char **argv) {
     case 'C': ao.co = optarg; break;
     case 'K': ao.klass = optarg; break;
     case 'U': ao.unresolved = 1; break;
+    case 'y': tq.community = optarg; break;
+    case 'g': tq.grid = optarg; break;
+    case 'x': tq.address = optarg; break;
+    case 'z': tq.category = optarg; break;
+    case 'e': tq.care = optarg; break;
     default: s_usage(); return 2;
     }
   }
@@ -1418,6 +1537,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "submit") && optind + 1 == argc) return s_submit(&c);
   if (!strcmp(cmd, "show") && optind + 2 == argc) return s_show(&c, argv[optind + 1]);
+  if (!strcmp(cmd, "triage") && optind + 2 == argc) return s_triage(&c, argv[optind + 1], &tq);
   if (!strcmp(cmd, "list") && optind + 1 == argc) {
     s_list_q lq = {color, level, party, state, extension, after, overdue, mine,
                    limit > 0 ? limit : 100};

@@ -251,6 +251,9 @@ static int s_view(const order_t *o, unsigned roles, int64_t now, wh_arena_t *a,
   v->state = (char *)o->state;
   v->duplicate_of = (char *)s_v(r, k, C_DUP);
   v->rule = (char *)s_v(r, k, C_RULE);
+  v->words = (char *)s_v(r, k, C_WORDS);
+  v->danger = (char *)s_v(r, k, C_DANGER);
+  v->danger_words = (char *)s_v(r, k, C_DANGER_WORDS);
   v->weight = (uint32_t)s_i(r, k, C_WEIGHT);
   v->received_at_ms = s_i(r, k, C_RECEIVED);
   v->text = (char *)s_v(r, k, C_BODY);
@@ -582,7 +585,8 @@ static int s_check_action(const desk_t *d, const Whistle__DeskAction *q, const c
       for (size_t j = 0; j < i; j++)
         if (!strcmp(q->co[i], q->co[j])) return *why = "--co: each party once", WH_EFIELD;
     }
-    if (q->klass[0] && wh_code_check(q->klass, 64)) return *why = "--class: a class code", WH_EFIELD;
+    if (q->klass[0] && (wh_code_check(q->klass, 63) || !wh_rules_category(*d->c.rules, q->klass)))
+      return *why = "--class: the code of a class of the catalogue", WH_EFIELD;
     if (q->color && !wh_color_name(q->color)[0]) return *why = "--color: red, yellow or green", WH_EFIELD;
     if (q->level > 3) return *why = "--level: 1, 2 or 3", WH_EFIELD;
   }
@@ -788,6 +792,40 @@ static int s_do(desk_t *d, const wh_stmt_t *st, int n, const char *const *v) {
 
 #define I64(buf, v) (snprintf(buf, sizeof buf, "%" PRId64, (int64_t)(v)), buf)
 
+static const wh_stmt_t s_lesson_seq = {
+    "desk_lesson_seq",
+    "INSERT INTO lesson_seq (ticket_id, seq) VALUES ($1, 1)"
+    " ON CONFLICT (ticket_id) DO UPDATE SET seq = lesson_seq.seq + 1 RETURNING seq"};
+
+/* The class the center gave by hand goes to triage, which keeps the
+ * order's text as an example of it: in this transaction, from the outbox,
+ * numbered per ticket. */
+static int s_teach(s_act_t *x, const order_t *o, const Whistle__DeskAction *q, int64_t now) {
+  desk_t *d = x->d;
+  const char *v[1] = {o->ticket};
+  PGresult *r = wh_pg_run(d->c.svc->pg, &s_lesson_seq, 1, v, NULL, NULL);
+  if (!r) return WH_EDB;
+  uint32_t seq = PQntuples(r) == 1 ? (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+  PQclear(r);
+  if (!seq) return WH_EDB;
+  Whistle__ClassTaught c = WHISTLE__CLASS_TAUGHT__INIT;
+  c.klass = q->klass;
+  c.text = (char *)o->body;
+  c.community = (char *)o->community;
+  c.prior_klass = (char *)o->klass;
+  c.taught_by = (char *)x->who;
+  c.taught_at_ms = now;
+  Whistle__Envelope env = WHISTLE__ENVELOPE__INIT;
+  env.ticket_id = (char *)o->ticket;
+  env.seq = seq;
+  env.trace_id = "";
+  env.created_at_ms = now;
+  env.body_case = WHISTLE__ENVELOPE__BODY_TAUGHT;
+  env.taught = &c;
+  if (wh_outbox_put(d->c.lessons, "dispatch", &env) || wh_relay_flush(d->c.lessons)) return WH_EDB;
+  return 0;
+}
+
 /* Writes the taken action: the order, the part, the timeline, the event. */
 static int s_write(s_act_t *x, const order_t *o, const s_next_t *n, const Whistle__DeskAction *q,
                    wo_action_t a, const wo_outcome_t *out, unsigned roles, int64_t now,
@@ -941,6 +979,7 @@ static int s_write(s_act_t *x, const order_t *o, const s_next_t *n, const Whistl
   env.body_case = WHISTLE__ENVELOPE__BODY_WORK;
   env.work = &ev;
   if (wh_outbox_put(d->c.relay, "dispatch", &env) || wh_relay_flush(d->c.relay)) return WH_EDB;
+  if (a == WA_ASSIGN && q->klass[0] && d->c.lessons) return s_teach(x, o, q, now);
   return 0;
 }
 
@@ -1058,11 +1097,13 @@ static void s_act(desk_t *d, zmq_msg_t *route, const char *mid, const char *rid,
   if (rc) {
     wh_pg_rollback(pg);
     if (taken) wh_relay_aborted(d->c.relay);
+    if (taken && d->c.lessons) wh_relay_aborted(d->c.lessons);
     s_refuse(d, route, mid, rid, rc,
              rc == WH_EDB ? "dispatch's store is unavailable; nothing changed; ask again"
                           : wh_strerror(rc));
   } else {
     if (taken) wh_relay_committed(d->c.relay);
+    if (taken && d->c.lessons) wh_relay_committed(d->c.lessons);
     s_send_reply(d, route, mid, &rep);
     if (taken && next_due && d->c.deadline) d->c.deadline(d->c.arg, next_due);
   }

@@ -10,7 +10,9 @@
  *         changes nothing. A taken action moves the order (its version
  *         fences the update), writes the event on its timeline, puts a
  *         WORK_ACTED event in the outbox for notify (feeds and the
- *         reporter), and records the answer under the party's request id,
+ *         reporter), an assign --class also a ClassTaught message for triage
+ *         (the order's text an example of the class the center gave), and
+ *         records the answer under the party's request id,
  *         all in one transaction: the same id again gets the same answer
  *         and changes nothing more (for at least DESK_REQUEST_KEEP_H hours).
  *   show  one order, with its parts, clocks, ladder steps and whole
@@ -27,6 +29,7 @@
 #include "wh_calendar.h"
 #include "wh_org.h"
 #include "wh_outbox.h"
+#include "wh_rules.h"
 #include "wh_service.h"
 
 /* Hours an answer is kept under its request id, at least. */
@@ -37,6 +40,11 @@ typedef struct desk_s desk_t;
 typedef struct {
   wh_service_t *svc;          /* borrowed: loop, context, keys, database */
   wh_relay_t *relay;          /* borrowed: the outbox's relay to notify */
+  /* borrowed, may be NULL: the outbox's relay to triage, which an assign
+   * --class tells the class the center gave (triage learns from it) */
+  wh_relay_t *lessons;
+  /* borrowed: the rules in force, whose catalogue --class must name */
+  wh_rules_t *const *rules;
   wh_calendar_t *const *cal;  /* borrowed: the calendar in force (reloads swap it) */
   wh_org_t *const *org;       /* borrowed: the org chart in force */
   const char *hotline;        /* the hotline integrator's party code */

@@ -51,6 +51,8 @@ typedef struct {
   clk_policy_t *older[POLICY_CACHE]; /* earlier ones, by id */
   int nolder;
   wh_org_t *org; /* the org chart: the parties an assignment may name */
+  wh_rules_t *rules; /* the catalogue: the classes an assignment may name */
+  wh_relay_t *lessons; /* to triage: the classes the center gave by hand */
   desk_t *desk;
   wh_consumer_t *in;
   wh_relay_t *relay;
@@ -72,12 +74,12 @@ static const wh_stmt_t s_insert_order = {
     "INSERT INTO work_order (ticket_id, version, state, external_id, source, community, grid,"
     " address, category, klass, body, reporter_masked, received_at, color, level, lead, co,"
     " rule, weight, duplicate_of, decided_at, created_at, updated_at, due_names, due_ms,"
-    " next_due_at, policy_id, out_id, out_payload, trace_id)"
+    " next_due_at, policy_id, words, danger, danger_words, out_id, out_payload, trace_id)"
     " SELECT r.ticket_id, 1, r.state, r.external_id, r.source, r.community, r.grid, r.address,"
     "   r.category, r.klass, r.body, r.reporter_masked, r.received_at, r.color, r.level, r.lead,"
     "   r.co, r.rule, r.weight, r.duplicate_of, r.decided_at, r.at, r.at, r.due_names, r.due_ms,"
     "   r.next_due_at, r.policy_id::int,"
-    "   nextval('outbox_id_seq'), r.out_payload, r.trace_id"
+    "   r.words, r.danger, r.danger_words, nextval('outbox_id_seq'), r.out_payload, r.trace_id"
     " FROM unnest($1::work_order_row[]) AS r"
     " RETURNING out_id, ticket_id"};
 /* What s_build makes a dispatched event of (see wh_builder_t): the order as
@@ -148,12 +150,12 @@ static int s_emit(s_dispatch_t *d, Whistle__WorkEvent *ev, const char *trace, in
   int rc;
   if (how == EMIT_OUTBOX) return wh_outbox_put(d->relay, "dispatch", &out);
   if (how == EMIT_CARRY) {
-    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 25);
+    rc = wh_outbox_carry(d->relay, "dispatch", &out, &d->orders, 28);
   } else {
-    wh_rows_bytes(&d->orders, 25, NULL, 0);
+    wh_rows_bytes(&d->orders, 28, NULL, 0);
     rc = wh_outbox_carry_built(d->relay, "dispatch", &out);
   }
-  wh_rows_text(&d->orders, 26, out.trace_id);
+  wh_rows_text(&d->orders, 29, out.trace_id);
   return rc;
 }
 
@@ -316,6 +318,10 @@ static void s_order_row(s_dispatch_t *d, const Whistle__TicketTriaged *t, const 
   wh_rows_ints(r, 22, due_ms, ndue);
   wh_rows_time(r, 23, next_due ? &next_due : NULL); /* NULL: none running */
   wh_rows_int(r, 24, d->policy->id);
+  wh_rows_text(r, 25, t->words[0] ? t->words : NULL);
+  wh_rows_text(r, 26, t->danger[0] ? t->danger : NULL);
+  wh_rows_text(r, 27, t->danger_words[0] ? t->danger_words : NULL);
+  /* 28, 29: the carried event and its trace (s_emit) */
 }
 
 /* Gathers the rows one decision makes. After the first row is gathered, a
@@ -336,6 +342,9 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
     wh_phone_mask(rep->reporter->phone, rep->reporter->phone, strlen(rep->reporter->phone) + 1);
   for (size_t i = 0; i < t->n_co; i++)
     if (strnlen(t->co[i], 96) >= 96) return WH_EFIELD;
+  if (t->suggested[0] && (wh_code_check(t->suggested, 63) || wh_code_check(t->suggested_like, 64) ||
+                          t->suggested_score > 1000))
+    return WH_EFIELD;
 
   /* A repeat merges under the first order, if dispatch has it: opened
    * earlier in this batch, or found by prepare. */
@@ -401,6 +410,17 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   ev.reporter_masked = (char *)masked;
   ev.at_ms = now;
 
+  /* What the center's examples said of a report no rule placed: the
+   * class it was routed by, or the one suggested to the center. */
+  if (t->suggested[0]) {
+    char note[512];
+    int routed = !strncmp(t->rule, "learned:", 8);
+    snprintf(note, sizeof note, "%s %s: %d.%03d like %s, an order the center placed by hand%s",
+             routed ? "routed as" : "the center's examples suggest", t->suggested,
+             t->suggested_score / 1000, t->suggested_score % 1000, t->suggested_like,
+             routed ? "" : "; below the score that routes, the center decides");
+    s_timeline(d, ticket, now, routed ? "learned" : "suggested", "triage", note);
+  }
   if (merged) {
     char note[512];
     snprintf(note, sizeof note, "repeat of %s; merged", t->duplicate_of);
@@ -735,18 +755,32 @@ static clk_policy_t *s_load_policy(wh_service_t *svc) {
   return p;
 }
 
+/* The rules and their catalogue, for the class codes an assignment may
+ * name (no words: dispatch decides nothing from a text). */
+static wh_rules_t *s_load_rules(wh_service_t *svc, const wh_org_t *org) {
+  char path[512], err[512];
+  wh_service_conf_path(svc, "rules.conf", path, sizeof path);
+  wh_rules_t *r = org ? wh_rules_load(path, org, err, sizeof err) : NULL;
+  if (!r && org) wh_error("%s", err);
+  return r;
+}
+
 static void s_reload(wh_service_t *svc) {
   s_dispatch_t *d = svc->data;
   wh_calendar_t *cal = s_load(svc);
   wh_org_t *org = wh_service_org(svc);
   clk_policy_t *policy = s_load_policy(svc);
-  if (!cal || !org || !policy) {
-    wh_error("reload refused; the calendar, clocks and org chart in force stay");
+  wh_rules_t *rules = s_load_rules(svc, org);
+  if (!cal || !org || !policy || !rules) {
+    wh_error("reload refused; the calendar, clocks, org chart and catalogue in force stay");
     wh_calendar_destroy(&cal);
     wh_org_destroy(&org);
     clk_policy_destroy(&policy);
+    wh_rules_destroy(&rules);
     return;
   }
+  wh_rules_destroy(&d->rules);
+  d->rules = rules;
   wh_calendar_destroy(&d->cal);
   d->cal = cal;
   wh_org_destroy(&d->org);
@@ -761,7 +795,7 @@ static void s_reload(wh_service_t *svc) {
     if (wh_pg_ready(svc->pg) == 0 && s_policy_store(d))
       wh_warn("the new clocks are stored with the first order they open");
   }
-  wh_info("calendar, clocks and org chart reloaded");
+  wh_info("calendar, clocks, org chart and catalogue reloaded");
 }
 
 /* A desk action set a deadline: the timer moves only if it is earlier. */
@@ -785,6 +819,8 @@ static void s_stop(wh_service_t *svc) {
   desk_destroy(&d->desk);
   wh_consumer_destroy(&d->in);
   wh_relay_destroy(&d->relay);
+  wh_relay_destroy(&d->lessons);
+  wh_rules_destroy(&d->rules);
   wh_calendar_destroy(&d->cal);
   wh_org_destroy(&d->org);
   clk_policy_destroy(&d->policy);
@@ -811,13 +847,14 @@ int dispatch_start(wh_service_t *svc) {
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   svc->on_clock = s_clock_moved;
-  wh_rows_init_record(&d->orders, 27, "work_order_row");
+  wh_rows_init_record(&d->orders, 30, "work_order_row");
   wh_rows_init(&d->timeline, 5);
   wh_rows_init_record(&d->fired, 8, "clock_fired_row");
   d->batch_due = INT64_MAX;
   d->first = calloc(WH_CONSUMER_BATCH, sizeof *d->first);
   if (!d->first) return WH_ENOMEM;
-  if (!(d->cal = s_load(svc)) || !(d->org = wh_service_org(svc)) || !(d->policy = s_load_policy(svc)))
+  if (!(d->cal = s_load(svc)) || !(d->org = wh_service_org(svc)) || !(d->policy = s_load_policy(svc)) ||
+      !(d->rules = s_load_rules(svc, d->org)))
     return WH_ECONFIG;
   uv_timer_init(svc->loop, &d->timer);
   d->timer.data = d;
@@ -826,11 +863,15 @@ int dispatch_start(wh_service_t *svc) {
                                 .taken = &s_first_taken};
   if (d->relay) wh_relay_builder(d->relay, &d->builder);
   d->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, d);
+  if (svc->lessons_ep &&
+      !(d->lessons = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "triage", svc->lessons_ep)))
+    return WH_EZMQ;
   if (!d->relay || !d->in) return WH_EZMQ;
   wh_outbox_throttle(svc->outbox, wh_consumer_bus(d->in));
   if (svc->desk_ep) {
     const char *hotline = getenv("WHISTLE_HOTLINE");
-    desk_conf_t dc = {.svc = svc, .relay = d->relay, .cal = &d->cal, .org = &d->org,
+    desk_conf_t dc = {.svc = svc, .relay = d->relay, .lessons = d->lessons, .rules = &d->rules,
+                      .cal = &d->cal, .org = &d->org,
                       .hotline = hotline && *hotline ? hotline : "hotline", .policy = s_policy,
                       .deadline = s_desk_deadline, .arg = d};
     if (!(d->desk = desk_new(&dc, svc->desk_ep))) return WH_EZMQ;

@@ -32,14 +32,16 @@
   " coalesce(w.before_return, ''), " ORDER_MS("coalesce(w.lead_since, w.created_at)") ","      \
   " " ORDER_ARR0("w.due_set_ms") ", " ORDER_ARR0("w.due_remind_ms") ","                        \
   " coalesce(w.policy_id, 0)::bigint, coalesce(w.ladder_step, 0)::bigint,"                    \
-  " " ORDER_MS("w.ladder_next_at") " FROM work_order w"
+  " " ORDER_MS("w.ladder_next_at") ", coalesce(w.words, ''), coalesce(w.danger, ''),"          \
+  " coalesce(w.danger_words, '') FROM work_order w"
 
 enum {
   C_TICKET, C_EXT, C_SOURCE, C_COMMUNITY, C_GRID, C_ADDRESS, C_CATEGORY, C_KLASS, C_COLOR,
   C_LEVEL, C_LEAD, C_CO, C_STATE, C_DUP, C_RULE, C_WEIGHT, C_RECEIVED, C_BODY, C_REPORTER,
   C_VERSION, C_SIGNED, C_RESOLVED, C_CLOSED, C_RETURNS, C_REOPENS, C_EXT_UNTIL, C_EXT_STATE,
   C_RATING, C_FB_RESOLVED, C_DUE_NAMES, C_DUE_MS, C_DUE_OVERDUE, C_DUE_MET, C_BEFORE_RETURN,
-  C_LEAD_SINCE, C_DUE_SET, C_DUE_REMIND, C_POLICY, C_LADDER_STEP, C_LADDER_NEXT
+  C_LEAD_SINCE, C_DUE_SET, C_DUE_REMIND, C_POLICY, C_LADDER_STEP, C_LADDER_NEXT, C_WORDS,
+  C_DANGER, C_DANGER_WORDS
 };
 
 typedef struct {

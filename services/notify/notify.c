@@ -620,13 +620,14 @@ static void s_job_write(s_notify_t *n, const Whistle__ContactReply *r) {
         uv_timer_start(&n->mark_timer, s_on_mark_timer, SINK_MARK_MS, 0);
     }
   } else {
+    /* The read cleared the backlog when it took the log's last pending
+     * message; a message committed since set it again, and goes next. */
     int marked = j->n == 0 || s_mark(n, &ids, ok) == 0;
     if (j->n && !ok) {
       s_sink_failed(n);
     } else if (j->n == SINK_BATCH || !marked) {
+      n->backlog = 1;
       uv_timer_start(&n->sink_timer, s_on_sink_timer, marked ? 0 : SINK_RETRY_MS, 0);
-    } else {
-      n->backlog = 0; /* the log holds nothing older than what comes next */
     }
   }
   wh_rows_free(&ids);
@@ -793,6 +794,10 @@ static void s_flush_deliveries(s_notify_t *n) {
     return;
   }
   int rows = PQntuples(r);
+  /* Everything committed is in this read (one session, commits in
+   * order) unless the batch is full: what commits while its numbers are
+   * asked for sets the backlog again (s_send_batch). */
+  n->backlog = rows == SINK_BATCH;
   s_job_begin(n, 1);
   char line[SINK_LINE_MAX];
   int oom = 0;

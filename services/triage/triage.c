@@ -7,12 +7,14 @@
  * under the first (duplicate_of) and not handled twice. The decision and its
  * outbox row for dispatch commit together. */
 #include "triage.h"
+#include "ask.h"
 #include "wh_clock.h"
 #include "wh_codec.h"
 #include "wh_err.h"
 #include "wh_log.h"
 #include "wh_org.h"
 #include "wh_consumer.h"
+#include "wh_learn.h"
 #include "wh_outbox.h"
 #include "wh_rules.h"
 #include "wh_text.h"
@@ -31,6 +33,14 @@ typedef struct {
   int64_t place;    /* s_place of its klass, community and grid */
 } s_pre_t;
 
+/* A class the center gave by hand, as dispatch told it, until its batch
+ * commits (and its example joins the ones in memory). */
+typedef struct {
+  char ticket[WH_RELAY_ID_MAX + 1], klass[64], community[72], prior[64], by[96];
+  char *text;
+  int64_t at;
+} s_lesson_t;
+
 /* A report of this batch that may be repeated by a later one. */
 typedef struct {
   char ticket[32], klass[64], community[72], grid[260]; /* a grid: 64 characters, up to 4 bytes each */
@@ -44,6 +54,7 @@ typedef struct {
   wh_rules_t *rules;
   wh_consumer_t *in;
   wh_relay_t *relay;
+  triage_ask_t *ask; /* the center's tries; NULL without --ask */
   s_pre_t pre[WH_CONSUMER_BATCH];
   const Whistle__Envelope *env_of[WH_CONSUMER_BATCH]; /* pre[i] is for env_of[i] */
   int npre, cursor;
@@ -54,6 +65,12 @@ typedef struct {
   s_head_t heads[WH_CONSUMER_BATCH];
   int nheads;
   wh_rows_t rows; /* decision rows of the batch */
+  /* what the center taught (--lessons): examples in memory, and a batch's */
+  wh_learn_t *learned;
+  wh_consumer_t *lessons;
+  s_lesson_t lesson[WH_CONSUMER_BATCH];
+  int nlesson;
+  wh_rows_t lrows;
 } s_triage_t;
 
 /* For each report that may repeat an open issue, the first such issue. */
@@ -72,10 +89,11 @@ static const wh_stmt_t s_insert = {
     "triage_insert",
     "INSERT INTO decision (ticket_id, source, external_id, received_at, community, grid,"
     " category, klass, color, level, lead, co, rule, decided_by, weight, mergeable, duplicate_of,"
-    " out_id, out_payload, place)"
+    " out_id, out_payload, place, words, danger)"
     " SELECT r.ticket_id, r.source, r.external_id, r.received_at, r.community, r.grid,"
     "   r.category, r.klass, r.color, r.level, r.lead, r.co, r.rule, 'rules', r.weight,"
-    "   r.mergeable, r.duplicate_of, nextval('outbox_id_seq'), r.out_payload, r.place"
+    "   r.mergeable, r.duplicate_of, nextval('outbox_id_seq'), r.out_payload, r.place,"
+    "   r.words, r.danger"
     " FROM unnest($1::decision_row[]) AS r"
     " RETURNING out_id, ticket_id"};
 
@@ -132,7 +150,8 @@ static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_p
     wh_report_t in = {.category = rep->category, .text = rep->text,
                       .channel = wh_source_name(rep->source), .community = rep->community,
                       .grid = rep->grid, .address = rep->address,
-                      .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags};
+                      .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags,
+                      .learned = t->learned};
     wh_rules_decide(t->rules, t->org, &in, &p->d);
     p->place = s_place(p->d.klass, rep->community, rep->grid);
     if (!p->d.merge || t->rules->dedup_window_ms <= 0) continue;
@@ -205,6 +224,13 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   tri.duplicate_of = first;
   tri.weight = (uint32_t)d->weight;
   tri.decided_at_ms = wh_clock_now_ms();
+  tri.words = d->words;
+  tri.danger = d->danger;
+  tri.danger_words = d->danger_words;
+  tri.place = d->place;
+  tri.suggested = d->suggested.klass;
+  tri.suggested_score = (uint32_t)d->suggested.score;
+  tri.suggested_like = d->suggested.like;
   Whistle__Envelope out = WHISTLE__ENVELOPE__INIT;
   out.ticket_id = rec->ticket_id;
   out.seq = 1;
@@ -233,6 +259,8 @@ static int s_apply(void *arg, const Whistle__Envelope *env) {
   /* The decision's row carries its TicketTriaged. */
   if (wh_outbox_carry(t->relay, "triage", &out, r, 16)) return WH_EDB; /* roll back, try alone */
   wh_rows_int(r, 17, place);
+  wh_rows_text(r, 18, d->words[0] ? d->words : NULL);
+  wh_rows_text(r, 19, d->danger[0] ? d->danger : NULL);
 
   if (d->merge && !first[0] && t->nheads < WH_CONSUMER_BATCH) {
     s_head_t *e = &t->heads[t->nheads++];
@@ -277,6 +305,106 @@ static const wh_consumer_ops_t s_ops = {.body = WHISTLE__ENVELOPE__BODY_RECEIVED
                                         .aborted = s_aborted,
                                         .first_applied = "SELECT ticket_id FROM decision WHERE ticket_id = ANY($2::text[])"};
 
+/* ---- what the center taught ------------------------------------------- */
+
+static const wh_stmt_t s_teach = {
+    "triage_teach",
+    "INSERT INTO example (ticket_id, klass, text, community, prior_klass, taught_by, taught_at)"
+    " SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),"
+    "   unnest($5::text[]), unnest($6::text[]), unnest($7::timestamptz[])"
+    " ON CONFLICT (ticket_id) DO UPDATE SET klass = excluded.klass, text = excluded.text,"
+    "   community = excluded.community, prior_klass = excluded.prior_klass,"
+    "   taught_by = excluded.taught_by, taught_at = excluded.taught_at"};
+static const wh_stmt_t s_examples = {
+    "triage_examples", "SELECT ticket_id, klass, text FROM example ORDER BY taught_at, ticket_id"};
+
+static void s_lessons_clear(s_triage_t *t) {
+  for (int i = 0; i < t->nlesson; i++) free(t->lesson[i].text);
+  t->nlesson = 0;
+  wh_rows_reset(&t->lrows);
+}
+
+/* A class the center gave: checked whole before anything is kept. */
+static int s_learn_apply(void *arg, const Whistle__Envelope *env) {
+  s_triage_t *t = arg;
+  const Whistle__ClassTaught *c = env->taught;
+  if (!c || wh_code_check(c->klass, 63) || wh_code_check(c->community, 64) ||
+      wh_text_check(c->text, 1, 4000) || (c->prior_klass[0] && wh_code_check(c->prior_klass, 63)) ||
+      wh_code_check(c->taught_by, 95) || strlen(env->ticket_id) > WH_RELAY_ID_MAX)
+    return WH_EFIELD;
+  if (t->nlesson == WH_CONSUMER_BATCH) return WH_EINVAL;
+  s_lesson_t *l = &t->lesson[t->nlesson];
+  if (!(l->text = strdup(c->text))) return WH_ENOMEM;
+  s_copy(l->ticket, sizeof l->ticket, env->ticket_id);
+  s_copy(l->klass, sizeof l->klass, c->klass);
+  s_copy(l->community, sizeof l->community, c->community);
+  s_copy(l->prior, sizeof l->prior, c->prior_klass);
+  s_copy(l->by, sizeof l->by, c->taught_by);
+  l->at = c->taught_at_ms ? c->taught_at_ms : env->created_at_ms;
+  t->nlesson++;
+  return 0;
+}
+
+/* One row per ticket: of two teachings in a batch the later stands. */
+static int s_learn_steps(void *arg, wh_pg_step_t *steps) {
+  s_triage_t *t = arg;
+  wh_rows_reset(&t->lrows);
+  for (int i = 0; i < t->nlesson; i++) {
+    const s_lesson_t *l = &t->lesson[i];
+    int later = 0;
+    for (int k = i + 1; k < t->nlesson && !later; k++) later = !strcmp(t->lesson[k].ticket, l->ticket);
+    if (later) continue;
+    wh_rows_next(&t->lrows);
+    wh_rows_text(&t->lrows, 0, l->ticket);
+    wh_rows_text(&t->lrows, 1, l->klass);
+    wh_rows_text(&t->lrows, 2, l->text);
+    wh_rows_text(&t->lrows, 3, l->community);
+    wh_rows_text(&t->lrows, 4, l->prior[0] ? l->prior : NULL);
+    wh_rows_text(&t->lrows, 5, l->by);
+    wh_rows_time(&t->lrows, 6, &l->at);
+  }
+  if (!t->lrows.nrows) return 0;
+  steps[0] = (wh_pg_step_t){.st = &s_teach, .rows = &t->lrows};
+  return 1;
+}
+
+static void s_learn_committed(void *arg) {
+  s_triage_t *t = arg;
+  for (int i = 0; i < t->nlesson; i++) {
+    const s_lesson_t *l = &t->lesson[i];
+    if (wh_learn_add(t->learned, l->ticket, l->klass, l->text))
+      wh_warn("%s: its example of %s is stored, not in memory until a restart", l->ticket, l->klass);
+    else
+      wh_info("%s taught as %s by %s%s%s", l->ticket, l->klass, l->by, l->prior[0] ? ", was " : "",
+              l->prior);
+  }
+  wh_learn_refresh(t->learned);
+  s_lessons_clear(t);
+}
+
+static void s_learn_aborted(void *arg) { s_lessons_clear(arg); }
+
+static const wh_consumer_ops_t s_learn_ops = {.body = WHISTLE__ENVELOPE__BODY_TAUGHT,
+                                              .from = "dispatch",
+                                              .apply = s_learn_apply,
+                                              .steps = s_learn_steps,
+                                              .committed = s_learn_committed,
+                                              .aborted = s_learn_aborted};
+
+/* The examples the center taught before this start. */
+static int s_learn_load(s_triage_t *t) {
+  PGresult *r = wh_pg_run(t->svc->pg, &s_examples, 0, NULL, NULL, NULL);
+  if (!r) return WH_EDB;
+  int bad = 0;
+  for (int i = 0; i < PQntuples(r); i++)
+    bad += wh_learn_add(t->learned, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)) != 0;
+  PQclear(r);
+  wh_learn_refresh(t->learned);
+  if (bad) wh_warn("%d of the center's examples could not be read into memory", bad);
+  wh_info("%zu examples the center taught", wh_learn_count(t->learned));
+  return 0;
+}
+
 /* old: the rules in force, whose word dictionary the new rules take over
  * (loading it again would stall the loop); NULL at start. */
 static int s_load(wh_service_t *svc, wh_org_t **org, wh_rules_t **rules, wh_rules_t *old) {
@@ -318,6 +446,11 @@ static void s_reload(wh_service_t *svc) {
 
 static void s_stop(wh_service_t *svc) {
   s_triage_t *t = svc->data;
+  triage_ask_destroy(&t->ask);
+  wh_consumer_destroy(&t->lessons);
+  s_lessons_clear(t);
+  wh_rows_free(&t->lrows);
+  wh_learn_destroy(&t->learned);
   wh_consumer_destroy(&t->in);
   wh_relay_destroy(&t->relay);
   wh_org_destroy(&t->org);
@@ -338,13 +471,25 @@ int triage_start(wh_service_t *svc) {
   svc->data = t;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
-  wh_rows_init_record(&t->rows, 18, "decision_row");
+  wh_rows_init_record(&t->rows, 20, "decision_row");
   wh_rows_init(&t->q, 5);
+  wh_rows_init(&t->lrows, 7);
+  if (!(t->learned = wh_learn_new())) return WH_ENOMEM;
   if (s_load(svc, &t->org, &t->rules, NULL)) return WH_ECONFIG;
+  if (s_learn_load(t)) return WH_EDB;
   t->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "dispatch", svc->peer);
   t->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, t);
   if (!t->relay || !t->in) return WH_EZMQ;
+  if (svc->ask_ep && !(t->ask = triage_ask_new(svc, &t->org, &t->rules, t->learned, svc->ask_ep)))
+    return WH_EZMQ;
+  if (svc->lessons_ep &&
+      !(t->lessons = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->lessons_ep,
+                                     &s_learn_ops, t)))
+    return WH_EZMQ;
   wh_outbox_throttle(svc->outbox, wh_consumer_bus(t->in));
-  wh_info("taking reports on %s, passing decisions to %s", svc->listen, svc->peer);
+  wh_info("taking reports on %s, passing decisions to %s%s%s%s%s", svc->listen, svc->peer,
+          svc->ask_ep ? ", the center's tries on " : "", svc->ask_ep ? svc->ask_ep : "",
+          svc->lessons_ep ? ", the classes it gives by hand on " : "",
+          svc->lessons_ep ? svc->lessons_ep : "");
   return 0;
 }

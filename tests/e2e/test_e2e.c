@@ -128,6 +128,7 @@ static void s_env(const char *name, const char *key, char *out, size_t len) {
 static const char *s_server_of(const char *key) {
   /* WHISTLE_<SERVICE>, its admin socket WHISTLE_<SERVICE>_ADMIN */
   return !strcmp(key, "WHISTLE_DESK")            ? "dispatch"
+         : !strcmp(key, "WHISTLE_LESSONS")       ? "triage"
          : !strcmp(key, "WHISTLE_CONTACTS")      ? "intake"
          : !strncmp(key, "WHISTLE_INTAKE", 14)   ? "intake"
          : !strncmp(key, "WHISTLE_TRIAGE", 14)   ? "triage"
@@ -139,12 +140,13 @@ static const char *s_server_of(const char *key) {
  * come with (for intake, a channel: the hotline integrator). */
 static const char *s_upstream_of(const char *key) {
   return strstr(key, "_ADMIN")              ? "center" /* the one key an admin socket answers */
+         : !strcmp(key, "WHISTLE_TRIAGE_ASK") ? "center" /* the one key it answers */
          : !strcmp(key, "WHISTLE_DESK")     ? "center" /* who may do the most there */
          : !strcmp(key, "WHISTLE_CONTACTS") ? "notify" /* the one key it answers */
          : !strcmp(key, "WHISTLE_INTAKE")   ? "hotline"
          : !strcmp(key, "WHISTLE_TRIAGE")   ? "intake"
          : !strcmp(key, "WHISTLE_DISPATCH") ? "triage"
-                                            : "dispatch";
+                                            : "dispatch"; /* WHISTLE_NOTIFY, WHISTLE_LESSONS */
 }
 
 /* A socket of type in ctx, connected to the endpoint KEY of stack name as
@@ -342,6 +344,18 @@ static void scenarios(void **state) {
     if (!dup) assert_true(json_object_array_length(deadlines) >= 1);
     assert_non_null(s_str(o, "ticket_id"));
     assert_string_equal(s_str(o, "external_id"), s_str(c, "external_id"));
+    /* A rule's or the catalogue's decision names the words of the report
+     * that made it; a channel's category needs none. */
+    const char *rule = s_str(o, "rule"), *words = s_str(o, "words");
+    if (!strncmp(rule, "rule:", 5) || !strncmp(rule, "catalogue:", 10)) {
+      if (!words) fail_msg("%s: decided by %s, with no words", sid, rule);
+      char w[256];
+      snprintf(w, sizeof w, "%s", words);
+      for (char *save = NULL, *t = strtok_r(w, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        if (!strstr(s_str(o, "text"), t)) fail_msg("%s: word '%s' is not in the report", sid, t);
+    } else if (!strncmp(rule, "category:", 9)) {
+      assert_null(words);
+    }
 
     /* The lead's feed, read through whistlectl as a department would. */
     char *feed = s_capture(&st, CTL("scenarios") " --json feed %s", s_var, s_bin, s_str(o, "lead"));
@@ -405,6 +419,86 @@ static void scenarios(void **state) {
   for (int i = 0; i < 100 && s_count(notify, q) < 2; i++) usleep(100 * 1000);
   assert_int_equal(s_count(notify, q), 2);
   json_object_put(mixed_answers);
+
+  /* The center tries reports on triage's request socket: the decision, the
+   * words that made it and the runners-up, with nothing stored. */
+  triage = s_db("scenarios", "WHISTLE_TRIAGE_DB");
+  long decided = s_count(triage, "SELECT count(*) FROM decision");
+  out = s_capture(&st, CTL("scenarios") " --json triage --community wenhan --grid wenhan-1"
+                  " '楼道里堆满了纸箱和旧家具，把消防通道都堵住了'", s_var, s_bin);
+  assert_int_equal(st, 0);
+  json_object *tr = json_tokener_parse(out);
+  free(out);
+  assert_non_null(tr);
+  assert_string_equal(s_str(tr, "class"), "stairwell_clutter");
+  assert_string_equal(s_str(tr, "community"), "wenhan");
+  assert_non_null(s_str(tr, "words"));
+  char first_word[192];
+  snprintf(first_word, sizeof first_word, "%s", s_str(tr, "words"));
+  first_word[strcspn(first_word, " ")] = '\0';
+  assert_non_null(strstr("楼道里堆满了纸箱和旧家具，把消防通道都堵住了", first_word));
+  json_object_put(tr);
+  /* The same text as a real report gets the same decision. */
+  out = s_capture(&st, CTL("scenarios") " triage --community wenhan '小区门口路灯坏了'", s_var, s_bin);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "class     street_lamp"));
+  assert_non_null(strstr(out, "words     路灯"));
+  free(out);
+  /* A danger signal raises whatever class: said with its words. */
+  out = s_capture(&st, CTL("scenarios") " --json triage '楼下的垃圾桶着火了，冒着黑烟'", s_var, s_bin);
+  assert_int_equal(st, 0);
+  tr = json_tokener_parse(out);
+  free(out);
+  assert_string_equal(s_str(tr, "level"), "1");
+  assert_non_null(s_str(tr, "danger"));
+  assert_non_null(s_str(tr, "danger_words"));
+  json_object_put(tr);
+  /* A negated signal is not one. */
+  out = s_capture(&st, CTL("scenarios") " --json triage '厨房没有漏气，就是燃气灶打不着火'", s_var, s_bin);
+  assert_int_equal(st, 0);
+  tr = json_tokener_parse(out);
+  free(out);
+  assert_null(s_str(tr, "danger"));
+  assert_string_not_equal(s_str(tr, "class"), "gas_leak");
+  assert_string_not_equal(s_str(tr, "level"), "1");
+  json_object_put(tr);
+  /* A care tag raises the level where it changes the stakes, and the rule
+   * says which; a tagged resident's question stays routine. */
+  out = s_capture(&st, CTL("scenarios") " triage --care elderly_alone '我一个人在家，头晕，身体不舒服'",
+                  s_var, s_bin);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "care:elderly_alone level 2 to 1"));
+  free(out);
+  out = s_capture(&st, CTL("scenarios") " --json triage --care elderly_alone '想咨询一下高龄补贴怎么申请'",
+                  s_var, s_bin);
+  assert_int_equal(st, 0);
+  tr = json_tokener_parse(out);
+  free(out);
+  assert_string_equal(s_str(tr, "level"), "2");
+  assert_null(strstr(s_str(tr, "rule"), "care"));
+  json_object_put(tr);
+  /* Refused, with the field, and nothing changes: a community off the
+   * chart, text that is not UTF-8, a category the catalogue lacks, and any
+   * party but the center. */
+  out = s_capture(&st, CTL("scenarios") " triage --community atlantis '路灯坏了' 2>&1", s_var, s_bin);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "community"));
+  free(out);
+  out = s_capture(&st, CTL("scenarios") " triage \"$(printf '\\377\\376')路灯\" 2>&1", s_var, s_bin);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "bad_utf8"));
+  free(out);
+  out = s_capture(&st, CTL("scenarios") " triage --category no_such_class '路灯坏了' 2>&1", s_var, s_bin);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "category"));
+  free(out);
+  out = s_capture(&st, CTL("scenarios") " --as transport triage '路灯坏了' 2>&1", s_var, s_bin);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(out, "forbidden"));
+  free(out);
+  assert_int_equal(s_count(triage, "SELECT count(*) FROM decision"), decided);
+  wh_pg_destroy(&triage);
+
   wh_pg_destroy(&dispatch);
   wh_pg_destroy(&intake);
   wh_pg_destroy(&notify);
@@ -801,6 +895,10 @@ static void hostile_frames(void **state) {
       {"WHISTLE_DESK", {SEED_DESK, SEED_DESK}},
       /* intake's contacts, as notify: every frame answered */
       {"WHISTLE_CONTACTS", {SEED_CONTACT, SEED_CONTACT}},
+      /* triage's request socket, as the center: every frame answered */
+      {"WHISTLE_TRIAGE_ASK", {SEED_TRY, SEED_TRY}},
+      /* triage's lessons, as dispatch: relayed, acknowledged */
+      {"WHISTLE_LESSONS", {SEED_TAUGHT, SEED_BATCH}},
   };
   void *zctx = zmq_ctx_new();
   json_object *ids = json_object_new_object();
@@ -813,7 +911,7 @@ static void hostile_frames(void **state) {
     for (int round = 0; round < HOSTILE_FRAMES / HOSTILE_ROUND; round++) {
       s_hostile_round(sock, &rng, doors[d].kinds, seed, seedlen);
       if (d == 0 || strstr(doors[d].key, "_ADMIN") || !strcmp(doors[d].key, "WHISTLE_DESK") ||
-          !strcmp(doors[d].key, "WHISTLE_CONTACTS")) {
+          !strcmp(doors[d].key, "WHISTLE_CONTACTS") || !strcmp(doors[d].key, "WHISTLE_TRIAGE_ASK")) {
         long got = s_hostile_answers(sock, HOSTILE_ROUND, 0, ids);
         if (got != HOSTILE_ROUND)
           fail_msg("%s answered %ld of round %d's %d frames", doors[d].key, got, round,
@@ -839,6 +937,8 @@ static void hostile_frames(void **state) {
     assert_int_equal(s_relayed_with_ticket(doors[d].key, seed, seedlen, doors[d].kinds[0], "工单 42"),
                      WHISTLE__ACK_STATUS__ACK_REJECTED);
   }
+  assert_int_equal(s_relayed_with_ticket("WHISTLE_LESSONS", seed, seedlen, SEED_TAUGHT, huge),
+                   WHISTLE__ACK_STATUS__ACK_REJECTED);
   for (int k = 0; k < SEED_N; k++) free(seed[k]);
   wh_pg_t *intake = s_db("hostile", "WHISTLE_INTAKE_DB");
   long stored = s_count(intake, "SELECT count(*) FROM ticket");
@@ -2277,8 +2377,8 @@ static void loop_life(void **state) {
   json_object_put(o);
   s_is(s_acted("center", "void %s test 测试电话", c), "void", s_version(c) + 1);
   s_refused("center", "wrong_state", "assign %s --lead water 改派", c);
-  o = s_acted("center", "assign %s --lead housing --class stairwell_smell --level 1 --color red 查楼道异味", d);
-  assert_string_equal(s_str(s_jorder(o), "class"), "stairwell_smell");
+  o = s_acted("center", "assign %s --lead housing --class public_housing --level 1 --color red 查楼道异味", d);
+  assert_string_equal(s_str(s_jorder(o), "class"), "public_housing");
   assert_int_equal(s_jint(s_jorder(o), "level"), 1);
   /* level 1's clocks, from now: the new lead's sign-for clock and the level's three */
   assert_int_equal(json_object_array_length(json_object_object_get(s_jorder(o), "deadlines")), 4);
@@ -2750,6 +2850,192 @@ static void clock_life(void **state) {
   s_desk_stack = "loop";
 }
 
+/* Submits one report as the hotline on stack name; returns its ticket. */
+static void s_submit_one(const char *name, const char *ext, const char *community, const char *text,
+                         char *ticket, size_t len) {
+  char now[40];
+  wh_time_format(wh_clock_now_ms(), now, sizeof now);
+  int st;
+  char *out = s_capture(&st, "printf '%%s\\n' '{\"source\":\"hotline\",\"external_id\":\"%s\",\"received_at\":\"%s\","
+                             "\"community\":\"%s\",\"grid\":\"%s-1\",\"text\":\"%s\","
+                             "\"reporter\":{\"name\":\"测\",\"phone\":\"13911113001\"}}'"
+                             " | WHISTLE_STATE=%s/%s/stack.env %s/whistlectl --as hotline submit 2>&1",
+                        ext, now, community, community, text, s_var, name, s_bin);
+  if (st != 0) fail_msg("submit %s: %s", ext, out);
+  json_object *answers = s_lines(out);
+  free(out);
+  snprintf(ticket, len, "%s", s_str(json_object_array_get_idx(answers, 0), "ticket_id"));
+  json_object_put(answers);
+}
+
+/* The kinds of an order's timeline entries by triage, as show gives them. */
+static int s_has_entry(const char *ticket, const char *kind, const char *says) {
+  json_object *o = s_order(ticket);
+  json_object *tl = json_object_object_get(o, "timeline");
+  int found = 0;
+  for (size_t i = 0; i < json_object_array_length(tl) && !found; i++) {
+    json_object *e = json_object_array_get_idx(tl, i);
+    found = !strcmp(s_str(e, "kind"), kind) && !strcmp(s_str(e, "actor"), "triage") &&
+            strstr(s_str(e, "note"), says) != NULL;
+  }
+  json_object_put(o);
+  return found;
+}
+
+/* The center teaches triage: an order from its manual queue assigned with
+ * --class becomes an example of the class; a report much like it is routed
+ * by it (the timeline says so), one less alike comes to the center with the
+ * class suggested, a restart of triage keeps what it learned, and the
+ * center's last word on a ticket stands. A class the catalogue lacks is
+ * refused and teaches nothing. */
+static void learned_from_the_center(void **state) {
+  (void)state;
+  s_stack("learn", "up");
+  s_desk_stack = "learn";
+  wh_pg_t *triage = s_db("learn", "WHISTLE_TRIAGE_DB");
+  char a[32], b[32], c[32], d[32], e[32];
+  s_submit_one("learn", "learn-a", "wenhan", "快递柜的屏幕一直黑着，取不了件", a, sizeof a);
+  int va = s_await(a);
+  json_object *o = s_order(a);
+  assert_string_equal(s_str(o, "class"), "unplaced");
+  assert_string_equal(s_str(o, "lead"), "center");
+  json_object_put(o);
+  s_refused("center", "bad_field", "assign %s --lead wenhan.pm --class no_such_class 物业处理", a);
+  assert_int_equal(s_version(a), va);
+  s_is(s_acted("center", "assign %s --lead wenhan.pm --class parcel_locker 快递柜归物业管", a), "dispatched",
+       va + 1);
+  char sql[512];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM example WHERE ticket_id = '%s' AND klass = 'parcel_locker'"
+                            " AND text = '快递柜的屏幕一直黑着，取不了件' AND prior_klass = 'unplaced'"
+                            " AND taught_by = 'center' AND community = 'wenhan'", a);
+  s_wait_count(triage, sql, 1, 1, 20);
+
+  /* much like it: routed by the example, the lead the class's in its community */
+  s_submit_one("learn", "learn-b", "xiangdong", "快递柜的屏幕一直黑着，取不了件，好几天了", b, sizeof b);
+  s_await(b);
+  o = s_order(b);
+  assert_string_equal(s_str(o, "class"), "parcel_locker");
+  assert_string_equal(s_str(o, "lead"), "xiangdong.pm");
+  char like[64];
+  snprintf(like, sizeof like, " like %s", a);
+  if (strncmp(s_str(o, "rule"), "learned:parcel_locker ", 22) || !strstr(s_str(o, "rule"), like))
+    fail_msg("%s: rule %s", b, s_str(o, "rule"));
+  json_object_put(o);
+  assert_true(s_has_entry(b, "learned", "routed as parcel_locker"));
+  /* less alike: the center's queue, the class suggested on the timeline */
+  s_submit_one("learn", "learn-c", "wenhan", "快递柜屏幕黑了，取不出快递", c, sizeof c);
+  s_await(c);
+  o = s_order(c);
+  assert_string_equal(s_str(o, "class"), "unplaced");
+  assert_string_equal(s_str(o, "lead"), "center");
+  json_object_put(o);
+  assert_true(s_has_entry(c, "suggested", "suggest parcel_locker"));
+  /* and whistlectl triage shows the center what its examples say */
+  int st;
+  char *out = s_desk(&st, "center", "triage --community haide 快递柜屏幕黑了，取不出快递");
+  assert_int_equal(st, 0);
+  if (!strstr(out, "learned   parcel_locker 0.") || !strstr(out, "a suggestion")) fail_msg("%s", out);
+  free(out);
+
+  /* triage killed and started: the examples come back from its database */
+  s_stack("learn", "kill triage");
+  s_stack("learn", "start triage");
+  s_submit_one("learn", "learn-d", "haide", "快递柜的屏幕一直黑着，取不了件，怎么办", d, sizeof d);
+  s_await(d);
+  o = s_order(d);
+  assert_string_equal(s_str(o, "class"), "parcel_locker");
+  assert_string_equal(s_str(o, "lead"), "haide.pm");
+  json_object_put(o);
+
+  /* the center changes its mind: its last class stands */
+  s_is(s_acted("center", "assign %s --lead wenhan.pm --class facility_repair 设施报修", a), "dispatched",
+       va + 2);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM example WHERE ticket_id = '%s' AND klass = 'facility_repair'"
+                            " AND prior_klass = 'parcel_locker'", a);
+  s_wait_count(triage, sql, 1, 1, 20);
+  assert_int_equal(s_count(triage, "SELECT count(*) FROM example"), 1);
+  s_submit_one("learn", "learn-e", "wenhan", "快递柜的屏幕一直黑着，取不了件，还是没修", e, sizeof e);
+  s_await(e);
+  o = s_order(e);
+  assert_string_equal(s_str(o, "class"), "facility_repair");
+  json_object_put(o);
+  wh_pg_destroy(&triage);
+  s_stack("learn", "down");
+  s_desk_stack = "loop";
+}
+
+/* intake gives the reporters' numbers late (stopped, then let go): a
+ * message committed while notify waited for the numbers of messages it
+ * had read back from the log goes out after them, not left pending. The
+ * window is the wait for the numbers (two seconds): an action lands in it
+ * when it commits after notify's log read began and before the numbers
+ * come, which the times of notify's "in time" warnings bound. */
+static long s_late_warnings(void) {
+  int st;
+  char *out = s_capture(&st, "grep -c 'did not give the reporters. numbers in time' %s/late/log/notify.log", s_var);
+  long n = atol(out);
+  free(out);
+  return n;
+}
+
+static void notify_numbers_late(void **state) {
+  (void)state;
+  s_stack("late", "up");
+  s_desk_stack = "late";
+  wh_pg_t *notify = s_db("late", "WHISTLE_NOTIFY_DB");
+  char now[40];
+  wh_time_format(wh_clock_now_ms(), now, sizeof now);
+  int st;
+  char *out = s_capture(&st, "printf '%%s\\n' '{\"source\":\"hotline\",\"external_id\":\"late-a\",\"received_at\":\"%s\","
+                             "\"community\":\"wenhan\",\"grid\":\"wenhan-3\",\"address\":\"文诚路\",\"category\":\"sidewalk\","
+                             "\"text\":\"人行道缺了一段，老人只能走马路\",\"reporter\":{\"name\":\"李女士\",\"phone\":\"13911112001\"}}'"
+                             " | " CTL("late") " --as hotline submit",
+                        now, s_var, s_bin);
+  assert_int_equal(st, 0);
+  json_object *answers = s_lines(out);
+  free(out);
+  char a[32];
+  snprintf(a, sizeof a, "%s", s_str(json_object_array_get_idx(answers, 0), "ticket_id"));
+  json_object_put(answers);
+  s_await(a);
+  s_wait_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'", 1, 1, 30);
+
+  /* intake stops: the signing's message waits for its number, then waits
+   * in the log, read back every half second and asked for again. */
+  assert_int_equal(s_sh("kill -STOP $(cat %s/late/run/intake.pid)", s_var), 0);
+  json_object_put(s_acted("transport", "sign %s", a));
+  long deliveries = 2, landed = 0;
+  for (int k = 0; k < 12 && !landed; k++) {
+    long w = s_late_warnings();
+    for (int i = 0; i < 100 && s_late_warnings() == w; i++) usleep(20 * 1000);
+    int64_t seen = wh_clock_now_ms();
+    usleep(700 * 1000); /* the next read of the log has begun */
+    json_object_put(s_acted("transport", "progress %s 已派人到现场（第%d次）", a, k + 1));
+    deliveries++;
+    for (int i = 0; i < 200; i++) {
+      if (s_count(notify, "SELECT count(*) FROM delivery") == deliveries) break;
+      usleep(10 * 1000);
+    }
+    assert_int_equal(s_count(notify, "SELECT count(*) FROM delivery"), deliveries);
+    landed = s_late_warnings() == w + 1 && wh_clock_now_ms() - seen < 1700;
+  }
+  assert_int_equal(s_sh("kill -CONT $(cat %s/late/run/intake.pid)", s_var), 0);
+  print_message("a message committed during the wait for the numbers: %s, %ld messages\n",
+                landed ? "yes" : "no", deliveries);
+  assert_true(landed);
+  /* Every message goes out, once, to the sink. */
+  s_wait_count(notify, "SELECT count(*) FROM delivery_status WHERE state = 'sent'", deliveries, deliveries, 20);
+  char *ids = s_capture(&st, "grep -o 'id=[0-9]*' %s/late/sink/reporter.txt | sort -u | wc -l", s_var);
+  char *lines = s_capture(&st, "wc -l < %s/late/sink/reporter.txt", s_var);
+  assert_int_equal(atol(ids), deliveries);
+  assert_int_equal(atol(lines), deliveries);
+  free(ids);
+  free(lines);
+  wh_pg_destroy(&notify);
+  s_stack("late", "down");
+  s_desk_stack = "loop";
+}
+
 int main(int argc, char **argv) {
   s_root = getenv("WHISTLE_ROOT");
   s_bin = getenv("WHISTLE_BIN");
@@ -2772,6 +3058,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(loop_life),
       cmocka_unit_test(clock_life),
       cmocka_unit_test(loop_under_kill),
+      cmocka_unit_test(notify_numbers_late),
+      cmocka_unit_test(learned_from_the_center),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* whistle-triage-score - how triage routes labelled reports, as practice would.
  *
- *   tests/triage/score.sh BIN [--conf DIR] [--misses] [--floor C,L,D,Q] NAME=FILE...
+ *   tests/triage/score.sh BIN [--conf DIR] [--misses] [--learn] [--floor C,L,D,Q] NAME=FILE...
  *
  * Decides every report of each FILE (one JSON object a line, the format of
  * tests/data/scenarios.jsonl, which score.sh hands over as tab-separated
@@ -12,7 +12,11 @@
  * most left to the queue that the first part must meet; the exit status is
  * 1 when it does not. `--misses` lists each report decided otherwise, for
  * the part rules are tuned against: never read it for the held-back part
- * (tests/data/README.md). */
+ * (tests/data/README.md). `--learn` also measures learning from the
+ * center: each report the rules place is left out in turn, the others
+ * taught as the center would have placed them (their class), and the
+ * class of the most alike is compared with its own, by score band. */
+#include "wh_learn.h"
 #include "wh_org.h"
 #include "wh_rules.h"
 
@@ -26,6 +30,11 @@ typedef struct {
   int n, color, level, lead, queue;
   double us[MAX_TIMED]; /* each decision's time, for the figures printed */
 } s_score_t;
+
+/* The placed reports of every part, for --learn. */
+#define MAX_LEARN 4096
+static char *s_ltext[MAX_LEARN], s_lclass[MAX_LEARN][64];
+static int s_nlearn;
 
 static int s_cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -108,6 +117,10 @@ static int s_score(const wh_rules_t *rules, const wh_org_t *org, const char *nam
     int v_ok = s_listed(field[F_LEVELS], level);
     int l_ok = s_listed(field[F_LEADS], d.lead);
     int queued = !strcmp(d.lead, org->center);
+    if (strcmp(d.klass, "unplaced") && s_nlearn < MAX_LEARN && (s_ltext[s_nlearn] = strdup(rep.text))) {
+      snprintf(s_lclass[s_nlearn], sizeof s_lclass[0], "%s", d.klass);
+      s_nlearn++;
+    }
     s->n++;
     s->color += c_ok;
     s->level += v_ok;
@@ -130,13 +143,81 @@ static int s_score(const wh_rules_t *rules, const wh_org_t *org, const char *nam
 
 static double s_share(int k, int n) { return n ? (double)k / n : 0; }
 
+/* Leaves each placed report out, teaches the rest, and prints how often
+ * the most alike had its class, by score band and from the rules'
+ * suggest_at and route_at. */
+static int s_learn(const wh_rules_t *rules) {
+  int band[10] = {0}, right[10] = {0}, from[2] = {0}, from_right[2] = {0};
+  int at[2] = {rules->learn_suggest_at, rules->learn_route_at};
+  char ticket[32];
+  for (int i = 0; i < s_nlearn; i++) {
+    wh_learn_t *l = wh_learn_new();
+    if (!l) return 2;
+    for (int k = 0; k < s_nlearn; k++) {
+      snprintf(ticket, sizeof ticket, "E%d", k);
+      if (k != i) wh_learn_add(l, ticket, s_lclass[k], s_ltext[k]);
+    }
+    wh_suggestion_t sg;
+    if (wh_learn_suggest(l, s_ltext[i], NULL, NULL, &sg)) {
+      int b = sg.score >= 1000 ? 9 : sg.score / 100, ok = !strcmp(sg.klass, s_lclass[i]);
+      band[b]++;
+      right[b] += ok;
+      for (int k = 0; k < 2; k++)
+        if (at[k] && sg.score >= at[k]) {
+          from[k]++;
+          from_right[k] += ok;
+        }
+    }
+    wh_learn_destroy(&l);
+  }
+  printf("learning: %d placed reports, each left out and the rest taught; the most alike's class\n",
+         s_nlearn);
+  for (int b = 0; b < 10; b++)
+    if (band[b])
+      printf("  score %.1f-%.1f  %4d reports, right %5.1f%%\n", b / 10.0, (b + 1) / 10.0, band[b],
+             100 * s_share(right[b], band[b]));
+  /* the cost of a suggestion among many examples: each report taught 32
+   * times over (as a center's years of assignments), each text asked */
+  wh_learn_t *big = wh_learn_new();
+  if (!big) return 2;
+  for (int r = 0; r < 32; r++)
+    for (int k = 0; k < s_nlearn; k++) {
+      snprintf(ticket, sizeof ticket, "E%d.%d", k, r);
+      wh_learn_add(big, ticket, s_lclass[k], s_ltext[k]);
+    }
+  wh_learn_refresh(big);
+  static double us[MAX_LEARN];
+  for (int i = 0; i < s_nlearn; i++) {
+    wh_suggestion_t sg;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wh_learn_suggest(big, s_ltext[i], NULL, NULL, &sg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    us[i] = (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+  }
+  if (s_nlearn) {
+    qsort(us, (size_t)s_nlearn, sizeof us[0], s_cmp);
+    printf("  a suggestion among %zu examples: p50 %.0f us, p99 %.0f us\n", wh_learn_count(big),
+           us[s_nlearn / 2], us[s_nlearn * 99 / 100]);
+  }
+  wh_learn_destroy(&big);
+  static const char *what[2] = {"suggested", "routed"};
+  for (int k = 0; k < 2; k++)
+    if (at[k])
+      printf("  %s from %d.%03d: %5.1f%% of them, right %5.1f%%\n", what[k], at[k] / 1000, at[k] % 1000,
+             100 * s_share(from[k], s_nlearn), 100 * s_share(from_right[k], from[k]));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *conf = "deploy/demo";
-  int misses = 0, has_floor = 0, first = 1;
+  int misses = 0, has_floor = 0, first = 1, learn = 0;
   double floor[4] = {0};
   for (; first < argc && argv[first][0] == '-'; first++) {
     if (!strcmp(argv[first], "--misses")) {
       misses = 1;
+    } else if (!strcmp(argv[first], "--learn")) {
+      learn = 1;
     } else if (!strcmp(argv[first], "--conf") && first + 1 < argc) {
       conf = argv[++first];
     } else if (!strcmp(argv[first], "--floor") && first + 1 < argc &&
@@ -144,7 +225,7 @@ int main(int argc, char **argv) {
       has_floor = 1;
       first++;
     } else {
-      fprintf(stderr, "usage: whistle-triage-score [--conf DIR] [--misses] [--floor C,L,D,Q] NAME=FILE...\n");
+      fprintf(stderr, "usage: whistle-triage-score [--conf DIR] [--misses] [--learn] [--floor C,L,D,Q] NAME=FILE...\n");
       return 2;
     }
   }
@@ -199,6 +280,8 @@ int main(int argc, char **argv) {
       rc = 1;
     }
   }
+  if (!rc && learn) rc = s_learn(rules);
+  for (int i = 0; i < s_nlearn; i++) free(s_ltext[i]);
   wh_rules_destroy(&rules);
   wh_org_destroy(&org);
   return rc;
