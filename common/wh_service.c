@@ -130,25 +130,25 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
     svc->keys = wh_keys_load(svc->keys_dir, name, err, sizeof err);
     if (!svc->keys) {
       wh_error("keys: %s", err);
-      return 2;
+      return wh_service_end(svc, 2);
     }
     svc->zap = wh_zap_new(svc->loop, svc->zctx, svc->keys);
-    if (!svc->zap) return 2;
+    if (!svc->zap) return wh_service_end(svc, 2);
   }
   svc->pg = wh_pg_new(svc->db, migrations);
-  if (!svc->pg) return 2;
+  if (!svc->pg) return wh_service_end(svc, 2);
   wh_pg_set_session(svc->pg, s_session);
   svc->outbox = wh_outbox_new(svc->pg);
-  if (!svc->outbox) return 2;
+  if (!svc->outbox) return wh_service_end(svc, 2);
   if (svc->admin_ep && !(svc->admin = wh_admin_new(svc->loop, svc->zctx, svc->keys, svc->outbox,
                                                    name, svc->center, svc->admin_ep)))
-    return 2;
+    return wh_service_end(svc, 2);
   wh_admin_on_clock(svc->admin, s_clock_moved, svc);
   int waited_ms = 0;
   while (wh_pg_ready(svc->pg)) {
     if (waited_ms >= 60000) {
       wh_error("database not reachable after 60 s; giving up");
-      return 2;
+      return wh_service_end(svc, 2);
     }
     usleep(250 * 1000);
     waited_ms += 250;
@@ -182,18 +182,27 @@ static void s_close_any(uv_handle_t *h, void *arg) {
 int wh_service_run(wh_service_t *svc) {
   wh_info("running");
   uv_run(svc->loop, UV_RUN_DEFAULT);
+  return wh_service_end(svc, 0);
+}
+
+int wh_service_end(wh_service_t *svc, int code) {
   if (svc->on_stop) svc->on_stop(svc);
+  svc->on_stop = NULL;
   wh_admin_destroy(&svc->admin);
   wh_zap_destroy(&svc->zap);
-  /* Let the close callbacks the service queued run, then close the rest. */
-  uv_run(svc->loop, UV_RUN_NOWAIT);
-  uv_walk(svc->loop, s_close_any, NULL);
-  uv_run(svc->loop, UV_RUN_DEFAULT);
-  uv_loop_close(svc->loop);
+  if (svc->loop) {
+    /* Let the close callbacks the service queued run, then close the rest. */
+    uv_run(svc->loop, UV_RUN_NOWAIT);
+    uv_walk(svc->loop, s_close_any, NULL);
+    uv_run(svc->loop, UV_RUN_DEFAULT);
+    uv_loop_close(svc->loop);
+    svc->loop = NULL;
+  }
   wh_keys_destroy(&svc->keys);
   wh_outbox_destroy(&svc->outbox);
   wh_pg_destroy(&svc->pg);
-  zmq_ctx_term(svc->zctx);
-  wh_info("stopped");
-  return 0;
+  if (svc->zctx) zmq_ctx_term(svc->zctx);
+  svc->zctx = NULL;
+  if (!code) wh_info("stopped");
+  return code;
 }

@@ -61,6 +61,10 @@ int wh_service_init(wh_service_t *svc, const char *name, int argc, char **argv,
 /* Runs the loop until a stop signal; then calls on_stop, closes every
  * handle and frees what init made. Returns the process exit code. */
 int wh_service_run(wh_service_t *svc);
+/* The second half of wh_service_run, for a service that could not start:
+ * calls on_stop (which must take what start made so far), closes every
+ * handle, frees what init made; returns code. */
+int wh_service_end(wh_service_t *svc, int code);
 /* Writes "<conf_dir>/<file>" into out. */
 void wh_service_conf_path(const wh_service_t *svc, const char *file, char *out, size_t outlen);
 /* The org chart of the configuration directory, or NULL (the error logged,

@@ -842,8 +842,11 @@ int dispatch_start(wh_service_t *svc) {
     return WH_EINVAL;
   }
   s_dispatch_t *d = calloc(1, sizeof *d);
+  if (!d) return WH_ENOMEM;
   d->svc = svc;
   svc->data = d;
+  uv_timer_init(svc->loop, &d->timer); /* first: s_stop closes it, whatever start got to */
+  d->timer.data = d;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   svc->on_clock = s_clock_moved;
@@ -856,8 +859,6 @@ int dispatch_start(wh_service_t *svc) {
   if (!(d->cal = s_load(svc)) || !(d->org = wh_service_org(svc)) || !(d->policy = s_load_policy(svc)) ||
       !(d->rules = s_load_rules(svc, d->org)))
     return WH_ECONFIG;
-  uv_timer_init(svc->loop, &d->timer);
-  d->timer.data = d;
   d->relay = wh_relay_new(svc->loop, svc->zctx, svc->outbox, svc->keys, "notify", svc->peer);
   d->builder = (wh_builder_t){.sender = "dispatch", .st = &s_built_rows, .build = s_build, .arg = d,
                                 .taken = &s_first_taken};

@@ -683,17 +683,17 @@ int intake_start(wh_service_t *svc) {
     return WH_EINVAL;
   }
   s_intake_t *in = calloc(1, sizeof *in);
+  if (!in) return WH_ENOMEM;
   in->svc = svc;
   svc->data = in;
   svc->on_reload = s_reload;
   svc->on_stop = s_stop;
   wh_rows_init_record(&in->rows, 17, "ticket_row");
   wh_rows_init_record(&in->crows, 17, "ticket_row");
-  in->arena = wh_arena_new();
-  in->store = malloc(sizeof *in->store);
-  if (!in->arena || !in->store) return WH_ENOMEM;
+  if (!(in->store = malloc(sizeof *in->store))) return WH_ENOMEM;
   uv_check_init(svc->loop, in->store);
   in->store->data = in;
+  if (!(in->arena = wh_arena_new())) return WH_ENOMEM;
   char path[512], err[512];
   wh_service_conf_path(svc, "rules.conf", path, sizeof path);
   in->rules = wh_rules_load(path, NULL, err, sizeof err);

@@ -1114,8 +1114,18 @@ int notify_start(wh_service_t *svc) {
     return WH_EINVAL;
   }
   s_notify_t *n = calloc(1, sizeof *n);
+  if (!n) return WH_ENOMEM;
   n->svc = svc;
   svc->data = n;
+  /* The timers first: s_stop closes them, whatever start got to. */
+  uv_timer_init(svc->loop, &n->sink_timer);
+  n->sink_timer.data = n;
+  uv_timer_init(svc->loop, &n->mark_timer);
+  n->mark_timer.data = n;
+  uv_timer_init(svc->loop, &n->job_timer);
+  n->job_timer.data = n;
+  uv_timer_init(svc->loop, &n->gather_timer);
+  n->gather_timer.data = n;
   svc->on_stop = s_stop;
   svc->on_reload = s_reload;
   snprintf(n->center, sizeof n->center, "%s", svc->center);
@@ -1126,18 +1136,10 @@ int notify_start(wh_service_t *svc) {
   wh_rows_init(&n->mark, 1);
   n->parties = calloc(MAX_PARTIES, sizeof *n->parties);
   if (!n->parties) return WH_ENOMEM;
-  uv_timer_init(svc->loop, &n->sink_timer);
-  n->sink_timer.data = n;
-  uv_timer_init(svc->loop, &n->mark_timer);
-  n->mark_timer.data = n;
   n->pub = wh_bus_new(svc->loop, svc->zctx, ZMQ_XPUB, svc->pub, 1, svc->keys, NULL,
                       s_on_subscribe, n);
   n->in = wh_consumer_new(svc->loop, svc->zctx, svc->pg, svc->keys, svc->listen, &s_ops, n);
   if (!n->pub || !n->in) return WH_EZMQ;
-  uv_timer_init(svc->loop, &n->job_timer);
-  n->job_timer.data = n;
-  uv_timer_init(svc->loop, &n->gather_timer);
-  n->gather_timer.data = n;
   if (svc->contacts_ep && svc->keys) {
     n->contacts = wh_bus_new(svc->loop, svc->zctx, ZMQ_DEALER, svc->contacts_ep, 0, svc->keys,
                              "intake", s_on_numbers, n);

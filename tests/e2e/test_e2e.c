@@ -2802,8 +2802,9 @@ static void clock_life(void **state) {
   json_object_put(o);
   assert_int_equal(s_sh("sed -i 's/sign_for = \"4 hours\"/sign_for = \"2 hours\"/' %s/clocks.conf", conf), 0);
   assert_int_equal(s_sh("kill -HUP $(cat %s/clock/run/dispatch.pid)", s_var), 0);
-  for (int i = 0; i < 50 && s_sh("grep -q 'clocks and org chart reloaded' %s/clock/log/dispatch.log", s_var); i++)
+  for (int i = 0; i < 50 && s_sh("grep -q 'org chart and catalogue reloaded' %s/clock/log/dispatch.log", s_var); i++)
     usleep(100000);
+  assert_int_equal(s_sh("grep -q 'org chart and catalogue reloaded' %s/clock/log/dispatch.log", s_var), 0);
   snprintf(path, sizeof path, "%s/clock/later.jsonl", s_var);
   f = fopen(path, "w");
   assert_non_null(f);
@@ -2832,9 +2833,11 @@ static void clock_life(void **state) {
   json_object_put(o);
   assert_int_equal(s_sh("sed -i 's/^reminders = \\[50, 80\\];/reminders = [80, 50];/' %s/clocks.conf", conf), 0);
   assert_int_equal(s_sh("kill -HUP $(cat %s/clock/run/dispatch.pid)", s_var), 0);
-  for (int i = 0; i < 50 && s_sh("grep -q 'clocks.conf:.*reminders' %s/clock/log/dispatch.log", s_var); i++)
+  /* The refusal is the reload's last line: the reason comes before it. */
+  for (int i = 0; i < 100 && s_sh("grep -q 'reload refused' %s/clock/log/dispatch.log", s_var); i++)
     usleep(100000);
   assert_int_equal(s_sh("grep -q 'reload refused' %s/clock/log/dispatch.log", s_var), 0);
+  assert_int_equal(s_sh("grep -q 'clocks.conf:.*reminders' %s/clock/log/dispatch.log", s_var), 0);
 
   s_clock_to(s_t("2026-10-11T08:00:00+08:00"));
   assert_int_equal(s_items(notify, "center", "feedback_due", a, 1), 1);
@@ -2843,11 +2846,56 @@ static void clock_life(void **state) {
   assert_int_equal(s_items(notify, "center", "feedback_due", a, 0), 1);
 
   wh_pg_destroy(&notify);
-  s_stack("clock", "down");
+}
+
+/* clock_life's stack down and its environment gone, passed or failed: a
+ * failure must not leave the later stacks on its changed configuration. */
+static int s_clock_teardown(void **state) {
+  (void)state;
+  s_sh("WHISTLE_VAR=%s/clock WHISTLE_BIN=%s %s/deploy/local/stack.sh down >/dev/null 2>&1", s_var, s_bin,
+       s_root);
   unsetenv("WHISTLE_TEST_CLOCK");
   unsetenv("WHISTLE_CLOCK_OFFSET_S");
   unsetenv("WHISTLE_CONF_DIR");
   s_desk_stack = "loop";
+  return 0;
+}
+
+/* A service whose configuration is broken refuses to start, says which file
+ * and line, and goes without leaving a thing unfreed (the sanitized build's
+ * leak check runs at its exit); with the file mended it starts. Each
+ * service: the file it reads first that the others do not break. */
+static void bad_config_at_start(void **state) {
+  (void)state;
+  char conf[1024];
+  snprintf(conf, sizeof conf, "%s/badconf-conf", s_var);
+  assert_int_equal(s_sh("rm -rf %s && mkdir -p %s && cp -r %s/deploy/demo %s", conf, s_var, s_root, conf), 0);
+  setenv("WHISTLE_CONF_DIR", conf, 1);
+  s_stack("badconf", "up");
+  static const struct {
+    const char *svc, *file;
+  } cases[] = {{"intake", "rules.conf"}, {"triage", "catalogue.conf"}, {"dispatch", "clocks.conf"},
+               {"notify", "messages.conf"}, {"dispatch", "catalogue.conf"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *svc = cases[i].svc, *file = cases[i].file;
+    char log[1200];
+    snprintf(log, sizeof log, "%s/badconf/log/%s.log", s_var, svc);
+    print_message("%s with a broken %s\n", svc, file);
+    s_sh("WHISTLE_VAR=%s/badconf WHISTLE_BIN=%s %s/deploy/local/stack.sh kill %s >/dev/null", s_var, s_bin,
+         s_root, svc);
+    assert_int_equal(s_sh(": > %s && cp %s/%s %s/%s.good && echo 'this line = is not a setting' >> %s/%s",
+                          log, conf, file, conf, file, conf, file), 0);
+    assert_int_not_equal(s_sh("WHISTLE_VAR=%s/badconf WHISTLE_BIN=%s %s/deploy/local/stack.sh start %s "
+                              ">/dev/null 2>&1", s_var, s_bin, s_root, svc), 0);
+    assert_int_equal(s_sh("grep -q '%s:[0-9]' %s", file, log), 0);
+    assert_int_not_equal(s_sh("grep -qE 'Sanitizer|runtime error' %s", log), 0);
+    assert_int_equal(s_sh("mv %s/%s.good %s/%s", conf, file, conf, file), 0);
+    char start[64];
+    snprintf(start, sizeof start, "start %s", svc);
+    s_stack("badconf", start);
+  }
+  s_stack("badconf", "down");
+  unsetenv("WHISTLE_CONF_DIR");
 }
 
 /* Submits one report as the hotline on stack name; returns its ticket. */
@@ -3056,10 +3104,11 @@ int main(int argc, char **argv) {
       cmocka_unit_test(notify_sink_writes_each_once),
       cmocka_unit_test(parked_redrive),
       cmocka_unit_test(loop_life),
-      cmocka_unit_test(clock_life),
+      cmocka_unit_test_teardown(clock_life, s_clock_teardown),
       cmocka_unit_test(loop_under_kill),
       cmocka_unit_test(notify_numbers_late),
       cmocka_unit_test(learned_from_the_center),
+      cmocka_unit_test(bad_config_at_start),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests_name("end-to-end", tests, NULL, NULL);
