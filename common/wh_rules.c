@@ -1,4 +1,5 @@
 /* wh_rules - load triage rules and apply them to a report. */
+#define _GNU_SOURCE /* memmem */
 #include "wh_rules.h"
 #include "wh_config.h"
 #include "wh_err.h"
@@ -9,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The most phrases all classes together may have (a decision keeps those
+ * that may hold on its stack). */
+#define MAX_PHRASES 4096
 
 const char *wh_color_name(int color) {
   switch (color) {
@@ -404,6 +409,13 @@ wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size
     goto fail;
   }
   if (s_route(un, &r->unplaced, 1, &a, &b, &c, &d, org, err, errlen)) goto fail;
+  size_t nphrases = 0;
+  for (size_t i = 0; i < r->ncategories; i++) nphrases += r->categories[i].nphrases;
+  if (nphrases > MAX_PHRASES) {
+    snprintf(err, errlen, "%s: the classes have %zu phrases, more than the %d a decision can weigh",
+             path, nphrases, MAX_PHRASES);
+    goto fail;
+  }
   config_destroy(&cfg);
   return r;
 fail:
@@ -467,6 +479,20 @@ static void s_chars_of(s_chars_t *set, const char *text) {
   for (const unsigned char *p = (const unsigned char *)text; *p; p++)
     /* Most of a Chinese text's bytes continue a character: they start none. */
     if ((*p & 0xC0) != 0x80 && s_char_at(p, &c)) {
+      unsigned bit = s_char_bit(c);
+      set->bits[bit >> 6] |= 1ull << (bit & 63);
+    }
+}
+
+/* The same for the len bytes at text (a clause of it). */
+static void s_chars_of_n(s_chars_t *set, const char *text, size_t len) {
+  memset(set, 0, sizeof *set);
+  uint32_t c;
+  const unsigned char *p = (const unsigned char *)text, *end = p + len;
+  for (; p < end; p++)
+    if ((*p & 0xC0) != 0x80) {
+      size_t n = s_char_at(p, &c);
+      if (!n || p + n > end) continue;
       unsigned bit = s_char_bit(c);
       set->bits[bit >> 6] |= 1ull << (bit & 63);
     }
@@ -639,7 +665,38 @@ typedef struct {
   int best, danger, runner[3];
   int best_score, danger_score, runner_score[3];
   char words[192], danger_words[192];
+  int cut; /* the text was cut: its words are the words' */
 } s_match_t;
+
+/* The phrases that may hold in a text (each of its words has an
+ * alternative whose characters the text holds), by class; the cut asks,
+ * clause by clause, whether one of their words may stand in it. */
+typedef struct {
+  const wh_rules_t *r;
+  int ncand;
+  int cat[MAX_PHRASES];
+  const wh_phrase_t *phrase[MAX_PHRASES];
+} s_cands_t;
+
+/* wh_words_keep_fn: the clause may hold a candidate phrase's word, or one
+ * of the place words ("小区里", "马路上"). */
+static int s_keep_clause(const char *clause, size_t len, void *arg) {
+  const s_cands_t *c = arg;
+  for (char **a = c->r->road_words; a && *a; a++)
+    if (memmem(clause, len, *a, strlen(*a))) return 1;
+  for (char **a = c->r->compound_words; a && *a; a++)
+    if (memmem(clause, len, *a, strlen(*a))) return 1;
+  if (!c->ncand) return 0;
+  s_chars_t set;
+  s_chars_of_n(&set, clause, len);
+  for (int i = 0; i < c->ncand; i++) {
+    const wh_phrase_t *p = c->phrase[i];
+    for (size_t t = 0; t < p->nterms; t++)
+      for (size_t k = 0; p->terms[t].alts[k]; k++)
+        if (s_may_hold_bits(&set, &p->terms[t].bits[k])) return 1;
+  }
+  return 0;
+}
 
 /* 1 if every word of p has an alternative whose characters the text
  * holds: only then can the phrase hold, and the text needs cutting. */
@@ -659,21 +716,29 @@ static void s_catalogue_match(const wh_rules_t *r, const char *text, const s_cha
                               int danger_only, s_match_t *m) {
   memset(m, 0, sizeof *m);
   m->best = m->danger = m->runner[0] = m->runner[1] = m->runner[2] = -1;
-  char buf[192];
-  wh_str_t why;
-  int cut = 0;
+  wh_words_clear(r->words);
+  s_cands_t cands = {.r = r};
   for (size_t i = 0; i < r->ncategories; i++) {
     const wh_category_t *c = &r->categories[i];
     if (danger_only && !c->danger) continue;
-    int score = 0;
     for (size_t k = 0; k < c->nphrases; k++) {
       if (!s_phrase_may_hold(chars, &c->phrases[k])) continue;
-      if (!cut) {
-        if (wh_words_cut(r->words, text)) return;
-        cut = 1;
-      }
+      cands.cat[cands.ncand] = (int)i; /* the catalogue holds at most MAX_PHRASES */
+      cands.phrase[cands.ncand++] = &c->phrases[k];
+    }
+  }
+  if (!cands.ncand) return;
+  if (wh_words_cut(r->words, text, s_keep_clause, &cands)) return;
+  m->cut = 1;
+  char buf[192];
+  wh_str_t why;
+  for (int n = 0; n < cands.ncand;) {
+    int i = cands.cat[n];
+    const wh_category_t *c = &r->categories[i];
+    int score = 0;
+    for (; n < cands.ncand && cands.cat[n] == i; n++) { /* the candidates of class i */
       wh_str_init(&why, buf, sizeof buf);
-      int sc = s_phrase_score(r->words, chars, &c->phrases[k], &why);
+      int sc = s_phrase_score(r->words, chars, cands.phrase[n], &why);
       if (sc > score) {
         score = sc;
         if (c->danger && sc > m->danger_score) wh_str_copy(m->danger_words, sizeof m->danger_words, buf);
@@ -712,9 +777,14 @@ static void s_catalogue_match(const wh_rules_t *r, const char *text, const s_cha
 /* Where the report is, for a class that has an owner by place: words in
  * the text first ("小区里", "马路上"), then the address, then the grid's
  * kind on the org chart; "" when none says. */
-static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep) {
+static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
+                           s_match_t *m) {
   wh_hit_t h;
   int road = 0, compound = 0;
+  if (!m->cut && r->words) { /* no phrase could hold (a class the examples gave): the place words alone */
+    s_cands_t none = {.r = r};
+    if (!wh_words_cut(r->words, rep->text, s_keep_clause, &none)) m->cut = 1;
+  }
   for (char **a = r->road_words; a && *a && !road; a++)
     road = wh_words_find(r->words, *a, 0, &h) && !h.negated;
   for (char **a = r->compound_words; a && *a && !compound; a++)
@@ -759,14 +829,14 @@ static int s_same_group(const wh_category_t *danger, const wh_category_t *c) {
 
 /* Decides from the catalogue alone; 0 when no class holds. */
 static int s_decide_catalogue(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
-                              const s_match_t *m, wh_decision_t *out) {
+                              s_match_t *m, wh_decision_t *out) {
   int lead_by_danger = m->danger >= 0 &&
                        (m->best < 0 || (r->categories[m->danger].takes_lead &&
                                         !s_same_group(&r->categories[m->danger], &r->categories[m->best])));
   int idx = lead_by_danger ? m->danger : m->best;
   if (idx < 0) return 0;
   const wh_category_t *c = &r->categories[idx];
-  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep) : "";
+  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep, m) : "";
   s_set_route(org, rep->community, s_class_route(c, place), out);
   if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
     wh_str_copy(out->place, sizeof out->place, place);
@@ -777,7 +847,7 @@ static int s_decide_catalogue(const wh_rules_t *r, const wh_org_t *org, const wh
   /* the class the danger took the lead from stays on it */
   if (lead_by_danger && m->best >= 0) {
     const wh_category_t *o = &r->categories[m->best];
-    s_add_co(org, rep->community, s_class_route(o, s_place(r, org, rep))->lead, out);
+    s_add_co(org, rep->community, s_class_route(o, s_place(r, org, rep, m))->lead, out);
   }
   return 1;
 }
@@ -790,7 +860,7 @@ static int s_known_class(void *arg, const char *klass) {
  * suggests its class (out->suggested), and routes by it from route_at;
  * 0 when it does not route. */
 static int s_decide_learned(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
-                            wh_decision_t *out) {
+                            s_match_t *m, wh_decision_t *out) {
   wh_suggestion_t sg;
   if (!rep->learned || !r->learn_suggest_at ||
       !wh_learn_suggest(rep->learned, rep->text, s_known_class, (void *)r, &sg) ||
@@ -799,7 +869,7 @@ static int s_decide_learned(const wh_rules_t *r, const wh_org_t *org, const wh_r
   out->suggested = sg;
   const wh_category_t *c = wh_rules_category(r, sg.klass);
   if (!r->learn_route_at || sg.score < r->learn_route_at || !c) return 0;
-  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep) : "";
+  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep, m) : "";
   s_set_route(org, rep->community, s_class_route(c, place), out);
   if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
     wh_str_copy(out->place, sizeof out->place, place);
@@ -845,7 +915,7 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     wh_str_init(&rule, out->rule, sizeof out->rule);
     wh_str_cat(&rule, "category:", given->code, (char *)NULL);
     out->merge = given->merge;
-  } else if (!s_decide_catalogue(r, org, rep, &m, out) && !s_decide_learned(r, org, rep, out)) {
+  } else if (!s_decide_catalogue(r, org, rep, &m, out) && !s_decide_learned(r, org, rep, &m, out)) {
     s_set_route(org, rep->community, &r->unplaced, out);
     snprintf(out->klass, sizeof out->klass, "unplaced");
     snprintf(out->rule, sizeof out->rule, "unplaced");

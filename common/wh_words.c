@@ -147,6 +147,9 @@ static int s_in(char *const *list, const char *s, size_t len) {
 
 /* 1 if the character at p ends a sentence, 2 a clause; its length in *n. */
 static int s_stop(const char *p, size_t *n) {
+  /* Most characters are none of these: their first byte says so. */
+  unsigned char b = (unsigned char)*p;
+  if (b >= 0x80 ? b != 0xE2 && b != 0xE3 && b != 0xEF : !b || !strchr("!?;\n,:() ", b)) return 0;
   static const char *const sentence[] = {"。", "！", "？", "；", "!", "?", ";", "\n", "…", NULL};
   static const char *const clause[] = {"，", ",", "、", "：", ":", "（", "）", "(", ")", "“", "”", " ", NULL};
   for (int i = 0; sentence[i]; i++)
@@ -156,7 +159,15 @@ static int s_stop(const char *p, size_t *n) {
   return 0;
 }
 
-int wh_words_cut(wh_words_t *w, const char *text) {
+void wh_words_clear(wh_words_t *w) {
+  w->text[0] = '\0';
+  w->len = 0;
+  w->ntok = 0;
+  w->edge[0] = 0;
+  w->tok_at[0] = -1;
+}
+
+int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *arg) {
   size_t len = strlen(text);
   if (len > WH_WORDS_TEXT_MAX) {
     len = WH_WORDS_TEXT_MAX;
@@ -179,6 +190,7 @@ int wh_words_cut(wh_words_t *w, const char *text) {
   memset(w->edge, 0, len + 1);
   memset(w->tok_at, 0xff, (len + 1) * sizeof w->tok_at[0]);
   uint16_t s = 0, c = 0;
+  size_t from = 0; /* where the clause began */
   for (size_t i = 0; i < len;) {
     size_t n = 1;
     int stop = s_stop(w->text + i, &n);
@@ -188,8 +200,14 @@ int wh_words_cut(wh_words_t *w, const char *text) {
     }
     if (stop == 1 && s < UINT16_MAX) s++;
     if (stop && c < UINT16_MAX) c++;
+    /* A clause keep says holds nothing looked for is left uncut: spaces,
+     * which the segmenter passes over, and the others' words stay as
+     * they were (no word crosses a clause's end). */
+    if (stop && keep && i > from && !keep(w->text + from, i - from, arg)) memset(w->text + from, ' ', i - from);
+    if (stop) from = i + n;
     i += n;
   }
+  if (keep && len > from && !keep(w->text + from, len - from, arg)) memset(w->text + from, ' ', len - from);
   w->sentence[len] = s;
   w->clause[len] = c;
   w->ntok = 0;

@@ -37,8 +37,15 @@ void wh_words_add(wh_words_t *w, const char *word);
 int wh_words_negators(wh_words_t *w, char *const *before, char *const *hedges,
                       char *const *after);
 
-/* Cuts text; what follows asks about this cut. Returns 0, or WH_ENOMEM. */
-int wh_words_cut(wh_words_t *w, const char *text);
+/* Whether a clause of the text (its bytes, between the marks that end
+ * clauses and sentences) may hold a word the caller looks for: 1 to cut
+ * it, 0 to leave it out. */
+typedef int (*wh_words_keep_fn)(const char *clause, size_t len, void *arg);
+/* Cuts text (only the clauses keep says may hold a word, all when keep is
+ * NULL); what follows asks about this cut. Returns 0, or WH_ENOMEM. */
+int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *arg);
+/* Forgets the last cut: no word is found until the next. */
+void wh_words_clear(wh_words_t *w);
 /* The cut text (at most WH_WORDS_TEXT_MAX bytes, NUL-terminated). */
 const char *wh_words_text(const wh_words_t *w);
 

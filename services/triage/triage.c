@@ -23,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define DECIDE_US_MAX 4096
 
 /* What prepare found for one report of the batch. */
 typedef struct {
@@ -71,6 +74,12 @@ typedef struct {
   s_lesson_t lesson[WH_CONSUMER_BATCH];
   int nlesson;
   wh_rows_t lrows;
+  /* How long each decision took (wh_rules_decide, the catalogue and the
+   * examples included), in µs: counts per µs up to DECIDE_US_MAX, above it
+   * one count; logged when triage stops (make bench prints it). */
+  uint32_t decide_us[DECIDE_US_MAX + 1];
+  uint64_t decisions;
+  int64_t decide_max_ns;
 } s_triage_t;
 
 /* For each report that may repeat an open issue, the first such issue. */
@@ -132,6 +141,22 @@ static void s_on_first(void *arg, const PGresult *r) {
   }
 }
 
+static void s_decide_timed(s_triage_t *t, int64_t ns) {
+  int64_t us = ns / 1000;
+  t->decide_us[us < DECIDE_US_MAX ? us : DECIDE_US_MAX]++;
+  t->decisions++;
+  if (ns > t->decide_max_ns) t->decide_max_ns = ns;
+}
+
+/* The decision time at or below which a share q of the decisions took, in
+ * µs (DECIDE_US_MAX: above the counted range). */
+static int s_decide_quantile(const s_triage_t *t, double q) {
+  uint64_t want = (uint64_t)(q * (double)t->decisions + 0.999999), seen = 0;
+  for (int us = 0; us <= DECIDE_US_MAX; us++)
+    if ((seen += t->decide_us[us]) >= want) return us + 1;
+  return DECIDE_US_MAX;
+}
+
 /* Decides every report of the batch, and looks up in one statement, sent
  * with the claims, the open issue each mergeable one may repeat. */
 static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_pg_step_t *step) {
@@ -152,7 +177,11 @@ static int s_lookup(void *arg, const Whistle__Envelope *const *envs, int n, wh_p
                       .grid = rep->grid, .address = rep->address,
                       .care_tags = rep->care_tags, .ncare_tags = rep->n_care_tags,
                       .learned = t->learned};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     wh_rules_decide(t->rules, t->org, &in, &p->d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s_decide_timed(t, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec));
     p->place = s_place(p->d.klass, rep->community, rep->grid);
     if (!p->d.merge || t->rules->dedup_window_ms <= 0) continue;
     t->map[t->q.nrows] = i;
@@ -446,6 +475,10 @@ static void s_reload(wh_service_t *svc) {
 
 static void s_stop(wh_service_t *svc) {
   s_triage_t *t = svc->data;
+  if (t->decisions)
+    wh_info("%" PRIu64 " decisions since start: p50 under %d us, p99 under %d us, p99.9 under %d us,"
+            " the slowest %.0f us", t->decisions, s_decide_quantile(t, 0.50), s_decide_quantile(t, 0.99),
+            s_decide_quantile(t, 0.999), (double)t->decide_max_ns / 1000.0);
   triage_ask_destroy(&t->ask);
   wh_consumer_destroy(&t->lessons);
   s_lessons_clear(t);
@@ -467,6 +500,7 @@ int triage_start(wh_service_t *svc) {
     return WH_EINVAL;
   }
   s_triage_t *t = calloc(1, sizeof *t);
+  if (!t) return WH_ENOMEM;
   t->svc = svc;
   svc->data = t;
   svc->on_reload = s_reload;

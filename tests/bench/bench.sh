@@ -24,7 +24,9 @@
 # and the ms of each hop (to dispatch, to notify, to the feed here). Then
 # BENCH_LOOP orders (default 2000; 0: none) are taken through their life at
 # dispatch's desk (sign, progress, resolve, feedback), each party with its
-# own key: orders closed per second and the p99 of an action.
+# own key: orders closed per second and the p99 of an action. One call in four
+# comes without a category, in residents' own words (BENCH_TEXTS=0: none). Last, how long
+# triage's decisions took (p50, p99, p99.9: triage logs them at its stop).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COUNT=${1:-100000}
@@ -167,17 +169,33 @@ statements() {
 }
 [ "${BENCH_STATEMENTS:-0}" = 1 ] && psql -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null
 out=$WHISTLE_VAR/bench.out
+# The calls without a category open with residents' own words: the texts of
+# triage's tune reports (tests/data), which the catalogue places.
+# BENCH_TEXTS=0 sends every ticket with a category, as runs before
+# 2026-12-04 did.
+texts_arg=()
+if [ "${BENCH_TEXTS:-1}" != 0 ]; then
+  jq -r '.text' "$ROOT/tests/data/triage_tune.jsonl" > "$WHISTLE_VAR/texts.txt"
+  texts_arg=(--texts "$WHISTLE_VAR/texts.txt")
+fi
 set +e
 "$WHISTLE_BIN/whistle-bench" --intake "$WHISTLE_INTAKE" --feed "$WHISTLE_FEED" \
   --notify "$WHISTLE_NOTIFY" --conf "$WHISTLE_CONF_DIR" --count "$COUNT" --rate "$RATE" \
   --seconds "$SECS" --ceiling "$ceiling" "${pids[@]}" \
-  --desk "$WHISTLE_DESK" --loop "${BENCH_LOOP:-2000}" \
+  --desk "$WHISTLE_DESK" --loop "${BENCH_LOOP:-2000}" "${texts_arg[@]}" \
   --pg-pid "$(head -n 1 "$pgdata/postmaster.pid")" --disk "$pgdata" \
-  $([ "${WHISTLE_INSECURE:-0}" = 1 ] || echo --keys "$WHISTLE_KEYS") | tee "$out"
+  $([ "${WHISTLE_INSECURE:-0}" = 1 ] || echo --keys "$WHISTLE_KEYS") | tee "$out" | grep -v '^{'
 rc=${PIPESTATUS[0]}
 set -e
-if [ "${BENCH_STATEMENTS:-0}" = 1 ]; then
-  statements
-  tail -n 1 "$out" # the JSON stays the last line
-fi
+statements
+# Triage times each decision it takes (the catalogue's words and the
+# center's examples included) and says at its stop how long they took.
+"$STACK" down >/dev/null
+decide=$(sed -n 's/.* \([0-9]* decisions since start: .*\)/\1/p' "$WHISTLE_VAR/log/triage.log" | tail -n 1)
+echo "== triage's decisions: ${decide:-none logged}"
+read -r p50 p99 p999 <<<"$(echo "$decide" | sed -n 's/.*p50 under \([0-9]*\) us, p99 under \([0-9]*\) us, p99.9 under \([0-9]*\) us.*/\1 \2 \3/p')"
+# The JSON is the last line, with triage's figures in it.
+tail -n 1 "$out" | jq -c --argjson a "${p50:-null}" --argjson b "${p99:-null}" --argjson c "${p999:-null}" \
+  '. + {triage_decide_p50_us: $a, triage_decide_p99_us: $b, triage_decide_p999_us: $c}' ||
+  tail -n 1 "$out"
 exit "$rc"

@@ -3,7 +3,9 @@
  * It speaks intake's real protocol (SubmitTicket envelopes to intake's ROUTER)
  * and subscribes to every party's feed on notify's PUB socket. Tickets are
  * generated from a seed, so two runs send the same ones: every category of
- * the rules, keyword-routed hotline calls without a category, eight
+ * the rules and, one in four, a call without a category that opens with a
+ * resident's own words (--texts FILE, one a line: the catalogue places it)
+ * or a keyword rule's keyword, eight
  * communities with thousands of grids, Chinese text of 100-600 bytes, care
  * tags, and about one in a hundred a deliberate repeat of a recent report.
  *
@@ -78,8 +80,13 @@ typedef struct {
   /* configuration the tickets are drawn from */
   wh_org_t *org;
   wh_rules_t *rules;
-  const char **keywords; /* one keyword per keyword rule, for uncategorized calls */
+  /* what an uncategorized call opens with: the --texts lines (owned), then
+   * one keyword per keyword rule */
+  const char **keywords;
   size_t nkeywords;
+  char **texts;
+  size_t ntexts;
+  const char *texts_path;
   /* sockets */
   void *ctx, *front, *sub;
   /* per ticket, by submit index */
@@ -241,8 +248,8 @@ static const char *s_phrases[] = {
 
 typedef struct {
   int source;
-  const char *category;   /* "" for a keyword-routed call */
-  const char *keyword;    /* for one without a category */
+  const char *category;   /* "" for a call without one */
+  const char *keyword;    /* what one without a category opens with */
   const char *community;
   int grid;
   const char *care;
@@ -1083,7 +1090,8 @@ static void s_usage(void) {
   fprintf(stderr,
           "usage: whistle-bench --intake EP --feed EP --notify EP --conf DIR [--count N]\n"
           "         [--rate R] [--seconds S] [--window W] [--seed X] [--ceiling T]\n"
-          "         [--pid NAME=PID]... [--pg-pid PID] [--disk DIR] [--keys DIR]\n");
+          "         [--pid NAME=PID]... [--pg-pid PID] [--disk DIR] [--keys DIR]\n"
+          "         [--desk EP --loop N] [--texts FILE]\n");
   exit(2);
 }
 
@@ -1093,6 +1101,36 @@ static void s_add_proc(s_bench_t *b, const char *name, int pid, int is_pg) {
   snprintf(p->name, sizeof p->name, "%s", name);
   p->pid = pid;
   p->is_pg = is_pg;
+}
+
+/* Residents' own words, one report a line (what the catalogue places): a
+ * line longer than TEXT_MAX bytes is left out, so that a ticket's text,
+ * the words and the filler after them, is never cut inside a character. */
+#define TEXT_MAX 400
+static void s_load_texts(s_bench_t *b) {
+  FILE *f = fopen(b->texts_path, "r");
+  if (!f) {
+    fprintf(stderr, "whistle-bench: %s: %s\n", b->texts_path, strerror(errno));
+    exit(2);
+  }
+  char *line = NULL;
+  size_t cap = 0, have = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    if (!n || n > TEXT_MAX) continue;
+    if (b->ntexts == have) {
+      have = have ? have * 2 : 256;
+      b->texts = realloc(b->texts, have * sizeof *b->texts);
+    }
+    b->texts[b->ntexts++] = strdup(line);
+  }
+  free(line);
+  fclose(f);
+  if (!b->ntexts) {
+    fprintf(stderr, "whistle-bench: %s holds no text of at most %d bytes\n", b->texts_path, TEXT_MAX);
+    exit(2);
+  }
 }
 
 static void s_load_conf(s_bench_t *b) {
@@ -1107,7 +1145,9 @@ static void s_load_conf(s_bench_t *b) {
     fprintf(stderr, "whistle-bench: %s\n", err);
     exit(2);
   }
-  b->keywords = calloc(b->rules->nrules + 1, sizeof *b->keywords);
+  if (b->texts_path) s_load_texts(b);
+  b->keywords = calloc(b->ntexts + b->rules->nrules + 1, sizeof *b->keywords);
+  for (size_t i = 0; i < b->ntexts; i++) b->keywords[b->nkeywords++] = b->texts[i];
   for (size_t i = 0; i < b->rules->nrules; i++) {
     const wh_rule_t *r = &b->rules->rules[i];
     if (!r->category && r->any && r->any[0]) b->keywords[b->nkeywords++] = r->any[0];
@@ -1122,7 +1162,7 @@ int main(int argc, char **argv) {
       {"seconds", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"seed", 1, 0, 'x'},
       {"ceiling", 1, 0, 'C'}, {"pid", 1, 0, 'p'},    {"pg-pid", 1, 0, 'g'},
       {"disk", 1, 0, 'd'},   {"keys", 1, 0, 'k'},    {"desk", 1, 0, 'D'},
-      {"loop", 1, 0, 'L'},   {0, 0, 0, 0}};
+      {"loop", 1, 0, 'L'},   {"texts", 1, 0, 'T'},   {0, 0, 0, 0}};
   const char *disk = NULL;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1149,6 +1189,7 @@ int main(int argc, char **argv) {
     case 'k': b.keys = optarg; break;
     case 'D': b.desk = optarg; break;
     case 'L': b.loop = atol(optarg); break;
+    case 'T': b.texts_path = optarg; break;
     default: s_usage();
     }
   }
@@ -1313,6 +1354,8 @@ int main(int argc, char **argv) {
   wh_rules_destroy(&b.rules);
   wh_org_destroy(&b.org);
   free(b.keywords);
+  for (size_t i = 0; i < b.ntexts; i++) free(b.texts[i]);
+  free(b.texts);
   free(b.submit_ns);
   free(b.submit_ms);
   free(b.hops);

@@ -28,6 +28,7 @@
 #include "wh_log.h"
 #include "wh_org.h"
 #include "wh_rules.h"
+#include "wh_words.h"
 #include "wh_text.h"
 #include "../../services/dispatch/machine.h"
 
@@ -786,6 +787,19 @@ static void rules_learned_from_the_center(void **state) {
   wh_rules_decide(p->rules, p->org, &r, &d);
   assert_string_equal(d.klass, "unplaced");
   assert_string_equal(d.suggested.klass, "");
+  /* a class the examples gave, owned by place: the text's place words say
+   * where, though no phrase of the catalogue holds in it */
+  assert_int_equal(wh_learn_add(l, "WH00000003", "public_sanitation", "那一块脏得不像样，一直乱糟糟的"), 0);
+  r = (wh_report_t){.category = "", .text = "马路上那一块脏得不像样", .channel = "hotline",
+                    .community = "xiangdong", .learned = l};
+  wh_rules_decide(p->rules, p->org, &r, &d);
+  if (strncmp(d.rule, "learned:public_sanitation", 25)) fail_msg("%s", d.rule);
+  assert_string_equal(d.lead, "greening");
+  r.text = "小区里那一块脏得不像样";
+  wh_rules_decide(p->rules, p->org, &r, &d);
+  if (strncmp(d.rule, "learned:public_sanitation", 25)) fail_msg("%s", d.rule);
+  assert_string_equal(d.place, "compound");
+  assert_string_equal(d.lead, "xiangdong.pm");
   /* the catalogue places it: the examples are not asked */
   r = (wh_report_t){.category = "", .text = "路灯坏了", .channel = "hotline", .community = "xiangdong",
                     .learned = l};
@@ -847,6 +861,42 @@ static wh_decision_t s_decide_at(wh_rules_t *r, s_policy_t *p, const char *commu
   wh_decision_t d;
   wh_rules_decide(r, p->org, &rep, &d);
   return d;
+}
+
+/* keep for the test below: leaves out the clauses that hold 马路 */
+static int s_keep_no_road(const char *clause, size_t len, void *arg) {
+  (void)arg;
+  return !memmem(clause, len, "马路", strlen("马路"));
+}
+
+/* The clauses a cut is told to leave out give no words; the others are cut
+ * as they would be whole, at the same places. */
+static void words_cut_only_the_clauses_asked(void **state) {
+  (void)state;
+  char err[512];
+  wh_words_t *w = wh_words_new(NULL, err, sizeof err);
+  if (!w) fail_msg("%s", err);
+  char *negators[] = {"没有", NULL}, *none[] = {NULL};
+  assert_int_equal(wh_words_negators(w, negators, none, none), 0);
+  const char *text = "小区里着火了，马路上有人打架。楼道没有冒烟";
+  wh_hit_t whole, part;
+  assert_int_equal(wh_words_cut(w, text, NULL, NULL), 0);
+  assert_true(wh_words_find(w, "着火", 0, &whole));
+  assert_true(wh_words_find(w, "打架", 0, &part));
+  assert_true(wh_words_find(w, "冒烟", 0, &whole));
+  assert_true(whole.negated);
+  size_t at = whole.at;
+  int sentence = whole.sentence;
+  assert_int_equal(wh_words_cut(w, text, s_keep_no_road, NULL), 0);
+  assert_true(wh_words_find(w, "着火", 0, &part));
+  assert_false(wh_words_find(w, "打架", 0, &part));
+  assert_true(wh_words_find(w, "冒烟", 0, &part));
+  assert_true(part.negated);
+  assert_int_equal(part.at, at);
+  assert_int_equal(part.sentence, sentence);
+  wh_words_clear(w);
+  assert_false(wh_words_find(w, "着火", 0, &part));
+  wh_words_destroy(&w);
 }
 
 static void catalogue_matches_words_not_parts(void **state) {
@@ -1600,6 +1650,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(learn_most_alike_example),
       cmocka_unit_test(rules_learned_from_the_center),
       cmocka_unit_test(rules_errors_name_file_and_line),
+      cmocka_unit_test(words_cut_only_the_clauses_asked),
       cmocka_unit_test(catalogue_matches_words_not_parts),
       cmocka_unit_test(catalogue_negation_and_sentences),
       cmocka_unit_test(catalogue_precedence_and_runners_up),
