@@ -693,9 +693,23 @@ static int s_keep_clause(const char *clause, size_t len, void *arg) {
     const wh_phrase_t *p = c->phrase[i];
     for (size_t t = 0; t < p->nterms; t++)
       for (size_t k = 0; p->terms[t].alts[k]; k++)
-        if (s_may_hold_bits(&set, &p->terms[t].bits[k])) return 1;
+        if (s_may_hold_bits(&set, &p->terms[t].bits[k]) &&
+            memmem(clause, len, p->terms[t].alts[k], strlen(p->terms[t].alts[k])))
+          return 1;
   }
   return 0;
+}
+
+/* 1 if every word of p has an alternative the text holds, as bytes: what
+ * the cut can find must be there (the characters' bits only say it may). */
+static int s_phrase_in_text(const s_chars_t *chars, const char *text, const wh_phrase_t *p) {
+  for (size_t t = 0; t < p->nterms; t++) {
+    int in = 0;
+    for (size_t k = 0; p->terms[t].alts[k] && !in; k++)
+      in = s_may_hold_bits(chars, &p->terms[t].bits[k]) && strstr(text, p->terms[t].alts[k]);
+    if (!in) return 0;
+  }
+  return 1;
 }
 
 /* 1 if every word of p has an alternative whose characters the text
@@ -722,7 +736,8 @@ static void s_catalogue_match(const wh_rules_t *r, const char *text, const s_cha
     const wh_category_t *c = &r->categories[i];
     if (danger_only && !c->danger) continue;
     for (size_t k = 0; k < c->nphrases; k++) {
-      if (!s_phrase_may_hold(chars, &c->phrases[k])) continue;
+      if (!s_phrase_may_hold(chars, &c->phrases[k]) || !s_phrase_in_text(chars, text, &c->phrases[k]))
+        continue;
       cands.cat[cands.ncand] = (int)i; /* the catalogue holds at most MAX_PHRASES */
       cands.phrase[cands.ncand++] = &c->phrases[k];
     }

@@ -869,8 +869,8 @@ static int s_keep_no_road(const char *clause, size_t len, void *arg) {
   return !memmem(clause, len, "马路", strlen("马路"));
 }
 
-/* The clauses a cut is told to leave out give no words; the others are cut
- * as they would be whole, at the same places. */
+/* The clauses a cut is told to leave out give no words; the others give
+ * theirs at the same places, sentences and negation as in the whole cut. */
 static void words_cut_only_the_clauses_asked(void **state) {
   (void)state;
   char err[512];
