@@ -193,9 +193,11 @@ statements
 "$STACK" down >/dev/null
 decide=$(sed -n 's/.* \([0-9]* decisions since start: .*\)/\1/p' "$WHISTLE_VAR/log/triage.log" | tail -n 1)
 echo "== triage's decisions: ${decide:-none logged}"
-read -r p50 p99 p999 <<<"$(echo "$decide" | sed -n 's/.*p50 under \([0-9]*\) us, p99 under \([0-9]*\) us, p99.9 under \([0-9]*\) us.*/\1 \2 \3/p')"
+q='p50 under \([0-9]*\) us, p99 under \([0-9]*\) us, p99.9 under \([0-9]*\) us'
+read -r p50 p99 p999 c50 c99 c999 <<<"$(echo "$decide" | sed -n "s/.*: $q,.*CPU time $q.*/\1 \2 \3 \4 \5 \6/p")"
 # The JSON is the last line, with triage's figures in it.
 tail -n 1 "$out" | jq -c --argjson a "${p50:-null}" --argjson b "${p99:-null}" --argjson c "${p999:-null}" \
-  '. + {triage_decide_p50_us: $a, triage_decide_p99_us: $b, triage_decide_p999_us: $c}' ||
+  --argjson d "${c50:-null}" --argjson e "${c99:-null}" --argjson f "${c999:-null}" \
+  '. + {triage_decide_us: {p50: $a, p99: $b, p999: $c}, triage_decide_cpu_us: {p50: $d, p99: $e, p999: $f}}' ||
   tail -n 1 "$out"
 exit "$rc"
