@@ -182,6 +182,8 @@ static const wh_community_t *s_community(const wh_org_t *o, const char *code) {
   return NULL;
 }
 
+int wh_org_has_community(const wh_org_t *o, const char *code) { return s_community(o, code) != NULL; }
+
 const char *wh_org_grid_kind(const wh_org_t *o, const char *community, const char *grid) {
   const wh_community_t *c = s_community(o, community);
   if (!c || !grid || !grid[0]) return "";

@@ -45,6 +45,8 @@ wh_org_t *wh_org_load(const char *path, char *err, size_t errlen);
 void wh_org_destroy(wh_org_t **self_p);
 /* 1 if code names a department or a community party kind. */
 int wh_org_knows(const wh_org_t *org, const char *code);
+/* 1 if code names a community of the chart. */
+int wh_org_has_community(const wh_org_t *org, const char *code);
 /* Resolves a rule's party code for a report from community into out: a
  * department stays as it is, a community kind becomes "community.kind" (or
  * the kind that stands in for it there, where the community has none), and

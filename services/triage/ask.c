@@ -49,12 +49,6 @@ static void s_refuse(triage_ask_t *a, zmq_msg_t *route, const char *mid, int err
   s_send(a, route, mid, &ans);
 }
 
-static int s_community_known(const wh_org_t *org, const char *code) {
-  for (size_t i = 0; i < org->ncommunities; i++)
-    if (!strcmp(org->communities[i].code, code)) return 1;
-  return 0;
-}
-
 /* Checks the report of a try as intake's front door would, less what only
  * a stored report needs (source, ids, times, reporter). Returns 0, or a
  * WH_E* code with a sentence naming the field in why. */
@@ -66,7 +60,7 @@ static int s_check(const wh_rules_t *rules, const wh_org_t *org, const Whistle__
   if (t->community[0]) {
     if ((rc = wh_code_check(t->community, ASK_MAX_COMMUNITY)))
       return snprintf(why, len, "community: %s", wh_strerror(rc)), rc;
-    if (!s_community_known(org, t->community))
+    if (!wh_org_has_community(org, t->community))
       return snprintf(why, len, "community: '%s' is not on the org chart", t->community), WH_ENOTFOUND;
   }
   if ((rc = wh_text_check(t->grid, 0, ASK_MAX_GRID)))
