@@ -42,7 +42,7 @@ BIN      = $(BUILD)/bin
 PROTO_C  = $(GEN)/whistle.pb-c.c
 PROTO_H  = $(GEN)/whistle.pb-c.h
 COMMON   = wh_err wh_log wh_clock wh_codec wh_text wh_pg wh_rows wh_keys wh_bus wh_outbox wh_relay wh_inbox wh_consumer wh_config \
-           wh_org wh_words wh_learn wh_rules wh_calendar wh_admin wh_service
+           wh_org wh_words wh_wordset wh_learn wh_rules wh_calendar wh_admin wh_service
 COMMON_O = $(COMMON:%=$(OBJ)/common/%.o) $(OBJ)/gen/whistle.pb-c.o
 
 SERVICES = intake triage dispatch notify

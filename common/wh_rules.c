@@ -4,16 +4,13 @@
 #include "wh_config.h"
 #include "wh_err.h"
 #include "wh_text.h"
+#include "wh_wordset.h"
 #include "whistle.pb-c.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The most phrases all classes together may have (a decision keeps those
- * that may hold on its stack). */
-#define MAX_PHRASES 4096
 
 const char *wh_color_name(int color) {
   switch (color) {
@@ -31,6 +28,8 @@ int wh_color_parse(const char *name) {
   if (!strcmp(name, "green")) return WHISTLE__COLOR__COLOR_GREEN;
   return 0;
 }
+
+static void s_catidx_free(struct wh_catidx *x);
 
 static void s_route_free(wh_route_t *r) {
   free(r->lead);
@@ -51,7 +50,7 @@ void wh_rules_destroy(wh_rules_t **self_p) {
     for (size_t k = 0; k < c->nphrases; k++) {
       for (size_t t = 0; t < c->phrases[k].nterms; t++) {
         wh_strv_free(c->phrases[k].terms[t].alts);
-        free(c->phrases[k].terms[t].bits);
+        free(c->phrases[k].terms[t].ids);
       }
       free(c->phrases[k].terms);
       free(c->phrases[k].text);
@@ -70,6 +69,7 @@ void wh_rules_destroy(wh_rules_t **self_p) {
   wh_strv_free(r->road_words);
   wh_strv_free(r->compound_words);
   wh_words_destroy(&r->words);
+  s_catidx_free(r->catidx);
   for (size_t i = 0; i < r->nrules; i++) {
     wh_rule_t *u = &r->rules[i];
     free(u->name);
@@ -233,9 +233,10 @@ static int s_phrase(const config_setting_t *e, const char *text, wh_phrase_t *p,
     for (char *alt = strtok_r(tok, "|", &save2); alt; alt = strtok_r(NULL, "|", &save2))
       t->alts[j++] = strdup(alt);
     if (!j) rc = wh_config_fail(e, err, errlen, "phrase '%s': an empty word", text);
-    else t->bits = s_kw_list(t->alts);
   }
   if (!rc && !p->nterms) rc = wh_config_fail(e, err, errlen, "an empty phrase");
+  if (!rc && p->nterms > WH_PHRASE_TERMS)
+    rc = wh_config_fail(e, err, errlen, "phrase '%s': more than %d words", text, WH_PHRASE_TERMS);
   free(copy);
   return rc;
 }
@@ -409,13 +410,6 @@ wh_rules_t *wh_rules_load(const char *path, const wh_org_t *org, char *err, size
     goto fail;
   }
   if (s_route(un, &r->unplaced, 1, &a, &b, &c, &d, org, err, errlen)) goto fail;
-  size_t nphrases = 0;
-  for (size_t i = 0; i < r->ncategories; i++) nphrases += r->categories[i].nphrases;
-  if (nphrases > MAX_PHRASES) {
-    snprintf(err, errlen, "%s: the classes have %zu phrases, more than the %d a decision can weigh",
-             path, nphrases, MAX_PHRASES);
-    goto fail;
-  }
   config_destroy(&cfg);
   return r;
 fail:
@@ -479,20 +473,6 @@ static void s_chars_of(s_chars_t *set, const char *text) {
   for (const unsigned char *p = (const unsigned char *)text; *p; p++)
     /* Most of a Chinese text's bytes continue a character: they start none. */
     if ((*p & 0xC0) != 0x80 && s_char_at(p, &c)) {
-      unsigned bit = s_char_bit(c);
-      set->bits[bit >> 6] |= 1ull << (bit & 63);
-    }
-}
-
-/* The same for the len bytes at text (a clause of it). */
-static void s_chars_of_n(s_chars_t *set, const char *text, size_t len) {
-  memset(set, 0, sizeof *set);
-  uint32_t c;
-  const unsigned char *p = (const unsigned char *)text, *end = p + len;
-  for (; p < end; p++)
-    if ((*p & 0xC0) != 0x80) {
-      size_t n = s_char_at(p, &c);
-      if (!n || p + n > end) continue;
       unsigned bit = s_char_bit(c);
       set->bits[bit >> 6] |= 1ull << (bit & 63);
     }
@@ -593,67 +573,335 @@ static void s_set_route(const wh_org_t *org, const char *community, const wh_rou
   }
 }
 
+/* The catalogue's words, and what a decision works out from where they
+ * stand in the text. Worked out when the words are readied; a decision
+ * uses the scratch below (one decision at a time, as the segmenter). */
+typedef struct {
+  uint32_t phrase; /* the phrase's index among all classes' phrases */
+  uint32_t term;
+} s_use_t;
+
+struct wh_catidx {
+  wh_wordset_t *ws;
+  wh_wordset_t *danger_ws; /* the danger signals' words alone, by the same ids */
+  size_t nwords;
+  uint8_t *place;      /* by word: 1 a road's place word, 2 a compound's */
+  uint32_t *use_start; /* by word: its uses are uses[use_start[w] .. use_start[w + 1]), */
+  uint32_t *use_danger; /* the danger signals' first, up to use_danger[w] */
+  s_use_t *uses;       /* the phrases' words that each word is an alternative of */
+  size_t nphrases;
+  const wh_phrase_t **phrase; /* in class order, then the class's own order */
+  uint32_t *phrase_cat;
+  uint32_t *full; /* by phrase: a bit for each of its words */
+  /* a decision's */
+  wh_spot_t *spots;
+  uint32_t *spot_sentence;
+  int32_t *spot_next; /* the next spot of the same word */
+  uint8_t *spot_kept; /* the spot is a word of a phrase all of whose words its sentence holds */
+  size_t nspots;
+  uint32_t *head, *head_tick;            /* by word: its first spot */
+  uint32_t *phrase_tick, *phrase_mask;   /* by phrase: its words a sentence holds */
+  uint32_t *cand_tick;                   /* by phrase: a candidate of this decision */
+  uint32_t *cands;
+  size_t ncands;
+  uint32_t tick, decision;
+};
+
+static void s_catidx_free(struct wh_catidx *x) {
+  if (!x) return;
+  wh_wordset_destroy(&x->ws);
+  wh_wordset_destroy(&x->danger_ws);
+  free(x->place);
+  free(x->use_start);
+  free(x->use_danger);
+  free(x->uses);
+  free(x->phrase);
+  free(x->phrase_cat);
+  free(x->full);
+  free(x->spots);
+  free(x->spot_sentence);
+  free(x->spot_next);
+  free(x->spot_kept);
+  free(x->head);
+  free(x->head_tick);
+  free(x->phrase_tick);
+  free(x->phrase_mask);
+  free(x->cand_tick);
+  free(x->cands);
+  free(x);
+}
+
+/* The catalogue's words as a set, each term's alternatives as its ids, and
+ * for each word the phrases' words it is an alternative of. */
+static struct wh_catidx *s_catidx_new(wh_rules_t *r) {
+  struct wh_catidx *x = calloc(1, sizeof *x);
+  if (!x || !(x->ws = wh_wordset_new()) || !(x->danger_ws = wh_wordset_new())) goto fail;
+  size_t nuses = 0;
+  /* The danger signals' words first, into both sets alike: a word's id is
+   * the same in each. */
+  for (int danger = 1; danger >= 0; danger--)
+    for (size_t i = 0; i < r->ncategories; i++) {
+      const wh_category_t *c = &r->categories[i];
+      if (c->danger != danger) continue;
+      x->nphrases += c->nphrases;
+      for (size_t k = 0; k < c->nphrases; k++)
+        for (size_t t = 0; t < c->phrases[k].nterms; t++) {
+          wh_term_t *term = &c->phrases[k].terms[t];
+          size_t n = wh_strv_len(term->alts);
+          free(term->ids);
+          if (!(term->ids = calloc(n + 1, sizeof *term->ids))) goto fail;
+          for (size_t a = 0; a < n; a++) {
+            int id = wh_wordset_add(x->ws, term->alts[a]);
+            if (id < 0 || (danger && wh_wordset_add(x->danger_ws, term->alts[a]) != id)) goto fail;
+            term->ids[a] = (uint32_t)id;
+          }
+          nuses += n;
+        }
+    }
+  for (int kind = 1; kind <= 2; kind++)
+    for (char **a = kind == 1 ? r->road_words : r->compound_words; a && *a; a++)
+      if (wh_wordset_add(x->ws, *a) < 0) goto fail;
+  if (wh_wordset_build(x->ws) || wh_wordset_build(x->danger_ws)) goto fail;
+  x->nwords = wh_wordset_count(x->ws);
+  size_t nw = x->nwords, np = x->nphrases, maxspots = wh_wordset_max_spots(x->ws, WH_WORDS_TEXT_MAX);
+  x->place = calloc(nw + 1, 1);
+  x->use_start = calloc(nw + 2, sizeof *x->use_start);
+  x->use_danger = calloc(nw + 1, sizeof *x->use_danger);
+  x->uses = calloc(nuses + 1, sizeof *x->uses);
+  x->phrase = calloc(np + 1, sizeof *x->phrase);
+  x->phrase_cat = calloc(np + 1, sizeof *x->phrase_cat);
+  x->full = calloc(np + 1, sizeof *x->full);
+  x->spots = calloc(maxspots + 1, sizeof *x->spots);
+  x->spot_sentence = calloc(maxspots + 1, sizeof *x->spot_sentence);
+  x->spot_next = calloc(maxspots + 1, sizeof *x->spot_next);
+  x->spot_kept = calloc(maxspots + 1, 1);
+  x->head = calloc(nw + 1, sizeof *x->head);
+  x->head_tick = calloc(nw + 1, sizeof *x->head_tick);
+  x->phrase_tick = calloc(np + 1, sizeof *x->phrase_tick);
+  x->phrase_mask = calloc(np + 1, sizeof *x->phrase_mask);
+  x->cand_tick = calloc(np + 1, sizeof *x->cand_tick);
+  x->cands = calloc(np + 1, sizeof *x->cands);
+  if (!x->place || !x->use_start || !x->use_danger || !x->uses || !x->phrase || !x->phrase_cat || !x->full ||
+      !x->spots || !x->spot_sentence || !x->spot_next || !x->spot_kept || !x->head ||
+      !x->head_tick || !x->phrase_tick || !x->phrase_mask || !x->cand_tick || !x->cands)
+    goto fail;
+  for (int kind = 1; kind <= 2; kind++)
+    for (char **a = kind == 1 ? r->road_words : r->compound_words; a && *a; a++)
+      x->place[wh_wordset_add(x->ws, *a)] |= (uint8_t)kind; /* added before: its id */
+  /* the uses, grouped by word: count, then place */
+  size_t p = 0;
+  for (size_t i = 0; i < r->ncategories; i++)
+    for (size_t k = 0; k < r->categories[i].nphrases; k++, p++) {
+      const wh_phrase_t *ph = &r->categories[i].phrases[k];
+      x->phrase[p] = ph;
+      x->phrase_cat[p] = (uint32_t)i;
+      x->full[p] = (uint32_t)((1ull << ph->nterms) - 1);
+      for (size_t t = 0; t < ph->nterms; t++)
+        for (size_t a = 0; ph->terms[t].alts[a]; a++) x->use_start[ph->terms[t].ids[a] + 1]++;
+    }
+  for (size_t w = 0; w < nw; w++) x->use_start[w + 1] += x->use_start[w];
+  uint32_t *fill = calloc(nw + 1, sizeof *fill);
+  if (!fill) goto fail;
+  for (int danger = 1; danger >= 0; danger--) { /* a word's uses by danger signals first */
+    for (p = 0; p < np; p++) {
+      if (r->categories[x->phrase_cat[p]].danger != danger) continue;
+      for (size_t t = 0; t < x->phrase[p]->nterms; t++)
+        for (size_t a = 0; x->phrase[p]->terms[t].alts[a]; a++) {
+          uint32_t id = x->phrase[p]->terms[t].ids[a];
+          x->uses[x->use_start[id] + fill[id]++] = (s_use_t){.phrase = (uint32_t)p, .term = (uint32_t)t};
+        }
+    }
+    if (danger)
+      for (size_t w = 0; w < nw; w++) x->use_danger[w] = x->use_start[w] + fill[w];
+  }
+  free(fill);
+  return x;
+fail:
+  s_catidx_free(x);
+  return NULL;
+}
+
+/* A fresh tick for a decision's or a sentence's marks. */
+static uint32_t s_tick(struct wh_catidx *x) { return ++x->tick; }
+
+static int s_cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Finds the catalogue's words in text (as the cut reads it: its first
+ * WH_WORDS_TEXT_MAX bytes) and the candidates: the phrases (of the danger
+ * signals only, with danger_only) all of whose words some one sentence
+ * holds, in class order. A spot is kept when it is a word of a candidate
+ * in its sentence: only the clauses holding one (or a place word) need
+ * the segmenter. */
+static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
+  struct wh_catidx *x = r->catidx;
+  size_t len = wh_words_len(text);
+  x->nspots = wh_wordset_scan(danger_only ? x->danger_ws : x->ws, text, len, x->spots);
+  x->ncands = 0;
+  if (x->tick > UINT32_MAX - x->nspots - 2) { /* a decision takes a tick and one a sentence at most */
+    memset(x->head_tick, 0, x->nwords * sizeof *x->head_tick);
+    memset(x->phrase_tick, 0, x->nphrases * sizeof *x->phrase_tick);
+    memset(x->cand_tick, 0, x->nphrases * sizeof *x->cand_tick);
+    x->tick = 0;
+  }
+  uint32_t decision = x->decision = s_tick(x);
+  /* each spot's sentence, as the cut numbers them */
+  uint32_t sentence = 0;
+  size_t i = 0;
+  for (size_t k = 0; k < x->nspots; k++) {
+    while (i < x->spots[k].at) {
+      size_t n = 1;
+      unsigned char b = (unsigned char)text[i];
+      /* only these bytes start a mark that ends a sentence */
+      if ((b == 0xE2 || b == 0xE3 || b == 0xEF || b == '!' || b == '?' || b == ';' || b == '\n') &&
+          wh_words_stop(text + i, &n) == 1)
+        sentence++;
+      i += n;
+    }
+    x->spot_sentence[k] = sentence;
+  }
+  for (size_t k = x->nspots; k-- > 0;) { /* each word's spots, first to last */
+    uint32_t id = x->spots[k].id;
+    x->spot_next[k] = x->head_tick[id] == decision ? (int32_t)x->head[id] : -1;
+    x->head[id] = (uint32_t)k;
+    x->head_tick[id] = decision;
+  }
+  for (size_t from = 0; from < x->nspots;) {
+    size_t to = from;
+    while (to < x->nspots && x->spot_sentence[to] == x->spot_sentence[from]) to++;
+    uint32_t tick = s_tick(x);
+    for (size_t k = from; k < to; k++) {
+      uint32_t id = x->spots[k].id, end = danger_only ? x->use_danger[id] : x->use_start[id + 1];
+      for (uint32_t u = x->use_start[id]; u < end; u++) {
+        uint32_t p = x->uses[u].phrase;
+        if (x->phrase_tick[p] != tick) {
+          x->phrase_tick[p] = tick;
+          x->phrase_mask[p] = 0;
+        }
+        x->phrase_mask[p] |= 1u << x->uses[u].term;
+      }
+    }
+    for (size_t k = from; k < to; k++) {
+      uint32_t id = x->spots[k].id, end = danger_only ? x->use_danger[id] : x->use_start[id + 1];
+      x->spot_kept[k] = 0;
+      for (uint32_t u = x->use_start[id]; u < end; u++) {
+        uint32_t p = x->uses[u].phrase;
+        if (x->phrase_tick[p] != tick || x->phrase_mask[p] != x->full[p]) continue;
+        x->spot_kept[k] = 1;
+        if (x->cand_tick[p] != decision) {
+          x->cand_tick[p] = decision;
+          x->cands[x->ncands++] = p;
+        }
+      }
+    }
+    from = to;
+  }
+  qsort(x->cands, x->ncands, sizeof *x->cands, s_cmp_u32);
+}
+
+/* wh_words_keep_fn over the spots: a clause is cut when it holds a kept
+ * spot, or a place word ("小区里", "马路上"); with places_only, only then. */
+typedef struct {
+  const struct wh_catidx *x;
+  size_t next; /* the clauses come in order: the first spot not yet passed */
+  int places_only;
+} s_keep_t;
+
+static int s_keep_clause(size_t at, size_t len, void *arg) {
+  s_keep_t *k = arg;
+  const struct wh_catidx *x = k->x;
+  while (k->next < x->nspots && x->spots[k->next].at < at) k->next++;
+  for (size_t i = k->next; i < x->nspots && x->spots[i].at < at + len; i++)
+    if (x->place[x->spots[i].id] || (!k->places_only && x->spot_kept[i])) return 1;
+  return 0;
+}
+
 int wh_rules_words(wh_rules_t *r, wh_rules_t *old, const char *dir, char *err, size_t errlen) {
+  struct wh_catidx *x = s_catidx_new(r);
+  if (!x) {
+    snprintf(err, errlen, "out of memory");
+    return WH_ECONFIG;
+  }
   wh_words_t *w = old && old->words ? old->words : wh_words_new(dir, err, errlen);
-  if (!w) return WH_ECONFIG;
+  if (!w) {
+    s_catidx_free(x);
+    return WH_ECONFIG;
+  }
   if (old) old->words = NULL; /* the old rules decide no more */
   char *none[1] = {NULL};
   if (wh_words_negators(w, r->negators ? r->negators : none, r->hedges ? r->hedges : none,
                         r->negators_after ? r->negators_after : none)) {
     if (old) old->words = w; /* back to the rules in force */
     else wh_words_destroy(&w);
+    s_catidx_free(x);
     snprintf(err, errlen, "out of memory");
     return WH_ECONFIG;
   }
-  for (size_t i = 0; i < r->ncategories; i++)
-    for (size_t k = 0; k < r->categories[i].nphrases; k++)
-      for (size_t t = 0; t < r->categories[i].phrases[k].nterms; t++)
-        for (char **a = r->categories[i].phrases[k].terms[t].alts; *a; a++) wh_words_add(w, *a);
-  for (char **a = r->road_words; a && *a; a++) wh_words_add(w, *a);
-  for (char **a = r->compound_words; a && *a; a++) wh_words_add(w, *a);
+  for (size_t i = 0; i < x->nwords; i++) wh_words_add(w, wh_wordset_word(x->ws, (uint32_t)i));
   wh_words_destroy(&r->words);
   r->words = w;
+  s_catidx_free(r->catidx);
+  r->catidx = x;
   return 0;
 }
 
 /* How well phrase p holds in the cut text: 0 when not (some word missing,
  * or only negated, or not in one sentence with the others); else the
- * characters its words matched, and one more for each word beyond the
+ * characters its words matched in the sentences that hold them all (the
+ * longest alternative of each), and one more for each word beyond the
  * first (a combination says more than a word). The words into why. */
-static int s_phrase_score(const wh_words_t *w, const s_chars_t *chars, const wh_phrase_t *p,
-                          wh_str_t *why) {
+static int s_phrase_score(const wh_rules_t *r, const wh_phrase_t *p, wh_str_t *why) {
+  const struct wh_catidx *x = r->catidx;
   uint64_t common = ~0ull;
-  int score = 0;
-  const char *said[16]; /* each word's alternative found, the longest */
-  size_t nsaid = 0;
   for (size_t t = 0; t < p->nterms && common; t++) {
     uint64_t in = 0;
-    int best = 0;
-    const char *best_alt = NULL;
     for (size_t k = 0; p->terms[t].alts[k]; k++) {
-      if (!s_may_hold_bits(chars, &p->terms[t].bits[k])) continue;
-      wh_hit_t h;
-      for (size_t from = 0; wh_words_find(w, p->terms[t].alts[k], from, &h); from = h.at + 1) {
-        if (h.negated) continue;
+      uint32_t id = p->terms[t].ids[k];
+      if (x->head_tick[id] != x->decision) continue;
+      for (int32_t s = (int32_t)x->head[id]; s >= 0; s = x->spot_next[s]) {
+        wh_hit_t h;
+        if (!x->spot_kept[s] ||
+            !wh_words_at(r->words, p->terms[t].alts[k], wh_wordset_len(x->ws, id),
+                         wh_wordset_chars(x->ws, id), x->spots[s].at, &h) ||
+            h.negated)
+          continue;
         in |= 1ull << (h.sentence < 63 ? h.sentence : 63);
-        int len = 0;
-        for (const char *c = p->terms[t].alts[k]; *c; c++) len += (*c & 0xC0) != 0x80;
-        if (len > best) {
-          best = len;
-          best_alt = p->terms[t].alts[k];
-        }
       }
     }
     common &= in;
-    score += best + (t ? 1 : 0);
-    if (best_alt && nsaid < sizeof said / sizeof *said) said[nsaid++] = best_alt;
   }
   if (!common) return 0;
+  int score = 0;
+  const char *said[WH_PHRASE_TERMS]; /* each word's alternative found, the longest */
+  for (size_t t = 0; t < p->nterms; t++) {
+    int best = 0;
+    said[t] = NULL;
+    for (size_t k = 0; p->terms[t].alts[k]; k++) {
+      uint32_t id = p->terms[t].ids[k];
+      int len = (int)wh_wordset_chars(x->ws, id);
+      if (x->head_tick[id] != x->decision || len <= best) continue;
+      for (int32_t s = (int32_t)x->head[id]; s >= 0; s = x->spot_next[s]) {
+        wh_hit_t h;
+        if (x->spot_kept[s] &&
+            wh_words_at(r->words, p->terms[t].alts[k], wh_wordset_len(x->ws, id), (size_t)len,
+                        x->spots[s].at, &h) &&
+            !h.negated && (common >> (h.sentence < 63 ? h.sentence : 63) & 1)) {
+          best = len;
+          said[t] = p->terms[t].alts[k];
+          break;
+        }
+      }
+    }
+    score += best + (t ? 1 : 0);
+  }
   if (why) {
     why->len = 0;
     why->full = 0;
     if (why->cap) why->buf[0] = '\0';
-    for (size_t i = 0; i < nsaid; i++) wh_str_cat(why, i ? " " : "", said[i], (char *)NULL);
+    for (size_t t = 0, n = 0; t < p->nterms; t++)
+      if (said[t]) wh_str_cat(why, n++ ? " " : "", said[t], (char *)NULL);
   }
   return score;
 }
@@ -668,92 +916,28 @@ typedef struct {
   int cut; /* the text was cut: its words are the words' */
 } s_match_t;
 
-/* The phrases that may hold in a text (each of its words has an
- * alternative whose characters the text holds), by class; the cut asks,
- * clause by clause, whether one of their words may stand in it. */
-typedef struct {
-  const wh_rules_t *r;
-  int ncand;
-  int cat[MAX_PHRASES];
-  const wh_phrase_t *phrase[MAX_PHRASES];
-} s_cands_t;
-
-/* wh_words_keep_fn: the clause may hold a candidate phrase's word, or one
- * of the place words ("小区里", "马路上"). */
-static int s_keep_clause(const char *clause, size_t len, void *arg) {
-  const s_cands_t *c = arg;
-  for (char **a = c->r->road_words; a && *a; a++)
-    if (memmem(clause, len, *a, strlen(*a))) return 1;
-  for (char **a = c->r->compound_words; a && *a; a++)
-    if (memmem(clause, len, *a, strlen(*a))) return 1;
-  if (!c->ncand) return 0;
-  s_chars_t set;
-  s_chars_of_n(&set, clause, len);
-  for (int i = 0; i < c->ncand; i++) {
-    const wh_phrase_t *p = c->phrase[i];
-    for (size_t t = 0; t < p->nterms; t++)
-      for (size_t k = 0; p->terms[t].alts[k]; k++)
-        if (s_may_hold_bits(&set, &p->terms[t].bits[k]) &&
-            memmem(clause, len, p->terms[t].alts[k], strlen(p->terms[t].alts[k])))
-          return 1;
-  }
-  return 0;
-}
-
-/* 1 if every word of p has an alternative the text holds, as bytes: what
- * the cut can find must be there (the characters' bits only say it may). */
-static int s_phrase_in_text(const s_chars_t *chars, const char *text, const wh_phrase_t *p) {
-  for (size_t t = 0; t < p->nterms; t++) {
-    int in = 0;
-    for (size_t k = 0; p->terms[t].alts[k] && !in; k++)
-      in = s_may_hold_bits(chars, &p->terms[t].bits[k]) && strstr(text, p->terms[t].alts[k]);
-    if (!in) return 0;
-  }
-  return 1;
-}
-
-/* 1 if every word of p has an alternative whose characters the text
- * holds: only then can the phrase hold, and the text needs cutting. */
-static int s_phrase_may_hold(const s_chars_t *chars, const wh_phrase_t *p) {
-  for (size_t t = 0; t < p->nterms; t++) {
-    int may = 0;
-    for (size_t k = 0; p->terms[t].alts[k] && !may; k++) may = s_may_hold_bits(chars, &p->terms[t].bits[k]);
-    if (!may) return 0;
-  }
-  return 1;
-}
-
 /* danger_only: a rule or the channel's category decided; only the danger
  * signals are looked for. The text is cut (friso, the costly part) only
- * when some phrase may hold. */
-static void s_catalogue_match(const wh_rules_t *r, const char *text, const s_chars_t *chars,
-                              int danger_only, s_match_t *m) {
+ * when some phrase may hold, and only its clauses that hold their words. */
+static void s_catalogue_match(const wh_rules_t *r, const char *text, int danger_only, s_match_t *m) {
   memset(m, 0, sizeof *m);
   m->best = m->danger = m->runner[0] = m->runner[1] = m->runner[2] = -1;
   wh_words_clear(r->words);
-  s_cands_t cands = {.r = r};
-  for (size_t i = 0; i < r->ncategories; i++) {
-    const wh_category_t *c = &r->categories[i];
-    if (danger_only && !c->danger) continue;
-    for (size_t k = 0; k < c->nphrases; k++) {
-      if (!s_phrase_may_hold(chars, &c->phrases[k]) || !s_phrase_in_text(chars, text, &c->phrases[k]))
-        continue;
-      cands.cat[cands.ncand] = (int)i; /* the catalogue holds at most MAX_PHRASES */
-      cands.phrase[cands.ncand++] = &c->phrases[k];
-    }
-  }
-  if (!cands.ncand) return;
-  if (wh_words_cut(r->words, text, s_keep_clause, &cands)) return;
+  s_spot(r, text, danger_only);
+  const struct wh_catidx *x = r->catidx;
+  if (!x->ncands) return;
+  s_keep_t keep = {.x = x};
+  if (wh_words_cut(r->words, text, s_keep_clause, &keep)) return;
   m->cut = 1;
   char buf[192];
   wh_str_t why;
-  for (int n = 0; n < cands.ncand;) {
-    int i = cands.cat[n];
+  for (size_t n = 0; n < x->ncands;) {
+    int i = (int)x->phrase_cat[x->cands[n]];
     const wh_category_t *c = &r->categories[i];
     int score = 0;
-    for (; n < cands.ncand && cands.cat[n] == i; n++) { /* the candidates of class i */
+    for (; n < x->ncands && (int)x->phrase_cat[x->cands[n]] == i; n++) { /* the candidates of class i */
       wh_str_init(&why, buf, sizeof buf);
-      int sc = s_phrase_score(r->words, chars, cands.phrase[n], &why);
+      int sc = s_phrase_score(r, x->phrase[x->cands[n]], &why);
       if (sc > score) {
         score = sc;
         if (c->danger && sc > m->danger_score) wh_str_copy(m->danger_words, sizeof m->danger_words, buf);
@@ -797,8 +981,8 @@ static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_re
   wh_hit_t h;
   int road = 0, compound = 0;
   if (!m->cut && r->words) { /* no phrase could hold (a class the examples gave): the place words alone */
-    s_cands_t none = {.r = r};
-    if (!wh_words_cut(r->words, rep->text, s_keep_clause, &none)) m->cut = 1;
+    s_keep_t places = {.x = r->catidx, .places_only = 1}; /* the spots are rep->text's */
+    if (!wh_words_cut(r->words, rep->text, s_keep_clause, &places)) m->cut = 1;
   }
   for (char **a = r->road_words; a && *a && !road; a++)
     road = wh_words_find(r->words, *a, 0, &h) && !h.negated;
@@ -908,7 +1092,7 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
   s_match_t m;
   memset(&m, 0, sizeof m);
   m.best = m.danger = m.runner[0] = m.runner[1] = m.runner[2] = -1;
-  if (r->words) s_catalogue_match(r, rep->text, &chars, hit != NULL || given != NULL, &m);
+  if (r->words) s_catalogue_match(r, rep->text, hit != NULL || given != NULL, &m);
   if (hit) {
     const wh_category_t *base = hit->base_idx >= 0 ? &r->categories[hit->base_idx] : NULL;
     wh_route_t route = base ? base->route : hit->route;

@@ -35,11 +35,13 @@ typedef struct {
 
 /* One way residents say a class: words that must all stand in one
  * sentence, not negated ("垃圾 没人收|没人清": 垃圾 and one of the two);
- * each alternative's characters as bits, for the quick test. */
+ * each alternative's id among the catalogue's words (wh_rules_words). */
 typedef struct {
   char **alts;
-  struct wh_kwbits *bits;
+  uint32_t *ids;
 } wh_term_t;
+/* The most words one phrase may combine. */
+#define WH_PHRASE_TERMS 16
 typedef struct {
   char *text; /* as the catalogue writes it */
   wh_term_t *terms;
@@ -120,6 +122,7 @@ typedef struct {
   char **negators_after; /* after a word: it is a risk only ("火灾" 隐患) */
   char **road_words, **compound_words; /* words that place a report */
   wh_words_t *words; /* the segmenter; NULL until wh_rules_words */
+  struct wh_catidx *catidx; /* the catalogue's words, found in a text in one pass (wh_rules.c) */
   /* learning = { suggest_at; route_at; }, in thousandths (0: never): a
    * report no rule places is given the class of the center's most alike
    * example when it scores suggest_at, and routed by it at route_at */

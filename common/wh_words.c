@@ -145,8 +145,7 @@ static int s_in(char *const *list, const char *s, size_t len) {
   return 0;
 }
 
-/* 1 if the character at p ends a sentence, 2 a clause; its length in *n. */
-static int s_stop(const char *p, size_t *n) {
+int wh_words_stop(const char *p, size_t *n) {
   /* Most characters are none of these: their first byte says so. */
   unsigned char b = (unsigned char)*p;
   if (b >= 0x80 ? b != 0xE2 && b != 0xE3 && b != 0xEF : !b || !strchr("!?;\n,:() ", b)) return 0;
@@ -168,11 +167,7 @@ void wh_words_clear(wh_words_t *w) {
 }
 
 int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *arg) {
-  size_t len = strlen(text);
-  if (len > WH_WORDS_TEXT_MAX) {
-    len = WH_WORDS_TEXT_MAX;
-    while (len && ((unsigned char)text[len] & 0xC0) == 0x80) len--; /* a whole character */
-  }
+  size_t len = wh_words_len(text);
   memcpy(w->text, text, len);
   w->text[len] = '\0';
   w->len = len;
@@ -193,7 +188,7 @@ int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *a
   size_t from = 0; /* where the clause began */
   for (size_t i = 0; i < len;) {
     size_t n = 1;
-    int stop = s_stop(w->text + i, &n);
+    int stop = wh_words_stop(w->text + i, &n);
     for (size_t k = i; k < i + n && k < len; k++) {
       w->sentence[k] = s;
       w->clause[k] = c;
@@ -206,11 +201,11 @@ int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *a
      * can depend on what stood before it: rarely, a kept clause is cut
      * otherwise than in the whole text (of the tune reports and the
      * scenarios none was; of 800 long bench texts, one). */
-    if (stop && keep && i > from && !keep(w->text + from, i - from, arg)) memset(w->text + from, ' ', i - from);
+    if (stop && keep && i > from && !keep(from, i - from, arg)) memset(w->text + from, ' ', i - from);
     if (stop) from = i + n;
     i += n;
   }
-  if (keep && len > from && !keep(w->text + from, len - from, arg)) memset(w->text + from, ' ', len - from);
+  if (keep && len > from && !keep(from, len - from, arg)) memset(w->text + from, ' ', len - from);
   w->sentence[len] = s;
   w->clause[len] = c;
   w->ntok = 0;
@@ -266,39 +261,53 @@ static int s_one_of(const char *p, size_t n, const char *const *set) {
 static const char *const s_after[] = {"了", "着", "过", "的", "得", "上", "下", "里", "边", "啦", "呀", "啊", "吗", "呢", "吧", NULL};
 static const char *const s_before[] = {"有", "没", "是", "被", "把", "在", "的", "一", "也", "都", NULL};
 
+size_t wh_words_len(const char *text) {
+  size_t len = strlen(text);
+  if (len > WH_WORDS_TEXT_MAX) {
+    len = WH_WORDS_TEXT_MAX;
+    while (len && ((unsigned char)text[len] & 0xC0) == 0x80) len--; /* a whole character */
+  }
+  return len;
+}
+
+int wh_words_at(const wh_words_t *w, const char *word, size_t n, size_t chars, size_t at,
+                wh_hit_t *hit) {
+  if (!n || at >= w->len || n > w->len - at) return 0;
+  const char *p = w->text + at;
+  if (p != word && memcmp(p, word, n)) return 0; /* not there, or in a clause left uncut */
+  /* A word of one or two characters must be a word of the text ("火" is
+   * not in "火锅", "停电" not in "停电动车"); a longer one is specific
+   * enough wherever it stands. */
+  if (chars <= 2 && !((w->edge[at] & 1) && (w->edge[at + n] & 2))) {
+    int k1 = w->tok_at[at], k2 = w->tok_at[at + n - 1];
+    if (k1 < 0 || k1 != k2) return 0; /* across two words: "停电" in "停/电动车" */
+    const s_tok_t *t = &w->tok[k1];
+    if (!s_one_of(w->text + t->start, at - (size_t)t->start, s_before) ||
+        !s_one_of(p + n, (size_t)t->end - at - n, s_after))
+      return 0; /* part of another word: "火" in "火锅" */
+  }
+  hit->at = at;
+  hit->len = n;
+  hit->sentence = w->sentence[at];
+  int k = w->tok_at[at];
+  hit->negated = k >= 0 && w->tok[k].start == (int)at && s_negated(w, k);
+  /* the word right after, or after a 的, in the same clause, may make it
+   * a risk only ("火灾隐患", "着火的风险") */
+  int after = at + n < w->len ? w->tok_at[at + n] : -1;
+  if (after >= 0 && w->tok[after].start != (int)(at + n)) after = -1;
+  if (after >= 0 && after + 1 < w->ntok && w->tok[after].end - w->tok[after].start == 3 &&
+      !memcmp(w->text + w->tok[after].start, "的", 3))
+    after++;
+  if (after >= 0 && w->tok[after].neg_after && w->tok[after].clause == (int)w->clause[at])
+    hit->negated = 1;
+  return 1;
+}
+
 int wh_words_find(const wh_words_t *w, const char *word, size_t from, wh_hit_t *hit) {
   size_t n = strlen(word), chars = 0;
   if (!n || from >= w->len) return 0;
   for (const char *c = word; *c; c++) chars += (*c & 0xC0) != 0x80;
-  for (const char *p = w->text + from; (p = strstr(p, word)); p++) {
-    size_t at = (size_t)(p - w->text);
-    /* A word of one or two characters must be a word of the text ("火" is
-     * not in "火锅", "停电" not in "停电动车"); a longer one is specific
-     * enough wherever it stands. */
-    if (chars <= 2 && !((w->edge[at] & 1) && (w->edge[at + n] & 2))) {
-      int k1 = w->tok_at[at], k2 = w->tok_at[at + n - 1];
-      if (k1 < 0 || k1 != k2) continue; /* across two words: "停电" in "停/电动车" */
-      const s_tok_t *t = &w->tok[k1];
-      if (!s_one_of(w->text + t->start, at - (size_t)t->start, s_before) ||
-          !s_one_of(p + n, (size_t)t->end - at - n, s_after))
-        continue; /* part of another word: "火" in "火锅" */
-    }
-    hit->at = at;
-    hit->len = n;
-    hit->sentence = w->sentence[at];
-    int k = w->tok_at[at];
-    hit->negated = k >= 0 && w->tok[k].start == (int)at && s_negated(w, k);
-    /* the word right after, or after a 的, in the same clause, may make it
-     * a risk only ("火灾隐患", "着火的风险") */
-    int after = at + n < w->len ? w->tok_at[at + n] : -1;
-    if (after >= 0 && w->tok[after].start != (int)(at + n)) after = -1;
-    if (after >= 0 && after + 1 < w->ntok && w->tok[after].end - w->tok[after].start == 3 &&
-        !memcmp(w->text + w->tok[after].start, "的", 3))
-      after++;
-    if (after >= 0 && w->tok[after].neg_after && w->tok[after].clause == (int)w->clause[at])
-      hit->negated = 1;
-
-    return 1;
-  }
+  for (const char *p = w->text + from; (p = strstr(p, word)); p++)
+    if (wh_words_at(w, p, n, chars, (size_t)(p - w->text), hit)) return 1;
   return 0;
 }

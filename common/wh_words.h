@@ -37,10 +37,17 @@ void wh_words_add(wh_words_t *w, const char *word);
 int wh_words_negators(wh_words_t *w, char *const *before, char *const *hedges,
                       char *const *after);
 
-/* Whether a clause of the text (its bytes, between the marks that end
- * clauses and sentences) may hold a word the caller looks for: 1 to cut
- * it, 0 to leave it out. */
-typedef int (*wh_words_keep_fn)(const char *clause, size_t len, void *arg);
+/* 1 if the character at p ends a sentence (。！？；, a line's end), 2 if
+ * it ends a clause (，、： ...), else 0; its length in *n when it does. */
+int wh_words_stop(const char *p, size_t *n);
+/* How many bytes of text a cut reads: all, or WH_WORDS_TEXT_MAX less what
+ * would split a character. */
+size_t wh_words_len(const char *text);
+
+/* Whether a clause of the text (len bytes from byte at, between the marks
+ * that end clauses and sentences) may hold a word the caller looks for: 1
+ * to cut it, 0 to leave it out. */
+typedef int (*wh_words_keep_fn)(size_t at, size_t len, void *arg);
 /* Cuts text (only the clauses keep says may hold a word, all when keep is
  * NULL); what follows asks about this cut. Returns 0, or WH_ENOMEM. */
 int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *arg);
@@ -56,6 +63,12 @@ typedef struct {
   int negated;
 } wh_hit_t;
 
+/* Whether word (n bytes, chars characters) stands at byte at of the cut
+ * text as a word (one of one or two characters must start and end on the
+ * cut's word edges; none stands in a clause left uncut); returns 1 and
+ * fills hit, or 0. */
+int wh_words_at(const wh_words_t *w, const char *word, size_t n, size_t chars, size_t at,
+                wh_hit_t *hit);
 /* Finds the next occurrence of word at or after byte from that starts and
  * ends on word edges; returns 1 and fills hit, or 0 when there is none. */
 int wh_words_find(const wh_words_t *w, const char *word, size_t from, wh_hit_t *hit);

@@ -1,6 +1,6 @@
 /* whistle-triage-score - how triage routes labelled reports, as practice would.
  *
- *   tests/triage/score.sh BIN [--conf DIR] [--misses] [--learn] [--floor C,L,D,Q] NAME=FILE...
+ *   tests/triage/score.sh BIN [--conf DIR] [--misses|--decisions] [--learn] [--floor C,L,D,Q] NAME=FILE...
  *
  * Decides every report of each FILE (one JSON object a line, the format of
  * tests/data/scenarios.jsonl, which score.sh hands over as tab-separated
@@ -15,7 +15,9 @@
  * (tests/data/README.md). `--learn` also measures learning from the
  * center: each report the rules place is left out in turn, the others
  * taught as the center would have placed them (their class), and the
- * class of the most alike is compared with its own, by score band. */
+ * class of the most alike is compared with its own, by score band.
+ * `--decisions` prints every decision in full, a line each, to compare a
+ * change of the catalogue or of the matching decision by decision. */
 #include "wh_learn.h"
 #include "wh_org.h"
 #include "wh_rules.h"
@@ -126,7 +128,14 @@ static int s_score(const wh_rules_t *rules, const wh_org_t *org, const char *nam
     s->level += v_ok;
     s->lead += l_ok;
     s->queue += queued;
-    if (misses && !(c_ok && v_ok && l_ok))
+    if (misses == 2) {
+      printf("  decision %s %s: %s %d %s co", name, field[F_ID], wh_color_name(d.color), d.level, d.lead);
+      for (int k = 0; k < d.nco; k++) printf("%s%s", k ? "," : " ", d.co[k]);
+      printf(" class %s by %s [%s] place %s danger %s [%s] runners", d.klass, d.rule, d.words, d.place,
+             d.danger, d.danger_words);
+      for (int k = 0; k < d.nrunner_up; k++) printf("%s%s", k ? "," : " ", d.runner_up[k]);
+      printf("\n");
+    } else if (misses && !(c_ok && v_ok && l_ok))
       printf("  miss %s %s: %s %d %s by %s [%s%s%s] (expected %s [%s] [%s]): %s\n", name,
              field[F_ID], wh_color_name(d.color), d.level, d.lead, d.rule, d.words,
              d.danger[0] ? " danger " : "", d.danger, field[F_COLOR], field[F_LEVELS],
@@ -216,6 +225,8 @@ int main(int argc, char **argv) {
   for (; first < argc && argv[first][0] == '-'; first++) {
     if (!strcmp(argv[first], "--misses")) {
       misses = 1;
+    } else if (!strcmp(argv[first], "--decisions")) {
+      misses = 2;
     } else if (!strcmp(argv[first], "--learn")) {
       learn = 1;
     } else if (!strcmp(argv[first], "--conf") && first + 1 < argc) {
@@ -225,7 +236,7 @@ int main(int argc, char **argv) {
       has_floor = 1;
       first++;
     } else {
-      fprintf(stderr, "usage: whistle-triage-score [--conf DIR] [--misses] [--learn] [--floor C,L,D,Q] NAME=FILE...\n");
+      fprintf(stderr, "usage: whistle-triage-score [--conf DIR] [--misses|--decisions] [--learn] [--floor C,L,D,Q] NAME=FILE...\n");
       return 2;
     }
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# score.sh BIN [--misses] [--learn] [--floor C,L,D,Q] NAME=FILE... - triage's score on labelled reports.
+# score.sh BIN [--misses|--decisions] [--learn] [--floor C,L,D,Q] NAME=FILE... - triage's score on labelled reports.
 #
 # jq turns each JSON line into the tab-separated fields whistle-triage-score
 # reads (it links no JSON library: see the Makefile on libfriso).
@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
               ([.expect.level] | flatten | map(tostring) | join(",")), (.expect.lead | join(",")),
               (.text | gsub("[\t\n]"; " "))] | @tsv' "$file" > "$tsv"
       args+=("$name=$tsv"); shift ;;
-    *) echo "usage: score.sh BIN [--misses] [--learn] [--floor C,L,D,Q] NAME=FILE..." >&2; exit 2 ;;
+    *) echo "usage: score.sh BIN [--misses|--decisions] [--learn] [--floor C,L,D,Q] NAME=FILE..." >&2; exit 2 ;;
   esac
 done
 "$bin" "${args[@]}"

@@ -29,6 +29,7 @@
 #include "wh_org.h"
 #include "wh_rules.h"
 #include "wh_words.h"
+#include "wh_wordset.h"
 #include "wh_text.h"
 #include "../../services/dispatch/machine.h"
 
@@ -863,10 +864,76 @@ static wh_decision_t s_decide_at(wh_rules_t *r, s_policy_t *p, const char *commu
   return d;
 }
 
-/* keep for the test below: leaves out the clauses that hold 马路 */
-static int s_keep_no_road(const char *clause, size_t len, void *arg) {
-  (void)arg;
-  return !memmem(clause, len, "马路", strlen("马路"));
+/* The catalogue's words found in one pass: at every character, longest
+ * first, as a search for each word at each position would find them; a
+ * broken character or the end of the text hides none that stands whole. */
+static void wordset_finds_every_word_in_one_pass(void **state) {
+  (void)state;
+  static const char *words[] = {"垃圾", "垃圾桶", "桶", "火", "着火", "没人收", "110", "a", NULL};
+  wh_wordset_t *ws = wh_wordset_new();
+  assert_non_null(ws);
+  for (int i = 0; words[i]; i++) assert_int_equal(wh_wordset_add(ws, words[i]), i);
+  assert_int_equal(wh_wordset_add(ws, "垃圾"), 0); /* added before: its id */
+  assert_int_equal(wh_wordset_add(ws, ""), -1);
+  assert_int_equal(wh_wordset_add(ws, "\xe5\x9e"), -1); /* not whole UTF-8 */
+  assert_int_equal(wh_wordset_build(ws), 0);
+  assert_int_equal(wh_wordset_chars(ws, 1), 3);
+  assert_int_equal(wh_wordset_len(ws, 1), 9);
+  wh_spot_t spots[64];
+  const char *text = "垃圾桶满了没人收，着火";
+  size_t n = wh_wordset_scan(ws, text, strlen(text), spots);
+  assert_int_equal(n, 6);
+  assert_int_equal(spots[0].id, 1); /* 垃圾桶 before 垃圾, both at 0 */
+  assert_int_equal(spots[0].at, 0);
+  assert_int_equal(spots[1].id, 0);
+  assert_int_equal(spots[1].at, 0);
+  assert_int_equal(spots[2].id, 2);
+  assert_int_equal(spots[2].at, 6);
+  assert_int_equal(spots[3].id, 5);
+  assert_int_equal(spots[4].id, 4);
+  assert_int_equal(spots[5].id, 3);
+  assert_int_equal(spots[5].at, strlen(text) - 3);
+  /* the end of the text given hides what does not stand whole in it */
+  assert_int_equal(wh_wordset_scan(ws, text, 8, spots), 1);
+  /* against a search at every position, on texts of the words, a broken
+   * character and filler */
+  static const char *parts[] = {"垃圾", "桶", "火", "着", "没人", "收", "1", "10", "a", "，", "的",
+                                "\xe5\x9e", "\x80", "圾"};
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int round = 0; round < 500; round++) {
+    char t[256];
+    size_t len = 0;
+    for (int k = 0; k < 20; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      const char *p = parts[x % (sizeof parts / sizeof *parts)];
+      memcpy(t + len, p, strlen(p));
+      len += strlen(p);
+    }
+    t[len] = '\0';
+    wh_spot_t got[512], want[512];
+    size_t ngot = wh_wordset_scan(ws, t, len, got), nwant = 0;
+    assert_true(ngot <= wh_wordset_max_spots(ws, len));
+    for (size_t at = 0; at < len; at++) {
+      if (((unsigned char)t[at] & 0xC0) == 0x80) continue;
+      for (size_t l = 64; l > 0; l--) /* longest first */
+        for (int i = 0; words[i]; i++)
+          if (strlen(words[i]) == l && l <= len - at && !memcmp(t + at, words[i], l))
+            want[nwant++] = (wh_spot_t){.id = (uint32_t)i, .at = (uint32_t)at};
+    }
+    assert_int_equal(ngot, nwant);
+    for (size_t k = 0; k < ngot; k++) {
+      assert_int_equal(got[k].id, want[k].id);
+      assert_int_equal(got[k].at, want[k].at);
+    }
+  }
+  wh_wordset_destroy(&ws);
+  assert_null(ws);
+}
+
+/* keep for the test below: leaves out the clauses that hold 马路 (of the
+ * text given as arg) */
+static int s_keep_no_road(size_t at, size_t len, void *arg) {
+  return !memmem((const char *)arg + at, len, "马路", strlen("马路"));
 }
 
 /* The clauses a cut is told to leave out give no words; the others give
@@ -887,7 +954,7 @@ static void words_cut_only_the_clauses_asked(void **state) {
   assert_true(whole.negated);
   size_t at = whole.at;
   int sentence = whole.sentence;
-  assert_int_equal(wh_words_cut(w, text, s_keep_no_road, NULL), 0);
+  assert_int_equal(wh_words_cut(w, text, s_keep_no_road, (void *)text), 0);
   assert_true(wh_words_find(w, "着火", 0, &part));
   assert_false(wh_words_find(w, "打架", 0, &part));
   assert_true(wh_words_find(w, "冒烟", 0, &part));
@@ -1650,6 +1717,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(learn_most_alike_example),
       cmocka_unit_test(rules_learned_from_the_center),
       cmocka_unit_test(rules_errors_name_file_and_line),
+      cmocka_unit_test(wordset_finds_every_word_in_one_pass),
       cmocka_unit_test(words_cut_only_the_clauses_asked),
       cmocka_unit_test(catalogue_matches_words_not_parts),
       cmocka_unit_test(catalogue_negation_and_sentences),
