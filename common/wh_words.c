@@ -1,6 +1,7 @@
 /* wh_words - cut a report's text into words with friso (see wh_words.h). */
 #include "wh_words.h"
 #include "wh_text.h"
+#include "wh_wordset.h"
 #include "wh_err.h"
 #include "wh_config.h"
 
@@ -26,7 +27,8 @@ struct wh_words {
   friso_t friso;
   friso_config_t config;
   friso_task_t task;
-  char **negators, **hedges, **negators_after;
+  wh_wordset_t *marks; /* the negators, hedges, fillers and negators after */
+  uint8_t *mark;       /* by the word's id in marks: what it is (M_ below) */
   char text[WH_WORDS_TEXT_MAX + 1];
   size_t len;
   uint8_t edge[WH_WORDS_TEXT_MAX + 1]; /* 1: a word starts here; 2: one ends here */
@@ -39,8 +41,9 @@ struct wh_words {
 /* Words that may stand between a negator and what it negates: "没有也",
  * "不是都" do not occur, but "并没有", "根本不", "从来没" do, and "不" in
  * "也不" stays a negator. */
-static const char *const s_fillers[] = {"也", "都", "还", "并", "就", "再", "真", "可",
-                                        "根本", "从来", "一直", "完全", "再也", NULL};
+static char *const s_fillers[] = {"也", "都", "还", "并", "就", "再", "真", "可",
+                                  "根本", "从来", "一直", "完全", "再也", NULL};
+enum { M_NEGATOR = 1, M_FILLER = 2, M_HEDGE = 4, M_AFTER = 8 };
 
 wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen) {
   wh_words_t *w = calloc(1, sizeof *w);
@@ -87,9 +90,8 @@ void wh_words_destroy(wh_words_t **self_p) {
   if (w->task) friso_free_task(w->task);
   if (w->friso) friso_free(w->friso);
   free(w->config);
-  wh_strv_free(w->negators);
-  wh_strv_free(w->hedges);
-  wh_strv_free(w->negators_after);
+  wh_wordset_destroy(&w->marks);
+  free(w->mark);
   free(w);
   *self_p = NULL;
 }
@@ -106,43 +108,40 @@ void wh_words_add(wh_words_t *w, const char *word) {
   if (copy) friso_dic_add(w->friso->dic, __LEX_CJK_WORDS__, copy, NULL);
 }
 
-static char **s_strv_copy(char *const *v) {
-  size_t n = wh_strv_len(v);
-  char **copy = calloc(n + 1, sizeof *copy);
-  if (!copy) return NULL;
-  for (size_t i = 0; i < n; i++)
-    if (!(copy[i] = strdup(v[i]))) {
-      wh_strv_free(copy);
-      return NULL;
-    }
-  return copy;
-}
-
 int wh_words_negators(wh_words_t *w, char *const *before, char *const *hedges,
                       char *const *after) {
-  char **b = s_strv_copy(before), **h = s_strv_copy(hedges), **a = s_strv_copy(after);
-  if (!b || !h || !a) {
-    wh_strv_free(b);
-    wh_strv_free(h);
-    wh_strv_free(a);
-    return WH_ENOMEM;
+  char *const *lists[4] = {before, s_fillers, hedges, after};
+  static const uint8_t kinds[4] = {M_NEGATOR, M_FILLER, M_HEDGE, M_AFTER};
+  wh_wordset_t *marks = wh_wordset_new();
+  size_t n = 0;
+  for (int l = 0; l < 4; l++) n += wh_strv_len(lists[l]);
+  uint8_t *mark = calloc(n + 1, 1);
+  int rc = marks && mark ? 0 : WH_ENOMEM;
+  for (int l = 0; l < 4 && !rc; l++)
+    for (char *const *p = lists[l]; *p && !rc; p++) {
+      int id = wh_wordset_add(marks, *p);
+      if (id >= 0) mark[id] |= kinds[l];
+      else if (**p && wh_utf8_ok(*p, strlen(*p))) rc = WH_ENOMEM; /* an empty or broken word marks nothing */
+    }
+  if (rc) {
+    wh_wordset_destroy(&marks);
+    free(mark);
+    return rc;
   }
-  wh_strv_free(w->negators);
-  wh_strv_free(w->hedges);
-  wh_strv_free(w->negators_after);
-  w->negators = b;
-  w->hedges = h;
-  w->negators_after = a;
+  wh_wordset_destroy(&w->marks);
+  free(w->mark);
+  w->marks = marks;
+  w->mark = mark;
   for (char *const *p = before; *p; p++) wh_words_add(w, *p);
   for (char *const *p = hedges; *p; p++) wh_words_add(w, *p);
   for (char *const *p = after; *p; p++) wh_words_add(w, *p);
   return 0;
 }
 
-static int s_in(char *const *list, const char *s, size_t len) {
-  for (; list && *list; list++)
-    if (strlen(*list) == len && !memcmp(*list, s, len)) return 1;
-  return 0;
+/* What the word of len bytes at s marks (M_ bits), 0 for none. */
+static int s_mark(const wh_words_t *w, const char *s, size_t len) {
+  int id = w->marks ? wh_wordset_find(w->marks, s, len) : -1;
+  return id < 0 ? 0 : w->mark[id];
 }
 
 int wh_words_stop(const char *p, size_t *n) {
@@ -218,10 +217,11 @@ int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *a
     k->start = t->offset;
     k->end = t->offset + t->rlen;
     k->clause = w->clause[k->start];
-    k->negator = s_in(w->negators, w->text + k->start, t->rlen);
-    k->filler = s_in((char *const *)s_fillers, w->text + k->start, t->rlen);
-    k->hedge = s_in(w->hedges, w->text + k->start, t->rlen);
-    k->neg_after = s_in(w->negators_after, w->text + k->start, t->rlen);
+    int mark = s_mark(w, w->text + k->start, t->rlen);
+    k->negator = !!(mark & M_NEGATOR);
+    k->filler = !!(mark & M_FILLER);
+    k->hedge = !!(mark & M_HEDGE);
+    k->neg_after = !!(mark & M_AFTER);
     k->neg_end = t->rlen > 3 && (!memcmp(w->text + k->end - 3, "不", 3) ||
                                  !memcmp(w->text + k->end - 3, "没", 3));
     w->edge[k->start] |= 1;

@@ -167,6 +167,12 @@ int wh_wordset_build(wh_wordset_t *ws) {
   return 0;
 }
 
+int wh_wordset_find(const wh_wordset_t *ws, const char *p, size_t n) {
+  if (!ws->text_slots) return -1;
+  uint32_t id = ws->by_text[s_text_slot(ws, p, n)];
+  return id == UINT32_MAX ? -1 : (int)id;
+}
+
 size_t wh_wordset_count(const wh_wordset_t *ws) { return ws->nwords; }
 const char *wh_wordset_word(const wh_wordset_t *ws, uint32_t id) { return ws->words[id].word; }
 size_t wh_wordset_len(const wh_wordset_t *ws, uint32_t id) { return ws->words[id].len; }

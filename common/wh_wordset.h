@@ -28,6 +28,8 @@ void wh_wordset_destroy(wh_wordset_t **self_p);
 /* Adds word (copied; a word added before keeps its id). Returns its id, or
  * -1 for an empty word, one that is not whole UTF-8, or no memory. */
 int wh_wordset_add(wh_wordset_t *ws, const char *word);
+/* The id of the word that is exactly the n bytes at p, or -1. */
+int wh_wordset_find(const wh_wordset_t *ws, const char *p, size_t n);
 /* Readies the set for scanning once the last word is added: 0 or WH_ENOMEM. */
 int wh_wordset_build(wh_wordset_t *ws);
 size_t wh_wordset_count(const wh_wordset_t *ws);
