@@ -602,6 +602,8 @@ struct wh_catidx {
   uint32_t *head, *head_tick;            /* by word: its first spot */
   uint32_t *phrase_tick, *phrase_mask;   /* by phrase: its words a sentence holds */
   uint32_t *cand_tick;                   /* by phrase: a candidate of this decision */
+  uint32_t *sentence_full;               /* the phrases a sentence holds whole */
+  uint32_t *word_tick;                   /* by word: one of those phrases' */
   uint32_t *cands;
   size_t ncands;
   uint32_t tick, decision;
@@ -627,6 +629,8 @@ static void s_catidx_free(struct wh_catidx *x) {
   free(x->phrase_tick);
   free(x->phrase_mask);
   free(x->cand_tick);
+  free(x->sentence_full);
+  free(x->word_tick);
   free(x->cands);
   free(x);
 }
@@ -680,10 +684,13 @@ static struct wh_catidx *s_catidx_new(wh_rules_t *r) {
   x->phrase_tick = calloc(np + 1, sizeof *x->phrase_tick);
   x->phrase_mask = calloc(np + 1, sizeof *x->phrase_mask);
   x->cand_tick = calloc(np + 1, sizeof *x->cand_tick);
+  x->sentence_full = calloc(np + 1, sizeof *x->sentence_full);
+  x->word_tick = calloc(nw + 1, sizeof *x->word_tick);
   x->cands = calloc(np + 1, sizeof *x->cands);
   if (!x->place || !x->use_start || !x->use_danger || !x->uses || !x->phrase || !x->phrase_cat || !x->full ||
       !x->spots || !x->spot_sentence || !x->spot_next || !x->spot_kept || !x->head ||
-      !x->head_tick || !x->phrase_tick || !x->phrase_mask || !x->cand_tick || !x->cands)
+      !x->head_tick || !x->phrase_tick || !x->phrase_mask || !x->cand_tick || !x->cands ||
+      !x->sentence_full || !x->word_tick)
     goto fail;
   for (int kind = 1; kind <= 2; kind++)
     for (char **a = kind == 1 ? r->road_words : r->compound_words; a && *a; a++)
@@ -744,6 +751,7 @@ static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
     memset(x->head_tick, 0, x->nwords * sizeof *x->head_tick);
     memset(x->phrase_tick, 0, x->nphrases * sizeof *x->phrase_tick);
     memset(x->cand_tick, 0, x->nphrases * sizeof *x->cand_tick);
+    memset(x->word_tick, 0, x->nwords * sizeof *x->word_tick);
     x->tick = 0;
   }
   uint32_t decision = x->decision = s_tick(x);
@@ -772,6 +780,7 @@ static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
     size_t to = from;
     while (to < x->nspots && x->spot_sentence[to] == x->spot_sentence[from]) to++;
     uint32_t tick = s_tick(x);
+    size_t nfull = 0; /* the phrases this sentence holds whole, in x->sentence_full */
     for (size_t k = from; k < to; k++) {
       uint32_t id = x->spots[k].id, end = danger_only ? x->use_danger[id] : x->use_start[id + 1];
       for (uint32_t u = x->use_start[id]; u < end; u++) {
@@ -780,22 +789,22 @@ static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
           x->phrase_tick[p] = tick;
           x->phrase_mask[p] = 0;
         }
+        if (x->phrase_mask[p] == x->full[p]) continue;
         x->phrase_mask[p] |= 1u << x->uses[u].term;
+        if (x->phrase_mask[p] == x->full[p]) x->sentence_full[nfull++] = p;
       }
     }
-    for (size_t k = from; k < to; k++) {
-      uint32_t id = x->spots[k].id, end = danger_only ? x->use_danger[id] : x->use_start[id + 1];
-      x->spot_kept[k] = 0;
-      for (uint32_t u = x->use_start[id]; u < end; u++) {
-        uint32_t p = x->uses[u].phrase;
-        if (x->phrase_tick[p] != tick || x->phrase_mask[p] != x->full[p]) continue;
-        x->spot_kept[k] = 1;
-        if (x->cand_tick[p] != decision) {
-          x->cand_tick[p] = decision;
-          x->cands[x->ncands++] = p;
-        }
+    /* their words are what the cut must find in this sentence */
+    for (size_t f = 0; f < nfull; f++) {
+      uint32_t p = x->sentence_full[f];
+      if (x->cand_tick[p] != decision) {
+        x->cand_tick[p] = decision;
+        x->cands[x->ncands++] = p;
       }
+      for (size_t t = 0; t < x->phrase[p]->nterms; t++)
+        for (size_t a = 0; x->phrase[p]->terms[t].alts[a]; a++) x->word_tick[x->phrase[p]->terms[t].ids[a]] = tick;
     }
+    for (size_t k = from; k < to; k++) x->spot_kept[k] = nfull && x->word_tick[x->spots[k].id] == tick;
     from = to;
   }
   qsort(x->cands, x->ncands, sizeof *x->cands, s_cmp_u32);
