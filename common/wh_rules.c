@@ -607,6 +607,7 @@ struct wh_catidx {
   uint32_t *cands;
   size_t ncands;
   uint32_t tick, decision;
+  int danger_scan; /* the spots are the danger signals' words alone */
 };
 
 static void s_catidx_free(struct wh_catidx *x) {
@@ -746,6 +747,7 @@ static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
   struct wh_catidx *x = r->catidx;
   size_t len = wh_words_len(text);
   x->nspots = wh_wordset_scan(danger_only ? x->danger_ws : x->ws, text, len, x->spots);
+  x->danger_scan = danger_only;
   x->ncands = 0;
   if (x->tick > UINT32_MAX - x->nspots - 2) { /* a decision takes a tick and one a sentence at most */
     memset(x->head_tick, 0, x->nwords * sizeof *x->head_tick);
@@ -989,7 +991,12 @@ static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_re
                            s_match_t *m) {
   wh_hit_t h;
   int road = 0, compound = 0;
-  if (!m->cut && r->words) { /* no phrase could hold (a class the examples gave): the place words alone */
+  if (r->words && r->catidx->danger_scan) {
+    /* the channel gave the class: the spots were the danger signals' alone */
+    s_spot(r, rep->text, 0);
+    m->cut = 0;
+  }
+  if (!m->cut && r->words) { /* no phrase could hold (a class the examples gave, or the channel): the place words alone */
     s_keep_t places = {.x = r->catidx, .places_only = 1}; /* the spots are rep->text's */
     if (!wh_words_cut(r->words, rep->text, s_keep_clause, &places)) m->cut = 1;
   }
@@ -1014,14 +1021,21 @@ static const wh_route_t *s_class_route(const wh_category_t *c, const char *place
   return &c->route;
 }
 
-static void s_add_co(const wh_org_t *org, const char *community, const char *code,
-                     wh_decision_t *out) {
-  char party[96];
-  wh_org_resolve(org, community, code, party, sizeof party);
+/* Adds a party (as the org chart names it: "wenhan.pm") as a co-party,
+ * unless it leads or is one already. */
+static void s_add_party(const char *party, wh_decision_t *out) {
   if (!strcmp(party, out->lead)) return;
   for (int k = 0; k < out->nco; k++)
     if (!strcmp(out->co[k], party)) return;
   if (out->nco < WH_MAX_CO) wh_str_copy(out->co[out->nco++], sizeof out->co[0], party);
+}
+
+/* The same for a party's code in the rules ("pm": the report's community's). */
+static void s_add_co(const wh_org_t *org, const char *community, const char *code,
+                     wh_decision_t *out) {
+  char party[96];
+  wh_org_resolve(org, community, code, party, sizeof party);
+  s_add_party(party, out);
 }
 
 static void s_set_route(const wh_org_t *org, const char *community, const wh_route_t *r,
@@ -1117,7 +1131,11 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     s_rule_words(hit, rep, &chars, out->words, sizeof out->words);
     out->merge = base ? base->merge : 1;
   } else if (given) {
-    s_set_route(org, rep->community, &given->route, out);
+    /* the call-taker's class, with its owner by place (a lamp inside a compound is the property's) */
+    const char *place = (given->has_road || given->has_compound) ? s_place(r, org, rep, &m) : "";
+    s_set_route(org, rep->community, s_class_route(given, place), out);
+    if ((given->has_road && !strcmp(place, "road")) || (given->has_compound && !strcmp(place, "compound")))
+      wh_str_copy(out->place, sizeof out->place, place);
     wh_str_copy(out->klass, sizeof out->klass, given->code);
     wh_str_t rule;
     wh_str_init(&rule, out->rule, sizeof out->rule);
@@ -1140,8 +1158,8 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     const wh_category_t *dg = &r->categories[m.danger];
     wh_decision_t base = *out;
     s_set_route(org, rep->community, &dg->route, out);
-    s_add_co(org, rep->community, base.lead, out);
-    for (int k = 0; k < base.nco; k++) s_add_co(org, rep->community, base.co[k], out);
+    s_add_party(base.lead, out); /* named already: "wenhan.pm" is no code to resolve */
+    for (int k = 0; k < base.nco; k++) s_add_party(base.co[k], out);
     wh_str_copy(out->klass, sizeof out->klass, dg->code);
     wh_str_t rule;
     wh_str_init(&rule, out->rule, sizeof out->rule);

@@ -1071,6 +1071,28 @@ static void catalogue_owner_by_place(void **state) {
   /* no place known: the class's own owner */
   d = s_decide_at(r, p, "nowhere", "", "", "灯坏了好几天");
   assert_string_equal(d.lead, "street_office");
+  /* a class the call-taker chose has its owner by place too; the words
+   * of the text still say where, though they decide no class */
+  wh_report_t rep = {.category = "lamp", .text = "坏了好几天了", .channel = "hotline",
+                     .community = "wenhan", .grid = "wenhan-1", .address = ""};
+  wh_rules_decide(r, p->org, &rep, &d);
+  assert_string_equal(d.rule, "category:lamp");
+  assert_string_equal(d.lead, "wenhan.pm");
+  assert_string_equal(d.place, "compound");
+  assert_int_equal(d.color, WHISTLE__COLOR__COLOR_GREEN);
+  rep.text = "马路上的那个坏了好几天了";
+  wh_rules_decide(r, p->org, &rep, &d);
+  assert_string_equal(d.lead, "street_office");
+  rep.grid = "wenhan-3";
+  rep.text = "小区里的坏了，着火了";
+  wh_rules_decide(r, p->org, &rep, &d); /* danger takes the lead; the compound's owner joins */
+  assert_string_equal(d.lead, "fire");
+  int has_pm = 0;
+  for (int i = 0; i < d.nco; i++) {
+    has_pm |= !strcmp(d.co[i], "wenhan.pm");
+    assert_string_not_equal(d.co[i], "center"); /* the owner is named, not lost to the center */
+  }
+  assert_true(has_pm);
   wh_rules_destroy(&r);
 }
 
