@@ -30,6 +30,10 @@ struct wh_words {
   wh_wordset_t *marks; /* the negators, hedges, fillers and negators after */
   uint8_t *mark;       /* by the word's id in marks: what it is (M_ below) */
   char text[WH_WORDS_TEXT_MAX + 1];
+  /* what the segmenter reads: text with each run of spaces made one (the
+   * clauses left out are spaces), and where each of its bytes is in text */
+  char seg[WH_WORDS_TEXT_MAX + 1];
+  uint16_t seg_at[WH_WORDS_TEXT_MAX + 1];
   size_t len;
   uint8_t edge[WH_WORDS_TEXT_MAX + 1]; /* 1: a word starts here; 2: one ends here */
   int16_t tok_at[WH_WORDS_TEXT_MAX + 1]; /* the word covering this byte, or -1 */
@@ -208,14 +212,26 @@ int wh_words_cut(wh_words_t *w, const char *text, wh_words_keep_fn keep, void *a
   w->sentence[len] = s;
   w->clause[len] = c;
   w->ntok = 0;
-  friso_set_text(w->task, w->text);
+  /* The segmenter passes over spaces one by one; a clause left out is
+   * hundreds of them, and one stands for them as well: a word never
+   * crosses a space. */
+  size_t nseg = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (w->text[i] == ' ' && nseg && w->seg[nseg - 1] == ' ') continue;
+    w->seg[nseg] = w->text[i];
+    w->seg_at[nseg++] = (uint16_t)i;
+  }
+  w->seg[nseg] = '\0';
+  friso_set_text(w->task, w->seg);
   while (w->config->next_token(w->friso, w->config, w->task)) {
     friso_token_t t = w->task->token;
-    if (t->offset < 0 || (size_t)t->offset + t->rlen > len || !t->rlen) continue;
+    if (t->offset < 0 || (size_t)t->offset + t->rlen > nseg || !t->rlen) continue;
+    size_t start = w->seg_at[t->offset];
+    if (w->seg_at[t->offset + t->rlen - 1] != start + t->rlen - 1) continue; /* over a run of spaces */
     if (w->ntok == MAX_TOKENS) break;
     s_tok_t *k = &w->tok[w->ntok];
-    k->start = t->offset;
-    k->end = t->offset + t->rlen;
+    k->start = (int)start;
+    k->end = (int)(start + t->rlen);
     k->clause = w->clause[k->start];
     int mark = s_mark(w, w->text + k->start, t->rlen);
     k->negator = !!(mark & M_NEGATOR);
