@@ -33,7 +33,7 @@ CFLAGS  += -DWH_SOURCE_DIR='"$(CURDIR)"' -std=gnu11 $(OPT) -Wall -Wextra -Werror
 # what jq made of the JSON; the others link friso after json-c and never
 # run it.
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lfriso -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lfriso -lopencc -lm
 
 GEN      = $(BUILD)/gen
 OBJ      = $(BUILD)/obj

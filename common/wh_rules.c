@@ -1102,9 +1102,13 @@ static int s_decide_learned(const wh_rules_t *r, const wh_org_t *org, const wh_r
   return 1;
 }
 
-void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
+void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *report,
                      wh_decision_t *out) {
   memset(out, 0, sizeof *out);
+  /* read in simplified characters, as the rules and the catalogue are written */
+  wh_report_t simplified = *report;
+  if (r->words && report->text) simplified.text = wh_words_simplified(r->words, report->text);
+  const wh_report_t *rep = &simplified;
   const wh_category_t *given = rep->category[0] ? wh_rules_category(r, rep->category) : NULL;
   int cat = given ? (int)(given - r->categories) : -1;
   const wh_rule_t *hit = NULL;

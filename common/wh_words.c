@@ -6,6 +6,7 @@
 #include "wh_config.h"
 
 #include <friso/friso.h>
+#include <opencc/opencc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ struct wh_words {
   friso_t friso;
   friso_config_t config;
   friso_task_t task;
+  opencc_t t2s;          /* traditional characters to simplified (OpenCC's t2s) */
+  uint64_t *traditional; /* a bit for each BMP character t2s changes */
+  char *simplified;      /* the last text wh_words_simplified converted */
   wh_wordset_t *marks; /* the negators, hedges, fillers and negators after */
   uint8_t *mark;       /* by the word's id in marks: what it is (M_ below) */
   char text[WH_WORDS_TEXT_MAX + 1];
@@ -48,6 +52,41 @@ struct wh_words {
 static char *const s_fillers[] = {"也", "都", "还", "并", "就", "再", "真", "可",
                                   "根本", "从来", "一直", "完全", "再也", NULL};
 enum { M_NEGATOR = 1, M_FILLER = 2, M_HEDGE = 4, M_AFTER = 8 };
+
+/* The character at code point cp in UTF-8 (BMP: at most 3 bytes); its length. */
+static size_t s_utf8_of(uint32_t cp, char *out) {
+  if (cp < 0x80) return out[0] = (char)cp, 1;
+  if (cp < 0x800) return out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), 2;
+  out[0] = (char)(0xE0 | cp >> 12);
+  out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+  out[2] = (char)(0x80 | (cp & 0x3F));
+  return 3;
+}
+
+/* Opens OpenCC's traditional-to-simplified conversion and marks the
+ * characters it changes, so that a text in simplified characters (nearly
+ * every report) is passed by at the cost of a look at each character. */
+static int s_traditional(wh_words_t *w, char *err, size_t errlen) {
+  w->t2s = opencc_open(OPENCC_DEFAULT_CONFIG_TRAD_TO_SIMP);
+  if (w->t2s == (opencc_t)-1) {
+    snprintf(err, errlen, "no traditional-to-simplified table: %s (install libopencc-data)", opencc_error());
+    return WH_ECONFIG;
+  }
+  if (!(w->traditional = calloc(65536 / 64, sizeof *w->traditional))) {
+    snprintf(err, errlen, "out of memory");
+    return WH_ENOMEM;
+  }
+  static const uint32_t ranges[][2] = {{0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xF900, 0xFAFF}};
+  for (size_t r = 0; r < sizeof ranges / sizeof *ranges; r++)
+    for (uint32_t cp = ranges[r][0]; cp <= ranges[r][1]; cp++) {
+      char in[4], out[32];
+      size_t n = s_utf8_of(cp, in);
+      in[n] = '\0';
+      size_t m = opencc_convert_utf8_to_buffer(w->t2s, in, n, out);
+      if (m == (size_t)-1 || m != n || memcmp(in, out, n)) w->traditional[cp >> 6] |= 1ull << (cp & 63);
+    }
+  return 0;
+}
 
 wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen) {
   wh_words_t *w = calloc(1, sizeof *w);
@@ -85,6 +124,10 @@ wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen) {
     wh_words_destroy(&w);
     return NULL;
   }
+  if (s_traditional(w, err, errlen)) {
+    wh_words_destroy(&w);
+    return NULL;
+  }
   return w;
 }
 
@@ -96,6 +139,9 @@ void wh_words_destroy(wh_words_t **self_p) {
   free(w->config);
   wh_wordset_destroy(&w->marks);
   free(w->mark);
+  if (w->t2s && w->t2s != (opencc_t)-1) opencc_close(w->t2s);
+  free(w->traditional);
+  if (w->simplified) opencc_convert_utf8_free(w->simplified);
   free(w);
   *self_p = NULL;
 }
@@ -146,6 +192,20 @@ int wh_words_negators(wh_words_t *w, char *const *before, char *const *hedges,
 static int s_mark(const wh_words_t *w, const char *s, size_t len) {
   int id = w->marks ? wh_wordset_find(w->marks, s, len) : -1;
   return id < 0 ? 0 : w->mark[id];
+}
+
+const char *wh_words_simplified(wh_words_t *w, const char *text) {
+  const unsigned char *p = (const unsigned char *)text;
+  int any = 0;
+  for (; *p && !any; p++) /* a BMP character of three bytes: 1110xxxx 10xxxxxx 10xxxxxx */
+    if ((*p & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+      uint32_t cp = (uint32_t)(*p & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+      any = w->traditional[cp >> 6] >> (cp & 63) & 1;
+    }
+  if (!any || !w->t2s || w->t2s == (opencc_t)-1) return text;
+  if (w->simplified) opencc_convert_utf8_free(w->simplified);
+  w->simplified = opencc_convert_utf8(w->t2s, text, strlen(text));
+  return w->simplified ? w->simplified : text;
 }
 
 int wh_words_stop(const char *p, size_t *n) {

@@ -26,6 +26,12 @@ typedef struct wh_words wh_words_t;
  * NULL and a sentence in err when it cannot be read. */
 wh_words_t *wh_words_new(const char *dir, char *err, size_t errlen);
 void wh_words_destroy(wh_words_t **self_p);
+/* The text in simplified characters: text itself when it holds no
+ * traditional one (nearly every report), else its conversion by OpenCC's
+ * t2s ("樓道裡堆滿了雜物" is "楼道里堆满了杂物"), which lives until the next
+ * call. The catalogue's words are simplified; a resident who writes
+ * traditional characters is read the same. */
+const char *wh_words_simplified(wh_words_t *w, const char *text);
 /* Adds a word the segmenter should keep whole (one a dictionary lacks). */
 void wh_words_add(wh_words_t *w, const char *word);
 /* The words that negate what follows them in a clause ("没有" 冒烟), those

@@ -2,7 +2,7 @@
 # deps.sh - installs, through apt-get, what whistle needs and this machine lacks.
 set -euo pipefail
 pkgs=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libzmq3-dev libuv1-dev
-      libpq-dev libconfig-dev libjson-c-dev libcmocka-dev libfriso-dev friso-dict postgresql jq procps)
+      libpq-dev libconfig-dev libjson-c-dev libcmocka-dev libfriso-dev friso-dict libopencc-dev libopencc-data postgresql jq procps)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1096,6 +1096,30 @@ static void catalogue_owner_by_place(void **state) {
   wh_rules_destroy(&r);
 }
 
+/* A resident who writes traditional characters is read as one who writes
+ * simplified ones; a simplified text is passed as it is. */
+static void catalogue_reads_traditional_characters(void **state) {
+  s_policy_t *p = *state;
+  char err[512];
+  wh_rules_t *r = s_catalogue(p, s_test_classes, err, sizeof err);
+  if (!r) fail_msg("%s", err);
+  const char *simple = "楼上水管爆了，往下滴";
+  assert_ptr_equal(wh_words_simplified(r->words, simple), simple);
+  assert_string_equal(wh_words_simplified(r->words, "樓道裡堆滿了雜物"), "楼道里堆满了杂物");
+  wh_decision_t s = s_decide_at(r, p, "wenhan", "wenhan-1", "", simple);
+  wh_decision_t t = s_decide_at(r, p, "wenhan", "wenhan-1", "", "樓上水管爆了，往下滴");
+  assert_string_equal(t.klass, "upstairs");
+  assert_string_equal(t.klass, s.klass);
+  assert_string_equal(t.lead, s.lead);
+  assert_string_equal(t.danger, s.danger);
+  assert_string_equal(t.words, s.words);
+  /* negation reads the same too */
+  t = s_decide_at(r, p, "wenhan", "wenhan-3", "", "路燈沒有冒煙，就是不亮");
+  assert_string_equal(t.klass, "lamp");
+  assert_string_equal(t.danger, "");
+  wh_rules_destroy(&r);
+}
+
 static void catalogue_danger_over_any_class(void **state) {
   s_policy_t *p = *state;
   char err[512];
@@ -1746,6 +1770,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(catalogue_precedence_and_runners_up),
       cmocka_unit_test(catalogue_owner_by_place),
       cmocka_unit_test(catalogue_danger_over_any_class),
+      cmocka_unit_test(catalogue_reads_traditional_characters),
       cmocka_unit_test(catalogue_errors_name_file_and_line),
       cmocka_unit_test(catalogue_demo_is_whole),
       cmocka_unit_test(validation_front_door),
