@@ -575,36 +575,48 @@ static void s_set_route(const wh_org_t *org, const char *community, const wh_rou
 
 /* The catalogue's words, and what a decision works out from where they
  * stand in the text. Worked out when the words are readied; a decision
- * uses the scratch below (one decision at a time, as the segmenter). */
+ * uses the marks below (one decision at a time, as the segmenter). */
 typedef struct {
   uint32_t phrase; /* the phrase's index among all classes' phrases */
   uint32_t term;
 } s_use_t;
 
+typedef struct {
+  /* its uses: uses[uses_from .. uses_to), the danger signals' first, up to uses_danger */
+  uint32_t uses_from, uses_danger, uses_to;
+  uint8_t place;      /* 1 a road's place word, 2 a compound's */
+  uint32_t head;      /* a decision's: its first spot, when head_tick is the decision's */
+  uint32_t head_tick;
+  uint32_t tick;      /* a sentence's: a word of a phrase the sentence holds whole */
+} s_word_t;
+
+typedef struct {
+  const wh_phrase_t *phrase;
+  uint32_t cat;  /* its class */
+  uint32_t full; /* a bit for each of its words */
+  uint32_t tick, mask; /* a sentence's: the words it holds */
+  uint32_t cand_tick;  /* a candidate of this decision */
+} s_phrase_t;
+
+typedef struct {
+  uint32_t sentence;
+  int32_t next; /* the next spot of the same word, -1: none */
+  uint8_t kept; /* a word of a phrase all of whose words its sentence holds */
+} s_at_t;
+
 struct wh_catidx {
   wh_wordset_t *ws;
   wh_wordset_t *danger_ws; /* the danger signals' words alone, by the same ids */
-  size_t nwords;
-  uint8_t *place;      /* by word: 1 a road's place word, 2 a compound's */
-  uint32_t *use_start; /* by word: its uses are uses[use_start[w] .. use_start[w + 1]), */
-  uint32_t *use_danger; /* the danger signals' first, up to use_danger[w] */
-  s_use_t *uses;       /* the phrases' words that each word is an alternative of */
-  size_t nphrases;
-  const wh_phrase_t **phrase; /* in class order, then the class's own order */
-  uint32_t *phrase_cat;
-  uint32_t *full; /* by phrase: a bit for each of its words */
+  size_t nwords, nphrases;
+  s_word_t *word;
+  s_use_t *uses;  /* the phrases' words that each word is an alternative of */
+  s_phrase_t *ph; /* in class order, then the class's own order */
   /* a decision's */
-  wh_spot_t *spots;
-  uint32_t *spot_sentence;
-  int32_t *spot_next; /* the next spot of the same word */
-  uint8_t *spot_kept; /* the spot is a word of a phrase all of whose words its sentence holds */
+  wh_spot_t *spots; /* where each word stands */
+  s_at_t *at;       /* and what that spot is, by the same index */
   size_t nspots;
-  uint32_t *head, *head_tick;            /* by word: its first spot */
-  uint32_t *phrase_tick, *phrase_mask;   /* by phrase: its words a sentence holds */
-  uint32_t *cand_tick;                   /* by phrase: a candidate of this decision */
-  uint32_t *sentence_full;               /* the phrases a sentence holds whole */
-  uint32_t *word_tick;                   /* by word: one of those phrases' */
-  uint32_t *cands;
+  uint32_t *sentence_full; /* the phrases a sentence holds whole */
+  uint32_t *cands;         /* the phrases some sentence holds whole, in order */
   size_t ncands;
   uint32_t tick, decision;
   int danger_scan; /* the spots are the danger signals' words alone */
@@ -614,24 +626,12 @@ static void s_catidx_free(struct wh_catidx *x) {
   if (!x) return;
   wh_wordset_destroy(&x->ws);
   wh_wordset_destroy(&x->danger_ws);
-  free(x->place);
-  free(x->use_start);
-  free(x->use_danger);
+  free(x->word);
   free(x->uses);
-  free(x->phrase);
-  free(x->phrase_cat);
-  free(x->full);
+  free(x->ph);
   free(x->spots);
-  free(x->spot_sentence);
-  free(x->spot_next);
-  free(x->spot_kept);
-  free(x->head);
-  free(x->head_tick);
-  free(x->phrase_tick);
-  free(x->phrase_mask);
-  free(x->cand_tick);
+  free(x->at);
   free(x->sentence_full);
-  free(x->word_tick);
   free(x->cands);
   free(x);
 }
@@ -669,60 +669,44 @@ static struct wh_catidx *s_catidx_new(wh_rules_t *r) {
   if (wh_wordset_build(x->ws) || wh_wordset_build(x->danger_ws)) goto fail;
   x->nwords = wh_wordset_count(x->ws);
   size_t nw = x->nwords, np = x->nphrases, maxspots = wh_wordset_max_spots(x->ws, WH_WORDS_TEXT_MAX);
-  x->place = calloc(nw + 1, 1);
-  x->use_start = calloc(nw + 2, sizeof *x->use_start);
-  x->use_danger = calloc(nw + 1, sizeof *x->use_danger);
+  x->word = calloc(nw + 1, sizeof *x->word);
   x->uses = calloc(nuses + 1, sizeof *x->uses);
-  x->phrase = calloc(np + 1, sizeof *x->phrase);
-  x->phrase_cat = calloc(np + 1, sizeof *x->phrase_cat);
-  x->full = calloc(np + 1, sizeof *x->full);
+  x->ph = calloc(np + 1, sizeof *x->ph);
   x->spots = calloc(maxspots + 1, sizeof *x->spots);
-  x->spot_sentence = calloc(maxspots + 1, sizeof *x->spot_sentence);
-  x->spot_next = calloc(maxspots + 1, sizeof *x->spot_next);
-  x->spot_kept = calloc(maxspots + 1, 1);
-  x->head = calloc(nw + 1, sizeof *x->head);
-  x->head_tick = calloc(nw + 1, sizeof *x->head_tick);
-  x->phrase_tick = calloc(np + 1, sizeof *x->phrase_tick);
-  x->phrase_mask = calloc(np + 1, sizeof *x->phrase_mask);
-  x->cand_tick = calloc(np + 1, sizeof *x->cand_tick);
+  x->at = calloc(maxspots + 1, sizeof *x->at);
   x->sentence_full = calloc(np + 1, sizeof *x->sentence_full);
-  x->word_tick = calloc(nw + 1, sizeof *x->word_tick);
   x->cands = calloc(np + 1, sizeof *x->cands);
-  if (!x->place || !x->use_start || !x->use_danger || !x->uses || !x->phrase || !x->phrase_cat || !x->full ||
-      !x->spots || !x->spot_sentence || !x->spot_next || !x->spot_kept || !x->head ||
-      !x->head_tick || !x->phrase_tick || !x->phrase_mask || !x->cand_tick || !x->cands ||
-      !x->sentence_full || !x->word_tick)
-    goto fail;
+  if (!x->word || !x->uses || !x->ph || !x->spots || !x->at || !x->sentence_full || !x->cands) goto fail;
   for (int kind = 1; kind <= 2; kind++)
     for (char **a = kind == 1 ? r->road_words : r->compound_words; a && *a; a++)
-      x->place[wh_wordset_add(x->ws, *a)] |= (uint8_t)kind; /* added before: its id */
-  /* the uses, grouped by word: count, then place */
+      x->word[wh_wordset_add(x->ws, *a)].place |= (uint8_t)kind; /* added before: its id */
+  /* the uses, grouped by word, the danger signals' first: each word's
+   * count, its place among all, then each use into its word's place */
   size_t p = 0;
   for (size_t i = 0; i < r->ncategories; i++)
     for (size_t k = 0; k < r->categories[i].nphrases; k++, p++) {
       const wh_phrase_t *ph = &r->categories[i].phrases[k];
-      x->phrase[p] = ph;
-      x->phrase_cat[p] = (uint32_t)i;
-      x->full[p] = (uint32_t)((1ull << ph->nterms) - 1);
+      x->ph[p] = (s_phrase_t){.phrase = ph, .cat = (uint32_t)i,
+                              .full = (uint32_t)((1ull << ph->nterms) - 1)};
       for (size_t t = 0; t < ph->nterms; t++)
-        for (size_t a = 0; ph->terms[t].alts[a]; a++) x->use_start[ph->terms[t].ids[a] + 1]++;
+        for (size_t a = 0; ph->terms[t].alts[a]; a++) x->word[ph->terms[t].ids[a]].uses_to++;
     }
-  for (size_t w = 0; w < nw; w++) x->use_start[w + 1] += x->use_start[w];
-  uint32_t *fill = calloc(nw + 1, sizeof *fill);
-  if (!fill) goto fail;
-  for (int danger = 1; danger >= 0; danger--) { /* a word's uses by danger signals first */
+  for (size_t w = 0, from = 0; w < nw; w++) {
+    size_t n = x->word[w].uses_to;
+    x->word[w].uses_from = x->word[w].uses_danger = x->word[w].uses_to = (uint32_t)from;
+    from += n;
+  }
+  for (int danger = 1; danger >= 0; danger--)
     for (p = 0; p < np; p++) {
-      if (r->categories[x->phrase_cat[p]].danger != danger) continue;
-      for (size_t t = 0; t < x->phrase[p]->nterms; t++)
-        for (size_t a = 0; x->phrase[p]->terms[t].alts[a]; a++) {
-          uint32_t id = x->phrase[p]->terms[t].ids[a];
-          x->uses[x->use_start[id] + fill[id]++] = (s_use_t){.phrase = (uint32_t)p, .term = (uint32_t)t};
+      if (r->categories[x->ph[p].cat].danger != danger) continue;
+      const wh_phrase_t *ph = x->ph[p].phrase;
+      for (size_t t = 0; t < ph->nterms; t++)
+        for (size_t a = 0; ph->terms[t].alts[a]; a++) {
+          s_word_t *w = &x->word[ph->terms[t].ids[a]];
+          x->uses[w->uses_to++] = (s_use_t){.phrase = (uint32_t)p, .term = (uint32_t)t};
+          if (danger) w->uses_danger = w->uses_to;
         }
     }
-    if (danger)
-      for (size_t w = 0; w < nw; w++) x->use_danger[w] = x->use_start[w] + fill[w];
-  }
-  free(fill);
   return x;
 fail:
   s_catidx_free(x);
@@ -750,10 +734,8 @@ static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
   x->danger_scan = danger_only;
   x->ncands = 0;
   if (x->tick > UINT32_MAX - x->nspots - 2) { /* a decision takes a tick and one a sentence at most */
-    memset(x->head_tick, 0, x->nwords * sizeof *x->head_tick);
-    memset(x->phrase_tick, 0, x->nphrases * sizeof *x->phrase_tick);
-    memset(x->cand_tick, 0, x->nphrases * sizeof *x->cand_tick);
-    memset(x->word_tick, 0, x->nwords * sizeof *x->word_tick);
+    for (size_t w = 0; w < x->nwords; w++) x->word[w].head_tick = x->word[w].tick = 0;
+    for (size_t p = 0; p < x->nphrases; p++) x->ph[p].tick = x->ph[p].cand_tick = 0;
     x->tick = 0;
   }
   uint32_t decision = x->decision = s_tick(x);
@@ -770,43 +752,43 @@ static void s_spot(const wh_rules_t *r, const char *text, int danger_only) {
         sentence++;
       i += n;
     }
-    x->spot_sentence[k] = sentence;
+    x->at[k].sentence = sentence;
   }
   for (size_t k = x->nspots; k-- > 0;) { /* each word's spots, first to last */
     uint32_t id = x->spots[k].id;
-    x->spot_next[k] = x->head_tick[id] == decision ? (int32_t)x->head[id] : -1;
-    x->head[id] = (uint32_t)k;
-    x->head_tick[id] = decision;
+    x->at[k].next = x->word[id].head_tick == decision ? (int32_t)x->word[id].head : -1;
+    x->word[id].head = (uint32_t)k;
+    x->word[id].head_tick = decision;
   }
   for (size_t from = 0; from < x->nspots;) {
     size_t to = from;
-    while (to < x->nspots && x->spot_sentence[to] == x->spot_sentence[from]) to++;
+    while (to < x->nspots && x->at[to].sentence == x->at[from].sentence) to++;
     uint32_t tick = s_tick(x);
     size_t nfull = 0; /* the phrases this sentence holds whole, in x->sentence_full */
     for (size_t k = from; k < to; k++) {
-      uint32_t id = x->spots[k].id, end = danger_only ? x->use_danger[id] : x->use_start[id + 1];
-      for (uint32_t u = x->use_start[id]; u < end; u++) {
+      uint32_t id = x->spots[k].id, end = danger_only ? x->word[id].uses_danger : x->word[id].uses_to;
+      for (uint32_t u = x->word[id].uses_from; u < end; u++) {
         uint32_t p = x->uses[u].phrase;
-        if (x->phrase_tick[p] != tick) {
-          x->phrase_tick[p] = tick;
-          x->phrase_mask[p] = 0;
+        if (x->ph[p].tick != tick) {
+          x->ph[p].tick = tick;
+          x->ph[p].mask = 0;
         }
-        if (x->phrase_mask[p] == x->full[p]) continue;
-        x->phrase_mask[p] |= 1u << x->uses[u].term;
-        if (x->phrase_mask[p] == x->full[p]) x->sentence_full[nfull++] = p;
+        if (x->ph[p].mask == x->ph[p].full) continue;
+        x->ph[p].mask |= 1u << x->uses[u].term;
+        if (x->ph[p].mask == x->ph[p].full) x->sentence_full[nfull++] = p;
       }
     }
     /* their words are what the cut must find in this sentence */
     for (size_t f = 0; f < nfull; f++) {
-      uint32_t p = x->sentence_full[f];
-      if (x->cand_tick[p] != decision) {
-        x->cand_tick[p] = decision;
-        x->cands[x->ncands++] = p;
+      s_phrase_t *ph = &x->ph[x->sentence_full[f]];
+      if (ph->cand_tick != decision) {
+        ph->cand_tick = decision;
+        x->cands[x->ncands++] = x->sentence_full[f];
       }
-      for (size_t t = 0; t < x->phrase[p]->nterms; t++)
-        for (size_t a = 0; x->phrase[p]->terms[t].alts[a]; a++) x->word_tick[x->phrase[p]->terms[t].ids[a]] = tick;
+      for (size_t t = 0; t < ph->phrase->nterms; t++)
+        for (size_t a = 0; ph->phrase->terms[t].alts[a]; a++) x->word[ph->phrase->terms[t].ids[a]].tick = tick;
     }
-    for (size_t k = from; k < to; k++) x->spot_kept[k] = nfull && x->word_tick[x->spots[k].id] == tick;
+    for (size_t k = from; k < to; k++) x->at[k].kept = nfull && x->word[x->spots[k].id].tick == tick;
     from = to;
   }
   qsort(x->cands, x->ncands, sizeof *x->cands, s_cmp_u32);
@@ -825,7 +807,7 @@ static int s_keep_clause(size_t at, size_t len, void *arg) {
   const struct wh_catidx *x = k->x;
   while (k->next < x->nspots && x->spots[k->next].at < at) k->next++;
   for (size_t i = k->next; i < x->nspots && x->spots[i].at < at + len; i++)
-    if (x->place[x->spots[i].id] || (!k->places_only && x->spot_kept[i])) return 1;
+    if (x->word[x->spots[i].id].place || (!k->places_only && x->at[i].kept)) return 1;
   return 0;
 }
 
@@ -870,10 +852,10 @@ static int s_phrase_score(const wh_rules_t *r, const wh_phrase_t *p, wh_str_t *w
     uint64_t in = 0;
     for (size_t k = 0; p->terms[t].alts[k]; k++) {
       uint32_t id = p->terms[t].ids[k];
-      if (x->head_tick[id] != x->decision) continue;
-      for (int32_t s = (int32_t)x->head[id]; s >= 0; s = x->spot_next[s]) {
+      if (x->word[id].head_tick != x->decision) continue;
+      for (int32_t s = (int32_t)x->word[id].head; s >= 0; s = x->at[s].next) {
         wh_hit_t h;
-        if (!x->spot_kept[s] ||
+        if (!x->at[s].kept ||
             !wh_words_at(r->words, p->terms[t].alts[k], wh_wordset_len(x->ws, id),
                          wh_wordset_chars(x->ws, id), x->spots[s].at, &h) ||
             h.negated)
@@ -892,10 +874,10 @@ static int s_phrase_score(const wh_rules_t *r, const wh_phrase_t *p, wh_str_t *w
     for (size_t k = 0; p->terms[t].alts[k]; k++) {
       uint32_t id = p->terms[t].ids[k];
       int len = (int)wh_wordset_chars(x->ws, id);
-      if (x->head_tick[id] != x->decision || len <= best) continue;
-      for (int32_t s = (int32_t)x->head[id]; s >= 0; s = x->spot_next[s]) {
+      if (x->word[id].head_tick != x->decision || len <= best) continue;
+      for (int32_t s = (int32_t)x->word[id].head; s >= 0; s = x->at[s].next) {
         wh_hit_t h;
-        if (x->spot_kept[s] &&
+        if (x->at[s].kept &&
             wh_words_at(r->words, p->terms[t].alts[k], wh_wordset_len(x->ws, id), (size_t)len,
                         x->spots[s].at, &h) &&
             !h.negated && (common >> (h.sentence < 63 ? h.sentence : 63) & 1)) {
@@ -943,12 +925,12 @@ static void s_catalogue_match(const wh_rules_t *r, const char *text, int danger_
   char buf[192];
   wh_str_t why;
   for (size_t n = 0; n < x->ncands;) {
-    int i = (int)x->phrase_cat[x->cands[n]];
+    int i = (int)x->ph[x->cands[n]].cat;
     const wh_category_t *c = &r->categories[i];
     int score = 0;
-    for (; n < x->ncands && (int)x->phrase_cat[x->cands[n]] == i; n++) { /* the candidates of class i */
+    for (; n < x->ncands && (int)x->ph[x->cands[n]].cat == i; n++) { /* the candidates of class i */
       wh_str_init(&why, buf, sizeof buf);
-      int sc = s_phrase_score(r, x->phrase[x->cands[n]], &why);
+      int sc = s_phrase_score(r, x->ph[x->cands[n]].phrase, &why);
       if (sc > score) {
         score = sc;
         if (c->danger && sc > m->danger_score) wh_str_copy(m->danger_words, sizeof m->danger_words, buf);
