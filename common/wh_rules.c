@@ -1,5 +1,4 @@
 /* wh_rules - load triage rules and apply them to a report. */
-#define _GNU_SOURCE /* memmem */
 #include "wh_rules.h"
 #include "wh_config.h"
 #include "wh_err.h"
@@ -1003,6 +1002,16 @@ static const wh_route_t *s_class_route(const wh_category_t *c, const char *place
   return &c->route;
 }
 
+/* Routes the report as class c, by its owner at the report's place where
+ * the class has one there (and says the place). */
+static void s_route_class(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
+                          const wh_category_t *c, s_match_t *m, wh_decision_t *out) {
+  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep, m) : "";
+  s_set_route(org, rep->community, s_class_route(c, place), out);
+  if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
+    wh_str_copy(out->place, sizeof out->place, place);
+}
+
 /* Adds a party (as the org chart names it: "wenhan.pm") as a co-party,
  * unless it leads or is one already. */
 static void s_add_party(const char *party, wh_decision_t *out) {
@@ -1019,9 +1028,6 @@ static void s_add_co(const wh_org_t *org, const char *community, const char *cod
   wh_org_resolve(org, community, code, party, sizeof party);
   s_add_party(party, out);
 }
-
-static void s_set_route(const wh_org_t *org, const char *community, const wh_route_t *r,
-                        wh_decision_t *out);
 
 /* 1 if a danger signal and the class found are of one group: the class
  * says more precisely whose the emergency is (a pipe burst upstairs is the
@@ -1040,10 +1046,7 @@ static int s_decide_catalogue(const wh_rules_t *r, const wh_org_t *org, const wh
   int idx = lead_by_danger ? m->danger : m->best;
   if (idx < 0) return 0;
   const wh_category_t *c = &r->categories[idx];
-  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep, m) : "";
-  s_set_route(org, rep->community, s_class_route(c, place), out);
-  if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
-    wh_str_copy(out->place, sizeof out->place, place);
+  s_route_class(r, org, rep, c, m, out);
   wh_str_copy(out->klass, sizeof out->klass, c->code);
   snprintf(out->rule, sizeof out->rule, "catalogue:%s", c->code);
   wh_str_copy(out->words, sizeof out->words, lead_by_danger ? m->danger_words : m->words);
@@ -1073,10 +1076,7 @@ static int s_decide_learned(const wh_rules_t *r, const wh_org_t *org, const wh_r
   out->suggested = sg;
   const wh_category_t *c = wh_rules_category(r, sg.klass);
   if (!r->learn_route_at || sg.score < r->learn_route_at || !c) return 0;
-  const char *place = (c->has_road || c->has_compound) ? s_place(r, org, rep, m) : "";
-  s_set_route(org, rep->community, s_class_route(c, place), out);
-  if ((c->has_road && !strcmp(place, "road")) || (c->has_compound && !strcmp(place, "compound")))
-    wh_str_copy(out->place, sizeof out->place, place);
+  s_route_class(r, org, rep, c, m, out);
   wh_str_copy(out->klass, sizeof out->klass, c->code);
   snprintf(out->rule, sizeof out->rule, "learned:%s %d.%03d like %s", c->code, sg.score / 1000,
            sg.score % 1000, sg.like);
@@ -1118,10 +1118,7 @@ void wh_rules_decide(const wh_rules_t *r, const wh_org_t *org, const wh_report_t
     out->merge = base ? base->merge : 1;
   } else if (given) {
     /* the call-taker's class, with its owner by place (a lamp inside a compound is the property's) */
-    const char *place = (given->has_road || given->has_compound) ? s_place(r, org, rep, &m) : "";
-    s_set_route(org, rep->community, s_class_route(given, place), out);
-    if ((given->has_road && !strcmp(place, "road")) || (given->has_compound && !strcmp(place, "compound")))
-      wh_str_copy(out->place, sizeof out->place, place);
+    s_route_class(r, org, rep, given, &m, out);
     wh_str_copy(out->klass, sizeof out->klass, given->code);
     wh_str_t rule;
     wh_str_init(&rule, out->rule, sizeof out->rule);

@@ -195,16 +195,20 @@ static int s_mark(const wh_words_t *w, const char *s, size_t len) {
 }
 
 const char *wh_words_simplified(wh_words_t *w, const char *text) {
-  const unsigned char *p = (const unsigned char *)text;
+  size_t len = strlen(text);
   int any = 0;
-  for (; *p && !any; p++) /* a BMP character of three bytes: 1110xxxx 10xxxxxx 10xxxxxx */
-    if ((*p & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
-      uint32_t cp = (uint32_t)(*p & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+  for (size_t i = 0; i < len && !any;) {
+    size_t n = wh_utf8_char(text + i, len - i);
+    if (n == 3) { /* every Chinese character of the table is one of three bytes */
+      const unsigned char *c = (const unsigned char *)text + i;
+      uint32_t cp = (uint32_t)(c[0] & 0x0F) << 12 | (uint32_t)(c[1] & 0x3F) << 6 | (c[2] & 0x3F);
       any = w->traditional[cp >> 6] >> (cp & 63) & 1;
     }
-  if (!any || !w->t2s || w->t2s == (opencc_t)-1) return text;
+    i += n ? n : 1;
+  }
+  if (!any) return text;
   if (w->simplified) opencc_convert_utf8_free(w->simplified);
-  w->simplified = opencc_convert_utf8(w->t2s, text, strlen(text));
+  w->simplified = opencc_convert_utf8(w->t2s, text, len);
   return w->simplified ? w->simplified : text;
 }
 
