@@ -965,12 +965,51 @@ static void s_catalogue_match(const wh_rules_t *r, const char *text, int danger_
   }
 }
 
+/* 1 if the n bytes at p of text lie inside a longer word of other
+ * standing there ("小区" inside "小区大门外" says outside the compound);
+ * words: as the cut finds them, else as written. */
+static int s_place_inside(const wh_rules_t *r, const char *text, size_t at, size_t n,
+                          char **other) {
+  for (char **b = other; b && *b; b++) {
+    size_t len = strlen(*b);
+    if (len <= n) continue;
+    size_t from = at + n > len ? at + n - len : 0;
+    if (r) {
+      wh_hit_t h;
+      if (wh_words_find(r->words, *b, from, &h) && h.at <= at) return 1;
+    } else {
+      const char *q = strstr(text + from, *b);
+      if (q && (size_t)(q - text) <= at) return 1;
+    }
+  }
+  return 0;
+}
+
+/* 1 if a place word of list stands in the cut text, not negated, and not
+ * inside a longer place word of other. */
+static int s_place_said(const wh_rules_t *r, char **list, char **other) {
+  for (char **a = list; a && *a; a++) {
+    wh_hit_t h;
+    for (size_t from = 0; wh_words_find(r->words, *a, from, &h); from = h.at + 1)
+      if (!h.negated && !s_place_inside(r, NULL, h.at, h.len, other)) return 1;
+  }
+  return 0;
+}
+
+/* 1 if a place word of list is written in text (an address), not inside a
+ * longer place word of other. */
+static int s_place_written(const char *text, char **list, char **other) {
+  for (char **a = list; a && *a; a++)
+    for (const char *p = text; (p = strstr(p, *a)); p++)
+      if (!s_place_inside(NULL, text, (size_t)(p - text), strlen(*a), other)) return 1;
+  return 0;
+}
+
 /* Where the report is, for a class that has an owner by place: words in
  * the text first ("小区里", "马路上"), then the address, then the grid's
  * kind on the org chart; "" when none says. */
 static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_report_t *rep,
                            s_match_t *m) {
-  wh_hit_t h;
   int road = 0, compound = 0;
   if (r->words && r->catidx->danger_scan) {
     /* the channel gave the class: the spots were the danger signals' alone */
@@ -981,15 +1020,12 @@ static const char *s_place(const wh_rules_t *r, const wh_org_t *org, const wh_re
     s_keep_t places = {.x = r->catidx, .places_only = 1}; /* the spots are rep->text's */
     if (!wh_words_cut(r->words, rep->text, s_keep_clause, &places)) m->cut = 1;
   }
-  for (char **a = r->road_words; a && *a && !road; a++)
-    road = wh_words_find(r->words, *a, 0, &h) && !h.negated;
-  for (char **a = r->compound_words; a && *a && !compound; a++)
-    compound = wh_words_find(r->words, *a, 0, &h) && !h.negated;
+  road = s_place_said(r, r->road_words, r->compound_words);
+  compound = s_place_said(r, r->compound_words, r->road_words);
   if (road != compound) return road ? "road" : "compound";
   if (rep->address && rep->address[0]) {
-    road = compound = 0;
-    for (char **a = r->road_words; a && *a && !road; a++) road = strstr(rep->address, *a) != NULL;
-    for (char **a = r->compound_words; a && *a && !compound; a++) compound = strstr(rep->address, *a) != NULL;
+    road = s_place_written(rep->address, r->road_words, r->compound_words);
+    compound = s_place_written(rep->address, r->compound_words, r->road_words);
     if (road != compound) return road ? "road" : "compound";
   }
   return wh_org_grid_kind(org, rep->community, rep->grid);

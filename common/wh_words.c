@@ -13,7 +13,12 @@
 
 #define DEFAULT_DIR "/usr/share/friso/dict/UTF-8/"
 #define MAX_TOKENS (WH_WORDS_TEXT_MAX / 2)
-#define SEGMENT_CHARS 5 /* the longest word the segmenter looks up, in characters */
+/* The longest word the segmenter looks up, in characters. MMSEG looks up
+ * every length up to it at each of a chunk's three words: 4 instead of 5
+ * is a tenth less work, and a word of 5 ("小区大门外") is found wherever
+ * it stands without being kept whole (only words of 1 or 2 characters
+ * must be whole words of the cut). */
+#define SEGMENT_CHARS 4
 
 typedef struct {
   int start, end; /* bytes */

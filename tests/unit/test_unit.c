@@ -829,7 +829,7 @@ static wh_rules_t *s_catalogue(s_policy_t *p, const char *classes, char *err, si
   snprintf(text, sizeof text,
            "negators = [\"没有\", \"没\", \"不是\", \"不\", \"差点\", \"怕\"];\n"
            "negators_after = [\"隐患\", \"风险\"]; hedges = [\"就怕\", \"要是\"];\n"
-           "places = { road = [\"马路上\", \"路边\"]; compound = [\"小区里\", \"楼道\"]; };\n"
+           "places = { road = [\"马路上\", \"路边\", \"小区大门外\"]; compound = [\"小区里\", \"楼道\", \"小区\"]; };\n"
            "groups = ( { code = \"g\"; name = \"组\"; }, { code = \"e\"; name = \"险\"; }, { code = \"w\"; name = \"水\"; } );\n"
            "classes = (\n%s\n);\n", classes);
   s_write("/tmp/whistle-test-cat.conf", text);
@@ -1067,6 +1067,16 @@ static void catalogue_owner_by_place(void **state) {
   d = s_decide_at(r, p, "wenhan", "wenhan-1", "", "马路上的灯坏了好几天");
   assert_string_equal(d.lead, "street_office");
   d = s_decide_at(r, p, "wenhan", "wenhan-3", "文涵小区楼道", "灯坏了好几天");
+  assert_string_equal(d.lead, "wenhan.pm");
+  /* a place word inside a longer one of the other kind says nothing:
+   * "小区大门外" is outside the compound, though "小区" is in it (a word
+   * longer than the segmenter keeps whole) */
+  d = s_decide_at(r, p, "wenhan", "wenhan-1", "", "小区大门外的灯坏了好几天");
+  assert_string_equal(d.lead, "street_office");
+  d = s_decide_at(r, p, "wenhan", "wenhan-1", "文涵小区大门外", "灯坏了好几天");
+  assert_string_equal(d.lead, "street_office");
+  /* one outside it still counts: both said, the grid decides */
+  d = s_decide_at(r, p, "wenhan", "wenhan-1", "", "小区大门外的灯坏了，小区里的也坏了");
   assert_string_equal(d.lead, "wenhan.pm");
   /* no place known: the class's own owner */
   d = s_decide_at(r, p, "nowhere", "", "", "灯坏了好几天");
