@@ -965,22 +965,14 @@ static void s_catalogue_match(const wh_rules_t *r, const char *text, int danger_
   }
 }
 
-/* 1 if the n bytes at p of text lie inside a longer word of other
- * standing there ("小区" inside "小区大门外" says outside the compound);
- * words: as the cut finds them, else as written. */
-static int s_place_inside(const wh_rules_t *r, const char *text, size_t at, size_t n,
-                          char **other) {
+/* 1 if the n bytes at byte at of text lie inside a longer word of other
+ * written there ("小区" inside "小区大门外" says outside the compound). */
+static int s_place_inside(const char *text, size_t at, size_t n, char **other) {
   for (char **b = other; b && *b; b++) {
     size_t len = strlen(*b);
     if (len <= n) continue;
-    size_t from = at + n > len ? at + n - len : 0;
-    if (r) {
-      wh_hit_t h;
-      if (wh_words_find(r->words, *b, from, &h) && h.at <= at) return 1;
-    } else {
-      const char *q = strstr(text + from, *b);
-      if (q && (size_t)(q - text) <= at) return 1;
-    }
+    for (size_t from = at + n > len ? at + n - len : 0; from <= at; from++)
+      if (!strncmp(text + from, *b, len)) return 1;
   }
   return 0;
 }
@@ -988,10 +980,11 @@ static int s_place_inside(const wh_rules_t *r, const char *text, size_t at, size
 /* 1 if a place word of list stands in the cut text, not negated, and not
  * inside a longer place word of other. */
 static int s_place_said(const wh_rules_t *r, char **list, char **other) {
+  const char *text = wh_words_text(r->words);
   for (char **a = list; a && *a; a++) {
     wh_hit_t h;
     for (size_t from = 0; wh_words_find(r->words, *a, from, &h); from = h.at + 1)
-      if (!h.negated && !s_place_inside(r, NULL, h.at, h.len, other)) return 1;
+      if (!h.negated && !s_place_inside(text, h.at, h.len, other)) return 1;
   }
   return 0;
 }
@@ -1001,7 +994,7 @@ static int s_place_said(const wh_rules_t *r, char **list, char **other) {
 static int s_place_written(const char *text, char **list, char **other) {
   for (char **a = list; a && *a; a++)
     for (const char *p = text; (p = strstr(p, *a)); p++)
-      if (!s_place_inside(NULL, text, (size_t)(p - text), strlen(*a), other)) return 1;
+      if (!s_place_inside(text, (size_t)(p - text), strlen(*a), other)) return 1;
   return 0;
 }
 
